@@ -1,0 +1,85 @@
+"""User accounts. The table exists in every schema: platform operators in the public schema,
+each institution's patients and staff in that institution's schema, so an account of one
+institution does not exist in another."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.db import models
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **fields: Any) -> User:
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **fields: Any) -> User:
+        fields.setdefault("is_staff", True)
+        fields.setdefault("is_superuser", True)
+        fields.setdefault("is_operator", True)
+        return self.create_user(email, password, **fields)
+
+
+class User(AbstractUser):
+    """A person who signs in. Roles are per institution because the table is per schema."""
+
+    username = None  # type: ignore[assignment]
+    first_name = None  # type: ignore[assignment]
+    last_name = None  # type: ignore[assignment]
+    email = models.EmailField("email address", unique=True)
+    full_name = models.CharField(max_length=200, blank=True)
+
+    # Staff roles inside an institution; a person may hold several. A user with none is a
+    # patient (or someone acting for one).
+    is_institution_admin = models.BooleanField(default=False)
+    is_coordinator = models.BooleanField(default=False)
+    is_reviewer = models.BooleanField(default=False)
+    # Meaningful in the public schema only: platform operators, who never see patient data.
+    is_operator = models.BooleanField(default=False)
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    objects = UserManager()  # type: ignore[misc]
+
+    class Meta:
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.full_name or self.email
+
+    @property
+    def is_institution_staff(self) -> bool:
+        return self.is_institution_admin or self.is_coordinator or self.is_reviewer
+
+    @property
+    def role_names(self) -> list[str]:
+        names = []
+        if self.is_institution_admin:
+            names.append("Administrator")
+        if self.is_coordinator:
+            names.append("Coordinator")
+        if self.is_reviewer:
+            names.append("Reviewer")
+        return names or (["Operator"] if self.is_operator else ["Patient"])
+
+
+class WorkerHeartbeat(models.Model):
+    """Proof that a Celery worker ran a task in this schema (one table per schema).
+
+    ``schema_name`` is what the worker's connection was set to when it ran: it must equal the
+    schema the row lives in, which is how health checks and tests see tenant routing work.
+    """
+
+    token = models.CharField(max_length=64, unique=True)
+    schema_name = models.CharField(max_length=63)
+    account_count = models.PositiveIntegerField()
+    created = models.DateTimeField(auto_now_add=True)

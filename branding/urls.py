@@ -1,0 +1,8 @@
+from django.urls import path
+
+from branding import views
+
+app_name = "branding"
+urlpatterns = [
+    path("logo.png", views.logo, name="logo"),
+]

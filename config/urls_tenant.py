@@ -1,0 +1,14 @@
+"""URLs of an institution's domain (its schema): patient portal and staff workspace."""
+
+from django.urls import include, path
+
+from config.health import healthz
+
+urlpatterns = [
+    path("", include("intake.urls")),
+    path("healthz", healthz, name="healthz"),
+    path("accounts/", include("allauth.urls")),
+    path("brand/", include("branding.urls")),
+    path("files/", include("storage.urls")),
+    path("workspace/", include("review.urls")),
+]

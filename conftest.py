@@ -1,0 +1,84 @@
+"""Fixtures for every test: the test database holds the demo platform (an operator, two
+institutions, their staff and patients), created once per session and committed, because
+real workers and the browser tests' live server run in other processes and must see it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+
+from tenants.models import Institution
+
+# Playwright's sync API keeps an event loop running in the test thread; Django would take every
+# ORM call made beside it for one made from async code.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+# Fixtures that need the test database without a test marked ``django_db`` (pytest-django only
+# creates the test database when a collected test asks for it).
+NEEDS_TEST_DATABASE = {"live_platform", "celery_worker_process"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if NEEDS_TEST_DATABASE & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.django_db)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
+    # Never seed (or wipe the files of) anything but a database pytest-django created.
+    assert str(settings.DATABASES["default"]["NAME"]).startswith("test_"), "not a test database"
+    shutil.rmtree(settings.STORAGE_FILESYSTEM_ROOT, ignore_errors=True)
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        call_command("seed_demo", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
+    yield
+    # Child processes (live server, workers) may still hold a connection for a moment after
+    # they exit; the test database can only be dropped once they are gone.
+    with django_db_blocker.unblock(), connection.cursor() as cursor:  # type: ignore[attr-defined]
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+@pytest.fixture(autouse=True)
+def _back_to_public_schema() -> Iterator[None]:
+    yield
+    connection.set_schema_to_public()
+
+
+@pytest.fixture
+def neuro(db: None) -> Institution:
+    return Institution.objects.get(slug="neuro")
+
+
+@pytest.fixture
+def cancer(db: None) -> Institution:
+    return Institution.objects.get(slug="cancer")
+
+
+def host_of(institution: Institution) -> str:
+    return institution.domains.get(is_primary=True).domain
+
+
+@pytest.fixture
+def neuro_client(neuro: Institution) -> Client:
+    return Client(HTTP_HOST=host_of(neuro))
+
+
+@pytest.fixture
+def cancer_client(cancer: Institution) -> Client:
+    return Client(HTTP_HOST=host_of(cancer))
+
+
+@pytest.fixture
+def platform_client(db: None) -> Client:
+    return Client(HTTP_HOST=settings.PLATFORM_DOMAIN)

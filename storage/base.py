@@ -1,0 +1,198 @@
+"""The interface every storage backend implements, and what they share."""
+
+import abc
+import io
+import logging
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from typing import BinaryIO
+
+logger = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+
+# Size of the reads and writes when streaming. Large enough to keep system calls and HTTP
+# overhead negligible, small enough that many concurrent uploads stay within a worker's memory.
+CHUNK_SIZE = 1 * MiB
+
+# S3 refuses parts smaller than this except the last one; the filesystem backend accepts any size
+# but callers must not rely on that, or they would break in production.
+MIN_PART_SIZE = 5 * MiB
+
+HEALTH_PREFIX = "_health"
+
+
+class ObjectNotFound(FileNotFoundError):
+    """No object is stored under the key (the key itself is not repeated in the message)."""
+
+
+class StorageError(OSError):
+    """The storage service failed; the message names the error code, never the key."""
+
+
+class MultipartError(ValueError):
+    """A multipart upload is unknown, belongs to another key, or its parts do not match."""
+
+
+class ObjectReader(io.BufferedReader):
+    """A read-only, buffered binary stream over one stored object.
+
+    Read it with ``read(n)`` or :meth:`chunks`; never iterate it line by line (binary files may
+    have no newline at all, and a "line" would then be the whole file). Closing it releases the
+    underlying file or HTTP connection; use it as a context manager.
+    """
+
+    def chunks(self, size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """Yield the remaining content in pieces of at most ``size`` bytes, then close."""
+        try:
+            while chunk := self.read(size):
+                yield chunk
+        finally:
+            self.close()
+
+
+def read_exactly(stream: BinaryIO, buffer: bytearray) -> int:
+    """Fill ``buffer`` from ``stream``; return how many bytes were read (less only at EOF).
+
+    Reads into a preallocated buffer so that a part costs its size in memory once, not twice.
+    """
+    view = memoryview(buffer)
+    filled = 0
+    readinto = getattr(stream, "readinto", None)
+    while filled < len(buffer):
+        if readinto is not None:
+            count = readinto(view[filled:])
+        else:
+            data = stream.read(len(buffer) - filled)
+            count = len(data)
+            view[filled : filled + count] = data
+        if not count:
+            break
+        filled += count
+    return filled
+
+
+def check_part_number(part_number: int) -> None:
+    if not 1 <= part_number <= 10_000:
+        raise MultipartError("Part numbers go from 1 to 10000.")
+
+
+def ordered_parts(parts: Sequence[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Parts sorted by number, refusing an empty list and duplicate numbers."""
+    ordered = sorted((number, etag.strip('"')) for number, etag in parts)
+    numbers = [number for number, _ in ordered]
+    if not ordered or len(set(numbers)) != len(numbers):
+        raise MultipartError("Parts must be listed once each.")
+    for number in numbers:
+        check_part_number(number)
+    return ordered
+
+
+class StorageBackend(abc.ABC):
+    """Where files live. Keys are validated by :mod:`storage.keys` before any I/O.
+
+    Every write is atomic: an object either exists with its full content or not at all, even if
+    the source stream raises midway. Implementations never log keys (they may be derived from
+    patient data despite the rules) and never read a whole stream into memory.
+    """
+
+    @abc.abstractmethod
+    def save(self, key: str, stream: BinaryIO, length: int | None = None) -> int:
+        """Store everything ``stream`` yields under ``key``, replacing any object there.
+
+        ``length``, when given, must be the exact number of bytes the stream will yield; it is
+        checked and a mismatch raises ``ValueError`` with nothing stored. Returns bytes written.
+        """
+
+    @abc.abstractmethod
+    def open(self, key: str) -> ObjectReader:
+        """Return a streaming reader; raise :class:`ObjectNotFound` if there is no object."""
+
+    def read_bytes(self, key: str) -> bytes:
+        """Return the whole content. Only for small objects (logos, probes, test fixtures)."""
+        with self.open(key) as reader:
+            return reader.read()
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key``."""
+
+    @abc.abstractmethod
+    def size(self, key: str) -> int:
+        """Size in bytes; raise :class:`ObjectNotFound` if there is no object."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object if present; deleting a missing key is not an error (idempotent)."""
+
+    @abc.abstractmethod
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Yield every key under the folder ``prefix`` (``""`` for all), in no set order."""
+
+    @abc.abstractmethod
+    def total_size(self, prefix: str) -> int:
+        """Sum of the sizes of every object under the folder ``prefix``."""
+
+    @abc.abstractmethod
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under the folder ``prefix``; return how many were deleted.
+
+        Precondition: ``prefix`` is not empty (wiping the whole store is never what a caller means).
+        """
+
+    @abc.abstractmethod
+    def multipart_start(self, key: str) -> str:
+        """Begin a multipart upload to ``key``; return its upload id.
+
+        Precondition for the parts that follow: every part except the last is at least
+        :data:`MIN_PART_SIZE` (5 MiB) bytes, as S3 requires. Nothing is visible under ``key``
+        until :meth:`multipart_complete` succeeds.
+        """
+
+    @abc.abstractmethod
+    def multipart_put(self, key: str, upload_id: str, part_number: int, stream: BinaryIO, length: int) -> str:
+        """Upload part ``part_number`` (1..10000) of exactly ``length`` bytes; return its etag.
+
+        Putting the same part number again replaces it (so a retried chunk is harmless).
+        """
+
+    @abc.abstractmethod
+    def multipart_complete(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> int:
+        """Assemble the ``(part_number, etag)`` parts in ascending order; return the object size.
+
+        Raise :class:`MultipartError` if the upload is unknown or a part or etag does not match.
+        """
+
+    @abc.abstractmethod
+    def multipart_abort(self, key: str, upload_id: str) -> None:
+        """Discard an upload and its parts; aborting an unknown upload is not an error."""
+
+    @abc.abstractmethod
+    def signed_url(self, key: str, *, expires: timedelta, filename: str | None = None) -> str:
+        """A URL that downloads the object without a session, valid for ``expires``.
+
+        ``filename`` is the name the browser saves it under. It travels in the URL, so it must be
+        a generic name ("opinion.pdf"), never one derived from patient data.
+        """
+
+    @abc.abstractmethod
+    def presigned_put_url(self, key: str, *, expires: timedelta) -> str | None:
+        """A URL a client can PUT the object to directly, or None if the backend has none."""
+
+    def health_check(self) -> bool:
+        """Write, read back and delete a tiny probe object; True if all three worked.
+
+        Never raises: this feeds /healthz, which must answer even when storage is down.
+        """
+        key = f"{HEALTH_PREFIX}/{uuid.uuid4().hex}"
+        payload = b"secondread-health-probe"
+        try:
+            self.save(key, io.BytesIO(payload), len(payload))
+            ok = self.read_bytes(key) == payload
+            self.delete(key)
+            return ok and not self.exists(key)
+        except Exception as exc:
+            # The type only: messages of storage errors may carry the key.
+            logger.warning("storage health check failed: %s", type(exc).__name__)
+            return False

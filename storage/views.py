@@ -1,0 +1,52 @@
+"""Downloads through signed links, for the filesystem backend (S3 serves its own signed URLs)."""
+
+from django.db import connection
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.views.decorators.http import require_safe
+
+from storage.backends import get_backend
+from storage.base import ObjectNotFound
+from storage.filesystem import FilesystemBackend
+from storage.tokens import DownloadTokenExpired, DownloadTokenInvalid, download_token_read
+
+INVALID_LINK_MESSAGE = "This download link is not valid."
+EXPIRED_LINK_MESSAGE = "This download link has expired. Please request a new one."
+WRONG_SITE_MESSAGE = "This download link is not valid on this site."
+MISSING_FILE_MESSAGE = "This file is no longer available."
+
+
+def _plain(message: str, status: int) -> HttpResponse:
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+
+
+@require_safe
+def signed_download(request: HttpRequest, token: str) -> HttpResponseBase:
+    """Stream the file a signed token grants, on the tenant site the token was minted for.
+
+    The token is the only credential (no session needed: links are opened from e-mails and by
+    the viewer), so it is bound to its tenant: a key's first segment is its schema.
+    """
+    try:
+        grant = download_token_read(token)
+    except DownloadTokenExpired:
+        return _plain(EXPIRED_LINK_MESSAGE, 410)
+    except DownloadTokenInvalid:
+        return _plain(INVALID_LINK_MESSAGE, 403)
+    schema_name = connection.schema_name  # type: ignore[attr-defined]
+    if grant.key.split("/", 1)[0] != schema_name:
+        return _plain(WRONG_SITE_MESSAGE, 403)
+    backend = get_backend()
+    if not isinstance(backend, FilesystemBackend):
+        raise Http404
+    try:
+        reader = backend.open(grant.key)
+    except ObjectNotFound:
+        return _plain(MISSING_FILE_MESSAGE, 404)
+    # Always an attachment, never inline: an uploaded HTML or SVG file rendered on our own origin
+    # could run scripts in the tenant's session.
+    response = FileResponse(reader, as_attachment=True, filename=grant.filename or "download")
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    # The token is in the URL: do not leak it to the sites the file may link to.
+    response["Referrer-Policy"] = "no-referrer"
+    return response

@@ -1,0 +1,61 @@
+"""Routing each request to its institution, and stopping requests to institutions that are
+not live."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django_tenants.middleware.main import TenantMainMiddleware
+
+from tenants.models import Institution
+
+# RFC 1123 host names, lower-cased, with an optional port: anything else is refused before
+# it reaches the database.
+_HOST_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:\d{1,5})?$")
+
+
+class InstitutionMiddleware(TenantMainMiddleware):
+    """django-tenants' host → schema routing, and our host validation.
+
+    Because ALLOWED_HOSTS is open (custom domains arrive at run time), this is the check that
+    refuses every host that is not a Domain row: such requests get the platform's 404 page.
+    """
+
+    @staticmethod
+    def hostname_from_request(request: HttpRequest) -> str:
+        host = (request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")).strip().lower()
+        if not _HOST_RE.match(host):
+            return "invalid.host.invalid"
+        return host.split(":")[0].removeprefix("www.")
+
+
+class InstitutionStatusMiddleware:
+    """Shows a clear page instead of the portal when an institution is pending or suspended.
+
+    Operators work from the platform's own domain, which is never blocked; health checks
+    stay reachable so orchestrators do not restart a healthy pod.
+    """
+
+    ALWAYS_OPEN = ("/healthz", "/static/")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        institution = getattr(request, "tenant", None)
+        if (
+            isinstance(institution, Institution)
+            and not institution.is_public
+            and institution.status != Institution.Status.ACTIVE
+            and not request.path.startswith(self.ALWAYS_OPEN)
+        ):
+            template = (
+                "tenants/suspended.html"
+                if institution.status == Institution.Status.SUSPENDED
+                else "tenants/pending.html"
+            )
+            return render(request, template, {"institution": institution}, status=503)
+        return self.get_response(request)

@@ -1,0 +1,137 @@
+"""Fixtures for cross-app tests: a live SecondRead server and a real Celery worker, each a
+separate process on the session's test database, and a real Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def test_database_url() -> str:
+    """DATABASE_URL of the test database pytest-django created (for child processes)."""
+    db = settings.DATABASES["default"]
+    host = db.get("HOST") or ""
+    auth = quote(db.get("USER") or "postgres") + (":" + quote(db["PASSWORD"]) if db.get("PASSWORD") else "")
+    if host.startswith("/"):
+        return f"postgresql://{auth}@/{db['NAME']}?host={quote(host)}"
+    return f"postgresql://{auth}@{host}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        DATABASE_URL=test_database_url(),
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_http(url: str, host: str, process: subprocess.Popen[Any], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the live server exited during start-up")
+        try:
+            request = urllib.request.Request(url, headers={"Host": host})
+            with urllib.request.urlopen(request, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("the live server did not answer in time")
+
+
+class LiveServer:
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def url(self, slug: str | None = None, path: str = "/") -> str:
+        host = f"{slug}.{settings.PLATFORM_DOMAIN}" if slug else settings.PLATFORM_DOMAIN
+        return f"http://{host}:{self.port}{path}"
+
+
+@pytest.fixture(scope="session")
+def live_platform(django_db_setup: None) -> Iterator[LiveServer]:
+    """SecondRead served by gunicorn (as in production) on the test database."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", "1", "--threads", "8", "--worker-class", "gthread", "--log-level", "warning"],
+        cwd=BASE_DIR,
+        env=child_env(PLATFORM_PORT=str(port)),
+    )
+    try:
+        _wait_for_http(f"http://127.0.0.1:{port}/healthz", settings.PLATFORM_DOMAIN, process)
+        yield LiveServer(port)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup: None) -> Iterator[subprocess.Popen[Any]]:
+    """A real Celery worker on the real broker, consuming the tests' own queue."""
+    process = subprocess.Popen(
+        [str(BIN / "celery"), "-A", "config", "worker", "--pool", "solo", "--loglevel", "WARNING",
+         "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--hostname", f"test-{os.getpid()}@%h",
+         "--without-mingle", "--without-gossip"],
+        cwd=BASE_DIR,
+        env=child_env(CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE),
+    )
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
