@@ -15,6 +15,7 @@ from django.db import connection
 from django.test import Client
 
 from tenants.models import Institution
+from tenants.schema import activate_public
 
 # Playwright's sync API keeps an event loop running in the test thread; Django would take every
 # ORM call made beside it for one made from async code.
@@ -47,12 +48,13 @@ def django_db_setup(django_db_setup: None, django_db_blocker: pytest.FixtureRequ
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+    shutil.rmtree(settings.STORAGE_FILESYSTEM_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
 def _back_to_public_schema() -> Iterator[None]:
     yield
-    connection.set_schema_to_public()
+    activate_public()
 
 
 @pytest.fixture

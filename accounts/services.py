@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from django.db import connection
-
 from accounts.models import User, WorkerHeartbeat
+from tenants.schema import current_schema_name
 
 
 def worker_heartbeat_record(*, token: str) -> WorkerHeartbeat:
@@ -14,6 +13,6 @@ def worker_heartbeat_record(*, token: str) -> WorkerHeartbeat:
     """
     heartbeat, _ = WorkerHeartbeat.objects.get_or_create(
         token=token,
-        defaults={"schema_name": connection.schema_name, "account_count": User.objects.count()},
+        defaults={"schema_name": current_schema_name(), "account_count": User.objects.count()},
     )
     return heartbeat

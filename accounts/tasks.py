@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from config.celery_app import app
 from accounts.services import worker_heartbeat_record
+from config.celery_app import app
 
 
 @app.task(name="accounts.worker_heartbeat")

@@ -21,4 +21,8 @@ def contrast_ratio(first: str, second: str) -> float:
 
 def readable_text_on(background: str) -> str:
     """White or near-black, whichever reads better on ``background``."""
-    return "#ffffff" if contrast_ratio(background, "#ffffff") >= contrast_ratio(background, "#111111") else "#111111"
+    return (
+        "#ffffff"
+        if contrast_ratio(background, "#ffffff") >= contrast_ratio(background, "#111111")
+        else "#111111"
+    )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.db import connection
 from django.http import FileResponse, Http404, HttpRequest
 
 from branding.selectors import brand_for_institution
 from storage.tenant import tenant_storage
+from tenants.schema import current_schema_name
 
 
 def logo(request: HttpRequest) -> FileResponse:
@@ -14,7 +14,7 @@ def logo(request: HttpRequest) -> FileResponse:
     brand = brand_for_institution(institution=institution) if institution is not None else None
     if brand is None or not brand.logo_key:
         raise Http404
-    files = tenant_storage(connection.schema_name)
+    files = tenant_storage(current_schema_name())
     response = FileResponse(files.open(brand.logo_key), content_type="image/png")
     response["Cache-Control"] = "public, max-age=86400"
     return response

@@ -46,6 +46,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
             logger.exception("health check failed", extra={"event": f"health.{name}"})
             ok = False
         results[name] = "ok" if ok else "failing"
-        logger.debug("health check", extra={"event": f"health.{name}", "duration_ms": int((time.monotonic() - started) * 1000)})
+        logger.debug(
+            "health check",
+            extra={"event": f"health.{name}", "duration_ms": int((time.monotonic() - started) * 1000)},
+        )
     healthy = all(value == "ok" for value in results.values())
-    return JsonResponse({"status": "ok" if healthy else "failing", "checks": results}, status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "failing", "checks": results}, status=200 if healthy else 503
+    )

@@ -126,20 +126,53 @@ def cmd_run(port: int) -> int:
             binds += ["--bind", f"[::1]:{port}"]
         children = [
             subprocess.Popen(
-                [str(VENV_BIN / "gunicorn"), "config.wsgi:application", *binds, "--workers", "2",
-                 "--threads", "8", "--worker-class", "gthread", "--timeout", "120",
-                 "--graceful-timeout", "5", "--access-logfile", "-",
-                 "--access-logformat", '{"access": "%(m)s", "status": %(s)s, "ms": %(M)s}'],
+                [
+                    str(VENV_BIN / "gunicorn"),
+                    "config.wsgi:application",
+                    *binds,
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "8",
+                    "--worker-class",
+                    "gthread",
+                    "--timeout",
+                    "120",
+                    "--graceful-timeout",
+                    "5",
+                    "--access-logfile",
+                    "-",
+                    "--access-logformat",
+                    '{"access": "%(m)s", "status": %(s)s, "ms": %(M)s}',
+                ],
                 cwd=BASE_DIR,
             ),
             subprocess.Popen(
-                [str(VENV_BIN / "celery"), "-A", "config", "worker", "--loglevel", "INFO",
-                 "--concurrency", "2", "--hostname", "worker@%h"],
+                [
+                    str(VENV_BIN / "celery"),
+                    "-A",
+                    "config",
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                    "--hostname",
+                    "worker@%h",
+                ],
                 cwd=BASE_DIR,
             ),
             subprocess.Popen(
-                [str(VENV_BIN / "celery"), "-A", "config", "beat", "--loglevel", "INFO",
-                 "--schedule", str(data_dir() / "celerybeat-schedule")],
+                [
+                    str(VENV_BIN / "celery"),
+                    "-A",
+                    "config",
+                    "beat",
+                    "--loglevel",
+                    "INFO",
+                    "--schedule",
+                    str(data_dir() / "celerybeat-schedule"),
+                ],
                 cwd=BASE_DIR,
             ),
         ]
@@ -160,7 +193,7 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
     while not stopping:
         for child in children:
             if child.poll() is not None:
-                _say(f"a process exited unexpectedly ({' '.join(str(a) for a in child.args[:3])}); stopping")
+                _say(f"a process exited unexpectedly (pid {child.pid}); stopping")
                 code = 1
                 stopping = True
         time.sleep(0.3)

@@ -52,7 +52,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-_OWN_LOGGERS = ("config", "tenants", "branding", "accounts", "intake", "review", "storage", "payments", "celery")
+_OWN_LOGGERS = (
+    "config",
+    "tenants",
+    "branding",
+    "accounts",
+    "intake",
+    "review",
+    "storage",
+    "payments",
+    "celery",
+)
 
 
 def _message(record: logging.LogRecord) -> str:

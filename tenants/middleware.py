@@ -14,7 +14,9 @@ from tenants.models import Institution
 
 # RFC 1123 host names, lower-cased, with an optional port: anything else is refused before
 # it reaches the database.
-_HOST_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:\d{1,5})?$")
+_HOST_RE = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:\d{1,5})?$"
+)
 
 
 class InstitutionMiddleware(TenantMainMiddleware):

@@ -87,8 +87,20 @@ def live_platform(django_db_setup: None) -> Iterator[LiveServer]:
     """SecondRead served by gunicorn (as in production) on the test database."""
     port = free_port()
     process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--threads", "8", "--worker-class", "gthread", "--log-level", "warning"],
+        [
+            str(BIN / "gunicorn"),
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "8",
+            "--worker-class",
+            "gthread",
+            "--log-level",
+            "warning",
+        ],
         cwd=BASE_DIR,
         env=child_env(PLATFORM_PORT=str(port)),
     )
@@ -104,11 +116,24 @@ def live_platform(django_db_setup: None) -> Iterator[LiveServer]:
 def celery_worker_process(django_db_setup: None) -> Iterator[subprocess.Popen[Any]]:
     """A real Celery worker on the real broker, consuming the tests' own queue."""
     process = subprocess.Popen(
-        [str(BIN / "celery"), "-A", "config", "worker", "--pool", "solo", "--loglevel", "WARNING",
-         "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--hostname", f"test-{os.getpid()}@%h",
-         "--without-mingle", "--without-gossip"],
+        [
+            str(BIN / "celery"),
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+            "--queues",
+            settings.CELERY_TASK_DEFAULT_QUEUE,
+            "--hostname",
+            f"test-{os.getpid()}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ],
         cwd=BASE_DIR,
-        env=child_env(CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE),
+        env=child_env(),
     )
     yield process
     process.terminate()

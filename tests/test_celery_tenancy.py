@@ -8,12 +8,12 @@ import uuid
 from typing import Any
 
 import pytest
-from django.db import connection
 from django_tenants.utils import schema_context
 
 from accounts.models import User, WorkerHeartbeat
 from accounts.tasks import worker_heartbeat
 from tenants.models import Institution
+from tenants.schema import activate_institution, activate_public
 
 pytestmark = pytest.mark.worker
 
@@ -24,12 +24,14 @@ def _heartbeats(schema: str, token: str) -> list[WorkerHeartbeat]:
 
 
 @pytest.mark.django_db(transaction=False)
-def test_it_runs_a_task_in_the_schema_it_was_queued_from(celery_worker_process: subprocess.Popen[Any]) -> None:
+def test_it_runs_a_task_in_the_schema_it_was_queued_from(
+    celery_worker_process: subprocess.Popen[Any],
+) -> None:
     neuro = Institution.objects.get(slug="neuro")
     token = uuid.uuid4().hex
-    connection.set_tenant(neuro)
+    activate_institution(neuro)
     result = worker_heartbeat.delay(token).get(timeout=30)
-    connection.set_schema_to_public()
+    activate_public()
 
     with schema_context("neuro"):
         neuro_accounts = User.objects.count()
@@ -44,11 +46,11 @@ def test_it_runs_a_task_in_the_schema_it_was_queued_from(celery_worker_process: 
 def test_it_keeps_tasks_of_two_institutions_apart(celery_worker_process: subprocess.Popen[Any]) -> None:
     tokens = {}
     for slug in ("cancer", "neuro", "cancer"):
-        connection.set_tenant(Institution.objects.get(slug=slug))
+        activate_institution(Institution.objects.get(slug=slug))
         token = uuid.uuid4().hex
         tokens[token] = slug
         worker_heartbeat.delay(token).get(timeout=30)
-    connection.set_schema_to_public()
+    activate_public()
     for token, slug in tokens.items():
         other = "neuro" if slug == "cancer" else "cancer"
         assert len(_heartbeats(slug, token)) == 1

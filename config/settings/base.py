@@ -16,7 +16,6 @@ from config.env import (
     env_bool,
     env_choice,
     env_int,
-    env_list,
     env_optional,
     env_path,
     env_str,
@@ -31,7 +30,7 @@ SR_MODE = env_choice("SR_MODE", "development", ("development", "production"))
 PRODUCTION = SR_MODE == "production"
 DEBUG = env_bool("DEBUG", False)
 
-_DEV_SECRET = "insecure-development-key-only-for-the-embedded-mode"
+_DEV_SECRET = "insecure-development-key-only-for-the-embedded-mode"  # noqa: S105 (refused in production)
 SECRET_KEY = env_str("SECRET_KEY", "" if PRODUCTION else _DEV_SECRET)
 if PRODUCTION and (len(SECRET_KEY) < 40 or SECRET_KEY == _DEV_SECRET):
     raise ImproperlyConfigured(
@@ -203,7 +202,9 @@ LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
-ACCOUNT_EMAIL_VERIFICATION = env_choice("ACCOUNT_EMAIL_VERIFICATION", "mandatory", ("mandatory", "optional", "none"))
+ACCOUNT_EMAIL_VERIFICATION = env_choice(
+    "ACCOUNT_EMAIL_VERIFICATION", "mandatory", ("mandatory", "optional", "none")
+)
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"

@@ -8,7 +8,9 @@ from tenants.management.commands.seed_demo import DEMO_PASSWORD
 
 
 def test_it_lists_institutions_for_an_operator(platform_client: Client) -> None:
-    platform_client.post("/accounts/login/", {"login": "operator@secondread.example.com", "password": DEMO_PASSWORD})
+    platform_client.post(
+        "/accounts/login/", {"login": "operator@secondread.example.com", "password": DEMO_PASSWORD}
+    )
     page = platform_client.get("/operators/").content.decode()
     assert "Northfield Neurological Institute" in page
     assert "Lakeside Cancer Center" in page

@@ -49,13 +49,17 @@ def test_it_shows_a_clear_page_for_a_suspended_institution(neuro: Institution, n
     assert neuro_client.get("/accounts/login/").status_code == 503
 
 
-def test_it_shows_a_coming_soon_page_for_a_pending_institution(neuro: Institution, neuro_client: Client) -> None:
+def test_it_shows_a_coming_soon_page_for_a_pending_institution(
+    neuro: Institution, neuro_client: Client
+) -> None:
     institution_set_status(institution=neuro, status=Institution.Status.PENDING)
     response = neuro_client.get("/")
     assert response.status_code == 503
     assert "not open yet" in response.content.decode()
 
 
-def test_it_keeps_health_checks_open_for_a_suspended_institution(neuro: Institution, neuro_client: Client) -> None:
+def test_it_keeps_health_checks_open_for_a_suspended_institution(
+    neuro: Institution, neuro_client: Client
+) -> None:
     institution_set_status(institution=neuro, status=Institution.Status.SUSPENDED)
     assert neuro_client.get("/healthz").status_code == 200

@@ -19,7 +19,7 @@ from branding.services import brand_logo_set
 from tenants.models import Institution
 from tenants.services import institution_create, platform_url, public_tenant_ensure
 
-DEMO_PASSWORD = "secondread-demo"
+DEMO_PASSWORD = "secondread-demo"  # noqa: S105 (printed to the person running the demo)
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         public_tenant_ensure()
         with schema_context("public"):
-            _user_ensure("operator@secondread.example.com", "Olivia Operator", {"is_operator": True, "is_staff": True})
+            _user_ensure(
+                "operator@secondread.example.com", "Olivia Operator", {"is_operator": True, "is_staff": True}
+            )
         lines = [
             "",
             "SecondRead demo (password for every account: " + DEMO_PASSWORD + ")",

@@ -1,0 +1,21 @@
+// Bundles every entry point in src/*.js (one per page family) into ../static/dist/.
+import { build } from "esbuild";
+import { readdirSync } from "node:fs";
+
+const entryPoints = readdirSync("src")
+  .filter((name) => name.endsWith(".js"))
+  .map((name) => `src/${name}`);
+
+await build({
+  entryPoints,
+  bundle: true,
+  minify: true,
+  sourcemap: true,
+  format: "esm",
+  splitting: true,
+  target: ["chrome110", "firefox110", "safari16"],
+  outdir: "../static/dist",
+  loader: { ".wasm": "file", ".woff2": "file" },
+  logLevel: "warning",
+});
+console.log(`[secondread] built ${entryPoints.length} front-end bundle(s)`);
