@@ -1,0 +1,28 @@
+"""Branded emails to patients about their cases."""
+
+from __future__ import annotations
+
+from branding.emails import branded_email_send
+from intake.models import Case
+from intake.status import PATIENT_NOTICES
+from tenants.models import Institution
+from tenants.schema import current_schema_name
+
+
+def case_status_email_send(*, case_id: int, status: str, note: str = "") -> bool:
+    """Send the email for ``status`` if the case is still in it (a later change supersedes
+    an earlier queued email). Returns whether an email was sent."""
+    case = Case.objects.select_related("owner").filter(pk=case_id, status=status).first()
+    if case is None or status not in PATIENT_NOTICES:
+        return False
+    institution = Institution.objects.get(schema_name=current_schema_name())
+    subject, template = PATIENT_NOTICES[status]
+    recipients = sorted({case.owner.email, *([case.patient_email] if case.patient_email else [])})
+    branded_email_send(
+        institution=institution,
+        to=recipients,
+        subject=f"{subject} ({case.number})" if case.number else subject,
+        template=template,
+        context={"case": case, "note": note},
+    )
+    return True
