@@ -152,6 +152,8 @@ class Series(models.Model):
     body_part = models.CharField(max_length=64, blank=True)
     instance_count = models.PositiveIntegerField(default=0)
     preview_key = models.CharField(max_length=300, blank=True)
+    # The instance count the preview was drawn at: a series that grew since gets a new preview.
+    preview_instance_count = models.PositiveIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -174,6 +176,10 @@ class Instance(models.Model):
     storage_key = models.CharField(max_length=300)
     size = models.BigIntegerField(default=0)
     preamble_cleared = models.BooleanField(default=False)
+    # The upload the file came from: a retried ingest of the same upload is not a duplicate.
+    upload = models.ForeignKey(
+        Upload, null=True, blank=True, on_delete=models.SET_NULL, related_name="instances"
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -227,6 +233,8 @@ class FileProblem(models.Model):
         EMPTY = "empty", "Empty file"
         UNREADABLE = "unreadable", "Could not be read"
         INCONSISTENT_PATIENT = "inconsistent_patient", "Images of more than one patient"
+        MISSING_FILES = "missing_files", "Images listed on the disc but not uploaded"
+        REPORT_REFUSED = "report_refused", "Not a readable PDF or photo"
 
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="file_problems")
     upload = models.ForeignKey(
