@@ -115,6 +115,13 @@ class Upload(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # tus receiving state (intake.tus): the multipart parts flushed so far as [number, etag],
+    # and the staged object holding the bytes past the last full part (< 5 MiB, S3's minimum).
+    # offset == sum of part sizes + size of the tail.
+    parts = models.JSONField(default=list, blank=True)
+    tail_key = models.CharField(max_length=300, blank=True)
+    # Why the upload failed or was refused, in words the patient understands.
+    error_message = models.CharField(max_length=300, blank=True)
 
 
 class Study(models.Model):
