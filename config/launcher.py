@@ -10,7 +10,6 @@ servers.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
@@ -224,19 +223,16 @@ def cmd_services(command: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sr")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run")
-    test = sub.add_parser("test")
-    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    manage_cmd = sub.add_parser("manage")
-    manage_cmd.add_argument("args", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    if args.command == "run":
+    args = list(sys.argv[1:] if argv is None else argv)
+    command, rest = (args[0], args[1:]) if args else ("", [])
+    if command == "run":
         return cmd_run(int(os.environ.get("PORT", "8000")))
-    if args.command == "test":
-        return cmd_test(args.pytest_args)
-    return cmd_services([PYTHON, str(BASE_DIR / "manage.py"), *args.args])
+    if command == "test":
+        return cmd_test(rest)
+    if command == "manage":
+        return cmd_services([PYTHON, str(BASE_DIR / "manage.py"), *rest])
+    print("usage: python -m config.launcher run | test [pytest args] | manage <command>", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
