@@ -37,6 +37,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def django_db_setup(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
     # Never seed (or wipe the files of) anything but a database pytest-django created.
     assert str(settings.DATABASES["default"]["NAME"]).startswith("test_"), "not a test database"
+    assert settings.SETTINGS_MODULE == "config.settings.test", "tests need config.settings.test"
     shutil.rmtree(settings.STORAGE_FILESYSTEM_ROOT, ignore_errors=True)
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
         call_command("seed_demo", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115

@@ -212,7 +212,10 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
 
 def cmd_test(pytest_args: list[str]) -> int:
     with services():
-        result = subprocess.run([PYTHON, "-m", "pytest", *pytest_args], cwd=BASE_DIR)
+        # Importing this package set DJANGO_SETTINGS_MODULE to the run settings (the Celery
+        # app needs a default); the tests must get theirs, never the run settings and files.
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+        result = subprocess.run([PYTHON, "-m", "pytest", *pytest_args], cwd=BASE_DIR, env=env)
         return result.returncode
 
 
