@@ -76,6 +76,9 @@ class Case(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
     status_changed = models.DateTimeField(null=True, blank=True)
     due_at = models.DateTimeField(null=True, blank=True)
+    # The care team's latest words to the patient about the case (e.g. what more they need
+    # when asking for more information); shown on the patient's status page.
+    status_note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created"]
