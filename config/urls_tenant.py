@@ -5,6 +5,8 @@ from django.urls import include, path
 from config.health import healthz
 
 urlpatterns = [
+    # Before intake.urls (mounted at the root) so no pattern there can shadow the tus endpoint.
+    path("intake/tus/", include("intake.tus.urls")),
     path("", include("intake.urls")),
     path("healthz", healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),

@@ -162,6 +162,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # our JSON logging applies to workers too
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "secondread")
+# Task modules outside an app's tasks.py (autodiscovery only finds those).
+CELERY_IMPORTS = ("intake.tus.tasks",)
+CELERY_BEAT_SCHEDULE = {
+    # Unfinished uploads expire 24 h after their last chunk: abort their multipart uploads,
+    # delete their staged bytes, mark them EXPIRED (tus expiration extension).
+    "tus-uploads-expire": {"task": "intake.tus.uploads_expire_all", "schedule": 3600.0},
+}
 
 CACHES = {
     "default": {

@@ -1,0 +1,62 @@
+"""What the tus endpoint tells a patient (or their tus client) when it refuses something.
+
+Plain words, no internals and no patient data: these strings reach the browser and the tests
+reuse them.
+"""
+
+SIGN_IN = "Please sign in again to continue uploading."
+UNSUPPORTED_VERSION = (
+    "This upload program speaks a version of the tus protocol we do not support (we speak 1.0.0)."
+)
+MISSING_TUS_HEADER = (
+    "This address only accepts uploads from a tus client (the Tus-Resumable header is missing)."
+)
+
+METADATA_INVALID = "The upload's description (Upload-Metadata) could not be read."
+CASE_MISSING = "The upload does not say which case it belongs to."
+CASE_NOT_FOUND = "We could not find this case among yours."
+CASE_LOCKED = "Files can no longer be added to this case: it has already been sent for review."
+KIND_INVALID = "The upload must be either imaging or a report."
+REPORT_KIND_INVALID = "The type of report is not one we know."
+FILENAME_INVALID = "The file name is too long or contains characters we cannot accept."
+PATH_INVALID = "The folder path of this file is too long or contains characters we cannot accept."
+SHA256_INVALID = "The file's checksum (sha256) must be 64 hexadecimal characters."
+
+LENGTH_MISSING = "The upload must state its size (Upload-Length); uploads of unknown size are not supported."
+LENGTH_INVALID = "The upload's size (Upload-Length) must be a whole number of bytes."
+FILE_TOO_LARGE = "This file is larger than the {limit} we accept for one file."
+CASE_QUOTA_EXCEEDED = (
+    "This case already holds {used} of files; this file would take it past the {limit} a case may hold. "
+    "Please leave out files that are not needed (for example, viewer programs from the disc)."
+)
+TOO_MANY_FILES = "This case already holds the largest number of files we accept ({limit})."
+
+OFFSET_MISSING = "The chunk must say where it goes in the file (Upload-Offset)."
+OFFSET_MISMATCH = (
+    "This chunk does not continue the file where we stopped; ask where to resume (HEAD) and retry."
+)
+CONTENT_TYPE_INVALID = "Chunks must be sent as application/offset+octet-stream."
+CHUNK_TOO_LONG = "This chunk goes past the end of the file's declared size."
+CHECKSUM_INVALID = "The chunk's checksum (Upload-Checksum) could not be read."
+CHECKSUM_ALGORITHM_UNSUPPORTED = (
+    "The chunk's checksum uses an algorithm we do not support (sha1, md5, sha256)."
+)
+CHECKSUM_MISMATCH = (
+    "This chunk arrived damaged (its checksum does not match) and was not kept; please send it again."
+)
+CHUNK_INCOMPLETE = (
+    "The connection dropped before the chunk was complete; it was not kept because its checksum "
+    "could not be verified."
+)
+UPLOAD_BUSY = "Another part of this file is being received right now; please wait for it and retry."
+UPLOAD_COMPLETE = "This file has already been received in full."
+UPLOAD_EXPIRED = "This upload was not finished in time and has expired; please upload the file again."
+UPLOAD_FAILED = "This upload failed; please upload the file again."
+UPLOAD_NOT_FOUND = "We could not find this upload among yours."
+UPLOAD_NOT_TERMINABLE = (
+    "This file has already been received and is being processed; it cannot be cancelled here."
+)
+WHOLE_FILE_MISMATCH = (
+    "The file we received does not match the original on your computer (its checksum differs), "
+    "so it was not kept. Please upload it again."
+)

@@ -1,0 +1,379 @@
+"""Receiving tus uploads into tenant storage: create, append, terminate, expire.
+
+How bytes are kept while an upload is incomplete. Storage backends take multipart uploads whose
+parts are at least 5 MiB except the last (S3's rule), but tus chunks may have any size and a
+connection may drop anywhere. So every full :data:`PART_SIZE` of bytes goes to the upload's
+multipart upload as one part, and the remainder (the *tail*, always shorter than a part) is kept
+as a small staged object. Each append reads the tail back into a fixed buffer, fills the buffer
+from the request and flushes it whenever it is full: memory per request is one part's buffer,
+whatever the chunk size. Invariant, committed in one row update:
+``offset == PART_SIZE * len(parts) + size(tail_key)``.
+
+Nothing is visible under ``storage_key`` until the last byte arrives and the multipart upload is
+completed. A chunk that is refused (checksum mismatch) may leave parts in storage beyond those
+the row lists; the next chunk overwrites them (same part numbers), and completing or aborting the
+multipart upload discards any the row does not list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import BinaryIO, cast
+
+from django.db import OperationalError, transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from accounts.models import User
+from intake.models import Case, Upload
+from intake.tus import messages
+from intake.tus.protocol import (
+    HTTP_CHECKSUM_MISMATCH,
+    HTTP_LOCKED,
+    Body,
+    Checksum,
+    TusError,
+    UploadDescription,
+    human_size,
+)
+from storage.base import CHUNK_SIZE, MIN_PART_SIZE, MiB, read_exactly
+from storage.tenant import TenantStorage, tenant_storage
+
+logger = logging.getLogger(__name__)
+
+GiB = 1024 * MiB
+
+# The multipart part size: S3's minimum, so the buffer each append holds is as small as it can be.
+PART_SIZE = MIN_PART_SIZE
+# Request bodies are read in pieces of this size (the socket read size, not a memory bound).
+READ_SIZE = CHUNK_SIZE
+# Largest file (tus's Tus-Max-Size): a whole CD as one zip fits; 4 GiB / 5 MiB parts < 10,000 parts.
+MAX_UPLOAD_SIZE = 4 * GiB
+# Largest total of the files of one case (counting uploads in progress at their full size).
+CASE_QUOTA = 20 * GiB
+# A CD holds a few thousand files; a case may hold several CDs.
+MAX_UPLOADS_PER_CASE = 20_000
+# An incomplete upload expires this long after its last chunk (tus expiration extension).
+UPLOAD_LIFETIME = timedelta(hours=24)
+
+_COUNTED_STATUSES = ~Q(status__in=(Upload.Status.FAILED, Upload.Status.EXPIRED))
+
+
+def upload_storage_key(*, case: Case, upload_public_id: uuid.UUID) -> str:
+    """Opaque final key: ids only, never a file name."""
+    return f"uploads/{case.public_id}/{upload_public_id}"
+
+
+def upload_staging_prefix(*, upload: Upload) -> str:
+    """The folder of an upload's staged tails (deleted whole when the upload ends)."""
+    return f"tus-staging/{upload.public_id}"
+
+
+class _MemoryReader:
+    """A read-only stream over a slice of the part buffer (no copy of the whole part)."""
+
+    def __init__(self, view: memoryview) -> None:
+        self._view = view
+        self._position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._position + size)
+        data = bytes(self._view[self._position : end])
+        self._position = end
+        return data
+
+    def readinto(self, target: memoryview | bytearray) -> int:
+        count = min(len(target), len(self._view) - self._position)
+        target[:count] = self._view[self._position : self._position + count]
+        self._position += count
+        return count
+
+
+def _reader(view: memoryview) -> BinaryIO:
+    # Storage takes any object with read(); BinaryIO is only how its signatures spell that.
+    return cast(BinaryIO, _MemoryReader(view))
+
+
+def upload_create(*, case: Case, owner: User, length: int, description: UploadDescription) -> Upload:
+    """Register a new upload of ``length`` bytes for ``case`` and open its multipart upload.
+
+    Precondition: ``owner`` owns ``case`` and may add files to it (``access_case_for_upload``).
+    The case row is locked while the quota is checked, so two uploads started at once cannot
+    together exceed it. A 0-byte file is complete at once.
+    """
+    if length > MAX_UPLOAD_SIZE:
+        raise TusError(413, messages.FILE_TOO_LARGE.format(limit=human_size(MAX_UPLOAD_SIZE)))
+    storage = tenant_storage()
+    with transaction.atomic():
+        Case.objects.select_for_update().filter(pk=case.pk).first()
+        usage = Upload.objects.filter(_COUNTED_STATUSES, case=case).aggregate(
+            used=Sum("length", default=0), files=Count("id")
+        )
+        if usage["files"] >= MAX_UPLOADS_PER_CASE:
+            raise TusError(413, messages.TOO_MANY_FILES.format(limit=f"{MAX_UPLOADS_PER_CASE:,}"))
+        if usage["used"] + length > CASE_QUOTA:
+            raise TusError(
+                413,
+                messages.CASE_QUOTA_EXCEEDED.format(
+                    used=human_size(usage["used"]), limit=human_size(CASE_QUOTA)
+                ),
+            )
+        public_id = uuid.uuid4()
+        key = upload_storage_key(case=case, upload_public_id=public_id)
+        metadata = {"filename": description.filename}
+        if description.report_kind:
+            metadata["reportKind"] = description.report_kind
+        upload = Upload.objects.create(
+            public_id=public_id,
+            case=case,
+            owner=owner,
+            kind=description.kind,
+            relative_path=description.relative_path,
+            length=length,
+            storage_key=key,
+            metadata=metadata,
+            sha256=description.sha256,
+            expires_at=timezone.now() + UPLOAD_LIFETIME,
+        )
+        if length == 0:
+            storage.save(key, _reader(memoryview(b"")), 0)
+            _upload_received(upload=upload, storage=storage)
+        else:
+            upload.multipart_id = storage.multipart_start(key)
+            upload.save(update_fields=["multipart_id"])
+    return upload
+
+
+def _lock_for_writing(upload: Upload) -> Upload:
+    """Re-fetch ``upload`` locked for this transaction; a second concurrent writer is refused.
+
+    NOWAIT rather than waiting: a client that sent the same chunk twice (two tabs, a retry while
+    the first request still runs) must learn at once that it has to re-read the offset.
+    """
+    try:
+        return Upload.objects.select_for_update(nowait=True).select_related("case").get(pk=upload.pk)
+    except OperationalError:
+        raise TusError(HTTP_LOCKED, messages.UPLOAD_BUSY) from None
+    except Upload.DoesNotExist:
+        raise TusError(404, messages.UPLOAD_NOT_FOUND) from None
+
+
+def upload_check_receiving(*, upload: Upload, now: datetime | None = None) -> None:
+    """Refuse to go on with an upload that is complete, failed or expired."""
+    if upload.status == Upload.Status.RECEIVING:
+        if upload.expires_at is not None and upload.expires_at <= (now or timezone.now()):
+            raise TusError(410, messages.UPLOAD_EXPIRED)
+        return
+    if upload.status == Upload.Status.EXPIRED:
+        raise TusError(410, messages.UPLOAD_EXPIRED)
+    if upload.status == Upload.Status.FAILED:
+        raise TusError(410, upload.error_message or messages.UPLOAD_FAILED)
+    raise TusError(409, messages.UPLOAD_COMPLETE, {"Upload-Offset": str(upload.offset)})
+
+
+def upload_append(*, upload: Upload, offset: int, body: Body, checksum: Checksum | None) -> Upload:
+    """Append the request ``body`` at ``offset``; return the upload as committed.
+
+    Refuses (nothing kept) a wrong offset (409), a body past the declared length (413), a
+    concurrent append (423) and a chunk whose checksum does not match (460). If the connection
+    drops midway and no checksum was given, the bytes received so far are kept (tus: store as
+    much as possible), so the client resends only what never arrived. When the last byte arrives
+    the file is assembled, checked against the whole-file sha256 if one was given (a mismatch
+    marks the upload FAILED and deletes its bytes), marked RECEIVED and handed to ingest.
+    """
+    storage = tenant_storage()
+    with transaction.atomic():
+        locked = _lock_for_writing(upload)
+        upload_check_receiving(upload=locked)
+        if offset != locked.offset:
+            raise TusError(409, messages.OFFSET_MISMATCH, {"Upload-Offset": str(locked.offset)})
+        assert locked.length is not None
+        remaining = locked.length - locked.offset
+        if body.length is not None and body.length > remaining:
+            raise TusError(413, messages.CHUNK_TOO_LONG)
+        _receive(upload=locked, storage=storage, body=body, remaining=remaining, checksum=checksum)
+    return locked
+
+
+def _receive(
+    *, upload: Upload, storage: TenantStorage, body: Body, remaining: int, checksum: Checksum | None
+) -> None:
+    """Stream ``body`` into parts and a new tail; update ``upload`` (locked) to match."""
+    buffer = bytearray(PART_SIZE)
+    view = memoryview(buffer)
+    filled = 0
+    if upload.tail_key:
+        with storage.open(upload.tail_key) as tail:
+            filled = read_exactly(tail, buffer)
+    hasher = checksum.hasher() if checksum else None
+    limit = remaining if body.length is None else body.length
+    new_parts: list[list[int | str]] = []
+    part_number = len(upload.parts) + 1
+    received = 0
+    dropped = False
+    while received < limit:
+        want = min(READ_SIZE, PART_SIZE - filled, limit - received)
+        try:
+            data = body.stream.read(want)
+        except OSError:  # the client went away mid-chunk (Django raises UnreadablePostError)
+            dropped = True
+            break
+        if not data:
+            break
+        count = len(data)
+        view[filled : filled + count] = data
+        if hasher is not None:
+            hasher.update(data)
+        filled += count
+        received += count
+        if filled == PART_SIZE:
+            etag = storage.multipart_put(
+                upload.storage_key, upload.multipart_id, part_number, _reader(view), PART_SIZE
+            )
+            new_parts.append([part_number, etag])
+            part_number += 1
+            filled = 0
+    if body.length is None and received == remaining and body.stream.read(1):
+        raise TusError(413, messages.CHUNK_TOO_LONG)
+    if body.length is not None and received < body.length:
+        dropped = True
+    if hasher is not None and checksum is not None:
+        # Only a whole chunk can be verified: anything else is discarded (see module docstring).
+        if dropped:
+            raise TusError(400, messages.CHUNK_INCOMPLETE)
+        if hasher.digest() != checksum.digest:
+            raise TusError(HTTP_CHECKSUM_MISMATCH, messages.CHECKSUM_MISMATCH)
+    if received == 0:
+        return
+    if dropped:
+        logger.info(
+            "tus chunk cut short; keeping the bytes received", extra={"upload": str(upload.public_id)}
+        )
+    old_tail = upload.tail_key
+    upload.parts = [*upload.parts, *new_parts]
+    upload.offset += received
+    upload.tail_key = ""
+    upload.expires_at = timezone.now() + UPLOAD_LIFETIME
+    assert upload.length is not None
+    if upload.offset == upload.length:
+        if filled:
+            etag = storage.multipart_put(
+                upload.storage_key, upload.multipart_id, part_number, _reader(view[:filled]), filled
+            )
+            upload.parts.append([part_number, etag])
+        upload.save(update_fields=["parts", "offset", "tail_key", "expires_at", "updated"])
+        _upload_assemble(upload=upload, storage=storage)
+    else:
+        if filled:
+            # A new key each time: the committed tail stays intact until the row points elsewhere.
+            upload.tail_key = f"{upload_staging_prefix(upload=upload)}/{uuid.uuid4().hex}"
+            storage.save(upload.tail_key, _reader(view[:filled]), filled)
+        upload.save(update_fields=["parts", "offset", "tail_key", "expires_at", "updated"])
+    if old_tail:
+        transaction.on_commit(lambda: storage.delete(old_tail))
+
+
+def _upload_assemble(*, upload: Upload, storage: TenantStorage) -> None:
+    """Complete the multipart upload, verify the whole-file sha256, then mark RECEIVED or FAILED."""
+    storage.multipart_complete(upload.storage_key, upload.multipart_id, [(n, e) for n, e in upload.parts])  # type: ignore[misc]
+    upload.multipart_id = ""
+    if upload.sha256:
+        digest = hashlib.sha256()
+        with storage.open(upload.storage_key) as reader:
+            for piece in reader.chunks():
+                digest.update(piece)
+        if digest.hexdigest() != upload.sha256:
+            storage.delete(upload.storage_key)
+            upload.status = Upload.Status.FAILED
+            upload.error_message = messages.WHOLE_FILE_MISMATCH
+            upload.save(update_fields=["multipart_id", "status", "error_message", "updated"])
+            _staging_delete_on_commit(upload=upload, storage=storage)
+            return
+    upload.save(update_fields=["multipart_id", "updated"])
+    _upload_received(upload=upload, storage=storage)
+
+
+def _upload_received(*, upload: Upload, storage: TenantStorage) -> None:
+    """The last byte is stored: mark the upload RECEIVED and queue its ingest (after commit)."""
+    # Imported here: the ingest pipeline imports intake models and may import this module.
+    from intake.ingest.pipeline import upload_ingest_enqueue
+
+    upload.status = Upload.Status.RECEIVED
+    upload.tail_key = ""
+    upload.expires_at = None
+    upload.save(update_fields=["status", "tail_key", "expires_at", "updated"])
+    _staging_delete_on_commit(upload=upload, storage=storage)
+    upload_ingest_enqueue(upload=upload)
+
+
+def _staging_delete_on_commit(*, upload: Upload, storage: TenantStorage) -> None:
+    prefix = upload_staging_prefix(upload=upload)
+    transaction.on_commit(lambda: storage.delete_prefix(prefix))
+
+
+def _bytes_discard(*, upload: Upload, storage: TenantStorage) -> None:
+    """Delete every byte an unfinished upload holds: parts, staged tails, any final object."""
+    if upload.multipart_id:
+        storage.multipart_abort(upload.storage_key, upload.multipart_id)
+    storage.delete_prefix(upload_staging_prefix(upload=upload))
+    storage.delete(upload.storage_key)
+
+
+def upload_terminate(*, upload: Upload) -> None:
+    """Cancel an upload the patient no longer wants (tus termination): its bytes and its row go.
+
+    Only an upload that is not complete (or that failed or expired) can be cancelled here: a
+    received file may already be in ingest, whose results are removed with the case's files.
+    """
+    storage = tenant_storage()
+    with transaction.atomic():
+        locked = _lock_for_writing(upload)
+        if locked.status not in (Upload.Status.RECEIVING, Upload.Status.FAILED, Upload.Status.EXPIRED):
+            raise TusError(409, messages.UPLOAD_NOT_TERMINABLE)
+        _bytes_discard(upload=locked, storage=storage)
+        locked.delete()
+
+
+def upload_expire(*, upload: Upload) -> None:
+    """Expire one unfinished upload. Precondition: its row is locked by the caller's transaction."""
+    _bytes_discard(upload=upload, storage=tenant_storage())
+    upload.status = Upload.Status.EXPIRED
+    upload.error_message = messages.UPLOAD_EXPIRED
+    upload.multipart_id = ""
+    upload.tail_key = ""
+    upload.parts = []
+    upload.save(update_fields=["status", "error_message", "multipart_id", "tail_key", "parts", "updated"])
+
+
+def uploads_expired_cleanup(*, now: datetime | None = None, batch: int = 500) -> int:
+    """Expire every upload of the current schema not finished in time; return how many.
+
+    Each upload is claimed with SKIP LOCKED, so an upload receiving a chunk right now is left
+    alone (that chunk pushes its expiry back anyway), and two cleaners never expire one twice.
+    """
+    moment = now or timezone.now()
+    expired = 0
+    while True:
+        candidates = list(
+            Upload.objects.filter(status=Upload.Status.RECEIVING, expires_at__lte=moment)
+            .order_by("id")
+            .values_list("id", flat=True)[:batch]
+        )
+        claimed_any = False
+        for upload_id in candidates:
+            with transaction.atomic():
+                upload = (
+                    Upload.objects.select_for_update(skip_locked=True)
+                    .filter(id=upload_id, status=Upload.Status.RECEIVING, expires_at__lte=moment)
+                    .first()
+                )
+                if upload is None:
+                    continue
+                upload_expire(upload=upload)
+                expired += 1
+                claimed_any = True
+        if len(candidates) < batch or not claimed_any:
+            return expired

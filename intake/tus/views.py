@@ -1,0 +1,196 @@
+"""The tus 1.0 endpoint: ``/intake/tus/`` (OPTIONS, POST) and ``/intake/tus/<id>`` (OPTIONS,
+HEAD, PATCH, DELETE).
+
+CSRF. These views are exempt from Django's CSRF token check, because tus clients send raw
+bytes, not forms, and cannot carry the token. They are still safe from cross-site requests:
+1. every request but OPTIONS must carry the ``Tus-Resumable`` header. A page on another site
+   cannot send a custom header without a CORS preflight (OPTIONS), and we never answer one with
+   ``Access-Control-Allow-*``, so the browser never sends the real request; a plain HTML form
+   cannot set headers at all, nor use PATCH, HEAD or DELETE;
+2. the session cookie is ``SameSite=Lax``, so the browser does not attach it to cross-site
+   POST/PATCH/DELETE requests anyway, and without a session every request is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+
+from intake.models import Report, Upload
+from intake.tus import messages
+from intake.tus.access import access_case_for_upload, access_upload
+from intake.tus.protocol import (
+    CHECKSUM_ALGORITHMS,
+    HTTP_CHECKSUM_MISMATCH,
+    OFFSET_CONTENT_TYPE,
+    TUS_EXTENSIONS,
+    TUS_VERSION,
+    Body,
+    TusError,
+    describe_upload,
+    encode_metadata,
+    http_date,
+    parse_checksum,
+    parse_length,
+    parse_metadata,
+    parse_offset,
+)
+from intake.tus.services import (
+    MAX_UPLOAD_SIZE,
+    upload_append,
+    upload_check_receiving,
+    upload_create,
+    upload_terminate,
+)
+
+REASONS = {HTTP_CHECKSUM_MISMATCH: "Checksum Mismatch"}
+
+View = Callable[..., HttpResponse]
+
+
+def _response(status: int, message: str = "", headers: dict[str, str] | None = None) -> HttpResponse:
+    response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+    if status in REASONS:
+        response.reason_phrase = REASONS[status]
+    response["Tus-Resumable"] = TUS_VERSION
+    response["Cache-Control"] = "no-store"
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def _options() -> HttpResponse:
+    return _response(
+        204,
+        headers={
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": TUS_EXTENSIONS,
+            "Tus-Max-Size": str(MAX_UPLOAD_SIZE),
+            "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
+        },
+    )
+
+
+def tus_endpoint(view: View) -> View:
+    """Shared protocol handling: OPTIONS, the Tus-Resumable check (our CSRF defence, see the
+    module docstring), X-HTTP-Method-Override, and turning refusals into tus answers."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method == "OPTIONS":
+            return _options()
+        version = request.headers.get("Tus-Resumable")
+        if version is None:
+            return _response(412, messages.MISSING_TUS_HEADER, {"Tus-Version": TUS_VERSION})
+        if version != TUS_VERSION:
+            return _response(412, messages.UNSUPPORTED_VERSION, {"Tus-Version": TUS_VERSION})
+        method = request.method or "GET"
+        override = request.headers.get("X-HTTP-Method-Override", "").upper()
+        if method == "POST" and override in ("PATCH", "DELETE", "HEAD"):
+            method = override
+        try:
+            return view(request, method, *args, **kwargs)
+        except TusError as error:
+            return _response(error.status, error.message, error.headers)
+        except Http404:
+            return _response(404, messages.UPLOAD_NOT_FOUND)
+        except PermissionDenied:
+            return _response(403, messages.SIGN_IN)
+
+    return csrf_exempt(wrapper)
+
+
+def _body(request: HttpRequest) -> Body:
+    """The request body as a stream read in pieces, never as one bytes object.
+
+    With Content-Length, Django's request stream is bounded to it. Without one (chunked transfer
+    encoding) Django would see an empty body, so the server's own de-chunking input is read, up
+    to the upload's remaining length (services refuse more).
+    """
+    if request.META.get("CONTENT_LENGTH"):
+        try:
+            return Body(stream=request, length=int(request.META["CONTENT_LENGTH"]))
+        except ValueError:
+            raise TusError(400, messages.CHUNK_TOO_LONG) from None
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        return Body(stream=request.META["wsgi.input"], length=None)
+    return Body(stream=request, length=0)
+
+
+def _has_body(request: HttpRequest) -> bool:
+    return request.content_type == OFFSET_CONTENT_TYPE and (
+        request.META.get("CONTENT_LENGTH", "0") not in ("", "0")
+        or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    )
+
+
+def _state_headers(upload: Upload) -> dict[str, str]:
+    headers = {"Upload-Offset": str(upload.offset)}
+    if upload.status == Upload.Status.RECEIVING and upload.expires_at is not None:
+        headers["Upload-Expires"] = http_date(upload.expires_at)
+    return headers
+
+
+@tus_endpoint
+def tus_uploads(request: HttpRequest, method: str) -> HttpResponse:
+    """POST: create an upload (creation, creation-with-upload)."""
+    if method != "POST":
+        return _response(405, headers={"Allow": "OPTIONS, POST"})
+    description = describe_upload(
+        parse_metadata(request.headers.get("Upload-Metadata")), report_kinds=set(Report.Kind.values)
+    )
+    length = parse_length(request.headers.get("Upload-Length"))
+    case = access_case_for_upload(request.user, description.case_public_id)  # type: ignore[arg-type]
+    upload = upload_create(case=case, owner=request.user, length=length, description=description)  # type: ignore[arg-type]
+    if _has_body(request) and upload.status == Upload.Status.RECEIVING:
+        # creation-with-upload: the upload exists whatever happens to this first chunk; a chunk
+        # refused (say, a checksum mismatch) leaves the offset at 0 for the client to resume.
+        try:
+            upload = upload_append(
+                upload=upload,
+                offset=0,
+                body=_body(request),
+                checksum=parse_checksum(request.headers.get("Upload-Checksum")),
+            )
+        except TusError:
+            upload.refresh_from_db()
+    headers = {
+        "Location": reverse("tus:upload", kwargs={"public_id": upload.public_id}),
+        **_state_headers(upload),
+    }
+    return _response(201, headers=headers)
+
+
+@tus_endpoint
+def tus_upload(request: HttpRequest, method: str, public_id: str) -> HttpResponse:
+    """HEAD: where to resume; PATCH: append a chunk; DELETE: cancel (termination)."""
+    if method == "HEAD":
+        upload = access_upload(request.user, public_id)  # type: ignore[arg-type]
+        if upload.status in (Upload.Status.RECEIVING, Upload.Status.EXPIRED, Upload.Status.FAILED):
+            upload_check_receiving(upload=upload)
+        headers = {**_state_headers(upload), "Upload-Length": str(upload.length)}
+        tus_metadata = {key: value for key, value in upload.metadata.items() if isinstance(value, str)}
+        if tus_metadata:
+            headers["Upload-Metadata"] = encode_metadata(tus_metadata)
+        return _response(200, headers=headers)
+    if method == "PATCH":
+        if request.content_type != OFFSET_CONTENT_TYPE:
+            raise TusError(415, messages.CONTENT_TYPE_INVALID)
+        offset = parse_offset(request.headers.get("Upload-Offset"))
+        checksum = parse_checksum(request.headers.get("Upload-Checksum"))
+        upload = access_upload(request.user, public_id, for_write=True)  # type: ignore[arg-type]
+        upload = upload_append(upload=upload, offset=offset, body=_body(request), checksum=checksum)
+        if upload.status == Upload.Status.FAILED:
+            return _response(HTTP_CHECKSUM_MISMATCH, upload.error_message, _state_headers(upload))
+        return _response(204, headers=_state_headers(upload))
+    if method == "DELETE":
+        upload = access_upload(request.user, public_id)  # type: ignore[arg-type]
+        upload_terminate(upload=upload)
+        return _response(204)
+    return _response(405, headers={"Allow": "OPTIONS, HEAD, PATCH, DELETE"})
