@@ -13,4 +13,6 @@ urlpatterns = [
     path("brand/", include("branding.urls")),
     path("files/", include("storage.urls")),
     path("workspace/", include("review.urls")),
+    path("dicomweb/", include("review.dicomweb.urls")),
+    path("workspace/viewer/", include("review.viewer.urls")),
 ]

@@ -1,6 +1,7 @@
 // Bundles every entry point in src/*.js (one per page family) into ../static/dist/.
 import { build } from "esbuild";
 import { readdirSync } from "node:fs";
+import { buildViewerWorker, viewerBuildOptions } from "./src/viewer/build.mjs";
 
 const entryPoints = readdirSync("src")
   .filter((name) => name.endsWith(".js"))
@@ -16,6 +17,9 @@ await build({
   target: ["chrome110", "firefox110", "safari16"],
   outdir: "../static/dist",
   loader: { ".wasm": "file", ".woff2": "file" },
+  ...viewerBuildOptions, // Node-only modules of the viewer's dependencies (src/viewer/build.mjs)
   logLevel: "warning",
 });
+// The viewer's decoding worker and codecs (see src/viewer/build.mjs).
+await buildViewerWorker("../static/dist");
 console.log(`[secondread] built ${entryPoints.length} front-end bundle(s)`);

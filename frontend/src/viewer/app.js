@@ -1,0 +1,350 @@
+// The case image viewer: Cornerstone3D stack viewport over our DICOMweb (WADO-RS frames in
+// their stored transfer syntax, decoded in web workers by the DICOM image loader).
+import {
+  Enums,
+  RenderingEngine,
+  eventTarget,
+  init as coreInit,
+  getRenderingEngine,
+} from "@cornerstonejs/core";
+import { init as dicomImageLoaderInit, wadors } from "@cornerstonejs/dicom-image-loader";
+import {
+  Enums as ToolEnums,
+  LengthTool,
+  PanTool,
+  StackScrollTool,
+  ToolGroupManager,
+  WindowLevelTool,
+  ZoomTool,
+  addTool,
+  annotation,
+  init as toolsInit,
+} from "@cornerstonejs/tools";
+
+import { TAG, loadSeriesMetadata, loadStudies, value } from "./dicomweb.js";
+
+// Transfer syntaxes the image loader decodes (uncompressed, RLE, JPEG baseline / extended /
+// lossless, JPEG-LS, JPEG 2000, HTJ2K, deflate). Anything else gets a message, not a blank canvas.
+const DECODABLE = new Set([
+  "1.2.840.10008.1.2",
+  "1.2.840.10008.1.2.1",
+  "1.2.840.10008.1.2.2",
+  "1.2.840.10008.1.2.1.99",
+  "1.2.840.10008.1.2.5",
+  "1.2.840.10008.1.2.4.50",
+  "1.2.840.10008.1.2.4.51",
+  "1.2.840.10008.1.2.4.57",
+  "1.2.840.10008.1.2.4.70",
+  "1.2.840.10008.1.2.4.80",
+  "1.2.840.10008.1.2.4.81",
+  "1.2.840.10008.1.2.4.90",
+  "1.2.840.10008.1.2.4.91",
+  "3.2.840.10008.1.2.4.96",
+  "1.2.840.10008.1.2.4.201",
+  "1.2.840.10008.1.2.4.202",
+  "1.2.840.10008.1.2.4.203",
+]);
+const SYNTAX_NAMES = {
+  "1.2.840.10008.1.2.4.100": "MPEG-2 video",
+  "1.2.840.10008.1.2.4.101": "MPEG-2 video",
+  "1.2.840.10008.1.2.4.102": "MPEG-4 video",
+  "1.2.840.10008.1.2.4.103": "MPEG-4 video",
+  "1.2.840.10008.1.2.4.104": "MPEG-4 video",
+  "1.2.840.10008.1.2.4.105": "MPEG-4 video",
+  "1.2.840.10008.1.2.4.106": "MPEG-4 video",
+  "1.2.840.10008.1.2.4.107": "HEVC video",
+  "1.2.840.10008.1.2.4.108": "HEVC video",
+};
+export const UNSUPPORTED_MESSAGE =
+  "This series is stored in a format the viewer cannot display";
+
+// Window presets (centre / width in Hounsfield units), as radiology workstations name them.
+export const PRESETS = [
+  ["Brain", 40, 80],
+  ["Soft tissue", 40, 400],
+  ["Abdomen", 60, 400],
+  ["Lung", -600, 1500],
+  ["Bone", 400, 1800],
+];
+
+const TOOLS = [
+  ["wl", "Window/level", WindowLevelTool.toolName],
+  ["pan", "Pan", PanTool.toolName],
+  ["zoom", "Zoom", ZoomTool.toolName],
+  ["scroll", "Scroll", StackScrollTool.toolName],
+  ["length", "Measure", LengthTool.toolName],
+];
+
+let initialised;
+function initCornerstone(wasmBase) {
+  initialised ??= (async () => {
+    await coreInit();
+    dicomImageLoaderInit({
+      maxWebWorkers: Math.max(1, Math.min(4, Math.floor((navigator.hardwareConcurrency || 2) / 2))),
+      wasmBasePath: wasmBase,
+    });
+    toolsInit();
+    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, LengthTool]) addTool(tool);
+  })();
+  return initialised;
+}
+
+let viewerCount = 0;
+
+export async function mountViewer(root) {
+  // The case's DICOMweb root, e.g. /dicomweb/cases/<case id> (its QIDO-RS URL minus /studies).
+  const base = root.dataset.studiesUrl.replace(/\/studies$/, "");
+  const ids = `sr-viewer-${++viewerCount}`;
+  const ui = {
+    series: root.querySelector("[data-series-list]"),
+    element: root.querySelector("[data-viewport]"),
+    message: root.querySelector("[data-message]"),
+    position: root.querySelector("[data-position]"),
+    seriesLabel: root.querySelector("[data-series-label]"),
+    voi: root.querySelector("[data-voi]"),
+    measurement: root.querySelector("[data-measurement]"),
+    tools: root.querySelector("[data-tools]"),
+    presets: root.querySelector("[data-presets]"),
+    reset: root.querySelector("[data-reset]"),
+  };
+  const state = { viewport: null, imageIds: [], current: null, activeTool: "wl" };
+
+  const say = (text) => {
+    ui.message.textContent = text;
+    ui.message.hidden = !text;
+    root.dataset.state = text ? "message" : root.dataset.state;
+  };
+
+  try {
+    root.dataset.state = "loading";
+    say("Loading the images…");
+    await initCornerstone(root.dataset.wasmBase);
+    const engine = new RenderingEngine(`${ids}-engine`);
+    engine.enableElement({
+      viewportId: `${ids}-viewport`,
+      type: Enums.ViewportType.STACK,
+      element: ui.element,
+      defaultOptions: { background: [0, 0, 0] },
+    });
+    state.viewport = engine.getViewport(`${ids}-viewport`);
+    setUpTools(`${ids}-tools`, state, ui);
+    setUpEvents(state, ui, root, say);
+    setUpKeys(state, root);
+    setUpToolbar(state, ui);
+
+    const studies = await loadStudies(base);
+    const all = studies.flatMap((study) => study.series);
+    if (!all.length) {
+      say("No images have been received for this case yet.");
+      return;
+    }
+    renderSeriesList(all, ui, base, (series) => showSeries(series, state, ui, base, root, say));
+    await showSeries(all[0], state, ui, base, root, say);
+  } catch (error) {
+    say(error.message || String(error));
+  }
+  window.addEventListener("resize", () => getRenderingEngine(`${ids}-engine`)?.resize(true, true));
+}
+
+function setUpTools(groupId, state, ui) {
+  const group = ToolGroupManager.createToolGroup(groupId);
+  for (const [, , name] of TOOLS) group.addTool(name);
+  group.addViewport(state.viewport.id, state.viewport.renderingEngineId);
+  const { MouseBindings } = ToolEnums;
+  group.setToolActive(WindowLevelTool.toolName, { bindings: [{ mouseButton: MouseBindings.Primary }] });
+  group.setToolActive(PanTool.toolName, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
+  group.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
+  group.setToolActive(StackScrollTool.toolName, { bindings: [{ mouseButton: MouseBindings.Wheel }] });
+  group.setToolPassive(LengthTool.toolName);
+  state.group = group;
+  ui.element.addEventListener("contextmenu", (event) => event.preventDefault());
+}
+
+// The left button does what the toolbar says; the wheel always scrolls, the middle button pans
+// and the right button zooms, as in most radiology viewers.
+function activate(state, ui, key) {
+  const { MouseBindings } = ToolEnums;
+  const name = TOOLS.find(([k]) => k === key)[2];
+  const previous = TOOLS.find(([k]) => k === state.activeTool)[2];
+  const group = state.group;
+  if (previous === StackScrollTool.toolName) {
+    group.setToolActive(previous, { bindings: [{ mouseButton: MouseBindings.Wheel }] });
+  } else if (previous === PanTool.toolName) {
+    group.setToolActive(previous, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
+  } else if (previous === ZoomTool.toolName) {
+    group.setToolActive(previous, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
+  } else {
+    group.setToolPassive(previous);
+  }
+  const bindings = [{ mouseButton: MouseBindings.Primary }];
+  if (name === StackScrollTool.toolName) bindings.push({ mouseButton: MouseBindings.Wheel });
+  if (name === PanTool.toolName) bindings.push({ mouseButton: MouseBindings.Auxiliary });
+  if (name === ZoomTool.toolName) bindings.push({ mouseButton: MouseBindings.Secondary });
+  group.setToolActive(name, { bindings });
+  state.activeTool = key;
+  for (const button of ui.tools.querySelectorAll("button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.tool === key));
+  }
+}
+
+function setUpToolbar(state, ui) {
+  for (const [key, label] of TOOLS) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.tool = key;
+    button.textContent = label;
+    button.setAttribute("aria-pressed", String(key === state.activeTool));
+    button.addEventListener("click", () => activate(state, ui, key));
+    ui.tools.append(button);
+  }
+  for (const [label, center, width] of PRESETS) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.preset = label.toLowerCase();
+    button.textContent = label;
+    button.title = `Window ${width}, level ${center}`;
+    button.addEventListener("click", () => {
+      state.viewport.setProperties({ voiRange: { lower: center - width / 2, upper: center + width / 2 } });
+      state.viewport.render();
+    });
+    ui.presets.append(button);
+  }
+  ui.reset.addEventListener("click", () => {
+    annotation.state.removeAllAnnotations();
+    state.viewport.resetProperties();
+    state.viewport.resetCamera();
+    state.viewport.render();
+    ui.measurement.textContent = "";
+  });
+}
+
+function step(state, delta) {
+  const viewport = state.viewport;
+  if (!viewport || !state.imageIds.length) return;
+  const next = Math.max(0, Math.min(state.imageIds.length - 1, viewport.getCurrentImageIdIndex() + delta));
+  viewport.setImageIdIndex(next);
+}
+
+function setUpKeys(state, root) {
+  root.addEventListener("keydown", (event) => {
+    const page = Math.max(1, Math.round(state.imageIds.length / 10));
+    const moves = {
+      ArrowDown: 1,
+      ArrowRight: 1,
+      ArrowUp: -1,
+      ArrowLeft: -1,
+      PageDown: page,
+      PageUp: -page,
+      Home: -Infinity,
+      End: Infinity,
+    };
+    if (!(event.key in moves)) return;
+    event.preventDefault();
+    const delta = moves[event.key];
+    step(state, Number.isFinite(delta) ? delta : delta > 0 ? state.imageIds.length : -state.imageIds.length);
+  });
+}
+
+function setUpEvents(state, ui, root, say) {
+  const element = ui.element;
+  element.addEventListener(Enums.Events.STACK_NEW_IMAGE, () => {
+    const index = state.viewport.getCurrentImageIdIndex();
+    ui.position.textContent = `Image ${index + 1} / ${state.imageIds.length}`;
+    root.dataset.imageIndex = String(index);
+  });
+  element.addEventListener(Enums.Events.IMAGE_RENDERED, () => {
+    if (root.dataset.state !== "message") root.dataset.state = "rendered";
+    const voi = state.viewport.getProperties()?.voiRange;
+    if (voi) {
+      const width = Math.round(voi.upper - voi.lower);
+      const center = Math.round((voi.upper + voi.lower) / 2);
+      ui.voi.textContent = `W ${width} / L ${center}`;
+    }
+  });
+  const failed = () => say("This image could not be decoded. Try another series, or ask the patient for another copy.");
+  element.addEventListener(Enums.Events.IMAGE_LOAD_ERROR, failed);
+  element.addEventListener(Enums.Events.IMAGE_LOAD_FAILED, failed);
+  const measured = (event) => {
+    const stats = event.detail?.annotation?.data?.cachedStats;
+    const first = stats && Object.values(stats)[0];
+    if (first && Number.isFinite(first.length)) {
+      ui.measurement.textContent = `Length: ${first.length.toFixed(1)} ${first.unit || "mm"}`;
+    }
+  };
+  // Annotation events are sent on Cornerstone's global event target, not on the element.
+  eventTarget.addEventListener(ToolEnums.Events.ANNOTATION_COMPLETED, measured);
+  eventTarget.addEventListener(ToolEnums.Events.ANNOTATION_MODIFIED, measured);
+}
+
+function renderSeriesList(all, ui, base, onPick) {
+  ui.series.textContent = "";
+  for (const series of all) {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.seriesUid = series.uid;
+    const picture = document.createElement("img");
+    picture.alt = "";
+    picture.loading = "lazy";
+    picture.src = `${base}/studies/${series.studyUid}/series/${series.uid}/thumbnail`;
+    picture.addEventListener("error", () => picture.replaceWith(placeholder(series)));
+    const label = document.createElement("span");
+    label.textContent = `${series.modality} ${series.description || "Series " + (series.number ?? "")}`.trim();
+    const count = document.createElement("small");
+    count.textContent = `${series.count} image${series.count === 1 ? "" : "s"}`;
+    button.append(picture, label, count);
+    button.addEventListener("click", () => onPick(series));
+    item.append(button);
+    ui.series.append(item);
+  }
+}
+
+function placeholder(series) {
+  const box = document.createElement("span");
+  box.className = "sr-viewer__no-thumb";
+  box.textContent = series.modality || "?";
+  return box;
+}
+
+async function showSeries(series, state, ui, base, root, say) {
+  state.current = series;
+  for (const button of ui.series.querySelectorAll("button")) {
+    button.setAttribute("aria-current", String(button.dataset.seriesUid === series.uid));
+  }
+  ui.seriesLabel.textContent = `${series.modality} ${series.description}`.trim() + (series.number != null ? ` (series ${series.number})` : "");
+  ui.position.textContent = "";
+  ui.measurement.textContent = "";
+  root.dataset.state = "loading";
+  say("Loading the images…");
+  const instances = await loadSeriesMetadata(base, series);
+  if (state.current !== series) return;
+  const syntax = value(instances[0], TAG.transferSyntax) || value(instances[0], TAG.availableTransferSyntax);
+  if (syntax && !DECODABLE.has(syntax)) {
+    state.imageIds = [];
+    ui.element.hidden = true;
+    const name = SYNTAX_NAMES[syntax] || `transfer syntax ${syntax}`;
+    say(`${UNSUPPORTED_MESSAGE} (${name}). The other series can still be viewed; ask the patient for a copy in another format if this one matters.`);
+    return;
+  }
+  ui.element.hidden = false;
+  const origin = window.location.origin;
+  const imageIds = [];
+  for (const meta of instances) {
+    const frames = Number(value(meta, TAG.frames) || 1);
+    const url = `${origin}${base}/studies/${series.studyUid}/series/${series.uid}/instances/${value(meta, TAG.sopUid)}/frames/`;
+    for (let frame = 1; frame <= frames; frame += 1) {
+      const imageId = `wadors:${url}${frame}`;
+      wadors.metaDataManager.add(imageId, meta);
+      imageIds.push(imageId);
+    }
+  }
+  state.imageIds = imageIds;
+  annotation.state.removeAllAnnotations();
+  getRenderingEngine(state.viewport.renderingEngineId)?.resize(true, false);
+  await state.viewport.setStack(imageIds, 0);
+  if (state.current !== series) return;
+  say("");
+  ui.position.textContent = `Image 1 / ${imageIds.length}`;
+  state.viewport.render();
+  ui.element.focus?.();
+}

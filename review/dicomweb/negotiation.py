@@ -1,0 +1,143 @@
+"""Accept headers and multipart/related bodies of WADO-RS (DICOM PS3.18 §8.7)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+# The transfer syntaxes each bulk-data image media type may carry (PS3.18 Table 8.7.3-5).
+IMAGE_MEDIA_TYPES: dict[str, frozenset[str]] = {
+    "image/jpeg": frozenset(
+        {
+            "1.2.840.10008.1.2.4.50",
+            "1.2.840.10008.1.2.4.51",
+            "1.2.840.10008.1.2.4.57",
+            "1.2.840.10008.1.2.4.70",
+        }
+    ),
+    "image/jls": frozenset({"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}),
+    "image/x-jls": frozenset({"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}),
+    "image/jp2": frozenset({"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"}),
+    "image/jpx": frozenset({"1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.93"}),
+    "image/x-dicom-rle": frozenset({"1.2.840.10008.1.2.5"}),
+    "image/dicom-rle": frozenset({"1.2.840.10008.1.2.5"}),
+}
+
+UNCOMPRESSED = frozenset({ExplicitVRLittleEndian, ImplicitVRLittleEndian})
+
+
+@dataclass(frozen=True)
+class MediaRange:
+    """One entry of an Accept header, e.g. ``multipart/related; type="application/dicom"``."""
+
+    media_type: str
+    params: dict[str, str] = field(default_factory=dict)
+    quality: float = 1.0
+
+    @property
+    def part_type(self) -> str | None:
+        """The ``type`` of a multipart range (what each part is), lower-cased."""
+        value = self.params.get("type")
+        return value.lower() if value else None
+
+    @property
+    def transfer_syntax(self) -> str | None:
+        return self.params.get("transfer-syntax")
+
+
+def parse_accept(header: str) -> list[MediaRange]:
+    """The media ranges of an Accept header, best first (an empty header means ``*/*``)."""
+    ranges: list[MediaRange] = []
+    for position, item in enumerate(header.split(",")):
+        pieces = [piece.strip() for piece in item.split(";")]
+        if not pieces[0]:
+            continue
+        params: dict[str, str] = {}
+        for piece in pieces[1:]:
+            name, _, value = piece.partition("=")
+            params[name.strip().lower()] = value.strip().strip('"')
+        try:
+            quality = float(params.pop("q", "1"))
+        except ValueError:
+            quality = 0.0
+        ranges.append(MediaRange(pieces[0].lower(), params, quality - position * 1e-6))
+    ranges = [entry for entry in ranges if entry.quality > 0]
+    return sorted(ranges, key=lambda entry: -entry.quality) or [MediaRange("*/*")]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What to send: the part's media type, its transfer syntax, and whether to decode."""
+
+    part_type: str
+    transfer_syntax: str
+    decode: bool
+
+
+def choose_frame_encoding(accept: str, stored: str) -> Choice | None:
+    """How to send a frame stored in ``stored`` to a client that sent ``accept`` (None: 406).
+
+    ``transfer-syntax=*`` (what Cornerstone and OHIF send) gets the stored encoding, so a
+    compressed frame crosses the network compressed and is decoded in the browser. Explicit VR
+    Little Endian, also the default when the client names none, gets raw pixels, decoding on the
+    server when the stored frame is compressed.
+    """
+    for entry in parse_accept(accept):
+        if entry.media_type in ("*/*", "multipart/*"):
+            return Choice("application/octet-stream", stored, decode=False)
+        if entry.media_type != "multipart/related":
+            continue
+        part = entry.part_type or "application/octet-stream"
+        wanted = entry.transfer_syntax
+        if part in ("application/octet-stream", "*/*", "*"):
+            if wanted == "*" or (wanted == stored and stored in UNCOMPRESSED):
+                return Choice("application/octet-stream", stored, decode=False)
+            if wanted in (None, *UNCOMPRESSED):
+                raw = wanted or ExplicitVRLittleEndian
+                return Choice("application/octet-stream", raw, decode=stored not in UNCOMPRESSED)
+            continue
+        allowed = IMAGE_MEDIA_TYPES.get(part)
+        if allowed and stored in allowed and wanted in (None, "*", stored):
+            return Choice(part, stored, decode=False)
+        if part == "image/*" and wanted in (None, "*", stored) and stored not in UNCOMPRESSED:
+            image_type = next(name for name, syntaxes in IMAGE_MEDIA_TYPES.items() if stored in syntaxes)
+            return Choice(image_type, stored, decode=False)
+    return None
+
+
+def wants_stored_instance(accept: str, stored: str) -> bool | None:
+    """For whole instances: True to send the file as stored, False to send it decompressed
+    to Explicit VR Little Endian, None if nothing the client accepts can be produced.
+
+    A request naming no transfer syntax gets the file as stored: PS3.18 says Explicit VR Little
+    Endian, but decompressing a large study on every plain request would cost the server a
+    lot for nothing; viewers and dicomweb-client ask for ``*`` anyway.
+    """
+    for entry in parse_accept(accept):
+        if entry.media_type in ("*/*", "multipart/*"):
+            return True
+        if entry.media_type != "multipart/related" or entry.part_type not in (None, "application/dicom"):
+            continue
+        wanted = entry.transfer_syntax
+        if wanted in (None, "*", stored) or (wanted in UNCOMPRESSED and stored in UNCOMPRESSED):
+            return True
+        if wanted == ExplicitVRLittleEndian:
+            return False
+    return None
+
+
+def new_boundary() -> str:
+    return uuid.uuid4().hex
+
+
+def multipart_body(parts: Iterable[tuple[str, Iterable[bytes]]], boundary: str) -> Iterator[bytes]:
+    """A multipart/related body: each part is (Content-Type, its chunks). Chunks are passed on
+    as they come, so a part of any size costs only one chunk of memory."""
+    for content_type, chunks in parts:
+        yield f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode()
+        yield from chunks
+        yield b"\r\n"
+    yield f"--{boundary}--\r\n".encode()
