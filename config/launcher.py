@@ -119,8 +119,12 @@ def _wait_until_healthy(port: int, children: list[subprocess.Popen[bytes]], seco
     while time.monotonic() < deadline:
         if any(child.poll() is not None for child in children):
             return False
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/healthz",
+            headers={"Host": os.environ.get("PLATFORM_DOMAIN", "localhost")},
+        )
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 (our own http URL)
                 if response.status == 200:
                     return True
         except OSError:
