@@ -4,9 +4,11 @@ separate process on the session's test database, and a real Chromium."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -74,8 +76,10 @@ def _wait_for_http(url: str, host: str, process: subprocess.Popen[Any], seconds:
 
 
 class LiveServer:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, mail_dir: Path) -> None:
         self.port = port
+        # Emails the live server sends land here, one file per email (Django's file backend).
+        self.mail_dir = mail_dir
 
     def url(self, slug: str | None = None, path: str = "/") -> str:
         host = f"{slug}.{settings.PLATFORM_DOMAIN}" if slug else settings.PLATFORM_DOMAIN
@@ -86,6 +90,7 @@ class LiveServer:
 def live_platform(django_db_setup: None) -> Iterator[LiveServer]:
     """SecondRead served by gunicorn (as in production) on the test database."""
     port = free_port()
+    mail_dir = Path(tempfile.mkdtemp(prefix="secondread-mail-"))
     process = subprocess.Popen(
         [
             str(BIN / "gunicorn"),
@@ -102,14 +107,15 @@ def live_platform(django_db_setup: None) -> Iterator[LiveServer]:
             "warning",
         ],
         cwd=BASE_DIR,
-        env=child_env(PLATFORM_PORT=str(port)),
+        env=child_env(PLATFORM_PORT=str(port), SR_TEST_MAIL_DIR=str(mail_dir)),
     )
     try:
         _wait_for_http(f"http://127.0.0.1:{port}/healthz", settings.PLATFORM_DOMAIN, process)
-        yield LiveServer(port)
+        yield LiveServer(port, mail_dir)
     finally:
         process.terminate()
         process.wait(timeout=10)
+        shutil.rmtree(mail_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

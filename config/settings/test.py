@@ -17,6 +17,11 @@ os.environ["SR_TEST_RUN"] = TEST_RUN
 DATABASES["default"]["TEST"] = {"NAME": f"test_secondread_{TEST_RUN}"}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# The browser tests' live server is another process: it writes its emails to files the test
+# reads (e.g. the link of a sign-up's verification email).
+if os.environ.get("SR_TEST_MAIL_DIR"):
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = os.environ["SR_TEST_MAIL_DIR"]
 STORAGE_FILESYSTEM_ROOT = DATA_DIR / "test-files" / TEST_RUN
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
