@@ -112,6 +112,29 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _fingerprint(patterns: list[str], extra: str = "") -> str:
+    """A hash of the named files' paths, sizes and modification times (cheap to compute)."""
+    import hashlib
+
+    digest = hashlib.sha256(extra.encode())
+    for pattern in patterns:
+        for path in sorted(BASE_DIR.glob(pattern)):
+            if path.is_file() and ".venv" not in path.parts and "node_modules" not in path.parts:
+                stat = path.stat()
+                digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def manage_unless_unchanged(name: str, fingerprint: str, *args: str) -> None:
+    """Run a management command only when its inputs changed since it last succeeded, so a
+    second ``./sr run`` skips migrating and collecting unchanged files."""
+    stamp = data_dir() / f".{name}.stamp"
+    if stamp.exists() and stamp.read_text() == fingerprint:
+        return
+    manage(*args)
+    stamp.write_text(fingerprint)
+
+
 def _wait_until_healthy(port: int, children: list[subprocess.Popen[bytes]], seconds: float = 60) -> bool:
     import urllib.request
 
@@ -141,8 +164,22 @@ def cmd_run(port: int) -> int:
     os.environ.setdefault("PLATFORM_PORT", str(port))
     with services():
         started = time.monotonic()
-        manage("migrate", "--noinput", "-v", "0")
-        manage("collectstatic", "--noinput", "-v", "0")
+        manage_unless_unchanged(
+            "migrate",
+            _fingerprint(["*/migrations/*.py", "constraints.txt"], os.environ["DATABASE_URL"]),
+            "migrate",
+            "--noinput",
+            "-v",
+            "0",
+        )
+        manage_unless_unchanged(
+            "collectstatic",
+            _fingerprint(["static/**/*", "*/static/**/*", "constraints.txt"]),
+            "collectstatic",
+            "--noinput",
+            "-v",
+            "0",
+        )
         demo = subprocess.run(
             [PYTHON, str(BASE_DIR / "manage.py"), "seed_demo"],
             check=True,
