@@ -95,13 +95,16 @@ def tus_endpoint(view: View) -> View:
         if method == "POST" and override in ("PATCH", "DELETE", "HEAD"):
             method = override
         try:
-            return view(request, method, *args, **kwargs)
+            response = view(request, method, *args, **kwargs)
         except TusError as error:
-            return _response(error.status, error.message, error.headers)
+            response = _response(error.status, error.message, error.headers)
         except Http404:
-            return _response(404, messages.UPLOAD_NOT_FOUND)
+            response = _response(404, messages.UPLOAD_NOT_FOUND)
         except PermissionDenied:
-            return _response(403, messages.SIGN_IN)
+            response = _response(403, messages.SIGN_IN)
+        if method == "HEAD":
+            response.content = b""  # a HEAD answer has headers only, refusals included
+        return response
 
     return csrf_exempt(wrapper)
 

@@ -1,0 +1,364 @@
+"""A real tus client (tuspy) against the real server (gunicorn): whole uploads, a connection cut
+midway and resumed, a damaged chunk, two chunks at once, and outsiders trying to resume.
+
+The live server runs in another process and cannot see the tests' uncommitted data, so the case
+is created committed by a module fixture (and deleted after); everything else goes over HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import io
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+from allauth.account.models import EmailAddress
+from django.db import connection
+from django_tenants.utils import schema_context
+from tusclient.client import TusClient
+from tusclient.exceptions import TusCommunicationError
+
+from accounts.models import User
+from intake.models import Case, Upload
+from intake.tus import messages
+from intake.tus.services import PART_SIZE, upload_staging_prefix
+from intake.tus.tasks import uploads_expire_all
+from storage.base import MiB, MultipartError
+from storage.tenant import tenant_storage
+from tenants.management.commands.seed_demo import DEMO_PASSWORD
+
+# The live server and worker fixtures live in tests/conftest.py, which only tests/ sees by itself.
+from tests.conftest import LiveServer, celery_worker_process, live_platform  # noqa: F401
+
+HOST = "neuro.localhost"
+CHUNK = 4 * MiB
+OTHER_PATIENT = "second.patient@example.com"
+
+pytestmark = pytest.mark.django_db
+
+needs_ingest = pytest.mark.skipif(
+    importlib.util.find_spec("intake.ingest.pipeline") is None,
+    reason="intake.ingest.pipeline.upload_ingest_enqueue is not written yet",
+)
+
+
+@dataclass
+class Patient:
+    """A signed-in browser-less patient: the cookies tuspy and requests send."""
+
+    server: LiveServer
+    cookie: str
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}/intake/tus/"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Host": HOST, "Cookie": self.cookie}
+
+    def tus(self) -> TusClient:
+        return TusClient(self.endpoint, headers=self.headers)
+
+    def url(self, location: str) -> str:
+        return f"http://127.0.0.1:{self.server.port}{location}"
+
+    def head(self, upload_url: str) -> requests.Response:
+        return requests.head(upload_url, headers={**self.headers, "Tus-Resumable": "1.0.0"}, timeout=10)
+
+
+def _sign_in(server: LiveServer, email: str) -> Patient:
+    session = requests.Session()
+    base = f"http://127.0.0.1:{server.port}"
+    page = session.get(f"{base}/accounts/login/", headers={"Host": HOST}, timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token, "no sign-in form"
+    session.post(
+        f"{base}/accounts/login/",
+        data={"login": email, "password": DEMO_PASSWORD, "csrfmiddlewaretoken": token.group(1)},
+        headers={"Host": HOST},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert "sessionid" in session.cookies, "sign-in failed"
+    return Patient(server, "; ".join(f"{name}={value}" for name, value in session.cookies.items()))
+
+
+@pytest.fixture(scope="module")
+def committed_case(django_db_setup: None, django_db_blocker: Any) -> Iterator[Case]:
+    """A draft case of patient@neuro and a second patient, committed for the live server."""
+    with django_db_blocker.unblock(), schema_context("neuro"):
+        owner = User.objects.get(email="patient@neuro.example.com")
+        case = Case.objects.create(owner=owner)
+        other = User.objects.create_user(OTHER_PATIENT, DEMO_PASSWORD)
+        EmailAddress.objects.create(user=other, email=OTHER_PATIENT, verified=True, primary=True)
+    yield case
+    with django_db_blocker.unblock(), schema_context("neuro"):
+        for upload in Upload.objects.filter(case=case):
+            storage = tenant_storage()
+            if upload.multipart_id:
+                storage.multipart_abort(upload.storage_key, upload.multipart_id)
+            storage.delete_prefix(upload_staging_prefix(upload=upload))
+        tenant_storage().delete_prefix(f"uploads/{case.public_id}")
+        Case.objects.filter(pk=case.pk).delete()
+        User.objects.filter(email=OTHER_PATIENT).delete()
+
+
+@pytest.fixture(scope="module")
+def patient(request: pytest.FixtureRequest) -> Patient:
+    server: LiveServer = request.getfixturevalue("live_platform")
+    return _sign_in(server, "patient@neuro.example.com")
+
+
+class CountingFile(io.BytesIO):
+    """The file a client uploads, counting the bytes the client read from it to send."""
+
+    sent = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.sent += len(data)
+        return data
+
+
+def _metadata(case: Case, content: bytes, **extra: str) -> dict[str, str]:
+    return {
+        "case": str(case.public_id),
+        "kind": "imaging",
+        "filename": "IM000001",
+        "relativePath": "DICOM/IM000001",
+        "sha256": hashlib.sha256(content).hexdigest(),
+        **extra,
+    }
+
+
+def _stored(upload_url: str) -> Upload:
+    with schema_context("neuro"):
+        return Upload.objects.get(public_id=upload_url.rsplit("/", 1)[1])
+
+
+def _raw_patch(patient: Patient, upload_url: str, offset: int, data: bytes, declared: int) -> socket.socket:
+    """Start a PATCH announcing ``declared`` bytes and send only ``data``; the caller closes it
+    (a dropped connection) or sends the rest."""
+    path = upload_url.split(str(patient.server.port), 1)[1]
+    connection = socket.create_connection(("127.0.0.1", patient.server.port))
+    head = (
+        f"PATCH {path} HTTP/1.1\r\nHost: {HOST}\r\nCookie: {patient.cookie}\r\nTus-Resumable: 1.0.0\r\n"
+        f"Upload-Offset: {offset}\r\nContent-Type: application/offset+octet-stream\r\n"
+        f"Content-Length: {declared}\r\n\r\n"
+    )
+    connection.sendall(head.encode() + data)
+    return connection
+
+
+def _wait_for_offset(patient: Patient, upload_url: str, expected: int) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if patient.head(upload_url).headers.get("Upload-Offset") == str(expected):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the offset never reached {expected}")
+
+
+@needs_ingest
+def test_it_receives_a_whole_file_from_a_real_tus_client(patient: Patient, committed_case: Case) -> None:
+    content = os.urandom(3 * CHUNK + 12345)
+    uploader = patient.tus().uploader(
+        file_stream=io.BytesIO(content),
+        chunk_size=CHUNK,
+        metadata=_metadata(committed_case, content),
+        upload_checksum=True,
+    )
+    uploader.upload()
+    upload = _stored(uploader.url)
+    assert upload.status == Upload.Status.RECEIVED
+    assert (upload.offset, upload.length, upload.relative_path) == (
+        len(content),
+        len(content),
+        "DICOM/IM000001",
+    )
+    with schema_context("neuro"):
+        assert tenant_storage().read_bytes(upload.storage_key) == content
+        assert list(tenant_storage().list_keys(upload_staging_prefix(upload=upload))) == []
+
+
+@needs_ingest
+def test_it_resumes_a_cut_upload_sending_only_what_was_missing(
+    patient: Patient, committed_case: Case
+) -> None:
+    content = os.urandom(6 * CHUNK + 777)
+    first = CountingFile(content)
+    uploader = patient.tus().uploader(
+        file_stream=first, chunk_size=CHUNK, metadata=_metadata(committed_case, content)
+    )
+    uploader.upload(stop_at=3 * CHUNK)  # three whole chunks arrive...
+    # ...then the connection drops in the middle of the fourth.
+    cut_at = 3 * CHUNK + CHUNK // 2 + 1234
+    connection = _raw_patch(patient, uploader.url, 3 * CHUNK, content[3 * CHUNK : cut_at], declared=CHUNK)
+    connection.close()
+    _wait_for_offset(patient, uploader.url, cut_at)  # what arrived before the cut is kept
+
+    # A new client (say, after the tab was reopened) asks where to resume and sends the rest.
+    resumed = CountingFile(content)
+    again = patient.tus().uploader(file_stream=resumed, chunk_size=CHUNK, url=uploader.url)
+    assert again.offset == cut_at
+    again.upload()
+    sent_in_total = first.sent + (cut_at - 3 * CHUNK) + resumed.sent
+    print(f"resume: {resumed.sent} bytes sent for {len(content) - cut_at} missing")
+    assert resumed.sent == len(content) - cut_at
+    assert sent_in_total - len(content) <= CHUNK  # at most one chunk is ever sent twice
+    upload = _stored(uploader.url)
+    assert upload.status == Upload.Status.RECEIVED
+    with schema_context("neuro"):
+        assert tenant_storage().read_bytes(upload.storage_key) == content
+
+
+def test_it_refuses_a_damaged_chunk_and_keeps_what_it_had(patient: Patient, committed_case: Case) -> None:
+    content = os.urandom(2 * CHUNK)
+    uploader = patient.tus().uploader(
+        file_stream=io.BytesIO(content), chunk_size=CHUNK, metadata=_metadata(committed_case, content)
+    )
+    uploader.upload(stop_at=CHUNK)
+    sha1 = hashlib.sha1(content[CHUNK:], usedforsecurity=False).digest()
+    damaged = bytearray(content[CHUNK:])
+    damaged[1000] ^= 0xFF
+    response = requests.patch(
+        uploader.url,
+        data=bytes(damaged),
+        headers={
+            **patient.headers,
+            "Tus-Resumable": "1.0.0",
+            "Upload-Offset": str(CHUNK),
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Checksum": f"sha1 {base64.b64encode(sha1).decode()}",
+        },
+        timeout=30,
+    )
+    assert response.status_code == 460
+    assert response.text == messages.CHECKSUM_MISMATCH
+    assert patient.head(uploader.url).headers["Upload-Offset"] == str(CHUNK)
+    assert _stored(uploader.url).offset == CHUNK
+
+
+def test_it_refuses_a_second_chunk_while_one_is_being_received(
+    patient: Patient, committed_case: Case
+) -> None:
+    content = os.urandom(CHUNK)
+    uploader = patient.tus().uploader(
+        file_stream=io.BytesIO(content), chunk_size=CHUNK, metadata=_metadata(committed_case, content)
+    )
+    uploader.set_url(uploader.create_url())
+    slow = _raw_patch(patient, uploader.url, 0, content[: CHUNK // 2], declared=CHUNK)
+    try:
+        time.sleep(0.5)  # the first request holds the upload
+        response = requests.patch(
+            uploader.url,
+            data=content,
+            headers={
+                **patient.headers,
+                "Tus-Resumable": "1.0.0",
+                "Upload-Offset": "0",
+                "Content-Type": "application/offset+octet-stream",
+            },
+            timeout=30,
+        )
+        assert (response.status_code, response.text) == (423, messages.UPLOAD_BUSY)
+    finally:
+        slow.close()
+    _wait_for_offset(patient, uploader.url, CHUNK // 2)
+
+
+def test_it_refuses_another_patient_trying_to_resume(patient: Patient, committed_case: Case) -> None:
+    content = os.urandom(2 * CHUNK)
+    uploader = patient.tus().uploader(
+        file_stream=io.BytesIO(content), chunk_size=CHUNK, metadata=_metadata(committed_case, content)
+    )
+    uploader.upload(stop_at=CHUNK)
+    stranger = _sign_in(patient.server, OTHER_PATIENT)
+    with pytest.raises(TusCommunicationError):
+        stranger.tus().uploader(file_stream=io.BytesIO(content), chunk_size=CHUNK, url=uploader.url)
+    headers = {
+        **stranger.headers,
+        "Tus-Resumable": "1.0.0",
+        "Upload-Offset": str(CHUNK),
+        "Content-Type": "application/offset+octet-stream",
+    }
+    assert requests.patch(uploader.url, data=content[CHUNK:], headers=headers, timeout=30).status_code == 404
+    assert requests.delete(uploader.url, headers=headers, timeout=10).status_code == 404
+    logged_out = {key: value for key, value in headers.items() if key != "Cookie"}
+    assert (
+        requests.patch(uploader.url, data=content[CHUNK:], headers=logged_out, timeout=30).status_code == 403
+    )
+    # Nor can they start uploading into the case.
+    creation = requests.post(
+        stranger.endpoint,
+        headers={
+            **stranger.headers,
+            "Tus-Resumable": "1.0.0",
+            "Upload-Length": "10",
+            "Upload-Metadata": uploader.get_url_creation_headers()["upload-metadata"],
+        },
+        timeout=10,
+    )
+    assert (creation.status_code, creation.text) == (404, messages.CASE_NOT_FOUND)
+    assert _stored(uploader.url).offset == CHUNK
+
+
+def _committed(work: Callable[[], None]) -> None:
+    """Run ``work`` on a connection of its own (another thread), so it commits at once and the
+    worker sees it; the test's own connection is inside a transaction that is rolled back."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with schema_context("neuro"):
+                work()
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if failures:
+        raise failures[0]
+
+
+@pytest.mark.worker
+@pytest.mark.usefixtures("celery_worker_process")
+def test_it_expires_an_abandoned_upload_leaving_no_bytes(patient: Patient, committed_case: Case) -> None:
+    content = os.urandom(2 * CHUNK)
+    uploader = patient.tus().uploader(
+        file_stream=io.BytesIO(content),
+        chunk_size=PART_SIZE + 1000,
+        metadata=_metadata(committed_case, content),
+    )
+    uploader.upload(stop_at=PART_SIZE + 1000)  # one full multipart part and a staged tail
+    upload = _stored(uploader.url)
+    assert upload.parts and upload.tail_key
+    _committed(lambda: Upload.objects.filter(pk=upload.pk).update(expires_at=upload.created))
+
+    uploads_expire_all.delay()  # what beat sends, from the public schema
+    deadline = time.monotonic() + 30
+    while _stored(uploader.url).status != Upload.Status.EXPIRED:
+        assert time.monotonic() < deadline, "the worker did not expire the upload"
+        time.sleep(0.2)
+    with schema_context("neuro"):
+        storage = tenant_storage()
+        assert list(storage.list_keys(upload_staging_prefix(upload=upload))) == []
+        assert not storage.exists(upload.storage_key)
+        with pytest.raises(MultipartError):  # its multipart upload and parts are gone
+            storage.multipart_complete(upload.storage_key, upload.multipart_id, [tuple(upload.parts[0])])
+    head = patient.head(uploader.url)
+    assert head.status_code == 410
