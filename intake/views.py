@@ -1,13 +1,302 @@
-"""The patient-facing portal of an institution."""
+"""The patient-facing portal of an institution: home, the request wizard, case status.
+
+Views parse input, fetch the case through ``intake.access`` and call one service. Every case
+URL carries the opaque ``Case.public_id`` only.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from branding.selectors import brand_for_institution
+from intake.access import access_patient_case
+from intake.forms import CasePatientForm, CaseQuestionForm
+from intake.models import Case, Report
+from intake.selectors import (
+    ALL_STEPS,
+    case_list_for_patient,
+    case_milestones,
+    case_missing_items,
+    case_patient_status,
+    case_payment_required,
+    case_reusable_draft,
+    case_upload_overview,
+    case_wizard_steps,
+)
+from intake.services import (
+    CaseIncomplete,
+    case_patient_save,
+    case_question_save,
+    case_start,
+    case_submit,
+    case_wizard_step_set,
+)
+
+STEP_ONE_FIRST = "Please fill in the patient's details and agree to the terms first."
+CASE_ALREADY_SENT = "This request has been sent, so it can no longer be changed here."
+UPLOAD_CHUNK_SIZE = 8 * 1024 * 1024  # what the browser sends per tus PATCH request
+
+# Which case states open each step. Details and question can change only before sending;
+# files and the summary reopen when the care team asks for more information.
+_DRAFT = frozenset({Case.Status.DRAFT})
+_FILES = frozenset({Case.Status.DRAFT, Case.Status.INFO_REQUESTED})
+STEP_STATES: dict[str, frozenset[str]] = {
+    "patient": _DRAFT,
+    "question": _DRAFT,
+    "images": _FILES,
+    "reports": _FILES,
+    "summary": _FILES,
+}
+
+WizardView = Callable[[HttpRequest, Case], HttpResponse]
+
+
+def _step_url(case: Case, slug: str) -> str:
+    return reverse(next(step.url_name for step in ALL_STEPS if step.slug == slug), args=[case.public_id])
+
+
+def wizard_step(slug: str) -> Callable[[WizardView], Callable[..., HttpResponse]]:
+    """Fetch the signed-in patient's case, check the step is open in its state, remember the
+    step (so the patient comes back to it) and pass the case to the view."""
+
+    def decorator(view: WizardView) -> Callable[..., HttpResponse]:
+        @login_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+            case = access_patient_case(request.user, public_id)
+            if case.status not in STEP_STATES[slug]:
+                messages.info(request, CASE_ALREADY_SENT)
+                return redirect("intake:case_status", public_id=case.public_id)
+            if slug != "patient" and case.consented_at is None:
+                messages.info(request, STEP_ONE_FIRST)
+                return redirect("intake:case_patient", public_id=case.public_id)
+            if request.method == "GET" and case.status == Case.Status.DRAFT:
+                case_wizard_step_set(case=case, step=slug)
+            return view(request, case)
+
+        return wrapper
+
+    return decorator
+
+
+def _wizard_context(case: Case, slug: str, **extra: Any) -> dict[str, Any]:
+    steps = case_wizard_steps(case=case)
+    index = next(i for i, step in enumerate(steps) if step.slug == slug)
+    editable = case.status == Case.Status.DRAFT
+    nav = [
+        {
+            "number": i + 1,
+            "title": step.title,
+            "state": "current" if i == index else ("done" if i < index else "todo"),
+            # Back and forth between the steps that hold the patient's input.
+            "url": _step_url(case, step.slug) if editable and step.slug in STEP_STATES else "",
+        }
+        for i, step in enumerate(steps)
+    ]
+    return {
+        "case": case,
+        "step": steps[index],
+        "step_number": index + 1,
+        "step_count": len(steps),
+        "steps": nav,
+        "previous_url": _step_url(case, steps[index - 1].slug) if index > 0 and editable else "",
+        **extra,
+    }
 
 
 def portal_home(request: HttpRequest) -> HttpResponse:
     user = request.user
     if user.is_authenticated and user.is_institution_staff:  # type: ignore[union-attr]
         return redirect("review:home")
-    return render(request, "intake/portal_home.html")
+    cases = case_list_for_patient(user=user)[:5] if user.is_authenticated else []  # type: ignore[arg-type]
+    return render(
+        request,
+        "intake/portal_home.html",
+        {"cases": [(case, case_patient_status(case=case)) for case in cases]},
+    )
+
+
+@require_GET
+def terms(request: HttpRequest) -> HttpResponse:
+    brand = brand_for_institution(institution=request.tenant)  # type: ignore[attr-defined]
+    return render(request, "intake/terms.html", {"terms_text": getattr(brand, "terms_text", "")})
+
+
+@login_required
+@require_GET
+def case_list(request: HttpRequest) -> HttpResponse:
+    cases = case_list_for_patient(user=request.user)  # type: ignore[arg-type]
+    return render(
+        request,
+        "intake/case_list.html",
+        {"cases": [(case, case_patient_status(case=case)) for case in cases]},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def case_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        case = case_start(owner=request.user)  # type: ignore[arg-type]
+        return redirect("intake:case_patient", public_id=case.public_id)
+    draft = case_reusable_draft(user=request.user)  # type: ignore[arg-type]
+    if draft is not None:
+        return redirect("intake:case_patient", public_id=draft.public_id)
+    return render(request, "intake/case_new.html")
+
+
+@wizard_step("patient")
+def case_patient(request: HttpRequest, case: Case) -> HttpResponse:
+    form = CasePatientForm(request.POST or None, initial=CasePatientForm.initial_for(case))
+    if request.method == "POST" and form.is_valid():
+        case_patient_save(case=case, **form.cleaned_data)
+        return redirect("intake:case_question", public_id=case.public_id)
+    return render(request, "intake/wizard/patient.html", _wizard_context(case, "patient", form=form))
+
+
+@wizard_step("question")
+def case_question(request: HttpRequest, case: Case) -> HttpResponse:
+    form = CaseQuestionForm(request.POST or None, initial=CaseQuestionForm.initial_for(case))
+    if request.method == "POST" and form.is_valid():
+        case_question_save(case=case, **form.cleaned_data)
+        return redirect("intake:case_images", public_id=case.public_id)
+    return render(request, "intake/wizard/question.html", _wizard_context(case, "question", form=form))
+
+
+def _upload_context(request: HttpRequest, case: Case) -> dict[str, Any]:
+    return {
+        "tus_endpoint": "/intake/tus/",
+        "status_url": reverse("intake:case_files_status", args=[case.public_id]),
+        "chunk_size": UPLOAD_CHUNK_SIZE,
+        "overview": case_upload_overview(case=case),
+    }
+
+
+@wizard_step("images")
+@require_GET
+def case_images(request: HttpRequest, case: Case) -> HttpResponse:
+    return render(
+        request,
+        "intake/wizard/images.html",
+        _wizard_context(case, "images", **_upload_context(request, case)),
+    )
+
+
+@wizard_step("reports")
+@require_GET
+def case_reports(request: HttpRequest, case: Case) -> HttpResponse:
+    return render(
+        request,
+        "intake/wizard/reports.html",
+        _wizard_context(case, "reports", report_kinds=Report.Kind.choices, **_upload_context(request, case)),
+    )
+
+
+@wizard_step("summary")
+@require_http_methods(["GET", "POST"])
+def case_summary(request: HttpRequest, case: Case) -> HttpResponse:
+    errors: list[str] = []
+    if request.method == "POST":
+        try:
+            case = case_submit(case=case, institution=request.tenant)  # type: ignore[attr-defined]
+        except CaseIncomplete as incomplete:
+            errors = incomplete.messages
+        else:
+            if case.status == Case.Status.AWAITING_PAYMENT:
+                return redirect("intake:case_payment", public_id=case.public_id)
+            return redirect("intake:case_submitted", public_id=case.public_id)
+    overview = case_upload_overview(case=case)
+    blocking, advisory = case_missing_items(case=case, overview=overview)
+    context = _wizard_context(
+        case,
+        "summary",
+        overview=overview,
+        blocking=blocking,
+        advisory=advisory,
+        errors=errors,
+        payment_required=case_payment_required(case=case),
+    )
+    return render(request, "intake/wizard/summary.html", context, status=400 if errors else 200)
+
+
+def _checkout_url(case: Case) -> str:
+    for kwargs in ({"public_id": case.public_id}, {"case_id": case.public_id}):
+        try:
+            return reverse("payments:checkout", kwargs=kwargs)
+        except NoReverseMatch:
+            continue
+    try:
+        return reverse("payments:checkout", args=[case.public_id])
+    except NoReverseMatch:
+        return ""
+
+
+@login_required
+@require_GET
+def case_payment(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    case = access_patient_case(request.user, public_id)
+    if case.status in STEP_STATES["summary"]:
+        return redirect("intake:case_summary", public_id=case.public_id)
+    if case.status != Case.Status.AWAITING_PAYMENT:
+        return redirect("intake:case_submitted", public_id=case.public_id)
+    context = _wizard_context(case, "payment", checkout_url=_checkout_url(case))
+    return render(request, "intake/wizard/payment.html", context)
+
+
+@login_required
+@require_GET
+def case_submitted(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    case = access_patient_case(request.user, public_id)
+    if case.status in STEP_STATES["summary"]:
+        return redirect("intake:case_summary", public_id=case.public_id)
+    context = _wizard_context(case, "submitted", status=case_patient_status(case=case))
+    return render(request, "intake/wizard/submitted.html", context)
+
+
+def _opinion_url(case: Case) -> str:
+    try:
+        return reverse("review:patient_opinion", args=[case.public_id])
+    except NoReverseMatch:
+        try:
+            return reverse("review:patient_opinion", kwargs={"public_id": case.public_id})
+        except NoReverseMatch:
+            return ""
+
+
+@login_required
+@require_GET
+def case_status(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    case = access_patient_case(request.user, public_id)
+    if case.status == Case.Status.DRAFT:
+        # A draft has no status to show yet: back to the step the patient left.
+        return redirect(_step_url(case, case.wizard_step if case.wizard_step in STEP_STATES else "patient"))
+    context = {
+        "case": case,
+        "status": case_patient_status(case=case),
+        "milestones": case_milestones(case=case),
+        "overview": case_upload_overview(case=case),
+        "opinion_url": _opinion_url(case)
+        if case.status in (Case.Status.RELEASED, Case.Status.CLOSED)
+        else "",
+    }
+    return render(request, "intake/case_status.html", context)
+
+
+@login_required
+@require_GET
+def case_files_status(request: HttpRequest, public_id: uuid.UUID) -> JsonResponse:
+    """What the server made of the uploaded files so far (polled by the upload steps)."""
+    case = access_patient_case(request.user, public_id)
+    response = JsonResponse(case_upload_overview(case=case))
+    response["Cache-Control"] = "no-store"
+    return response

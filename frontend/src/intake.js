@@ -1,0 +1,258 @@
+// The patient's request wizard: choosing a CD folder, files or a zip, showing what was found
+// before sending, sending with tus (resumable), and the server's verdict on each file.
+import { entriesFromDrop, entriesFromInput, scanFiles } from "./intake/scan.js";
+import { watchServerStatus } from "./intake/status.js";
+import { formatBytes, formatDate, h, plural } from "./intake/ui.js";
+import { pendingCount, uploadAll } from "./intake/upload.js";
+
+const SKIP_WORDS = {
+  index: "the disc's index (DICOMDIR)",
+  program: "viewer programs and other files that are not images",
+  empty: "empty files",
+  "not-image": "files that are not medical images",
+};
+const REPORT_TYPES = /\.(pdf|jpe?g|png)$/i;
+
+function focusFirstError() {
+  const summary = document.querySelector("[data-autofocus]");
+  if (summary) summary.focus();
+}
+
+function setupUploader(root, status) {
+  const kind = root.dataset.kind;
+  const caseId = root.dataset.case;
+  const options = {
+    endpoint: root.dataset.endpoint,
+    caseId,
+    kind,
+    chunkSize: Number(root.dataset.chunkSize),
+    csrf: root.dataset.csrf,
+  };
+  const dropzone = root.querySelector("[data-dropzone]");
+  const scanStatus = root.querySelector("[data-scan-status]");
+  const found = root.querySelector("[data-found]");
+  const foundBody = root.querySelector("[data-found-body]");
+  const startButton = root.querySelector("[data-start-upload]");
+  const clearButton = root.querySelector("[data-clear]");
+  const progress = root.querySelector("[data-progress]");
+  const bar = root.querySelector("[data-progress-bar]");
+  const progressText = root.querySelector("[data-progress-text]");
+  const resumeHint = root.querySelector("[data-resume-hint]");
+  const kinds = root.querySelector("[data-report-kinds]");
+  let queue = [];
+  let busy = false;
+
+  if (resumeHint && pendingCount(caseId, kind) > 0) {
+    resumeHint.hidden = false;
+    resumeHint.className = "notice warn resume-hint";
+    resumeHint.textContent = `An earlier upload of ${plural(pendingCount(caseId, kind), "file", "files")} did not finish. Choose the same folder or files again: sending continues where it stopped.`;
+  }
+
+  window.addEventListener("beforeunload", (event) => {
+    if (busy) {
+      event.preventDefault();
+      event.returnValue = "";
+    }
+  });
+
+  function reset() {
+    queue = [];
+    found.hidden = true;
+    foundBody.replaceChildren();
+    scanStatus.textContent = "";
+  }
+
+  function showImagingScan(result) {
+    const parts = [];
+    const images = result.images.length;
+    if (images) {
+      const studyCount = result.studies.length;
+      parts.push(
+        h(
+          "p",
+          { "data-testid": "scan-summary" },
+          "We found ",
+          h("strong", {}, studyCount ? plural(studyCount, "study", "studies") : "images"),
+          " with ",
+          h("strong", {}, plural(images, "image", "images")),
+          ".",
+        ),
+      );
+      parts.push(
+        h(
+          "ul",
+          { class: "study-list", "data-testid": "scan-studies" },
+          result.studies.map((s) =>
+            h(
+              "li",
+              { class: "study" },
+              h("div", { class: "study-title" }, s.modalities.map((m) => h("span", { class: "modality" }, m)), formatDate(s.date)),
+              h(
+                "div",
+                { class: "study-meta" },
+                [s.description || "No description", plural(s.series, "series", "series"), plural(s.images, "image", "images")].join(" · "),
+              ),
+            ),
+          ),
+        ),
+      );
+      if (result.unreadable) {
+        parts.push(h("p", { class: "muted" }, `${plural(result.unreadable, "image file", "image files")} could not be read here; we send them anyway and check them on our side.`));
+      }
+    }
+    if (result.zips.length) {
+      const bytes = result.zips.reduce((sum, z) => sum + z.file.size, 0);
+      parts.push(
+        h("p", { "data-testid": "scan-zips" }, `${plural(result.zips.length, "zip file", "zip files")} (${formatBytes(bytes)}): we open and check ${result.zips.length === 1 ? "it" : "them"} after sending.`),
+      );
+    }
+    if (result.morePatients) {
+      parts.push(h("p", { class: "notice warn" }, "These files seem to belong to more than one person (different names or dates of birth). Please check that you chose only this patient's images."));
+    }
+    if (result.skipped.length) {
+      const reasons = [...new Set(result.skipped.map((s) => SKIP_WORDS[s.reason] || SKIP_WORDS.program))];
+      parts.push(
+        h(
+          "div",
+          { class: "skipped" },
+          h("p", { "data-testid": "scan-skipped" }, `${plural(result.skipped.length, "file", "files")} skipped: ${reasons.join(", ")}.`),
+          h(
+            "details",
+            {},
+            h("summary", {}, "Show which files"),
+            h("ul", {}, result.skipped.slice(0, 500).map((s) => h("li", {}, s.relativePath))),
+          ),
+        ),
+      );
+    }
+    if (!result.toUpload.length) {
+      parts.push(h("p", { class: "notice warn" }, "We found no medical images here. On a CD, choose the top folder of the disc (the one with a file called DICOMDIR), or a folder named DICOM."));
+    }
+    foundBody.replaceChildren(...parts);
+    startButton.hidden = !result.toUpload.length;
+    startButton.textContent = result.images.length
+      ? `Send ${plural(result.images.length + result.zips.length, "file", "files")}`
+      : "Send the zip";
+  }
+
+  function showReports() {
+    const rows = queue.map((item, index) => {
+      const select = h("select", { id: `report-kind-${index}`, "data-report-kind": index });
+      select.innerHTML = kinds.innerHTML; // fixed option list from our own template
+      select.value = item.reportKind;
+      select.addEventListener("change", () => {
+        item.reportKind = select.value;
+      });
+      const remove = h("button", { type: "button", class: "button secondary" }, "Remove", h("span", { class: "visually-hidden" }, ` ${item.file.name}`));
+      remove.addEventListener("click", () => {
+        queue.splice(index, 1);
+        if (queue.length) showReports();
+        else reset();
+      });
+      return h(
+        "li",
+        { class: "file-row" },
+        h("span", { class: "file-name" }, item.file.name, h("span", { class: "muted" }, ` (${formatBytes(item.file.size)})`)),
+        h("span", {}, h("label", { for: `report-kind-${index}`, class: "visually-hidden" }, `Type of ${item.file.name}`), select),
+        remove,
+      );
+    });
+    foundBody.replaceChildren(h("ul", { class: "file-rows" }, rows), h("p", { class: "help" }, "Choose what each report is."));
+    startButton.textContent = `Send ${plural(queue.length, "report", "reports")}`;
+    startButton.hidden = false;
+    found.hidden = false;
+  }
+
+  async function choose(entries) {
+    if (busy || !entries.length) return;
+    reset();
+    if (kind === "report") {
+      const accepted = entries.filter((e) => REPORT_TYPES.test(e.file.name) && e.file.size > 0);
+      const refused = entries.length - accepted.length;
+      queue = accepted.map((e) => ({ ...e, reportKind: "radiology" }));
+      scanStatus.textContent = refused
+        ? `${plural(refused, "file was", "files were")} left out: reports must be PDF, JPEG or PNG files.`
+        : "";
+      if (queue.length) {
+        showReports();
+        found.querySelector("h2").focus();
+      }
+      return;
+    }
+    scanStatus.textContent = `Looking through ${plural(entries.length, "file", "files")}…`;
+    const result = await scanFiles(entries, (done, total) => {
+      if (total > 200 && done % 160 === 0) scanStatus.textContent = `Looking through the files… ${done} of ${total}`;
+    });
+    queue = result.toUpload;
+    scanStatus.textContent = "";
+    showImagingScan(result);
+    found.hidden = false;
+    found.querySelector("h2").focus();
+  }
+
+  async function send() {
+    if (busy || !queue.length) return;
+    busy = true;
+    startButton.disabled = true;
+    clearButton.disabled = true;
+    progress.hidden = false;
+    const items = queue.slice();
+    let lastAnnounced = -1;
+    const result = await uploadAll(items, {
+      ...options,
+      onProgress: ({ bytes, total, sent, count }) => {
+        const percent = Math.floor((bytes / total) * 100);
+        bar.value = percent;
+        // Announce in steps of 10% so screen readers are not flooded.
+        if (Math.floor(percent / 10) !== lastAnnounced || sent === count) {
+          lastAnnounced = Math.floor(percent / 10);
+          progressText.textContent = `${percent}% sent · ${sent} of ${plural(count, "file", "files")} done`;
+        }
+      },
+    });
+    busy = false;
+    clearButton.disabled = false;
+    startButton.disabled = false;
+    if (result.failed.length) {
+      queue = result.failed.map((f) => f.item);
+      const reason = result.failed.find((f) => f.message);
+      progressText.textContent = `${plural(result.sent, "file", "files")} sent. ${plural(result.failed.length, "file", "files")} could not be sent${reason ? `: ${reason.message}` : ""}. Check your connection and press “Try again”.`;
+      startButton.textContent = "Try again";
+    } else {
+      queue = [];
+      bar.value = 100;
+      progressText.textContent =
+        kind === "report"
+          ? `All ${plural(result.sent, "report", "reports")} sent.`
+          : `All ${plural(result.sent, "file", "files")} sent. We are now checking them; the result appears below.`;
+      progressText.dataset.done = "true";
+      found.hidden = true;
+    }
+    status.refresh();
+  }
+
+  for (const input of root.querySelectorAll("input[type=file]")) {
+    input.addEventListener("change", () => {
+      choose(entriesFromInput(input));
+      input.value = "";
+    });
+  }
+  dropzone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    dropzone.classList.add("dragging");
+  });
+  dropzone.addEventListener("dragleave", () => dropzone.classList.remove("dragging"));
+  dropzone.addEventListener("drop", async (event) => {
+    event.preventDefault();
+    dropzone.classList.remove("dragging");
+    choose(await entriesFromDrop(event.dataTransfer));
+  });
+  startButton.addEventListener("click", send);
+  clearButton.addEventListener("click", reset);
+  root.dataset.ready = "true";
+}
+
+const status = watchServerStatus();
+for (const root of document.querySelectorAll(".uploader")) setupUploader(root, status);
+if (document.querySelector("[data-server-status], [data-server-reports]")) status.refresh();
+focusFirstError();

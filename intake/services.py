@@ -1,0 +1,132 @@
+"""Writes of the patient portal: starting a case, saving each wizard step, submitting.
+
+Every state change goes through ``intake.status.case_status_change``, which emails the
+patient; nothing here sends email itself.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from intake.models import Case
+from intake.selectors import (
+    STEP_SLUGS,
+    case_missing_items,
+    case_payment_required,
+    institution_case_prefix,
+)
+from intake.status import case_number_assign, case_status_change
+from tenants.models import Institution
+
+NOT_SUBMITTABLE = "This request has already been sent."
+
+
+class CaseIncomplete(ValidationError):
+    """The case lacks something it needs before it can be sent (the messages say what)."""
+
+
+def case_start(
+    *, owner: User, submitter_relation: str = Case.Relation.SELF, submitter_name: str = ""
+) -> Case:
+    """A new draft case for ``owner``; when they are the patient, their account's name and
+    email are the patient's until they say otherwise."""
+    is_self = submitter_relation == Case.Relation.SELF
+    return Case.objects.create(
+        owner=owner,
+        submitter_relation=submitter_relation,
+        submitter_name="" if is_self else (submitter_name or owner.full_name),
+        patient_name=owner.full_name if is_self else "",
+        patient_email=owner.email if is_self else "",
+        wizard_step="patient",
+    )
+
+
+def case_wizard_step_set(*, case: Case, step: str) -> Case:
+    """Remember the step the patient is on, so they come back to it."""
+    if step not in STEP_SLUGS:
+        raise ValueError(f"unknown wizard step {step!r}")
+    if case.wizard_step != step:
+        case.wizard_step = step
+        case.save(update_fields=["wizard_step", "updated"])
+    return case
+
+
+def case_patient_save(
+    *,
+    case: Case,
+    submitter_relation: str,
+    submitter_name: str,
+    patient_name: str,
+    patient_birth_date: datetime.date,
+    patient_sex: str,
+    patient_email: str,
+    patient_phone: str,
+    consent: bool,
+) -> Case:
+    """Step 1. Consent is recorded once, with its time; unticking it later withdraws it."""
+    case.submitter_relation = submitter_relation
+    case.submitter_name = "" if submitter_relation == Case.Relation.SELF else submitter_name
+    case.patient_name = patient_name
+    case.patient_birth_date = patient_birth_date
+    case.patient_sex = patient_sex
+    case.patient_email = patient_email
+    case.patient_phone = patient_phone
+    if not consent:
+        case.consented_at = None
+    elif case.consented_at is None:
+        case.consented_at = timezone.now()
+    case.wizard_step = "question"
+    case.save()
+    return case
+
+
+def case_question_save(
+    *,
+    case: Case,
+    diagnosis_to_review: str,
+    question: str,
+    history: str,
+    current_physician: str,
+    urgency: str,
+) -> Case:
+    """Step 2."""
+    case.diagnosis_to_review = diagnosis_to_review
+    case.question = question
+    case.history = history
+    case.current_physician = current_physician
+    case.urgency = urgency
+    case.wizard_step = "images"
+    case.save()
+    return case
+
+
+def case_submit(*, case: Case, institution: Institution) -> Case:
+    """Send the case to the institution.
+
+    Precondition: ``case`` was fetched through ``access_patient_case_for_edit`` (its owner is
+    the caller). Raises ``CaseIncomplete`` naming every missing piece, and changes nothing then.
+    A draft gets its case number and goes to SUBMITTED, or to AWAITING_PAYMENT when the
+    institution charges (the payments app moves it on when the payment is confirmed). A case
+    that was waiting for more information goes back to the care team's queue.
+    """
+    with transaction.atomic():
+        case = Case.objects.select_for_update().get(pk=case.pk)
+        if case.status not in (Case.Status.DRAFT, Case.Status.INFO_REQUESTED):
+            raise CaseIncomplete(NOT_SUBMITTABLE)
+        blocking, _ = case_missing_items(case=case)
+        if blocking:
+            raise CaseIncomplete(blocking)
+        if case.status == Case.Status.INFO_REQUESTED:
+            case_status_change(case=case, status=Case.Status.SUBMITTED)
+            return case_wizard_step_set(case=case, step="submitted")
+        case_number_assign(case=case, prefix=institution_case_prefix(institution=institution))
+        if case_payment_required(case=case):
+            case_wizard_step_set(case=case, step="payment")
+            return case_status_change(case=case, status=Case.Status.AWAITING_PAYMENT)
+        case_wizard_step_set(case=case, step="submitted")
+        return case_status_change(case=case, status=Case.Status.SUBMITTED)
