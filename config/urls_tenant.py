@@ -12,7 +12,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("brand/", include("branding.urls")),
     path("files/", include("storage.urls")),
-    path("workspace/", include("review.urls")),
+    # The workspace (/workspace/...) and the patient's opinion page (/opinions/...).
+    path("", include("review.urls")),
     path("dicomweb/", include("review.dicomweb.urls")),
     path("workspace/viewer/", include("review.viewer.urls")),
 ]

@@ -16,16 +16,30 @@ from accounts.models import User
 from intake.models import Case
 
 
+def is_coordinator(user: User | AnonymousUser) -> bool:
+    """Coordinators and institution admins run the queue (assign, request information, decline)."""
+    return bool(getattr(user, "is_coordinator", False) or getattr(user, "is_institution_admin", False))
+
+
 def cases_visible_to(user: User | AnonymousUser) -> QuerySet[Case]:
     """Staff see the institution's submitted cases; a patient sees only their own.
 
-    The query runs in the current schema, so another institution's cases never appear.
+    A reviewer who is neither coordinator nor admin sees only the cases assigned to them when
+    the institution restricts reviewers (``ReviewSettings.reviewers_see_only_assigned``, the
+    default). The query runs in the current schema, so another institution's cases never appear.
     """
     if not user.is_authenticated:
         return Case.objects.none()
     assert isinstance(user, User)
     if user.is_institution_staff:
-        return Case.objects.exclude(status=Case.Status.DRAFT)
+        cases = Case.objects.exclude(status=Case.Status.DRAFT)
+        if is_coordinator(user):
+            return cases
+        from review.selectors import review_settings_get
+
+        if review_settings_get().reviewers_see_only_assigned:
+            return cases.filter(assignment__reviewer=user)
+        return cases
     return Case.objects.filter(owner=user)
 
 
@@ -37,5 +51,31 @@ def access_case(user: User | AnonymousUser, public_id: str | uuid.UUID, *, for_w
     except (Case.DoesNotExist, ValueError, TypeError):
         raise Http404("No such case.") from None
     if for_write and not getattr(user, "is_institution_staff", False):
+        raise PermissionDenied
+    return case
+
+
+def access_case_as(user: User | AnonymousUser, public_id: str | uuid.UUID, *, role: str) -> Case:
+    """The case if ``user`` may see it *and* act in ``role`` on it:
+
+    - ``"staff"``: any staff member who can see it;
+    - ``"coordinator"``: a coordinator or institution admin;
+    - ``"reviewer"``: the reviewer the case is assigned to;
+    - ``"patient"``: the patient (account) who owns it.
+    """
+    case = access_case(user, public_id)
+    assert isinstance(user, User)  # access_case refused anonymous users
+    if role == "patient":
+        allowed = case.owner_id == user.pk
+    elif role == "staff":
+        allowed = user.is_institution_staff
+    elif role == "coordinator":
+        allowed = is_coordinator(user)
+    elif role == "reviewer":
+        assignment = getattr(case, "assignment", None)
+        allowed = user.is_reviewer and assignment is not None and assignment.reviewer_id == user.pk
+    else:
+        raise ValueError(f"unknown role {role!r}")
+    if not allowed:
         raise PermissionDenied
     return case

@@ -1,9 +1,156 @@
-"""Review workspace records. The audit log lives here: append-only, in the institution's schema."""
+"""Review workspace records, all in the institution's schema: its review settings, the roster,
+assignments, internal notes, opinions, follow-up questions, outcomes and the audit log."""
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
+
+
+class ReviewSettings(models.Model):
+    """The institution's review rules: one row per schema (``review_settings_get`` creates it).
+
+    Kept here until the onboarding settings hold these values; the queue, the session timeout and
+    the patient's follow-up thread read them only through ``review.selectors``.
+    """
+
+    turnaround_business_days = models.PositiveSmallIntegerField(default=7)
+    # A case due within this many business days is shown as "due soon".
+    soon_due_business_days = models.PositiveSmallIntegerField(default=2)
+    session_idle_minutes = models.PositiveSmallIntegerField(default=15)
+    reviewers_see_only_assigned = models.BooleanField(default=True)
+    follow_up_questions_allowed = models.PositiveSmallIntegerField(default=3)
+    updated = models.DateTimeField(auto_now=True)
+
+
+class ReviewerProfile(models.Model):
+    """A reviewer on the roster: what they read, whether they take cases, how many at once."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviewer_profile"
+    )
+    # Shown on the signed opinion under the reviewer's name, e.g. "MD, Neuroradiology".
+    credentials = models.CharField(max_length=200, blank=True)
+    # Comma-separated, lower case: "neurology,neurosurgery" / "CT,MR" (upper case modalities).
+    specialties = models.CharField(max_length=300, blank=True)
+    modalities = models.CharField(max_length=100, blank=True)
+    available = models.BooleanField(default=True)
+    max_open_cases = models.PositiveSmallIntegerField(default=10)
+    # Round robin among equally loaded reviewers: the one assigned longest ago goes first.
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
+
+    def specialty_list(self) -> list[str]:
+        return [s.strip().lower() for s in self.specialties.split(",") if s.strip()]
+
+    def modality_list(self) -> list[str]:
+        return [m.strip().upper() for m in self.modalities.split(",") if m.strip()]
+
+
+class CaseAssignment(models.Model):
+    """Which reviewer reads a case (one at a time; reassigning replaces the row's reviewer)."""
+
+    case = models.OneToOneField("intake.Case", on_delete=models.CASCADE, related_name="assignment")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="review_assignments"
+    )
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    by_rules = models.BooleanField(default=False)
+    assigned_at = models.DateTimeField()
+
+
+class CaseNote(models.Model):
+    """An internal note by staff; never shown to the patient."""
+
+    case = models.ForeignKey("intake.Case", on_delete=models.CASCADE, related_name="review_notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    text = models.TextField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+
+
+class Opinion(models.Model):
+    """The written second opinion. A draft until signed; after signing nothing in it changes
+    (``opinion_draft_save`` refuses, and the signed text's SHA-256 is kept to prove it)."""
+
+    class Agreement(models.TextChoices):
+        AGREE = "agree", "Agree with the original diagnosis"
+        PARTLY = "partly", "Partly agree"
+        DISAGREE = "disagree", "Disagree"
+
+    class Recommendation(models.TextChoices):
+        SURGERY = "surgery", "Surgery"
+        FURTHER_IMAGING = "further_imaging", "Further imaging"
+        TREATMENT_CHANGE = "treatment_change", "Change of treatment"
+        NO_CHANGE = "no_change", "No change"
+        OTHER = "other", "Other"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    case = models.OneToOneField("intake.Case", on_delete=models.CASCADE, related_name="opinion")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    question_restated = models.TextField(blank=True)
+    findings = models.TextField(blank=True)
+    impression = models.TextField(blank=True)
+    agreement = models.CharField(max_length=10, choices=Agreement.choices, blank=True)
+    recommendation = models.CharField(max_length=20, choices=Recommendation.choices, blank=True)
+    comments = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    signed_at = models.DateTimeField(null=True, blank=True)
+    signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Frozen at signing, so the PDF and the page show who signed with which credentials.
+    signer_name = models.CharField(max_length=200, blank=True)
+    signer_credentials = models.CharField(max_length=200, blank=True)
+    content_sha256 = models.CharField(max_length=64, blank=True)
+    pdf_key = models.CharField(max_length=300, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    @property
+    def is_signed(self) -> bool:
+        return self.signed_at is not None
+
+
+class FollowUpQuestion(models.Model):
+    """A patient's question about a released opinion, and the institution's answer."""
+
+    case = models.ForeignKey("intake.Case", on_delete=models.CASCADE, related_name="follow_ups")
+    asked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    question = models.TextField()
+    asked_at = models.DateTimeField(auto_now_add=True)
+    answer = models.TextField(blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["asked_at", "id"]
+
+
+class Outcome(models.Model):
+    """What happened to the patient after the opinion, recorded by a coordinator."""
+
+    class Kind(models.TextChoices):
+        SURGERY_SCHEDULED = "surgery_scheduled", "Surgery scheduled"
+        TREATMENT_CHANGED = "treatment_changed", "Treatment changed"
+        NO_CHANGE = "no_change", "No change"
+        TRAVELLED = "travelled", "Patient travelled for care"
+
+    case = models.ForeignKey("intake.Case", on_delete=models.CASCADE, related_name="outcomes")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    note = models.CharField(max_length=300, blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["recorded_at", "id"]
 
 
 class AuditEvent(models.Model):
@@ -11,13 +158,31 @@ class AuditEvent(models.Model):
 
     ``action`` is a dotted verb ("case.view", "dicomweb.instances", "opinion.sign");
     ``detail`` holds ids and counts only (never names or free text).
+
+    The table refuses UPDATE and DELETE (a trigger, migration 0003), so the foreign keys are plain
+    columns without database constraints: deleting a user or a case must leave its audit trail
+    exactly as it was, not null it out.
     """
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
     actor_email = models.CharField(max_length=254, blank=True)
     action = models.CharField(max_length=64, db_index=True)
-    case = models.ForeignKey("intake.Case", null=True, blank=True, on_delete=models.SET_NULL)
+    case = models.ForeignKey(
+        "intake.Case",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
     object_ref = models.CharField(max_length=128, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     allowed = models.BooleanField(default=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.test import Client
 
 from tenants.management.commands.seed_demo import DEMO_PASSWORD
+from tests.staff import staff_force_login
 
 
 def _sign_in(client: Client, email: str) -> bool:
@@ -34,7 +35,7 @@ def test_it_does_not_offer_sign_up_on_the_platform_domain(platform_client: Clien
 
 
 def test_it_lets_staff_into_the_workspace_and_keeps_patients_out(neuro_client: Client) -> None:
-    assert _sign_in(neuro_client, "coordinator@neuro.example.com")
+    staff_force_login(neuro_client, "coordinator@neuro.example.com")  # password + second factor
     assert neuro_client.get("/workspace/").status_code == 200
     patient = Client(HTTP_HOST="neuro.localhost")
     assert _sign_in(patient, "patient@neuro.example.com")

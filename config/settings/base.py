@@ -60,6 +60,7 @@ DJANGO_APPS_SHARED = [
 THIRD_PARTY_APPS = [
     "allauth",
     "allauth.account",
+    "allauth.mfa",
 ]
 LOCAL_SHARED_APPS = [
     "tenants",
@@ -104,6 +105,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # Staff: a second factor before any patient data, and sign-out after inactivity.
+    "accounts.middleware.StaffSecurityMiddleware",
     "tenants.middleware.InstitutionStatusMiddleware",
 ]
 
@@ -217,6 +220,10 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = PLATFORM_SCHEME
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+# Staff must use a second factor (TOTP, enforced by accounts.middleware); recovery codes are the
+# way back in when a phone is lost.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "SecondRead"
 # Patients give their name and who they act for at sign-up (the email and password fields are
 # allauth's); emails name the institution in their subject instead of a "[site]" prefix.
 ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.PatientSignupForm"

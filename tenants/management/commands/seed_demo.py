@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from accounts.models import User
 from branding.services import brand_logo_set
+from review.demo import DEMO_TOTP_SECRET, demo_roster_ensure, demo_staff_mfa_ensure
 from tenants.models import Institution
 from tenants.services import institution_create, platform_url, public_tenant_ensure
 
@@ -100,6 +101,8 @@ class Command(BaseCommand):
             "",
             "SecondRead demo (password for every account: " + DEMO_PASSWORD + ")",
             f"  Platform & operator console: {platform_url()}  ·  operator@secondread.example.com",
+            f"  Institution staff sign in with a second factor: add the TOTP secret {DEMO_TOTP_SECRET}",
+            "  to an authenticator app (the same secret for every demo staff account).",
         ]
         for demo in DEMO_INSTITUTIONS:
             institution = Institution.objects.filter(slug=demo.slug).first()
@@ -116,6 +119,8 @@ class Command(BaseCommand):
             with schema_context(institution.schema_name):
                 for role, full_name, flags in DEMO_ROLES:
                     _user_ensure(demo_email(role, demo.slug), full_name, flags)
+                demo_staff_mfa_ensure()
+                demo_roster_ensure(slug=demo.slug)
             lines.append(f"  {demo.name}: {platform_url(slug=demo.slug)}")
             lines.append("    " + ", ".join(demo_email(role, demo.slug) for role, _, _ in DEMO_ROLES))
         self.stdout.write("\n".join(lines) + "\n")

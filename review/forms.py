@@ -1,0 +1,116 @@
+"""Input of the review workspace, validated before any service runs."""
+
+from __future__ import annotations
+
+from django import forms
+
+from review.models import Opinion, Outcome
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(max_length=100, required=False, label="Case number or patient name")
+
+
+class AssignForm(forms.Form):
+    # "rules" or a reviewer's id.
+    reviewer = forms.CharField(max_length=20)
+
+
+class NoteForm(forms.Form):
+    text = forms.CharField(max_length=5000, widget=forms.Textarea(attrs={"rows": 3}), label="Internal note")
+
+
+class InfoRequestForm(forms.Form):
+    note = forms.CharField(
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="What do you need from the patient?",
+    )
+
+
+class DeclineForm(forms.Form):
+    reason = forms.CharField(
+        max_length=2000, widget=forms.Textarea(attrs={"rows": 3}), label="Reason (the patient reads it)"
+    )
+
+
+class OutcomeForm(forms.Form):
+    kind = forms.ChoiceField(choices=Outcome.Kind.choices, label="What happened next")
+    note = forms.CharField(max_length=300, required=False, label="Note (optional)")
+
+
+class MatchForm(forms.Form):
+    # A study id of the case, or "" for "matches no study".
+    study = forms.CharField(max_length=20, required=False)
+
+
+class OpinionForm(forms.Form):
+    question_restated = forms.CharField(
+        required=False, max_length=10000, widget=forms.Textarea(attrs={"rows": 3}), label="The question"
+    )
+    findings = forms.CharField(required=False, max_length=50000, widget=forms.Textarea(attrs={"rows": 8}))
+    impression = forms.CharField(required=False, max_length=20000, widget=forms.Textarea(attrs={"rows": 4}))
+    agreement = forms.ChoiceField(
+        required=False,
+        choices=[("", "Choose…"), *Opinion.Agreement.choices],
+        label="Agreement with the original diagnosis",
+    )
+    recommendation = forms.ChoiceField(
+        required=False, choices=[("", "Choose…"), *Opinion.Recommendation.choices]
+    )
+    comments = forms.CharField(
+        required=False, max_length=20000, widget=forms.Textarea(attrs={"rows": 4}), label="Further comments"
+    )
+
+
+class SignForm(forms.Form):
+    secret = forms.CharField(
+        max_length=200,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        label="Your password or authenticator code",
+    )
+
+
+class FollowUpForm(forms.Form):
+    question = forms.CharField(
+        max_length=4000, widget=forms.Textarea(attrs={"rows": 3}), label="Your question"
+    )
+
+
+class AnswerForm(forms.Form):
+    answer = forms.CharField(max_length=10000, widget=forms.Textarea(attrs={"rows": 3}), label="Answer")
+
+
+class StaffMemberForm(forms.Form):
+    is_institution_admin = forms.BooleanField(required=False, label="Administrator")
+    is_coordinator = forms.BooleanField(required=False, label="Coordinator")
+    is_reviewer = forms.BooleanField(required=False, label="Reviewer")
+    credentials = forms.CharField(max_length=200, required=False)
+    specialties = forms.CharField(max_length=300, required=False, help_text="Comma-separated")
+    modalities = forms.CharField(max_length=100, required=False, help_text="Comma-separated, e.g. CT, MR")
+    available = forms.BooleanField(required=False)
+    max_open_cases = forms.IntegerField(min_value=0, max_value=500)
+
+
+class ReviewSettingsForm(forms.Form):
+    turnaround_business_days = forms.IntegerField(
+        min_value=1, max_value=90, label="Turnaround (business days)"
+    )
+    soon_due_business_days = forms.IntegerField(
+        min_value=0, max_value=30, label="Due soon within (business days)"
+    )
+    session_idle_minutes = forms.IntegerField(
+        min_value=5, max_value=240, label="Staff sign-out after idle (minutes)"
+    )
+    reviewers_see_only_assigned = forms.BooleanField(
+        required=False, label="Reviewers see only their assigned cases"
+    )
+    follow_up_questions_allowed = forms.IntegerField(
+        min_value=0, max_value=20, label="Follow-up questions per case"
+    )
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.CharField(max_length=64, required=False)
+    case_number = forms.CharField(max_length=32, required=False, label="Case number")
+    actor_email = forms.CharField(max_length=254, required=False, label="Who (email)")

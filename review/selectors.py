@@ -1,0 +1,446 @@
+"""Reads for the review workspace: settings, the queue, the roster, the dashboard, the audit log.
+
+Every case query starts from ``review.access.cases_visible_to(user)`` so a reviewer restricted
+to their own cases never sees another's, and nothing crosses the institution's schema.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.paginator import Page, Paginator
+from django.db.models import (
+    Case as When_,
+)
+from django.db.models import (
+    Count,
+    DateTimeField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, TruncWeek
+from django.utils import timezone
+
+from accounts.models import User
+from intake.models import Case, Report, Study
+from review.access import cases_visible_to
+from review.models import AuditEvent, Outcome, ReviewerProfile, ReviewSettings
+
+QUEUE_PAGE_SIZE = 50
+
+# The states a case moves through, in the order the queue shows them, with the words staff use.
+QUEUE_STATES: tuple[tuple[str, str], ...] = (
+    (Case.Status.DRAFT, "New (patient still filling in)"),
+    (Case.Status.AWAITING_PAYMENT, "Awaiting payment"),
+    (Case.Status.SUBMITTED, "Unassigned"),
+    (Case.Status.ASSIGNED, "Assigned"),
+    (Case.Status.IN_REVIEW, "In review"),
+    (Case.Status.INFO_REQUESTED, "More information requested"),
+    (Case.Status.OPINION_DRAFTED, "Opinion signed, to release"),
+    (Case.Status.RELEASED, "Released"),
+    (Case.Status.CLOSED, "Closed"),
+    (Case.Status.DECLINED, "Declined"),
+)
+# "Open" (the queue's default): cases an institution still owes an answer.
+OPEN_STATES = (
+    Case.Status.SUBMITTED,
+    Case.Status.ASSIGNED,
+    Case.Status.IN_REVIEW,
+    Case.Status.INFO_REQUESTED,
+    Case.Status.OPINION_DRAFTED,
+)
+# Cases a reviewer is still working on: what counts against their maximum.
+REVIEWER_LOAD_STATES = (
+    Case.Status.ASSIGNED,
+    Case.Status.IN_REVIEW,
+    Case.Status.INFO_REQUESTED,
+    Case.Status.OPINION_DRAFTED,
+)
+
+
+def review_settings_get() -> ReviewSettings:
+    """The institution's review settings (created with the defaults on first use)."""
+    settings_row = ReviewSettings.objects.order_by("id").first()
+    if settings_row is None:
+        settings_row = ReviewSettings.objects.create()
+    return settings_row
+
+
+# --- Business days ------------------------------------------------------------------------------
+
+
+def business_days_add(start: dt.datetime, days: int) -> dt.datetime:
+    """``start`` moved forward by ``days`` working days (Monday to Friday), same time of day.
+
+    A start on a weekend counts from the next Monday, as a case submitted on Saturday is first
+    seen on Monday."""
+    moment = start
+    while moment.weekday() >= 5:
+        moment = (moment + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    remaining = days
+    while remaining > 0:
+        moment += dt.timedelta(days=1)
+        if moment.weekday() < 5:
+            remaining -= 1
+    return moment
+
+
+def business_days_subtract(end: dt.datetime, days: int) -> dt.datetime:
+    moment = end
+    remaining = days
+    while remaining > 0:
+        moment -= dt.timedelta(days=1)
+        if moment.weekday() < 5:
+            remaining -= 1
+    return moment
+
+
+def case_due_at(*, case: Case, turnaround_business_days: int) -> dt.datetime | None:
+    """The promised answer date: the stored ``due_at``, else submission plus the turnaround."""
+    if case.due_at:
+        return case.due_at
+    if case.submitted_at:
+        return business_days_add(case.submitted_at, turnaround_business_days)
+    return None
+
+
+def _due_sort_expression(turnaround_business_days: int) -> Coalesce:
+    # Calendar days that cover N business days (N working days span at most N * 7/5 + 2 days):
+    # only for ordering cases without a stored due date among those with one.
+    approx = dt.timedelta(days=math.ceil(turnaround_business_days * 7 / 5))
+    return Coalesce(
+        "due_at",
+        ExpressionWrapper(F("submitted_at") + Value(approx), output_field=DateTimeField()),
+    )
+
+
+# --- Queue --------------------------------------------------------------------------------------
+
+
+@dataclass
+class QueueFilters:
+    state: str = ""  # one of QUEUE_STATES, "open" or "all" ("" = "open")
+    reviewer_id: int | None = None  # 0 = unassigned
+    due: str = ""  # "overdue", "soon" or ""
+    urgency: str = ""
+    search: str = ""  # never from a URL: kept in the session (see views.queue_search)
+
+    @classmethod
+    def from_params(cls, params: Any, *, search: str = "") -> QueueFilters:
+        states = {value for value, _ in QUEUE_STATES} | {"open", "all"}
+        state = params.get("state", "")
+        reviewer = params.get("reviewer", "")
+        due = params.get("due", "")
+        urgency = params.get("urgency", "")
+        return cls(
+            state=state if state in states else "",
+            reviewer_id=int(reviewer) if reviewer.isdigit() else None,
+            due=due if due in {"overdue", "soon"} else "",
+            urgency=urgency if urgency in Case.Urgency.values else "",
+            search=search.strip()[:100],
+        )
+
+
+@dataclass
+class QueueRow:
+    case: Case
+    due_at: dt.datetime | None
+    overdue: bool
+    due_soon: bool
+    mine: bool
+    study_count: int
+    report_count: int
+
+
+@dataclass
+class Queue:
+    rows: list[QueueRow]
+    page: Page[Case]
+    state_counts: dict[str, int]
+    open_count: int
+    total_count: int
+    filters: QueueFilters
+    reviewers: list[User] = field(default_factory=list)
+
+
+def case_queue(*, user: User, filters: QueueFilters, page_number: int = 1) -> Queue:
+    """One page of the queue for ``user``, in a fixed number of queries whatever the case count:
+    state counts (1), page count (1), page rows with their assignment and opinion (1), the
+    reviewer list (1) and the settings (1)."""
+    settings_row = review_settings_get()
+    now = timezone.now()
+    base = _staff_cases(user)
+
+    counts = dict(base.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    state_counts = {value: counts.get(value, 0) for value, _ in QUEUE_STATES}
+
+    cases = base
+    state = filters.state or "open"
+    if state == "open":
+        cases = cases.filter(status__in=OPEN_STATES)
+    elif state != "all":
+        cases = cases.filter(status=state)
+    if filters.reviewer_id == 0:
+        cases = cases.filter(assignment__isnull=True)
+    elif filters.reviewer_id:
+        cases = cases.filter(assignment__reviewer_id=filters.reviewer_id)
+    if filters.urgency:
+        cases = cases.filter(urgency=filters.urgency)
+    if filters.search:
+        cases = cases.filter(Q(number__icontains=filters.search) | Q(patient_name__icontains=filters.search))
+    turnaround = settings_row.turnaround_business_days
+    if filters.due == "overdue":
+        cutoff = business_days_subtract(now, turnaround)
+        cases = cases.filter(status__in=OPEN_STATES).filter(
+            Q(due_at__lt=now) | Q(due_at__isnull=True, submitted_at__lt=cutoff)
+        )
+    elif filters.due == "soon":
+        soon_end = business_days_add(now, settings_row.soon_due_business_days)
+        cutoff_lo = business_days_subtract(now, turnaround)
+        cutoff_hi = business_days_subtract(soon_end, turnaround)
+        cases = cases.filter(status__in=OPEN_STATES).filter(
+            Q(due_at__gte=now, due_at__lt=soon_end)
+            | Q(due_at__isnull=True, submitted_at__gte=cutoff_lo, submitted_at__lt=cutoff_hi)
+        )
+
+    study_counts = (
+        Study.objects.filter(case=OuterRef("pk"))
+        .order_by()
+        .values("case")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    report_counts = (
+        Report.objects.filter(case=OuterRef("pk"))
+        .order_by()
+        .values("case")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    cases = (
+        cases.select_related("assignment__reviewer")
+        .annotate(
+            mine=When_(
+                When(assignment__reviewer_id=user.pk, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            ),
+            due_sort=_due_sort_expression(turnaround),
+            study_count=Coalesce(Subquery(study_counts, output_field=IntegerField()), 0),
+            report_count=Coalesce(Subquery(report_counts, output_field=IntegerField()), 0),
+        )
+        .order_by("mine", F("due_sort").asc(nulls_last=True), "created", "id")
+    )
+    paginator: Paginator[Case] = Paginator(cases, QUEUE_PAGE_SIZE)
+    page = paginator.get_page(page_number)
+    soon_end = business_days_add(now, settings_row.soon_due_business_days)
+    rows = []
+    for case in page.object_list:
+        due = case_due_at(case=case, turnaround_business_days=turnaround)
+        still_open = case.status in OPEN_STATES
+        rows.append(
+            QueueRow(
+                case=case,
+                due_at=due,
+                overdue=bool(still_open and due and due < now),
+                due_soon=bool(still_open and due and now <= due < soon_end),
+                mine=case.mine == 0,  # type: ignore[attr-defined]
+                study_count=case.study_count,  # type: ignore[attr-defined]
+                report_count=case.report_count,  # type: ignore[attr-defined]
+            )
+        )
+    return Queue(
+        rows=rows,
+        page=page,
+        state_counts=state_counts,
+        open_count=sum(state_counts[s] for s in OPEN_STATES),
+        total_count=paginator.count,
+        filters=filters,
+        reviewers=list(reviewers_active()),
+    )
+
+
+def _staff_cases(user: User) -> QuerySet[Case]:
+    """What the queue lists: the cases ``user`` may open, plus, for coordinators and admins,
+    drafts and unpaid cases (listed so they can follow up, not opened)."""
+    visible = cases_visible_to(user)
+    if user.is_coordinator or user.is_institution_admin:
+        return Case.objects.filter(Q(pk__in=visible.values("pk")) | Q(status=Case.Status.DRAFT))
+    return visible
+
+
+# --- Roster -------------------------------------------------------------------------------------
+
+
+def reviewers_active() -> QuerySet[User]:
+    return User.objects.filter(is_reviewer=True, is_active=True).order_by("full_name", "email")
+
+
+@dataclass
+class RosterRow:
+    user: User
+    profile: ReviewerProfile | None
+    open_cases: int
+
+
+def roster_list() -> list[RosterRow]:
+    """Every staff member with their reviewer profile and open-case load (3 queries)."""
+    staff = list(
+        User.objects.filter(Q(is_reviewer=True) | Q(is_coordinator=True) | Q(is_institution_admin=True))
+        .select_related("reviewer_profile")
+        .order_by("full_name", "email")
+    )
+    loads = reviewer_loads()
+    return [
+        RosterRow(user=u, profile=getattr(u, "reviewer_profile", None), open_cases=loads.get(u.pk, 0))
+        for u in staff
+    ]
+
+
+def reviewer_loads() -> dict[int, int]:
+    """Open cases per reviewer id."""
+    return dict(
+        Case.objects.filter(status__in=REVIEWER_LOAD_STATES, assignment__isnull=False)
+        .values_list("assignment__reviewer_id")
+        .annotate(n=Count("id"))
+        .values_list("assignment__reviewer_id", "n")
+    )
+
+
+# --- Dashboard ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Dashboard:
+    weeks: list[tuple[dt.date, int]]
+    funnel: list[tuple[str, int]]
+    released_count: int
+    on_time_count: int
+    median_turnaround_days: float | None
+    turnaround_business_days: int
+    month_referrals: int
+    month_outcomes: dict[str, int]
+    outcome_totals: list[tuple[str, int]]
+    revenue: list[tuple[str, int]] | None  # (currency, amount in minor units), or None without payments
+
+
+def dashboard_build(*, weeks: int = 12) -> Dashboard:
+    now = timezone.now()
+    settings_row = review_settings_get()
+    since = now - dt.timedelta(weeks=weeks)
+    per_week = dict(
+        Case.objects.filter(submitted_at__gte=since)
+        .annotate(week=TruncWeek("submitted_at"))
+        .values_list("week")
+        .annotate(n=Count("id"))
+        .values_list("week", "n")
+    )
+    this_monday = (now - dt.timedelta(days=now.weekday())).date()
+    week_rows = []
+    for i in range(weeks - 1, -1, -1):
+        monday = this_monday - dt.timedelta(weeks=i)
+        count = sum(n for w, n in per_week.items() if w.date() == monday)
+        week_rows.append((monday, count))
+
+    funnel_counts = {
+        "started": Case.objects.count(),
+        "uploaded": Case.objects.filter(uploads__isnull=False).distinct().count(),
+        # Paid, or free at an institution without a fee: past the payment step.
+        "paid": Case.objects.exclude(status__in=[Case.Status.DRAFT, Case.Status.AWAITING_PAYMENT]).count(),
+        "submitted": Case.objects.filter(submitted_at__isnull=False).count(),
+        "released": Case.objects.filter(opinion__released_at__isnull=False).count(),
+    }
+    funnel = [
+        ("Started", funnel_counts["started"]),
+        ("Uploaded", funnel_counts["uploaded"]),
+        ("Paid or free", funnel_counts["paid"]),
+        ("Submitted", funnel_counts["submitted"]),
+        ("Opinion released", funnel_counts["released"]),
+    ]
+
+    released = list(
+        Case.objects.filter(opinion__released_at__isnull=False, submitted_at__isnull=False).values_list(
+            "submitted_at", "due_at", "opinion__released_at"
+        )
+    )
+    on_time = 0
+    durations = []
+    for submitted, due, released_at in released:
+        promised = due or business_days_add(submitted, settings_row.turnaround_business_days)
+        on_time += released_at <= promised
+        durations.append((released_at - submitted).total_seconds() / 86400)
+    durations.sort()
+    median = durations[len(durations) // 2] if durations else None
+
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month_outcomes = Counter(
+        Outcome.objects.filter(recorded_at__gte=month_start).values_list("kind", flat=True)
+    )
+    totals = Counter(Outcome.objects.values_list("kind", flat=True))
+    return Dashboard(
+        weeks=week_rows,
+        funnel=funnel,
+        released_count=len(released),
+        on_time_count=on_time,
+        median_turnaround_days=round(median, 1) if median is not None else None,
+        turnaround_business_days=settings_row.turnaround_business_days,
+        month_referrals=Case.objects.filter(submitted_at__gte=month_start).count(),
+        month_outcomes={label: month_outcomes.get(kind, 0) for kind, label in Outcome.Kind.choices},
+        outcome_totals=[(label, totals.get(kind, 0)) for kind, label in Outcome.Kind.choices],
+        revenue=_revenue(),
+    )
+
+
+def _revenue() -> list[tuple[str, int]] | None:
+    """Paid amounts per currency, if the payments app is installed (it is built separately)."""
+    try:
+        from payments import models as payment_models  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    payment_model = getattr(payment_models, "Payment", None)
+    if payment_model is None:
+        return None
+    field_names = {f.name for f in payment_model._meta.get_fields()}
+    if not {"amount", "currency", "status"} <= field_names:
+        return None
+    status_values = {choice[0] for choice in payment_model._meta.get_field("status").choices or []}
+    paid_states = [s for s in ("paid", "succeeded") if s in status_values] or ["paid"]
+    totals: Counter[str] = Counter()
+    for currency, amount in payment_model.objects.filter(status__in=paid_states).values_list(
+        "currency", "amount"
+    ):
+        totals[str(currency).upper()] += int(amount)
+    return sorted(totals.items())
+
+
+# --- Audit log ----------------------------------------------------------------------------------
+
+
+def audit_events(*, action: str = "", case_number: str = "", actor_email: str = "") -> QuerySet[AuditEvent]:
+    events = AuditEvent.objects.all()
+    if action:
+        events = events.filter(action__startswith=action)
+    if actor_email:
+        events = events.filter(actor_email__iexact=actor_email)
+    if case_number:
+        case_ids = Case.objects.filter(number__iexact=case_number).values("pk")
+        events = events.filter(case_id__in=case_ids)
+    return events.order_by("-at", "-id")
+
+
+def audit_case_numbers(events: list[AuditEvent]) -> dict[int, str]:
+    """Case numbers of a page of events, in one query (the FK has no constraint: the case may
+    have been deleted, and the event stays)."""
+    ids = {e.case_id for e in events if e.case_id}
+    return dict(Case.objects.filter(pk__in=ids).values_list("pk", "number"))

@@ -1,0 +1,396 @@
+"""Writes of the review workspace: roster, assignment, notes, the opinion's life, outcomes.
+
+Each function is one business step, keyword-only, and raises ``ReviewError`` with a message a
+person can act on (the module constants below, which the tests reuse). Status changes go through
+``intake.status.case_status_change`` so the patient gets the one email each change deserves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import uuid
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from intake.models import Case, Report, Study
+from intake.status import case_status_change
+from review.models import (
+    CaseAssignment,
+    CaseNote,
+    FollowUpQuestion,
+    Opinion,
+    Outcome,
+    ReviewerProfile,
+    ReviewSettings,
+)
+from review.selectors import OPEN_STATES, review_settings_get, reviewer_loads
+from storage.tenant import tenant_storage
+from tenants.models import Institution
+
+logger = logging.getLogger(__name__)
+
+NO_REVIEWER_MESSAGE = (
+    "No reviewer can take this case now: every reviewer is unavailable or at their maximum of open cases."
+)
+NOT_A_REVIEWER_MESSAGE = "Choose an active reviewer from the roster."
+NOT_ASSIGNABLE_MESSAGE = "This case cannot be assigned in its current state."
+OPINION_SIGNED_MESSAGE = "This opinion is signed and can no longer be changed."
+OPINION_INCOMPLETE_MESSAGE = (
+    "Before signing, fill in the findings and the impression, "
+    "and choose the agreement and the recommendation."
+)
+WRONG_SECRET_MESSAGE = (
+    "That password or authenticator code is not correct; the opinion was not signed."  # noqa: S105
+)
+NOT_SIGNED_MESSAGE = "The opinion must be signed before it is released."
+ALREADY_RELEASED_MESSAGE = "This opinion has already been released."
+NOT_RELEASED_MESSAGE = "Follow-up questions can be asked once the opinion is released."
+FOLLOW_UP_LIMIT_MESSAGE = (
+    "You have asked the {limit} follow-up questions this institution answers for a case."
+)
+EMPTY_TEXT_MESSAGE = "Please write something first."
+DECLINE_REASON_MESSAGE = "Give the patient a reason for declining."
+INFO_NOTE_MESSAGE = "Tell the patient what information you need."
+NOT_OPEN_MESSAGE = "This case is not open any more."
+WRONG_STUDY_MESSAGE = "Choose one of this case's studies."
+
+# Cases in these states are finished: nothing but outcomes and follow-up answers change.
+FINISHED_STATES = (Case.Status.RELEASED, Case.Status.CLOSED, Case.Status.DECLINED)
+
+
+class ReviewError(Exception):
+    """A refused step; ``str(error)`` is the message to show."""
+
+
+# --- Settings and roster ----------------------------------------------------------------------
+
+
+def review_settings_update(
+    *,
+    turnaround_business_days: int,
+    soon_due_business_days: int,
+    session_idle_minutes: int,
+    reviewers_see_only_assigned: bool,
+    follow_up_questions_allowed: int,
+) -> ReviewSettings:
+    row = review_settings_get()
+    row.turnaround_business_days = turnaround_business_days
+    row.soon_due_business_days = soon_due_business_days
+    row.session_idle_minutes = session_idle_minutes
+    row.reviewers_see_only_assigned = reviewers_see_only_assigned
+    row.follow_up_questions_allowed = follow_up_questions_allowed
+    row.save()
+    return row
+
+
+def staff_member_update(
+    *,
+    user: User,
+    is_institution_admin: bool,
+    is_coordinator: bool,
+    is_reviewer: bool,
+    credentials: str,
+    specialties: str,
+    modalities: str,
+    available: bool,
+    max_open_cases: int,
+) -> User:
+    """Set a staff member's roles and, for reviewers, their roster entry."""
+    user.is_institution_admin = is_institution_admin
+    user.is_coordinator = is_coordinator
+    user.is_reviewer = is_reviewer
+    user.save(update_fields=["is_institution_admin", "is_coordinator", "is_reviewer"])
+    profile, _ = ReviewerProfile.objects.get_or_create(user=user)
+    profile.credentials = credentials.strip()
+    profile.specialties = ",".join(s.strip().lower() for s in specialties.split(",") if s.strip())
+    profile.modalities = ",".join(m.strip().upper() for m in modalities.split(",") if m.strip())
+    profile.available = available
+    profile.max_open_cases = max_open_cases
+    profile.save()
+    return user
+
+
+# --- Assignment ---------------------------------------------------------------------------------
+
+
+def _assignable(case: Case) -> None:
+    if case.status not in (
+        Case.Status.SUBMITTED,
+        Case.Status.ASSIGNED,
+        Case.Status.IN_REVIEW,
+        Case.Status.INFO_REQUESTED,
+    ):
+        raise ReviewError(NOT_ASSIGNABLE_MESSAGE)
+    opinion = Opinion.objects.filter(case=case).first()
+    if opinion is not None and opinion.is_signed:
+        raise ReviewError(NOT_ASSIGNABLE_MESSAGE)
+
+
+@transaction.atomic
+def case_assign(*, case: Case, reviewer: User, by: User, by_rules: bool = False) -> CaseAssignment:
+    """Give ``case`` to ``reviewer`` (replacing any earlier reviewer)."""
+    case = Case.objects.select_for_update().get(pk=case.pk)
+    _assignable(case)
+    if not (reviewer.is_reviewer and reviewer.is_active):
+        raise ReviewError(NOT_A_REVIEWER_MESSAGE)
+    now = timezone.now()
+    assignment, _ = CaseAssignment.objects.update_or_create(
+        case=case,
+        defaults={"reviewer": reviewer, "assigned_by": by, "by_rules": by_rules, "assigned_at": now},
+    )
+    ReviewerProfile.objects.update_or_create(user=reviewer, defaults={"last_assigned_at": now})
+    if case.status == Case.Status.SUBMITTED:
+        case_status_change(case=case, status=Case.Status.ASSIGNED)
+    return assignment
+
+
+def reviewer_choose_by_rules(*, case: Case) -> User:
+    """The reviewer the rules pick for ``case``.
+
+    Only available reviewers below their maximum of open cases are candidates. Among them, those
+    whose specialties include the case's specialty and whose modalities cover the case's studies
+    rank first (both matching before one, one before none); then the least loaded; then, between
+    equals, the one assigned longest ago (round robin).
+    """
+    candidates = list(
+        User.objects.filter(is_reviewer=True, is_active=True).select_related("reviewer_profile")
+    )
+    loads = reviewer_loads()
+    case_specialty = case.specialty.strip().lower()
+    case_modalities = {
+        m.strip().upper()
+        for value in Study.objects.filter(case=case).values_list("modalities", flat=True)
+        for m in value.split(",")
+        if m.strip()
+    }
+    ranked = []
+    for user in candidates:
+        profile = getattr(user, "reviewer_profile", None)
+        available = profile.available if profile else True
+        maximum = profile.max_open_cases if profile else 10
+        load = loads.get(user.pk, 0)
+        if not available or load >= maximum:
+            continue
+        specialty_match = (
+            bool(case_specialty) and profile is not None and case_specialty in profile.specialty_list()
+        )
+        modality_match = (
+            bool(case_modalities) and profile is not None and case_modalities <= set(profile.modality_list())
+        )
+        last = profile.last_assigned_at.timestamp() if profile and profile.last_assigned_at else 0.0
+        ranked.append((-(specialty_match + modality_match), load, last, user.pk, user))
+    if not ranked:
+        raise ReviewError(NO_REVIEWER_MESSAGE)
+    ranked.sort(key=lambda row: row[:4])
+    return ranked[0][4]
+
+
+def case_assign_by_rules(*, case: Case, by: User) -> CaseAssignment:
+    _assignable(case)
+    return case_assign(case=case, reviewer=reviewer_choose_by_rules(case=case), by=by, by_rules=True)
+
+
+def case_review_start(*, case: Case, reviewer: User) -> Case:
+    """The assigned reviewer opened the case: it is now in review (the patient is told)."""
+    if case.status == Case.Status.ASSIGNED:
+        case_status_change(case=case, status=Case.Status.IN_REVIEW)
+    return case
+
+
+# --- Notes, information requests, declining -----------------------------------------------------
+
+
+def case_note_add(*, case: Case, author: User, text: str) -> CaseNote:
+    if not text.strip():
+        raise ReviewError(EMPTY_TEXT_MESSAGE)
+    return CaseNote.objects.create(case=case, author=author, text=text.strip())
+
+
+@transaction.atomic
+def case_info_request(*, case: Case, by: User, note: str) -> Case:
+    """Ask the patient for more (the email carries ``note``) and reopen their upload step."""
+    if not note.strip():
+        raise ReviewError(INFO_NOTE_MESSAGE)
+    if case.status not in OPEN_STATES or case.status == Case.Status.OPINION_DRAFTED:
+        raise ReviewError(NOT_OPEN_MESSAGE)
+    CaseNote.objects.create(
+        case=case, author=by, text=f"Information requested from the patient: {note.strip()}"
+    )
+    case.wizard_step = "upload"
+    case.save(update_fields=["wizard_step"])
+    return case_status_change(case=case, status=Case.Status.INFO_REQUESTED, note=note.strip())
+
+
+@transaction.atomic
+def case_decline(*, case: Case, by: User, reason: str) -> Case:
+    """Decline the case with a reason the patient reads, and refund them if they paid."""
+    if not reason.strip():
+        raise ReviewError(DECLINE_REASON_MESSAGE)
+    if case.status in FINISHED_STATES:
+        raise ReviewError(NOT_OPEN_MESSAGE)
+    CaseNote.objects.create(case=case, author=by, text=f"Declined: {reason.strip()}")
+    case_status_change(case=case, status=Case.Status.DECLINED, note=reason.strip())
+    _refund_if_possible(case=case, reason=reason.strip())
+    return case
+
+
+def _refund_if_possible(*, case: Case, reason: str) -> None:
+    # The payments app is built separately; when it offers a refund hook, declining uses it.
+    try:
+        from payments.services import case_refund  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return
+    case_refund(case=case, reason=reason)
+
+
+def report_match_set(*, report: Report, study: Study | None, by: User) -> Report:
+    """Staff correct which study a report belongs to (``None``: it matches none)."""
+    if study is not None and study.case_id != report.case_id:
+        raise ReviewError(WRONG_STUDY_MESSAGE)
+    try:
+        from intake.ingest.reports import report_match_set as intake_report_match_set  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        intake_report_match_set = None
+    if intake_report_match_set is not None:
+        return intake_report_match_set(report=report, study=study)  # type: ignore[no-any-return]
+    report.study = study
+    report.match_status = Report.Match.CORRECTED if study else Report.Match.UNMATCHED
+    report.match_reason = "Matched by staff" if study else "Marked as matching no study by staff"
+    report.save(update_fields=["study", "match_status", "match_reason"])
+    return report
+
+
+# --- The opinion ------------------------------------------------------------------------------
+
+OPINION_FIELDS = ("question_restated", "findings", "impression", "agreement", "recommendation", "comments")
+
+
+@transaction.atomic
+def opinion_draft_save(*, case: Case, author: User, data: dict[str, str]) -> Opinion:
+    """Save the draft (autosave and the explicit button). Refused once signed."""
+    opinion = Opinion.objects.select_for_update().filter(case=case).first()
+    if opinion is None:
+        opinion = Opinion(case=case, author=author, question_restated=case.question)
+    if opinion.is_signed:
+        raise ReviewError(OPINION_SIGNED_MESSAGE)
+    for name in OPINION_FIELDS:
+        if name in data:
+            setattr(opinion, name, data[name])
+    if opinion.agreement not in Opinion.Agreement.values:
+        opinion.agreement = ""
+    if opinion.recommendation not in Opinion.Recommendation.values:
+        opinion.recommendation = ""
+    opinion.save()
+    case_review_start(case=case, reviewer=author)
+    return opinion
+
+
+def _secret_ok(user: User, secret: str) -> bool:
+    """The reviewer's password, or a current code of their authenticator app."""
+    if secret and user.check_password(secret):
+        return True
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    authenticator = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
+    return bool(
+        authenticator and secret.strip().isdigit() and TOTP(authenticator).validate_code(secret.strip())
+    )
+
+
+def opinion_content_digest(opinion: Opinion) -> str:
+    content = {name: getattr(opinion, name) for name in OPINION_FIELDS}
+    content["case"] = str(opinion.case.public_id)
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+@transaction.atomic
+def opinion_sign(*, case: Case, signer: User, secret: str, institution: Institution) -> Opinion:
+    """Sign the draft after the reviewer proves who they are again; from then on it is frozen,
+    its PDF is stored, and the case waits for release."""
+    opinion = Opinion.objects.select_for_update().filter(case=case).first()
+    if opinion is None:
+        raise ReviewError(OPINION_INCOMPLETE_MESSAGE)
+    if opinion.is_signed:
+        raise ReviewError(OPINION_SIGNED_MESSAGE)
+    if not _secret_ok(signer, secret):
+        raise ReviewError(WRONG_SECRET_MESSAGE)
+    if not (
+        opinion.findings.strip()
+        and opinion.impression.strip()
+        and opinion.agreement
+        and opinion.recommendation
+    ):
+        raise ReviewError(OPINION_INCOMPLETE_MESSAGE)
+    profile = ReviewerProfile.objects.filter(user=signer).first()
+    opinion.signed_at = timezone.now()
+    opinion.signed_by = signer
+    opinion.signer_name = signer.full_name or signer.email
+    opinion.signer_credentials = profile.credentials if profile else ""
+    opinion.content_sha256 = opinion_content_digest(opinion)
+
+    from review.pdf import opinion_pdf_render
+
+    pdf = opinion_pdf_render(opinion=opinion, case=case, institution=institution)
+    key = f"opinions/{uuid.uuid4().hex}.pdf"
+    tenant_storage().save(key, io.BytesIO(pdf), len(pdf))
+    opinion.pdf_key = key
+    opinion.save()
+    case_status_change(case=case, status=Case.Status.OPINION_DRAFTED)
+    return opinion
+
+
+@transaction.atomic
+def opinion_release(*, case: Case, by: User) -> Opinion:
+    """Show the signed opinion to the patient (they are emailed)."""
+    opinion = Opinion.objects.select_for_update().filter(case=case).first()
+    if opinion is None or not opinion.is_signed:
+        raise ReviewError(NOT_SIGNED_MESSAGE)
+    if opinion.released_at is not None:
+        raise ReviewError(ALREADY_RELEASED_MESSAGE)
+    opinion.released_at = timezone.now()
+    opinion.save(update_fields=["released_at"])
+    case_status_change(case=case, status=Case.Status.RELEASED)
+    return opinion
+
+
+# --- After the opinion -------------------------------------------------------------------------
+
+
+def follow_up_ask(*, case: Case, user: User, question: str) -> FollowUpQuestion:
+    opinion = Opinion.objects.filter(case=case).first()
+    if opinion is None or opinion.released_at is None:
+        raise ReviewError(NOT_RELEASED_MESSAGE)
+    if not question.strip():
+        raise ReviewError(EMPTY_TEXT_MESSAGE)
+    limit = review_settings_get().follow_up_questions_allowed
+    if FollowUpQuestion.objects.filter(case=case).count() >= limit:
+        raise ReviewError(FOLLOW_UP_LIMIT_MESSAGE.format(limit=limit))
+    return FollowUpQuestion.objects.create(case=case, asked_by=user, question=question.strip()[:4000])
+
+
+def follow_up_answer(*, question: FollowUpQuestion, by: User, answer: str) -> FollowUpQuestion:
+    if not answer.strip():
+        raise ReviewError(EMPTY_TEXT_MESSAGE)
+    question.answer = answer.strip()
+    question.answered_by = by
+    question.answered_at = timezone.now()
+    question.save(update_fields=["answer", "answered_by", "answered_at"])
+    return question
+
+
+def outcome_record(*, case: Case, by: User, kind: str, note: str) -> Outcome:
+    if kind not in Outcome.Kind.values:
+        raise ReviewError("Choose what happened next.")
+    return Outcome.objects.create(case=case, kind=kind, note=note.strip()[:300], recorded_by=by)
+
+
+def case_close(*, case: Case, by: User) -> Case:
+    if case.status != Case.Status.RELEASED:
+        raise ReviewError("Only a case whose opinion was released can be closed.")
+    return case_status_change(case=case, status=Case.Status.CLOSED)

@@ -1,0 +1,237 @@
+"""The opinion: drafted with autosave, signed after proving who one is, frozen, released, read
+and downloaded by the patient, who may ask a limited number of follow-up questions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+from django_tenants.utils import schema_context
+from pypdf import PdfReader
+
+from intake.models import Case
+from review.models import AuditEvent, CaseAssignment, Opinion
+from review.services import (
+    FOLLOW_UP_LIMIT_MESSAGE,
+    OPINION_INCOMPLETE_MESSAGE,
+    OPINION_SIGNED_MESSAGE,
+    WRONG_SECRET_MESSAGE,
+)
+from storage.tenant import tenant_storage
+from storage.views import INVALID_LINK_MESSAGE
+from tenants.management.commands.seed_demo import DEMO_PASSWORD
+from tenants.models import Institution
+from tests.staff import staff_force_login
+
+from .conftest import user_in
+
+OPINION = {
+    "question_restated": "Is the lesion a tumour, and is surgery needed?",
+    "findings": "A 2 cm non-enhancing lesion in the left frontal lobe.",
+    "impression": "Most consistent with a low-grade glioma.",
+    "agreement": "agree",
+    "recommendation": "surgery",
+    "comments": "Discuss resection with your neurosurgeon.",
+}
+
+
+@pytest.fixture
+def assigned_case(neuro: Institution, make_case: Callable[..., Case]) -> Case:
+    case = make_case(status=Case.Status.ASSIGNED)
+    with schema_context(neuro.schema_name):
+        CaseAssignment.objects.create(
+            case=case, reviewer=user_in(neuro, "reviewer1@neuro.example.com"), assigned_at=case.created
+        )
+    return case
+
+
+def _url(case: Case, tail: str) -> str:
+    return f"/workspace/cases/{case.public_id}/{tail}"
+
+
+def _signed(reviewer: Client, case: Case) -> None:
+    reviewer.post(_url(case, "opinion/draft"), OPINION)
+    reviewer.post(_url(case, "opinion/sign"), {"secret": DEMO_PASSWORD})
+
+
+def test_it_autosaves_the_draft_as_json(
+    neuro: Institution, assigned_case: Case, staff_client: Callable[[str], Client]
+) -> None:
+    reviewer = staff_client("reviewer1")
+    response = reviewer.post(
+        _url(assigned_case, "opinion/draft"),
+        {"findings": "So far: a lesion."},
+        HTTP_ACCEPT="application/json",
+    )
+    assert response.status_code == 200 and response.json()["saved"] is True
+    with schema_context(neuro.schema_name):
+        opinion = Opinion.objects.get(case=assigned_case)
+        assigned_case.refresh_from_db()
+    assert opinion.findings == "So far: a lesion."
+    assert opinion.question_restated == assigned_case.question  # prefilled from the patient's words
+    assert assigned_case.status == Case.Status.IN_REVIEW
+
+
+def test_it_lets_only_the_assigned_reviewer_write(
+    neuro: Institution, assigned_case: Case, staff_client: Callable[[str], Client]
+) -> None:
+    for role in ("reviewer2", "coordinator"):
+        response = staff_client(role).post(_url(assigned_case, "opinion/draft"), {"findings": "Not mine."})
+        assert response.status_code in (403, 404)
+    with schema_context(neuro.schema_name):
+        assert not Opinion.objects.filter(case=assigned_case).exists()
+        assert (
+            AuditEvent.objects.filter(action="opinion.draft", allowed=False, case_id=assigned_case.pk).count()
+            == 2
+        )
+
+
+def test_it_refuses_to_sign_with_a_wrong_password_or_an_incomplete_opinion(
+    neuro: Institution, assigned_case: Case, staff_client: Callable[[str], Client]
+) -> None:
+    reviewer = staff_client("reviewer1")
+    reviewer.post(_url(assigned_case, "opinion/draft"), {"findings": "Only findings."})
+    page = reviewer.post(_url(assigned_case, "opinion/sign"), {"secret": "wrong-password"}, follow=True)
+    assert WRONG_SECRET_MESSAGE in page.content.decode()
+    page = reviewer.post(_url(assigned_case, "opinion/sign"), {"secret": DEMO_PASSWORD}, follow=True)
+    assert OPINION_INCOMPLETE_MESSAGE in page.content.decode()
+    with schema_context(neuro.schema_name):
+        assert Opinion.objects.get(case=assigned_case).signed_at is None
+
+
+def test_it_signs_freezes_and_renders_a_branded_pdf(
+    neuro: Institution, assigned_case: Case, staff_client: Callable[[str], Client]
+) -> None:
+    reviewer = staff_client("reviewer1")
+    _signed(reviewer, assigned_case)
+    with schema_context(neuro.schema_name):
+        opinion = Opinion.objects.get(case=assigned_case)
+        assigned_case.refresh_from_db()
+        pdf = tenant_storage().read_bytes(opinion.pdf_key)
+    assert opinion.signed_at is not None
+    assert opinion.signer_name == "Dr. Robin Reyes"
+    assert opinion.signer_credentials == "MD, Neuroradiology"
+    assert assigned_case.status == Case.Status.OPINION_DRAFTED
+    import io
+
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert "Northfield Neurological Institute" in text
+    assert assigned_case.number in text
+    assert "Dr. Robin Reyes, MD, Neuroradiology" in text
+    assert "low-grade glioma" in text
+
+    # Editing after signing is refused, changes nothing, and is on record.
+    response = reviewer.post(
+        _url(assigned_case, "opinion/draft"), {"findings": "Changed my mind."}, HTTP_ACCEPT="application/json"
+    )
+    assert response.status_code == 409 and response.json()["error"] == OPINION_SIGNED_MESSAGE
+    with schema_context(neuro.schema_name):
+        assert Opinion.objects.get(case=assigned_case).findings == OPINION["findings"]
+        assert AuditEvent.objects.filter(
+            action="opinion.edit_signed", allowed=False, case_id=assigned_case.pk
+        ).exists()
+        assert AuditEvent.objects.filter(
+            action="opinion.sign", allowed=True, case_id=assigned_case.pk
+        ).exists()
+
+
+def test_it_signs_with_an_authenticator_code_too(
+    neuro: Institution, assigned_case: Case, staff_client: Callable[[str], Client]
+) -> None:
+    from tests.staff import totp_code
+
+    reviewer = staff_client("reviewer1")
+    reviewer.post(_url(assigned_case, "opinion/draft"), OPINION)
+    reviewer.post(_url(assigned_case, "opinion/sign"), {"secret": totp_code()})
+    with schema_context(neuro.schema_name):
+        assert Opinion.objects.get(case=assigned_case).signed_at is not None
+
+
+def test_it_releases_to_the_patient_who_reads_and_downloads_it(
+    neuro: Institution,
+    assigned_case: Case,
+    staff_client: Callable[[str], Client],
+    neuro_client: Client,
+    django_capture_on_commit_callbacks: Callable,
+) -> None:
+    reviewer = staff_client("reviewer1")
+    _signed(reviewer, assigned_case)
+    staff_force_login(neuro_client, "patient@neuro.example.com")
+    page = neuro_client.get(f"/opinions/{assigned_case.public_id}/").content.decode()
+    assert "not ready yet" in page and OPINION["findings"] not in page  # not before release
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        staff_client("coordinator").post(_url(assigned_case, "opinion/release"))
+    assert callbacks  # the patient's email is queued once the release commits
+    with schema_context(neuro.schema_name):
+        assigned_case.refresh_from_db()
+    assert assigned_case.status == Case.Status.RELEASED
+
+    page = neuro_client.get(f"/opinions/{assigned_case.public_id}/").content.decode()
+    assert OPINION["findings"] in page and "Dr. Robin Reyes" in page
+    response = neuro_client.get(f"/opinions/{assigned_case.public_id}/pdf")
+    assert response.status_code == 302
+    signed_url = response["Location"]
+    download = neuro_client.get(signed_url)
+    assert download.status_code == 200
+    assert b"".join(download.streaming_content).startswith(b"%PDF")
+    # A tampered link is refused.
+    token = signed_url.rstrip("/").rsplit("/", 1)[1]
+    tampered = signed_url.replace(token, token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB"))
+    refused = neuro_client.get(tampered)
+    assert refused.status_code == 403 and refused.content.decode() == INVALID_LINK_MESSAGE
+    with schema_context(neuro.schema_name):
+        assert AuditEvent.objects.filter(
+            action="opinion.view", case_id=assigned_case.pk, allowed=True
+        ).exists()
+        assert AuditEvent.objects.filter(
+            action="opinion.download", case_id=assigned_case.pk, allowed=True
+        ).exists()
+
+
+def test_it_keeps_the_opinion_from_other_patients_and_institutions(
+    neuro: Institution, assigned_case: Case, staff_client: Callable[[str], Client], cancer_client: Client
+) -> None:
+    _signed(staff_client("reviewer1"), assigned_case)
+    staff_client("coordinator").post(_url(assigned_case, "opinion/release"))
+    stranger = Client(HTTP_HOST="neuro.localhost")
+    with schema_context(neuro.schema_name):
+        from accounts.models import User
+
+        User.objects.create_user("stranger@example.com", "a-long-password-1")
+    staff_force_login(stranger, "stranger@example.com")
+    staff_force_login(cancer_client, "patient@cancer.example.com")
+    for client in (stranger, cancer_client, Client(HTTP_HOST="neuro.localhost")):
+        for tail in ("", "pdf"):
+            response = client.get(f"/opinions/{assigned_case.public_id}/{tail}")
+            assert response.status_code in (302, 404)
+            if response.status_code == 302:
+                assert "/accounts/login/" in response["Location"]
+    with schema_context(neuro.schema_name):
+        assert (
+            AuditEvent.objects.filter(
+                action__in=["opinion.view", "opinion.download"], allowed=False, case_id=assigned_case.pk
+            ).count()
+            >= 4
+        )
+
+
+def test_it_limits_follow_up_questions_to_the_institutions_number(
+    neuro: Institution, assigned_case: Case, staff_client: Callable[[str], Client], neuro_client: Client
+) -> None:
+    _signed(staff_client("reviewer1"), assigned_case)
+    staff_client("coordinator").post(_url(assigned_case, "opinion/release"))
+    staff_force_login(neuro_client, "patient@neuro.example.com")
+    url = f"/opinions/{assigned_case.public_id}/"
+    for n in range(3):
+        assert neuro_client.post(url, {"question": f"Question {n}?"}).status_code == 302
+    page = neuro_client.post(url, {"question": "One more?"}).content.decode()
+    assert FOLLOW_UP_LIMIT_MESSAGE.format(limit=3) in page
+    with schema_context(neuro.schema_name):
+        assert assigned_case.follow_ups.count() == 3
+        question = assigned_case.follow_ups.first()
+        assert question is not None
+    staff_client("reviewer1").post(
+        _url(assigned_case, f"follow-ups/{question.pk}/answer"), {"answer": "Yes, within weeks."}
+    )
+    assert "Yes, within weeks." in neuro_client.get(url).content.decode()
