@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from django.db import transaction
 from PIL import Image, UnidentifiedImageError
@@ -33,6 +34,8 @@ def logo_reencode(*, data: bytes) -> bytes:
     if len(data) > LOGO_MAX_BYTES:
         raise LogoRejected(LOGO_TOO_LARGE)
     try:
+        # Image.open reads only the header: the pixel count is checked before any decoding,
+        # so a decompression bomb (a tiny file declaring a huge image) is refused cheaply.
         with Image.open(io.BytesIO(data)) as probe:
             if probe.format not in LOGO_FORMATS:
                 raise LogoRejected(LOGO_NOT_AN_IMAGE)
@@ -40,7 +43,11 @@ def logo_reencode(*, data: bytes) -> bytes:
                 raise LogoRejected(LOGO_TOO_MANY_PIXELS)
             probe.load()
             image = probe.convert("RGBA")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except LogoRejected:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise LogoRejected(LOGO_TOO_MANY_PIXELS) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise LogoRejected(LOGO_NOT_AN_IMAGE) from exc
     image.thumbnail((LOGO_SIDE, LOGO_SIDE))
     out = io.BytesIO()
@@ -48,7 +55,29 @@ def logo_reencode(*, data: bytes) -> bytes:
     return out.getvalue()
 
 
+# Fields an admin may change through the look, texts and website forms (all validated there).
+BRAND_EDITABLE_FIELDS = frozenset(
+    {
+        "primary_colour", "accent_colour", "tagline", "welcome_text", "support_email", "support_phone",
+        "consent_text", "terms_text", "privacy_text", "embed_origins",
+    }
+)  # fmt: skip
+
+
+def brand_update(*, brand: Brand, values: dict[str, Any]) -> Brand:
+    """Precondition: ``values`` passed one of branding.forms' forms."""
+    unknown = set(values) - BRAND_EDITABLE_FIELDS
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    for name, value in values.items():
+        setattr(brand, name, value)
+    brand.full_clean(exclude=["institution"])
+    brand.save(update_fields=sorted(values))
+    return brand
+
+
 def brand_logo_set(*, brand: Brand, data: bytes) -> Brand:
+    """Re-encode and store the logo. Nothing is written if the image is refused."""
     png = logo_reencode(data=data)
     files = tenant_storage(brand.institution.schema_name)
     key = "branding/logo.png"

@@ -5,4 +5,5 @@ from branding import views
 app_name = "branding"
 urlpatterns = [
     path("logo.png", views.logo, name="logo"),
+    path("texts/<slug:kind>/", views.legal_text, name="legal_text"),
 ]

@@ -11,6 +11,9 @@ from django.shortcuts import render
 from django_tenants.middleware.main import TenantMainMiddleware
 
 from tenants.models import Institution
+from tenants.schema import activate_public
+
+TLS_ASK_PATH = "/tls/ask"
 
 # RFC 1123 host names, lower-cased, with an optional port: anything else is refused before
 # it reaches the database.
@@ -25,6 +28,16 @@ class InstitutionMiddleware(TenantMainMiddleware):
     Because ALLOWED_HOSTS is open (custom domains arrive at run time), this is the check that
     refuses every host that is not a Domain row: such requests get the platform's 404 page.
     """
+
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        # The reverse proxy asks about TLS certificates with its own Host header (e.g.
+        # "web:8000"), which is no Domain row: that one path is answered by the platform.
+        if request.path == TLS_ASK_PATH:
+            activate_public()
+            self.setup_url_routing(request, force_public=True)
+            return None
+        response: HttpResponse | None = super().process_request(request)
+        return response
 
     @staticmethod
     def hostname_from_request(request: HttpRequest) -> str:

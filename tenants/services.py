@@ -7,7 +7,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from branding.models import Brand
-from tenants.models import Domain, Institution
+from tenants.models import Domain, Institution, InstitutionSettings, OperatorAction
+
+REASON_REQUIRED = "Please give a reason: it is recorded with the action."
+ACTION_NOT_ALLOWED = "This action does not apply to an institution in its current status."
+
+
+class OperatorActionRefused(ValueError):
+    pass
 
 
 def platform_host(*, slug: str | None = None) -> str:
@@ -18,6 +25,12 @@ def platform_host(*, slug: str | None = None) -> str:
 def platform_url(*, slug: str | None = None) -> str:
     port = f":{settings.PLATFORM_PORT}" if settings.PLATFORM_PORT else ""
     return f"{settings.PLATFORM_SCHEME}://{platform_host(slug=slug)}{port}/"
+
+
+def host_url(*, host: str) -> str:
+    """The root URL of any host we serve (a platform subdomain or a verified custom domain)."""
+    port = f":{settings.PLATFORM_PORT}" if settings.PLATFORM_PORT else ""
+    return f"{settings.PLATFORM_SCHEME}://{host}{port}/"
 
 
 def public_tenant_ensure() -> Institution:
@@ -36,21 +49,26 @@ def institution_create(
     slug: str,
     status: str = Institution.Status.ACTIVE,
     primary_colour: str = "#1f4e79",
-    accent_colour: str = "#c75b12",
+    accent_colour: str = "#a84d0b",
 ) -> Institution:
     """Create an institution, its schema (migrated), its platform subdomain and its brand.
 
-    The schema is created by django-tenants when the row is first saved; if anything after
-    that fails, the schema is dropped again so no orphan is left behind.
+    Used by the demo seed and operators; self-service institutions go through the onboarding
+    wizard (tenants.onboarding), which clones a template schema instead. If anything fails
+    after the schema was made, it is dropped again so no orphan is left behind.
     """
     institution = Institution(schema_name=slug.replace("-", "_"), name=name, slug=slug, status=status)
-    institution.save(verbosity=0)  # creates and migrates the schema
+    institution.save()
     try:
+        institution.create_schema(check_if_exists=True, verbosity=0)
         with transaction.atomic():
             Domain.objects.create(domain=platform_host(slug=slug), tenant=institution, is_primary=True)
             Brand.objects.create(
                 institution=institution, primary_colour=primary_colour, accent_colour=accent_colour
             )
+            InstitutionSettings.objects.create(institution=institution)
+            institution.went_live = timezone.now()
+            institution.save(update_fields=["went_live"])
     except Exception:
         institution.auto_drop_schema = True
         institution.delete(force_drop=True)
@@ -63,3 +81,46 @@ def institution_set_status(*, institution: Institution, status: str) -> Institut
     institution.status_changed = timezone.now()
     institution.save(update_fields=["status", "status_changed"])
     return institution
+
+
+# What each operator action does, and from which statuses it may be taken.
+OPERATOR_ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    OperatorAction.Action.APPROVE: ((Institution.Status.PENDING,), Institution.Status.ACTIVE),
+    OperatorAction.Action.SUSPEND: (
+        (Institution.Status.PENDING, Institution.Status.ACTIVE),
+        Institution.Status.SUSPENDED,
+    ),
+    OperatorAction.Action.REACTIVATE: ((Institution.Status.SUSPENDED,), Institution.Status.ACTIVE),
+}
+
+
+def institution_operator_action(
+    *, institution_id: int, operator_email: str, action: str, reason: str
+) -> OperatorAction:
+    """Change an institution's status as an operator, recording who, what and why.
+
+    The row is locked so two operators acting at once cannot both apply a transition from
+    the same status.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise OperatorActionRefused(REASON_REQUIRED)
+    if action not in OPERATOR_ACTIONS:
+        raise OperatorActionRefused(ACTION_NOT_ALLOWED)
+    allowed_from, to_status = OPERATOR_ACTIONS[action]
+    with transaction.atomic():
+        institution = (
+            Institution.objects.select_for_update().exclude(schema_name="public").get(pk=institution_id)
+        )
+        if institution.status not in allowed_from:
+            raise OperatorActionRefused(ACTION_NOT_ALLOWED)
+        from_status = institution.status
+        institution_set_status(institution=institution, status=to_status)
+        return OperatorAction.objects.create(
+            institution=institution,
+            operator_email=operator_email,
+            action=action,
+            reason=reason,
+            from_status=from_status,
+            to_status=to_status,
+        )

@@ -87,10 +87,19 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_platform(django_db_setup: None) -> Iterator[LiveServer]:
+def test_mail_dir() -> Iterator[Path]:
+    """Where the live server and the worker write their emails (one folder for both, so a test
+    finds an email whichever process sent it)."""
+    mail_dir = Path(tempfile.mkdtemp(prefix="secondread-mail-"))
+    yield mail_dir
+    shutil.rmtree(mail_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def live_platform(django_db_setup: None, test_mail_dir: Path) -> Iterator[LiveServer]:
     """SecondRead served by gunicorn (as in production) on the test database."""
     port = free_port()
-    mail_dir = Path(tempfile.mkdtemp(prefix="secondread-mail-"))
+    mail_dir = test_mail_dir
     process = subprocess.Popen(
         [
             str(BIN / "gunicorn"),
@@ -115,11 +124,10 @@ def live_platform(django_db_setup: None) -> Iterator[LiveServer]:
     finally:
         process.terminate()
         process.wait(timeout=10)
-        shutil.rmtree(mail_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup: None) -> Iterator[subprocess.Popen[Any]]:
+def celery_worker_process(django_db_setup: None, test_mail_dir: Path) -> Iterator[subprocess.Popen[Any]]:
     """A real Celery worker on the real broker, consuming the tests' own queue."""
     process = subprocess.Popen(
         [
@@ -139,7 +147,7 @@ def celery_worker_process(django_db_setup: None) -> Iterator[subprocess.Popen[An
             "--without-gossip",
         ],
         cwd=BASE_DIR,
-        env=child_env(),
+        env=child_env(SR_TEST_MAIL_DIR=str(test_mail_dir)),
     )
     yield process
     process.terminate()

@@ -16,6 +16,7 @@ from config.env import (
     env_bool,
     env_choice,
     env_int,
+    env_list,
     env_optional,
     env_path,
     env_str,
@@ -42,6 +43,15 @@ if PRODUCTION and (len(SECRET_KEY) < 40 or SECRET_KEY == _DEV_SECRET):
 PLATFORM_DOMAIN = env_str("PLATFORM_DOMAIN", "localhost").lower()
 PLATFORM_PORT = env_optional("PLATFORM_PORT") or ("" if PRODUCTION else "8000")
 PLATFORM_SCHEME = env_choice("PLATFORM_SCHEME", "https" if PRODUCTION else "http", ("http", "https"))
+
+# Self-service onboarding: institutions that finish the wizard go live at once, or wait for an
+# operator's approval when this is on.
+INSTITUTIONS_NEED_APPROVAL = env_bool("INSTITUTIONS_NEED_APPROVAL", False)
+# Custom domains: the CNAME target institutions point their domain at, and the DNS servers
+# (default: the system's resolver) used to verify the CNAME and the TXT token.
+CUSTOM_DOMAIN_CNAME_TARGET = env_str("CUSTOM_DOMAIN_CNAME_TARGET", PLATFORM_DOMAIN).lower().rstrip(".")
+DNS_RESOLVER_NAMESERVERS = env_list("DNS_RESOLVER_NAMESERVERS", [])
+DNS_RESOLVER_PORT = env_int("DNS_RESOLVER_PORT", 53, minimum=1)
 
 # Host validation is done per request by tenants.middleware.InstitutionMiddleware, which answers
 # 404 to every host that is not a Domain row (the platform's or an institution's verified
@@ -96,6 +106,8 @@ DEFAULT_NOT_FOUND_TENANT_VIEW = "tenants.views.unknown_host"
 
 MIDDLEWARE = [
     "tenants.middleware.InstitutionMiddleware",
+    # Before (so after, on the way out) XFrameOptionsMiddleware: per-institution embedding.
+    "branding.middleware.FrameAncestorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -171,6 +183,8 @@ CELERY_BEAT_SCHEDULE = {
     # Unfinished uploads expire 24 h after their last chunk: abort their multipart uploads,
     # delete their staged bytes, mark them EXPIRED (tus expiration extension).
     "tus-uploads-expire": {"task": "intake.tus.uploads_expire_all", "schedule": 3600.0},
+    # The operator console's storage and case figures per institution.
+    "institution-usage-refresh": {"task": "tenants.institution_usage_refresh", "schedule": 900.0},
 }
 
 CACHES = {

@@ -18,6 +18,7 @@ from accounts.models import User
 from branding.services import brand_logo_set
 from review.demo import DEMO_TOTP_SECRET, demo_roster_ensure, demo_staff_mfa_ensure
 from tenants.models import Institution
+from tenants.provisioning import tenant_template_ensure
 from tenants.services import institution_create, platform_url, public_tenant_ensure
 
 DEMO_PASSWORD = "secondread-demo"  # noqa: S105 (printed to the person running the demo)
@@ -93,6 +94,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         public_tenant_ensure()
+        # The migrated template schema new institutions are cloned from (go-live in seconds).
+        tenant_template_ensure()
         with schema_context("public"):
             _user_ensure(
                 "operator@secondread.example.com", "Olivia Operator", {"is_operator": True, "is_staff": True}

@@ -1,0 +1,171 @@
+"""Forms for an institution's look, texts and website embedding: the same ones in the
+onboarding wizard and in the admin's settings pages, so the rules are the same."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from django import forms
+
+from branding.colours import contrast_ratio
+from branding.models import Brand, hex_colour
+from branding.sanitise import institution_html_clean, institution_html_has_active_content
+from branding.services import LOGO_MAX_BYTES
+
+# WCAG 2.1 AA for normal text. Both colours carry white text (header, buttons) and both are
+# used as text or focus outlines on the white page, so both must reach it against white.
+AA_CONTRAST = 4.5
+COLOUR_TOO_LIGHT = (
+    "This colour is too light: white text on it and text in it on a white page need a contrast "
+    "of at least 4.5:1 (WCAG AA), and it has {ratio:.1f}:1. Choose a darker shade."
+)
+TEXT_HAS_CODE = (
+    "Texts may not contain scripts, styles, images, forms or event handlers. Please remove them "
+    "(allowed: paragraphs, headings, lists, bold, italic and links)."
+)
+ORIGIN_INVALID = "“{value}” is not a website origin. Write it like https://www.hospital.org (no path)."
+TOO_MANY_ORIGINS = "At most 10 websites may embed your portal."
+
+
+def _colour_field(label: str, help_text: str) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        max_length=7,
+        validators=[hex_colour],
+        help_text=help_text,
+        widget=forms.TextInput(attrs={"type": "color", "class": "colour-input"}),
+    )
+
+
+class BrandLookForm(forms.ModelForm):
+    primary_colour = _colour_field("Primary colour", "Header, links and main buttons.")
+    accent_colour = _colour_field("Accent colour", "Secondary buttons and highlights.")
+
+    class Meta:
+        model = Brand
+        fields = [
+            "primary_colour",
+            "accent_colour",
+            "tagline",
+            "welcome_text",
+            "support_email",
+            "support_phone",
+        ]
+        labels = {
+            "tagline": "Tagline",
+            "welcome_text": "Welcome text for patients",
+            "support_email": "Support email for patients",
+            "support_phone": "Support phone for patients",
+        }
+        widgets = {"welcome_text": forms.Textarea(attrs={"rows": 4})}
+
+    def _clean_colour(self, name: str) -> str:
+        value = str(self.cleaned_data[name]).lower()
+        ratio = contrast_ratio(value, "#ffffff")
+        if ratio < AA_CONTRAST:
+            raise forms.ValidationError(COLOUR_TOO_LIGHT.format(ratio=ratio), code="contrast")
+        return value
+
+    def clean_primary_colour(self) -> str:
+        return self._clean_colour("primary_colour")
+
+    def clean_accent_colour(self) -> str:
+        return self._clean_colour("accent_colour")
+
+
+class LogoForm(forms.Form):
+    logo = forms.FileField(
+        label="Logo",
+        required=False,
+        help_text="PNG, JPEG or WebP, at most 2 MB and 4096 × 4096 pixels. We re-encode it as PNG.",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
+    )
+
+    def clean_logo(self) -> bytes | None:
+        upload = self.cleaned_data.get("logo")
+        if not upload:
+            return None
+        from branding.services import LOGO_TOO_LARGE
+
+        if upload.size > LOGO_MAX_BYTES:
+            raise forms.ValidationError(LOGO_TOO_LARGE)
+        return bytes(upload.read())
+
+
+class BrandTextsForm(forms.ModelForm):
+    class Meta:
+        model = Brand
+        fields = ["consent_text", "terms_text", "privacy_text"]
+        labels = {
+            "consent_text": "Consent patients give before uploading",
+            "terms_text": "Terms of service",
+            "privacy_text": "Privacy notice",
+        }
+        help_texts = {
+            "consent_text": "Plain text, or simple HTML: paragraphs, headings, lists, bold, italic, links.",
+        }
+        widgets = {name: forms.Textarea(attrs={"rows": 6}) for name in fields}
+
+    def _clean_text(self, name: str) -> str:
+        value = str(self.cleaned_data.get(name) or "")
+        if institution_html_has_active_content(value):
+            raise forms.ValidationError(TEXT_HAS_CODE, code="active_content")
+        return institution_html_clean(value)
+
+    def clean_consent_text(self) -> str:
+        return self._clean_text("consent_text")
+
+    def clean_terms_text(self) -> str:
+        return self._clean_text("terms_text")
+
+    def clean_privacy_text(self) -> str:
+        return self._clean_text("privacy_text")
+
+
+_ORIGIN_HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+
+
+def origin_normalise(value: str) -> str | None:
+    """``scheme://host[:port]`` in lower case, or None if ``value`` is not such an origin."""
+    value = value.strip().rstrip("/")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("https", "http") or not _ORIGIN_HOST.match(host):
+        return None
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        return None
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
+class EmbedOriginsForm(forms.ModelForm):
+    class Meta:
+        model = Brand
+        fields = ["embed_origins"]
+        labels = {"embed_origins": "Websites allowed to embed your portal"}
+        help_texts = {"embed_origins": "One per line, e.g. https://www.hospital.org"}
+        widgets = {"embed_origins": forms.Textarea(attrs={"rows": 3})}
+
+    def clean_embed_origins(self) -> str:
+        origins: list[str] = []
+        for line in str(self.cleaned_data.get("embed_origins") or "").splitlines():
+            if not line.strip():
+                continue
+            origin = origin_normalise(line)
+            if origin is None:
+                raise forms.ValidationError(ORIGIN_INVALID.format(value=line.strip()[:80]))
+            if origin not in origins:
+                origins.append(origin)
+        if len(origins) > 10:
+            raise forms.ValidationError(TOO_MANY_ORIGINS)
+        return "\n".join(origins)
+
+
+def brand_form_values(form: forms.ModelForm[Brand]) -> dict[str, Any]:
+    """The validated values of one of the forms above (its fields are Brand fields)."""
+    return {name: form.cleaned_data[name] for name in form._meta.fields or ()}

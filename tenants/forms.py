@@ -1,0 +1,136 @@
+"""Forms of the onboarding wizard, the admin's settings pages and the operator console."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.contrib.auth import password_validation
+
+from tenants.models import FEE_CURRENCIES, InstitutionSettings, OperatorAction
+
+PASSWORDS_DIFFER = "The two passwords are not the same."
+FEE_AMOUNT_NEEDED = "Enter the fee (at least 1.00), or turn the fee off."
+TOO_MANY_SPECIALTIES = "List at most 30 specialties."
+
+
+class SignUpForm(forms.Form):
+    institution_name = forms.CharField(label="Institution name", max_length=200)
+    full_name = forms.CharField(label="Your name", max_length=200)
+    email = forms.EmailField(label="Your work email")
+    password1 = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+    password2 = forms.CharField(label="Password (again)", widget=forms.PasswordInput, strip=False)
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        first, second = data.get("password1"), data.get("password2")
+        if first and second and first != second:
+            self.add_error("password2", PASSWORDS_DIFFER)
+        elif first:
+            try:
+                password_validation.validate_password(str(first))
+            except forms.ValidationError as error:
+                self.add_error("password1", error)
+        return data
+
+
+class OnboardingSignInForm(forms.Form):
+    email = forms.EmailField(label="Email")
+    password = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+
+
+class InstitutionNameForm(forms.Form):
+    institution_name = forms.CharField(label="Institution name", max_length=200)
+
+
+class SubdomainForm(forms.Form):
+    slug = forms.CharField(
+        label="Web address",
+        max_length=63,
+        help_text="Lower-case letters, digits and hyphens. You can add your own domain later.",
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none"}
+        ),
+    )
+
+    def clean_slug(self) -> str:
+        return str(self.cleaned_data["slug"]).strip().lower()
+
+
+class FeeForm(forms.ModelForm):
+    fee_enabled = forms.BooleanField(label="Patients pay a fee when they submit a case", required=False)
+    fee_amount = forms.DecimalField(
+        label="Fee", max_digits=8, decimal_places=2, min_value=Decimal("0"), max_value=Decimal("100000"),
+        required=False,
+    )  # fmt: skip
+    fee_currency = forms.ChoiceField(label="Currency", choices=FEE_CURRENCIES)
+
+    class Meta:
+        model = InstitutionSettings
+        fields = ["fee_enabled", "fee_amount", "fee_currency"]
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        amount = data.get("fee_amount")
+        if data.get("fee_enabled") and (amount is None or Decimal(str(amount)) < 1):
+            self.add_error("fee_amount", FEE_AMOUNT_NEEDED)
+        if amount is None:
+            data["fee_amount"] = Decimal("0")
+        return data
+
+
+class ServiceForm(forms.ModelForm):
+    turnaround_business_days = forms.IntegerField(
+        label="Turnaround promise (business days)", min_value=1, max_value=60,
+        help_text="How long after submission patients can expect the written opinion.",
+    )  # fmt: skip
+    specialties = forms.CharField(
+        label="Specialties offered",
+        required=False,
+        help_text="One per line, e.g. Neuroradiology.",
+        widget=forms.Textarea(attrs={"rows": 5}),
+    )
+
+    class Meta:
+        model = InstitutionSettings
+        fields = ["turnaround_business_days", "specialties"]
+
+    def clean_specialties(self) -> str:
+        lines = [line.strip()[:100] for line in str(self.cleaned_data.get("specialties") or "").splitlines()]
+        lines = [line for line in lines if line]
+        if len(lines) > 30:
+            raise forms.ValidationError(TOO_MANY_SPECIALTIES)
+        return "\n".join(dict.fromkeys(lines))
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label="Email")
+    is_coordinator = forms.BooleanField(label="Coordinator", required=False)
+    is_reviewer = forms.BooleanField(label="Reviewer (physician)", required=False)
+
+
+class InvitationAcceptForm(forms.Form):
+    full_name = forms.CharField(label="Your name", max_length=200)
+    password1 = forms.CharField(label="Choose a password", widget=forms.PasswordInput, strip=False)
+    password2 = forms.CharField(label="Password (again)", widget=forms.PasswordInput, strip=False)
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        first, second = data.get("password1"), data.get("password2")
+        if first and second and first != second:
+            self.add_error("password2", PASSWORDS_DIFFER)
+        elif first:
+            try:
+                password_validation.validate_password(str(first))
+            except forms.ValidationError as error:
+                self.add_error("password1", error)
+        return data
+
+
+class CustomDomainForm(forms.Form):
+    domain = forms.CharField(label="Your domain", max_length=253, help_text="e.g. secondopinion.hospital.org")
+
+
+class OperatorActionForm(forms.Form):
+    action = forms.ChoiceField(choices=OperatorAction.Action.choices)
+    reason = forms.CharField(label="Reason", max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))

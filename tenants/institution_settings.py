@@ -1,0 +1,56 @@
+"""Writes of an institution's service settings (fee, turnaround, specialties), shared by the
+onboarding wizard and the admin's settings pages."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import transaction
+from django_tenants.utils import schema_context, schema_exists
+
+from tenants.models import Institution, InstitutionSettings
+
+
+def institution_settings_get(*, institution: Institution) -> InstitutionSettings:
+    settings_row, _ = InstitutionSettings.objects.get_or_create(institution=institution)
+    return settings_row
+
+
+def institution_fee_update(
+    *, institution: Institution, fee_enabled: bool, fee_amount: Decimal, fee_currency: str
+) -> InstitutionSettings:
+    row = institution_settings_get(institution=institution)
+    row.fee_enabled = fee_enabled
+    row.fee_amount = fee_amount if fee_enabled else row.fee_amount
+    row.fee_currency = fee_currency
+    row.save(update_fields=["fee_enabled", "fee_amount", "fee_currency", "updated"])
+    return row
+
+
+def institution_service_update(
+    *, institution: Institution, turnaround_business_days: int, specialties: str
+) -> InstitutionSettings:
+    with transaction.atomic():
+        row = institution_settings_get(institution=institution)
+        row.turnaround_business_days = turnaround_business_days
+        row.specialties = "\n".join(line.strip() for line in specialties.splitlines() if line.strip())
+        row.save(update_fields=["turnaround_business_days", "specialties", "updated"])
+        review_settings_sync(institution=institution)
+    return row
+
+
+def review_settings_sync(*, institution: Institution) -> None:
+    """Copy the turnaround promise into the review workspace's settings (in the institution's
+    schema), which its queue reads for due dates. A draft has no schema yet: go-live syncs."""
+    if institution.status == Institution.Status.DRAFT and not schema_exists(institution.schema_name):
+        return
+    from review.models import ReviewSettings
+
+    days = institution_settings_get(institution=institution).turnaround_business_days
+    with schema_context(institution.schema_name):
+        row = ReviewSettings.objects.order_by("id").first()
+        if row is None:
+            ReviewSettings.objects.create(turnaround_business_days=days)
+        elif row.turnaround_business_days != days:
+            row.turnaround_business_days = days
+            row.save(update_fields=["turnaround_business_days", "updated"])

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from config.celery_app import app
+
+
+@app.task(name="tenants.institution_go_live")
+def institution_go_live(onboarding_id: int) -> bool:
+    """Provision a new institution (queued from the public schema; see the service)."""
+    from tenants.provisioning import institution_go_live as go_live
+
+    return go_live(onboarding_id=onboarding_id)
+
+
+@app.task(name="tenants.institution_usage_refresh")
+def institution_usage_refresh() -> int:
+    """Measure every institution's usage for the operator console (periodic)."""
+    from tenants.usage import institution_usage_refresh as refresh
+
+    return refresh()
