@@ -1,0 +1,71 @@
+"""The audit log: append-only in the database itself, browsed and exported by admins only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.db import DatabaseError, transaction
+from django.test import Client
+from django_tenants.utils import schema_context
+
+from intake.models import Case
+from review.models import AuditEvent
+from tenants.models import Institution
+
+
+def test_it_refuses_to_update_or_delete_audit_events(neuro: Institution) -> None:
+    with schema_context(neuro.schema_name):
+        event = AuditEvent.objects.create(action="case.view", actor_email="someone@example.com")
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            AuditEvent.objects.filter(pk=event.pk).update(action="nothing")
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            AuditEvent.objects.filter(pk=event.pk).delete()
+        assert AuditEvent.objects.get(pk=event.pk).action == "case.view"
+
+
+def test_it_keeps_the_trail_when_a_case_is_deleted(
+    neuro: Institution, make_case: Callable[..., Case]
+) -> None:
+    case = make_case(with_files=False)
+    with schema_context(neuro.schema_name):
+        AuditEvent.objects.create(action="case.view", case_id=case.pk)
+        case_id = case.pk
+        case.delete()
+        assert AuditEvent.objects.filter(case_id=case_id).exists()
+
+
+def test_it_lets_admins_browse_and_export_the_log(
+    neuro: Institution, make_case: Callable[..., Case], staff_client: Callable[[str], Client]
+) -> None:
+    case = make_case()
+    staff_client("coordinator").get(f"/workspace/cases/{case.public_id}/")
+    admin = staff_client("admin")
+    page = admin.get("/workspace/audit/", {"case_number": case.number}).content.decode()
+    assert "coordinator@neuro.example.com" in page and "case.view" in page
+    export = admin.get("/workspace/audit.csv", {"action": "case.view"})
+    body = b"".join(export.streaming_content).decode()
+    assert export["Content-Type"].startswith("text/csv")
+    assert body.splitlines()[0] == "at,who,action,result,case,object,ip,detail"
+    assert f"coordinator@neuro.example.com,case.view,allowed,{case.number}" in body
+    with schema_context(neuro.schema_name):
+        assert AuditEvent.objects.filter(
+            action="audit.export", actor_email="admin@neuro.example.com"
+        ).exists()
+
+
+def test_it_keeps_everyone_but_admins_out_of_the_log(
+    neuro: Institution, staff_client: Callable[[str], Client], cancer_client: Client
+) -> None:
+    for role in ("coordinator", "reviewer1"):
+        client = staff_client(role)
+        assert client.get("/workspace/audit/").status_code == 403
+        assert client.get("/workspace/audit.csv").status_code == 403
+    with schema_context(neuro.schema_name):
+        assert AuditEvent.objects.filter(action="audit.view", allowed=False).count() == 2
+    from tests.staff import staff_force_login
+
+    staff_force_login(cancer_client, "admin@cancer.example.com")
+    # The other institution's admin sees their own (empty of neuro) log on their own site only.
+    body = cancer_client.get("/workspace/audit/").content.decode()
+    assert "coordinator@neuro.example.com" not in body

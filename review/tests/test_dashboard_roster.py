@@ -1,0 +1,88 @@
+"""The institution's dashboard (referrals, funnel, turnaround, outcomes, CSV) and the roster."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.test import Client
+from django_tenants.utils import schema_context
+
+from intake.models import Case
+from review.models import Outcome, ReviewerProfile, ReviewSettings
+from tenants.models import Institution
+
+from .conftest import user_in
+
+
+def test_it_counts_referrals_and_surgeries_this_month(
+    neuro: Institution, make_case: Callable[..., Case], staff_client: Callable[[str], Client]
+) -> None:
+    client = staff_client("coordinator")
+    before = client.get("/workspace/dashboard/").context["board"]
+    case = make_case(status=Case.Status.RELEASED, submitted_days_ago=0)
+    make_case(submitted_days_ago=0)
+    client.post(f"/workspace/cases/{case.public_id}/outcomes", {"kind": "surgery_scheduled", "note": ""})
+    response = client.get("/workspace/dashboard/")
+    board = response.context["board"]
+    assert board.month_referrals == before.month_referrals + 2
+    assert board.month_outcomes["Surgery scheduled"] == before.month_outcomes["Surgery scheduled"] + 1
+    assert "<svg" in response.content.decode()
+    export = b"".join(client.get("/workspace/dashboard.csv").streaming_content).decode()
+    assert export.startswith("section,label,value")
+    assert f"this_month,referrals,{board.month_referrals}" in export
+    with schema_context(neuro.schema_name):
+        assert Outcome.objects.filter(case=case, kind="surgery_scheduled").exists()
+
+
+def test_it_keeps_reviewers_and_patients_off_the_dashboard(
+    staff_client: Callable[[str], Client], neuro_client: Client
+) -> None:
+    assert staff_client("reviewer1").get("/workspace/dashboard/").status_code == 403
+    assert neuro_client.get("/workspace/dashboard/").status_code == 302
+
+
+def test_it_lets_the_admin_edit_the_roster_and_settings(
+    neuro: Institution, staff_client: Callable[[str], Client]
+) -> None:
+    admin = staff_client("admin")
+    reviewer = user_in(neuro, "reviewer2@neuro.example.com")
+    assert "Dr. Sam Okafor" in admin.get("/workspace/roster/").content.decode()
+    prefix = f"u{reviewer.pk}-"
+    admin.post(
+        f"/workspace/roster/{reviewer.pk}",
+        {
+            prefix + "is_reviewer": "on",
+            prefix + "credentials": "MD, PhD",
+            prefix + "specialties": "Spine, Neurosurgery",
+            prefix + "modalities": "mr, ct",
+            prefix + "max_open_cases": "4",
+        },
+    )
+    admin.post(
+        "/workspace/settings",
+        {
+            "turnaround_business_days": "5",
+            "soon_due_business_days": "1",
+            "session_idle_minutes": "30",
+            "follow_up_questions_allowed": "2",
+        },
+    )
+    with schema_context(neuro.schema_name):
+        profile = ReviewerProfile.objects.get(user=reviewer)
+        settings_row = ReviewSettings.objects.get()
+    assert (profile.specialties, profile.modalities, profile.max_open_cases) == (
+        "spine,neurosurgery",
+        "MR,CT",
+        4,
+    )
+    assert profile.available is False  # unticked
+    assert settings_row.turnaround_business_days == 5
+    assert settings_row.reviewers_see_only_assigned is False
+
+
+def test_it_keeps_the_roster_to_admins(staff_client: Callable[[str], Client], neuro: Institution) -> None:
+    coordinator = staff_client("coordinator")
+    assert coordinator.get("/workspace/roster/").status_code == 403
+    reviewer = user_in(neuro, "reviewer1@neuro.example.com")
+    assert coordinator.post(f"/workspace/roster/{reviewer.pk}", {}).status_code == 403
+    assert coordinator.post("/workspace/settings", {}).status_code == 403

@@ -1,0 +1,149 @@
+"""The whole review, in Chromium against the live server: a coordinator assigns a submitted case,
+the reviewer opens it (report drawn by pdf.js beside the study), writes and signs the opinion and
+releases it, and the patient reads it on the portal and downloads its PDF."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from django_tenants.utils import schema_context
+from reportlab.pdfgen import canvas
+
+from intake.models import Case, Report
+from review.dicomweb.testing import case_remove, case_with_study, demo_study
+from review.models import AuditEvent
+from storage.tenant import tenant_storage
+from tenants.management.commands.seed_demo import DEMO_PASSWORD
+from tests.staff import staff_sign_in
+
+pytestmark = pytest.mark.browser
+
+FINDINGS = "A 2 cm non-enhancing lesion in the left frontal lobe without mass effect."
+IMPRESSION = "Most consistent with a low-grade glioma."
+
+
+def _report_pdf() -> bytes:
+    out = io.BytesIO()
+    page = canvas.Canvas(out)
+    page.setFont("Helvetica", 14)
+    page.drawString(72, 720, "MRI brain report: lesion in the left frontal lobe.")
+    page.showPage()
+    page.save()
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def submitted_case(live_platform: Any, django_db_blocker: Any) -> Iterator[Case]:
+    """A submitted, unassigned case with a real CT study and a PDF report, committed so the
+    live server sees it; removed afterwards (its audit events stay, as they must)."""
+    with django_db_blocker.unblock():
+        _, series = demo_study(ct_slices=6)
+        case = case_with_study(
+            schema_name="neuro",
+            owner_email="patient@neuro.example.com",
+            series=series[:1],
+            status=Case.Status.SUBMITTED,
+        )
+        with schema_context("neuro"):
+            Case.objects.filter(pk=case.pk).update(
+                patient_name="Pat Patient", specialty="neurology", submitted_at=timezone.now()
+            )
+            data = _report_pdf()
+            key = f"cases/{case.public_id}/reports/{uuid.uuid4().hex}.pdf"
+            tenant_storage("neuro").save(key, io.BytesIO(data), len(data))
+            Report.objects.create(
+                case=case,
+                content_type="application/pdf",
+                storage_key=key,
+                size=len(data),
+                study=case.studies.first(),
+                match_status=Report.Match.MATCHED,
+            )
+    yield case
+    with django_db_blocker.unblock():
+        case_remove(schema_name="neuro", case=case)
+
+
+def test_it_walks_a_case_from_assignment_to_the_patients_pdf(
+    browser: Any, live_platform: Any, submitted_case: Case
+) -> None:
+    site = live_platform.url("neuro").rstrip("/")
+    case_path = f"/workspace/cases/{submitted_case.public_id}/"
+
+    # The coordinator finds the case in the queue and assigns it.
+    coordinator = browser.new_context().new_page()
+    staff_sign_in(coordinator, "coordinator@neuro.example.com", base_url=site)
+    coordinator.goto(site + "/workspace/")
+    coordinator.click(f"text={submitted_case.number}")
+    coordinator.wait_for_url("**" + case_path)
+    coordinator.select_option("#id_reviewer", label="Dr. Robin Reyes")
+    coordinator.click("[data-testid=assign]")
+    assert coordinator.inner_text("[data-testid=assigned-reviewer]") == "Dr. Robin Reyes"
+
+    # The reviewer opens it: their case comes first, the report is drawn into a canvas.
+    reviewer = browser.new_context().new_page()
+    staff_sign_in(reviewer, "reviewer1@neuro.example.com", base_url=site)
+    reviewer.goto(site + "/workspace/")
+    assert submitted_case.number in reviewer.inner_text("[data-testid=queue-row]:first-child")
+    reviewer.click(f"text={submitted_case.number}")
+    reviewer.wait_for_selector(".pdf-view[data-rendered='1'] canvas", timeout=20_000)
+    assert reviewer.inner_text("[data-testid=case-status]") == "In review"
+
+    # Writes (autosaved), then signs with the password again.
+    reviewer.fill("#id_findings", FINDINGS)
+    reviewer.fill("#id_impression", IMPRESSION)
+    reviewer.select_option("#id_agreement", "agree")
+    reviewer.select_option("#id_recommendation", "surgery")
+    reviewer.locator("#id_comments").focus()  # leaving a field saves at once
+    reviewer.fill("#id_comments", "Discuss resection with your neurosurgeon.")
+    reviewer.wait_for_function(
+        "document.querySelector('[data-testid=autosave-status]').textContent.startsWith('Draft saved')",
+        timeout=15_000,
+    )
+    reviewer.fill("#id_secret", DEMO_PASSWORD)
+    reviewer.click("[data-testid=sign-opinion]")
+    reviewer.wait_for_selector("[data-testid=signed-opinion]")
+    assert FINDINGS in reviewer.inner_text("[data-testid=signed-opinion]")
+    reviewer.click("[data-testid=release-opinion]")
+    reviewer.wait_for_selector("text=Released to the patient")
+    assert reviewer.inner_text("[data-testid=case-status]") == "Opinion ready"
+
+    # The patient reads it and downloads the PDF.
+    patient = browser.new_context(accept_downloads=True).new_page()
+    patient.goto(site + "/accounts/login/")
+    patient.fill("input[name=login]", "patient@neuro.example.com")
+    patient.fill("input[name=password]", DEMO_PASSWORD)
+    patient.click("form button[type=submit]")
+    patient.wait_for_load_state()
+    patient.goto(site + f"/opinions/{submitted_case.public_id}/")
+    text = patient.inner_text("[data-testid=patient-opinion]")
+    assert FINDINGS in text and "Dr. Robin Reyes" in text
+    with patient.expect_download() as download_info:
+        patient.click("[data-testid=download-pdf]")
+    path = download_info.value.path()
+    with open(path, "rb") as downloaded:
+        assert downloaded.read(5) == b"%PDF-"
+
+    for page in (coordinator, reviewer, patient):
+        page.context.close()
+
+    with schema_context("neuro"):
+        actions = set(
+            AuditEvent.objects.filter(case_id=submitted_case.pk, allowed=True).values_list(
+                "action", flat=True
+            )
+        )
+    assert {
+        "case.assign",
+        "case.view",
+        "report.view",
+        "opinion.sign",
+        "opinion.release",
+        "opinion.view",
+    } <= actions
+    assert "opinion.download" in actions
