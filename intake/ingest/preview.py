@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 PREVIEW_SIZE = 512
 # Series that grow (one upload per file) are previewed once they have been quiet this long.
-PREVIEW_DEBOUNCE_SECONDS = 10
+PREVIEW_DEBOUNCE_SECONDS = 5
 
 
 def _number(value: Any) -> float | None:
