@@ -109,7 +109,7 @@ def frame_stored(instance: Instance, number: int) -> Frame:
             raise FrameError(NO_PIXEL_DATA)
         if ts == ImplicitVRLittleEndian:
             (length,) = struct.unpack("<I", element[4:8])
-        elif ts.is_little_endian and ts.is_explicit_VR:
+        elif ts.is_little_endian and not ts.is_implicit_VR:
             (length,) = struct.unpack("<I", stream.read(4))  # OB/OW: 2 reserved bytes, then 4
         else:
             # Big Endian (retired): rarely seen; decoding gives a correct little-endian frame.

@@ -82,12 +82,12 @@ def study_search_json(*, studies: list[Study], base_url: str) -> list[DicomJson]
     return [_study_json(study, base_url) for study in studies]
 
 
-def series_search(
-    *, scope: Scope, study: Study | None, query: Query, base_url: str
-) -> list[DicomJson]:
+def series_search(*, scope: Scope, study: Study | None, query: Query, base_url: str) -> list[DicomJson]:
     """Series of ``study``, or of every study in scope when ``study`` is None."""
     rows: QuerySet[Series] = (
-        Series.objects.filter(study=study) if study else Series.objects.filter(study__in=studies_in_scope(scope))
+        Series.objects.filter(study=study)
+        if study
+        else Series.objects.filter(study__in=studies_in_scope(scope))
     )
     rows = (
         rows.filter(query.filter)
@@ -123,7 +123,9 @@ def instance_search(
 def instances_of(*, study: Study, series: Series | None = None) -> list[Instance]:
     """Instances in display order (series, then instance number), for retrieval."""
     rows = Instance.objects.filter(series=series) if series else Instance.objects.filter(series__study=study)
-    return list(rows.select_related("series").order_by("series__series_number", "series_id", "instance_number", "id"))
+    return list(
+        rows.select_related("series").order_by("series__series_number", "series_id", "instance_number", "id")
+    )
 
 
 def instance_metadata(instance: Instance) -> DicomJson:

@@ -108,7 +108,9 @@ def search_studies(request: HttpRequest, case_id: uuid.UUID | None = None) -> Ht
     query = parse_query(request.GET, level="study")
     studies = selectors.study_search(scope=scope, query=query, base_url="")
     audit_dicomweb(request, kind="search_studies", scope=scope, study=None, ref="")
-    return _json(selectors.study_search_json(studies=studies, base_url=_base_url(request, case_id)), query.ignored)
+    return _json(
+        selectors.study_search_json(studies=studies, base_url=_base_url(request, case_id)), query.ignored
+    )
 
 
 @dicomweb_view
@@ -149,7 +151,9 @@ def search_instances(
     results = selectors.instance_search(
         scope=scope, study=study, series=series, query=query, base_url=_base_url(request, case_id)
     )
-    audit_dicomweb(request, kind="search_instances", scope=scope, study=study, ref=series_uid or study_uid or "")
+    audit_dicomweb(
+        request, kind="search_instances", scope=scope, study=study, ref=series_uid or study_uid or ""
+    )
     return _json(results, query.ignored)
 
 
@@ -161,7 +165,9 @@ def _metadata_response(instances: list[Instance]) -> StreamingHttpResponse:
 
 
 @dicomweb_view
-def study_metadata(request: HttpRequest, study_uid: str, case_id: uuid.UUID | None = None) -> HttpResponseBase:
+def study_metadata(
+    request: HttpRequest, study_uid: str, case_id: uuid.UUID | None = None
+) -> HttpResponseBase:
     scope = access_dicomweb_scope(request, case_id=case_id, kind="metadata")
     study = access_dicomweb_study(request, scope=scope, study_uid=study_uid, kind="metadata")
     audit_dicomweb(request, kind="metadata", scope=scope, study=study, ref=study_uid)
@@ -180,7 +186,9 @@ def series_metadata(
     return _metadata_response(selectors.instances_of(study=series.study, series=series))
 
 
-def _instance(request: HttpRequest, kind: str, case_id: uuid.UUID | None, **uids: str) -> tuple[Scope, Instance]:
+def _instance(
+    request: HttpRequest, kind: str, case_id: uuid.UUID | None, **uids: str
+) -> tuple[Scope, Instance]:
     scope = access_dicomweb_scope(request, case_id=case_id, kind=kind)
     instance = access_dicomweb_instance(request, scope=scope, kind=kind, **uids)
     audit_dicomweb(request, kind=kind, scope=scope, study=instance.series.study, ref=uids["instance_uid"])
@@ -235,7 +243,9 @@ def _instances_response(request: HttpRequest, instances: list[Instance]) -> Http
 
 
 @dicomweb_view
-def retrieve_study(request: HttpRequest, study_uid: str, case_id: uuid.UUID | None = None) -> HttpResponseBase:
+def retrieve_study(
+    request: HttpRequest, study_uid: str, case_id: uuid.UUID | None = None
+) -> HttpResponseBase:
     scope = access_dicomweb_scope(request, case_id=case_id, kind="retrieve_study")
     study = access_dicomweb_study(request, scope=scope, study_uid=study_uid, kind="retrieve_study")
     audit_dicomweb(request, kind="retrieve_study", scope=scope, study=study, ref=study_uid)
@@ -259,7 +269,12 @@ def retrieve_instance(
     request: HttpRequest, study_uid: str, series_uid: str, instance_uid: str, case_id: uuid.UUID | None = None
 ) -> HttpResponseBase:
     _, instance = _instance(
-        request, "retrieve_instance", case_id, study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
+        request,
+        "retrieve_instance",
+        case_id,
+        study_uid=study_uid,
+        series_uid=series_uid,
+        instance_uid=instance_uid,
     )
     return _instances_response(request, [instance])
 
@@ -304,7 +319,8 @@ def retrieve_frames(
     ]
     boundary = new_boundary()
     parts = (
-        (f"{choice.part_type}; transfer-syntax={frame.transfer_syntax_uid}", [frame.data]) for frame in produced
+        (f"{choice.part_type}; transfer-syntax={frame.transfer_syntax_uid}", [frame.data])
+        for frame in produced
     )
     return StreamingHttpResponse(
         multipart_body(parts, boundary),
@@ -315,7 +331,9 @@ def retrieve_frames(
     )
 
 
-def _picture(request: HttpRequest, instance: Instance, number: int, size: tuple[int, int] | None) -> HttpResponse:
+def _picture(
+    request: HttpRequest, instance: Instance, number: int, size: tuple[int, int] | None
+) -> HttpResponse:
     window = parse_window(request.GET.get("window", ""))
     viewport = request.GET.get("viewport")
     if viewport:
@@ -362,7 +380,9 @@ def series_thumbnail(
     request: HttpRequest, study_uid: str, series_uid: str, case_id: uuid.UUID | None = None
 ) -> HttpResponseBase:
     scope = access_dicomweb_scope(request, case_id=case_id, kind="thumbnail")
-    series = access_dicomweb_series(request, scope=scope, study_uid=study_uid, series_uid=series_uid, kind="thumbnail")
+    series = access_dicomweb_series(
+        request, scope=scope, study_uid=study_uid, series_uid=series_uid, kind="thumbnail"
+    )
     audit_dicomweb(request, kind="thumbnail", scope=scope, study=series.study, ref=series_uid)
     instances = selectors.instances_of(study=series.study, series=series)
     if not instances:

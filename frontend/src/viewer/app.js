@@ -109,15 +109,17 @@ export async function mountViewer(root) {
   };
   const state = { viewport: null, imageIds: [], current: null, activeTool: "wl" };
 
-  const say = (text) => {
+  // data-state: "loading", then "rendered" (an image is on screen) or "message" (an
+  // explanation instead of an image); tests and the page's own script read it.
+  const say = (text, final = true) => {
     ui.message.textContent = text;
     ui.message.hidden = !text;
-    root.dataset.state = text ? "message" : root.dataset.state;
+    if (text && final) root.dataset.state = "message";
   };
 
   try {
     root.dataset.state = "loading";
-    say("Loading the images…");
+    say("Loading the images…", false);
     await initCornerstone(root.dataset.wasmBase);
     const engine = new RenderingEngine(`${ids}-engine`);
     engine.enableElement({
@@ -138,7 +140,9 @@ export async function mountViewer(root) {
       say("No images have been received for this case yet.");
       return;
     }
-    renderSeriesList(all, ui, base, (series) => showSeries(series, state, ui, base, root, say));
+    renderSeriesList(all, ui, base, (series) =>
+      showSeries(series, state, ui, base, root, say).catch((error) => say(error.message || String(error))),
+    );
     await showSeries(all[0], state, ui, base, root, say);
   } catch (error) {
     say(error.message || String(error));
@@ -253,7 +257,6 @@ function setUpEvents(state, ui, root, say) {
     root.dataset.imageIndex = String(index);
   });
   element.addEventListener(Enums.Events.IMAGE_RENDERED, () => {
-    if (root.dataset.state !== "message") root.dataset.state = "rendered";
     const voi = state.viewport.getProperties()?.voiRange;
     if (voi) {
       const width = Math.round(voi.upper - voi.lower);
@@ -315,7 +318,7 @@ async function showSeries(series, state, ui, base, root, say) {
   ui.position.textContent = "";
   ui.measurement.textContent = "";
   root.dataset.state = "loading";
-  say("Loading the images…");
+  say("Loading the images…", false);
   const instances = await loadSeriesMetadata(base, series);
   if (state.current !== series) return;
   const syntax = value(instances[0], TAG.transferSyntax) || value(instances[0], TAG.availableTransferSyntax);
@@ -346,5 +349,6 @@ async function showSeries(series, state, ui, base, root, say) {
   say("");
   ui.position.textContent = `Image 1 / ${imageIds.length}`;
   state.viewport.render();
+  root.dataset.state = "rendered";
   ui.element.focus?.();
 }
