@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from config.health import healthz
+from payments import views as payment_views
 from tenants import views as tenant_views
 
 urlpatterns = [
@@ -19,4 +20,6 @@ urlpatterns = [
     # Asked by the reverse proxy (Caddy on_demand_tls) before it gets a certificate.
     path("tls/ask", tenant_views.tls_ask, name="tls_ask"),
     path("accounts/", include("allauth.urls")),
+    # Stripe Connect events of every institution's account (routed by the event's account).
+    path("stripe/webhook", payment_views.stripe_webhook, name="stripe_webhook"),
 ]

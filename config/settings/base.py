@@ -77,11 +77,13 @@ LOCAL_SHARED_APPS = [
     "branding",
     "accounts",
     "storage",
+    "payments.connect",  # which Stripe account is whose, processed webhook events (public only)
 ]
 LOCAL_TENANT_APPS = [
     "accounts",
     "intake",
     "review",
+    "payments",
 ]
 
 # Public schema: institutions, domains, branding, and the platform operators' own accounts.
@@ -274,6 +276,16 @@ else:
     EMAIL_HOST_PASSWORD = unquote(_mail.password or "")
     EMAIL_USE_SSL = _mail.scheme == "smtps"
     EMAIL_USE_TLS = _mail.scheme == "smtp"
+
+# --- Payments (Stripe Connect) -------------------------------------------------------------
+# The platform's own Stripe key: institutions connect their own Stripe accounts to the platform
+# (Connect), so their keys are never held here. Empty: online payment is not set up, and
+# charging institutions accept waiver codes only.
+STRIPE_SECRET_KEY = env_optional("STRIPE_SECRET_KEY") or ""
+# Signing secret of the platform's Connect webhook endpoint (/stripe/webhook on PLATFORM_DOMAIN).
+STRIPE_WEBHOOK_SECRET = env_optional("STRIPE_WEBHOOK_SECRET") or ""
+# Another API base URL (a local test double); empty means Stripe's own.
+STRIPE_API_BASE = env_optional("STRIPE_API_BASE") or ""
 
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "/static/"

@@ -1,0 +1,19 @@
+"""Emails about payments, sent by the worker in the payment's schema."""
+
+from __future__ import annotations
+
+from config.celery_app import app
+
+
+@app.task(name="payments.payment_receipt")
+def payment_receipt(payment_id: int) -> None:
+    from payments.notifications import payment_receipt_send
+
+    payment_receipt_send(payment_id=payment_id)
+
+
+@app.task(name="payments.payment_refund_notice")
+def payment_refund_notice(payment_id: int) -> None:
+    from payments.notifications import payment_refund_notice_send
+
+    payment_refund_notice_send(payment_id=payment_id)
