@@ -109,29 +109,29 @@ class ProblemGroup:
 
 def case_problems(*, case: Case) -> list[ProblemGroup]:
     """The case's file problems grouped by kind, most important first."""
-    groups: dict[str, dict[str, object]] = {}
-    for code, message, path in (
-        FileProblem.objects.filter(case=case).order_by("id").values_list("code", "message", "path").iterator()
-    ):
-        group = groups.setdefault(code, {"messages": [], "count": 0, "paths": []})
-        group_messages: list[str] = group["messages"]  # type: ignore[assignment]
-        group_paths: list[str] = group["paths"]  # type: ignore[assignment]
+    messages_by_code: dict[str, list[str]] = {}
+    counts: dict[str, int] = {}
+    paths_by_code: dict[str, list[str]] = {}
+    rows = FileProblem.objects.filter(case=case).order_by("id").values_list("code", "message", "path")
+    for code, message, path in rows.iterator():
+        group_messages = messages_by_code.setdefault(code, [])
         if message not in group_messages:
             group_messages.append(message)
-        group["count"] = int(group["count"]) + 1  # type: ignore[call-overload]
+        counts[code] = counts.get(code, 0) + 1
+        group_paths = paths_by_code.setdefault(code, [])
         if path and len(group_paths) < PATHS_SHOWN:
             group_paths.append(path)
-    order = {code: index for index, code in enumerate(PROBLEM_ORDER)}
+    order = {str(code): index for index, code in enumerate(PROBLEM_ORDER)}
     return [
         ProblemGroup(
             code=code,
             title=str(FileProblem.Code(code).label) if code in FileProblem.Code.values else code,
-            messages=group["messages"],  # type: ignore[arg-type]
-            count=group["count"],  # type: ignore[arg-type]
-            paths=group["paths"],  # type: ignore[arg-type]
+            messages=messages_by_code[code],
+            count=counts[code],
+            paths=paths_by_code[code],
             informational=code in INFORMATIONAL,
         )
-        for code, group in sorted(groups.items(), key=lambda item: order.get(item[0], len(order)))
+        for code in sorted(counts, key=lambda code: order.get(code, len(order)))
     ]
 
 

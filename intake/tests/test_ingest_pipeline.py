@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pydicom
 import pytest
@@ -66,7 +66,7 @@ def test_it_draws_a_windowed_preview_of_the_middle_slice(case: Case) -> None:
     series = Series.objects.get(study__case=case)
     png = Image.open(io.BytesIO(tenant_storage().read_bytes(series.preview_key)))
     assert png.format == "PNG" and png.size == (64, 64)
-    low, high = png.convert("L").getextrema()
+    low, high = cast(tuple[int, int], png.convert("L").getextrema())
     assert high - low > 100  # windowed into a visible range, not a black square
     assert series.preview_instance_count == 1
 
@@ -88,7 +88,7 @@ def test_it_draws_previews_of_compressed_images(case: Case, name: str) -> None:
     series = Series.objects.get(study__case=case)
     assert series.preview_key, name
     png = Image.open(io.BytesIO(tenant_storage().read_bytes(series.preview_key)))
-    low, high = png.convert("L").getextrema()
+    low, high = cast(tuple[int, int], png.convert("L").getextrema())
     assert high > low
 
 
