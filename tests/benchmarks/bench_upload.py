@@ -143,7 +143,7 @@ class CountingFile(io.FileIO):
 
     sent = 0
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         data = super().read(size)
         self.sent += len(data) if data else 0
         return data or b""
