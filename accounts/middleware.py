@@ -31,6 +31,7 @@ from accounts.models import User
 EXEMPT_PREFIXES = ("/accounts/", "/static/", "/healthz", "/brand/", "/favicon")
 
 LAST_SEEN_SESSION_KEY = "staff_last_seen"
+SEEN_WRITE_SECONDS = 30
 IDLE_SIGNED_OUT_MESSAGE = "You were signed out after a period of inactivity. Please sign in again."
 MFA_SETUP_MESSAGE = "Staff accounts need a second factor: set up an authenticator app to continue."
 
@@ -65,9 +66,12 @@ class StaffSecurityMiddleware:
             logout(request)
             messages.info(request, IDLE_SIGNED_OUT_MESSAGE)
             return HttpResponseRedirect(_with_next(reverse("account_login"), request))
-        request.session[LAST_SEEN_SESSION_KEY] = now
-        # The session itself also dies after the idle time, should the browser stay away.
-        request.session.set_expiry(idle_seconds)
+        # Written at most every SEEN_WRITE_SECONDS: a session write on every request would cost
+        # an UPDATE per page; the idle limit is minutes, so this granularity is enough.
+        if not isinstance(last_seen, int | float) or now - last_seen > SEEN_WRITE_SECONDS:
+            request.session[LAST_SEEN_SESSION_KEY] = now
+            # The session itself also dies after the idle time, should the browser stay away.
+            request.session.set_expiry(idle_seconds)
 
         if request.path.startswith(EXEMPT_PREFIXES) or session_passed_mfa(request, user):
             return None

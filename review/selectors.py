@@ -274,10 +274,9 @@ def case_queue(*, user: User, filters: QueueFilters, page_number: int = 1) -> Qu
 def _staff_cases(user: User) -> QuerySet[Case]:
     """What the queue lists: the cases ``user`` may open, plus, for coordinators and admins,
     drafts and unpaid cases (listed so they can follow up, not opened)."""
-    visible = cases_visible_to(user)
     if user.is_coordinator or user.is_institution_admin:
-        return Case.objects.filter(Q(pk__in=visible.values("pk")) | Q(status=Case.Status.DRAFT))
-    return visible
+        return Case.objects.all()  # every submitted case is theirs to see, and drafts to follow up
+    return cases_visible_to(user)
 
 
 # --- Roster -------------------------------------------------------------------------------------
@@ -377,6 +376,8 @@ def dashboard_build(*, weeks: int = 12) -> Dashboard:
     on_time = 0
     durations = []
     for submitted, due, released_at in released:
+        if submitted is None or released_at is None:
+            continue
         promised = due or business_days_add(submitted, settings_row.turnaround_business_days)
         on_time += released_at <= promised
         durations.append((released_at - submitted).total_seconds() / 86400)
@@ -443,4 +444,4 @@ def audit_case_numbers(events: list[AuditEvent]) -> dict[int, str]:
     """Case numbers of a page of events, in one query (the FK has no constraint: the case may
     have been deleted, and the event stays)."""
     ids = {e.case_id for e in events if e.case_id}
-    return dict(Case.objects.filter(pk__in=ids).values_list("pk", "number"))
+    return {pk: number or "" for pk, number in Case.objects.filter(pk__in=ids).values_list("pk", "number")}

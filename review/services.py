@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from intake.ingest.reports import report_match_set as intake_report_match_set
 from intake.models import Case, Report, Study
 from intake.status import case_status_change
 from review.models import (
@@ -44,9 +45,7 @@ OPINION_INCOMPLETE_MESSAGE = (
     "Before signing, fill in the findings and the impression, "
     "and choose the agreement and the recommendation."
 )
-WRONG_SECRET_MESSAGE = (
-    "That password or authenticator code is not correct; the opinion was not signed."  # noqa: S105
-)
+WRONG_SECRET_MESSAGE = "That password or authenticator code is not correct; the opinion was not signed."  # noqa: S105
 NOT_SIGNED_MESSAGE = "The opinion must be signed before it is released."
 ALREADY_RELEASED_MESSAGE = "This opinion has already been released."
 NOT_RELEASED_MESSAGE = "Follow-up questions can be asked once the opinion is released."
@@ -252,17 +251,7 @@ def report_match_set(*, report: Report, study: Study | None, by: User) -> Report
     """Staff correct which study a report belongs to (``None``: it matches none)."""
     if study is not None and study.case_id != report.case_id:
         raise ReviewError(WRONG_STUDY_MESSAGE)
-    try:
-        from intake.ingest.reports import report_match_set as intake_report_match_set  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        intake_report_match_set = None
-    if intake_report_match_set is not None:
-        return intake_report_match_set(report=report, study=study)  # type: ignore[no-any-return]
-    report.study = study
-    report.match_status = Report.Match.CORRECTED if study else Report.Match.UNMATCHED
-    report.match_reason = "Matched by staff" if study else "Marked as matching no study by staff"
-    report.save(update_fields=["study", "match_status", "match_reason"])
-    return report
+    return intake_report_match_set(report=report, study=study)
 
 
 # --- The opinion ------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
+from intake.ingest.selectors import case_problems
 from intake.models import Case, Report, Series, Study
 from review import services
 from review.access import is_coordinator
@@ -150,22 +151,6 @@ def _viewer_template() -> str | None:
     return VIEWER_TEMPLATE
 
 
-def _imaging_summary(case: Case) -> Any:
-    try:
-        from intake.ingest.selectors import case_imaging_summary  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    return case_imaging_summary(case=case)
-
-
-def _case_problems(case: Case) -> list[Any]:
-    try:
-        from intake.ingest.selectors import case_problems  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return list(case.file_problems.all()[:50])
-    return list(case_problems(case=case))
-
-
 @require_GET
 @case_endpoint(action="case.view")
 def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
@@ -204,8 +189,7 @@ def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
             "outcomes": Outcome.objects.filter(case=case).select_related("recorded_by"),
             "reviewers": User.objects.filter(is_reviewer=True, is_active=True).order_by("full_name", "email"),
             "viewer_template": _viewer_template(),
-            "imaging_summary": _imaging_summary(case),
-            "problems": _case_problems(case),
+            "problems": case_problems(case=case),
             "is_coordinator": is_coordinator(user),
             "is_assigned_reviewer": is_assigned_reviewer,
             "can_edit_opinion": is_assigned_reviewer and not (opinion and opinion.is_signed),
@@ -649,7 +633,9 @@ def roster_member(request: HttpRequest, user_id: int) -> HttpResponse:
         messages.error(
             request,
             "Please correct the roster entry: "
-            + "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()),
+            + "; ".join(
+                f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items()
+            ),
         )
         return redirect("review:roster")
     if member.pk == _user(request).pk and not form.cleaned_data["is_institution_admin"]:
@@ -669,7 +655,9 @@ def review_settings(request: HttpRequest) -> HttpResponse:
         messages.error(
             request,
             "Please correct the settings: "
-            + "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()),
+            + "; ".join(
+                f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items()
+            ),
         )
         return redirect("review:roster")
     services.review_settings_update(**form.cleaned_data)

@@ -99,7 +99,7 @@ def test_it_serves_the_report_sandboxed_for_pdf_js(
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"
     assert response["Content-Security-Policy"].startswith("sandbox")
-    assert b"".join(response.streaming_content).startswith(b"%PDF")
+    assert response.getvalue().startswith(b"%PDF")
     assert _events(neuro, action="report.view", case_id=case.pk, allowed=True)
 
 

@@ -27,7 +27,7 @@ def test_it_counts_referrals_and_surgeries_this_month(
     assert board.month_referrals == before.month_referrals + 2
     assert board.month_outcomes["Surgery scheduled"] == before.month_outcomes["Surgery scheduled"] + 1
     assert "<svg" in response.content.decode()
-    export = b"".join(client.get("/workspace/dashboard.csv").streaming_content).decode()
+    export = client.get("/workspace/dashboard.csv").getvalue().decode()
     assert export.startswith("section,label,value")
     assert f"this_month,referrals,{board.month_referrals}" in export
     with schema_context(neuro.schema_name):

@@ -26,9 +26,9 @@ def test_it_counts_cases_by_state_and_lists_open_ones(
     fresh = make_case(number="Q-OPEN-1")
     done = make_case(number="Q-DONE-1", status=Case.Status.RELEASED)
     page = staff_client("coordinator").get("/workspace/").content.decode()
-    assert fresh.number in page and done.number not in page
+    assert str(fresh.number) in page and str(done.number) not in page
     released = staff_client("coordinator").get("/workspace/?state=released").content.decode()
-    assert done.number in released and fresh.number not in released
+    assert str(done.number) in released and str(fresh.number) not in released
 
 
 def test_it_marks_overdue_and_soon_due_cases(
@@ -40,7 +40,7 @@ def test_it_marks_overdue_and_soon_due_cases(
     page = client.get("/workspace/").content.decode()
     assert "Overdue" in page
     overdue_only = client.get("/workspace/?due=overdue").content.decode()
-    assert late.number in overdue_only and "Q-NEW-1" not in overdue_only
+    assert str(late.number) in overdue_only and "Q-NEW-1" not in overdue_only
 
 
 def test_it_keeps_the_search_term_out_of_the_url(
@@ -71,13 +71,13 @@ def test_it_shows_a_restricted_reviewer_only_their_cases_and_theirs_first(
             case=other, reviewer=user_in(neuro, "reviewer2@neuro.example.com"), assigned_at=other.created
         )
     page = staff_client("reviewer1").get("/workspace/").content.decode()
-    assert mine.number in page and other.number not in page
+    assert str(mine.number) in page and str(other.number) not in page
     # Unrestricted: all cases, their own first.
     with schema_context(neuro.schema_name):
         ReviewSettings.objects.update(reviewers_see_only_assigned=False)
     page = staff_client("reviewer1").get("/workspace/?state=all").content.decode()
-    assert other.number in page
-    assert page.index(mine.number) < page.index(other.number)
+    assert str(other.number) in page
+    assert page.index(str(mine.number)) < page.index(str(other.number))
 
 
 def test_it_answers_in_a_constant_number_of_queries(

@@ -117,6 +117,9 @@ def measure(client: Client, label: str, path: str, repeat: int) -> None:
         assert response.status_code == 200, (label, response.status_code)
         queries = len(captured.captured_queries)
     p95 = sorted(times)[int(len(times) * 0.95) - 1]
+    if os.environ.get("BENCH_SHOW_QUERIES"):
+        for query in captured.captured_queries:
+            print(f"   {float(query['time']) * 1000:7.1f} ms  {query['sql'][:150]}")
     print(f"{label:<48} median {statistics.median(times):7.1f} ms   p95 {p95:7.1f} ms   queries {queries}")
 
 
