@@ -12,6 +12,7 @@ from typing import Any
 from django.db.models import Count, QuerySet, Sum
 
 from accounts.models import User
+from intake.ingest.selectors import case_problems
 from intake.models import Case, FileProblem, Report, Study, Upload
 from tenants.models import Institution
 
@@ -119,9 +120,16 @@ def case_upload_overview(*, case: Case) -> dict[str, Any]:
     totals = Study.objects.filter(case=case).aggregate(
         series=Sum("series_count"), images=Sum("instance_count")
     )
+    # Grouped by kind, most important first; what needs nothing from the patient is folded.
     problems = [
-        {"file": problem.path.rsplit("/", 1)[-1] if problem.path else "", "message": problem.message}
-        for problem in FileProblem.objects.filter(case=case).order_by("id")[:200]
+        {
+            "title": group.title,
+            "messages": group.messages,
+            "count": group.count,
+            "files": [path.rsplit("/", 1)[-1] for path in group.paths],
+            "informational": group.informational,
+        }
+        for group in case_problems(case=case)
     ]
     report_uploads = uploads.filter(kind=Upload.Kind.REPORT).order_by("created")
     reports_by_upload = {report.upload_id: report for report in Report.objects.filter(case=case)}
@@ -158,7 +166,7 @@ def case_upload_overview(*, case: Case) -> dict[str, Any]:
         "series_count": totals["series"] or 0,
         "image_count": totals["images"] or 0,
         "problems": problems,
-        "problem_count": FileProblem.objects.filter(case=case).count(),
+        "problem_count": sum(group["count"] for group in problems if not group["informational"]),
         "more_than_one_patient": case_has_more_than_one_patient(case=case),
         "reports": reports,
     }

@@ -14,8 +14,8 @@ from django_tenants.utils import tenant_context
 
 from accounts.models import User
 from intake import forms as intake_forms
-from intake.access import access_patient_case
 from intake import selectors
+from intake.access import access_patient_case
 from intake.models import Case, FileProblem, Study, Upload
 from intake.services import case_patient_save, case_question_save
 from tenants.models import Institution
@@ -328,7 +328,15 @@ def test_it_reports_the_servers_view_of_the_files(neuro: Institution, client: Cl
     assert data["studies"] == [
         {"date": "2004-01-19", "description": "", "modalities": "CT", "series": 1, "images": 1}
     ]
-    assert data["problems"] == [{"file": "setup.exe", "message": "Skipped."}]
+    assert data["problems"] == [
+        {
+            "title": "Viewer program or system file, skipped",
+            "messages": ["Skipped."],
+            "count": 1,
+            "files": ["setup.exe"],
+            "informational": True,
+        }
+    ]
 
 
 def test_it_numbers_cases_with_the_institutions_initials(neuro: Institution, cancer: Institution) -> None:

@@ -43,13 +43,14 @@ function renderImages(target, data) {
       h("p", { class: "notice warn" }, "These images seem to belong to more than one person. Please check that you uploaded only this patient's images."),
     );
   }
-  if (data.problems.length) {
+  for (const group of data.problems) {
     parts.push(
       h(
         "details",
-        { class: "problems" },
-        h("summary", {}, `${plural(data.problem_count, "file", "files")} could not be used`),
-        h("ul", {}, data.problems.map((p) => h("li", {}, p.file ? h("strong", {}, p.file) : "", p.file ? ": " : "", p.message))),
+        { class: group.informational ? "problems" : "problems notice warn", open: !group.informational },
+        h("summary", {}, `${group.title}: ${plural(group.count, "file", "files")}`),
+        group.messages.map((message) => h("p", {}, message)),
+        group.files.length ? h("ul", {}, group.files.map((file) => h("li", {}, file))) : null,
       ),
     );
   }
