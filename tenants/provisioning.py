@@ -132,7 +132,9 @@ def institution_go_live(*, onboarding_id: int) -> bool:
         schema_made = True
 
         _progress(onboarding_id, 60, "Creating your administrator account…")
-        with schema_context(institution.schema_name):
+        # Savepoints: a failing step must leave the connection usable for the clean-up below
+        # (also when the caller holds a transaction).
+        with schema_context(institution.schema_name), transaction.atomic():
             _administrator_create(onboarding=onboarding)
             from tenants.institution_settings import review_settings_sync
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import re
-import zlib
 import struct
+import zlib
 from urllib.parse import urlsplit
 
 from django.core import mail

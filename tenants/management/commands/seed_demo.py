@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 from accounts.models import User
 from branding.services import brand_logo_set
 from intake.demo import demo_case_ensure
+from payments.demo import demo_payments_ensure
 from review.demo import DEMO_TOTP_SECRET, demo_roster_ensure, demo_staff_mfa_ensure
 from tenants.models import Institution
 from tenants.provisioning import tenant_template_ensure
@@ -127,6 +128,8 @@ class Command(BaseCommand):
                 demo_roster_ensure(slug=demo.slug)
                 # A submitted case with a real CT on a CD and its matching report (ingested here).
                 demo_case_ensure(institution=institution)
+                fee_lines = demo_payments_ensure(institution=institution)
             lines.append(f"  {demo.name}: {platform_url(slug=demo.slug)}")
             lines.append("    " + ", ".join(demo_email(role, demo.slug) for role, _, _ in DEMO_ROLES))
+            lines.extend(fee_lines)
         self.stdout.write("\n".join(lines) + "\n")
