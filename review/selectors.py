@@ -26,6 +26,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
     When,
 )
@@ -331,7 +332,7 @@ class Dashboard:
     month_referrals: int
     month_outcomes: dict[str, int]
     outcome_totals: list[tuple[str, int]]
-    revenue: list[tuple[str, int]] | None  # (currency, amount in minor units), or None without payments
+    revenue: list[tuple[str, int]]  # (currency, amount kept in minor units)
 
 
 def dashboard_build(*, weeks: int = 12) -> Dashboard:
@@ -403,26 +404,19 @@ def dashboard_build(*, weeks: int = 12) -> Dashboard:
     )
 
 
-def _revenue() -> list[tuple[str, int]] | None:
-    """Paid amounts per currency, if the payments app is installed (it is built separately)."""
-    try:
-        from payments import models as payment_models  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    payment_model = getattr(payment_models, "Payment", None)
-    if payment_model is None:
-        return None
-    field_names = {f.name for f in payment_model._meta.get_fields()}
-    if not {"amount", "currency", "status"} <= field_names:
-        return None
-    status_values = {choice[0] for choice in payment_model._meta.get_field("status").choices or []}
-    paid_states = [s for s in ("paid", "succeeded") if s in status_values] or ["paid"]
-    totals: Counter[str] = Counter()
-    for currency, amount in payment_model.objects.filter(status__in=paid_states).values_list(
-        "currency", "amount"
-    ):
-        totals[str(currency).upper()] += int(amount)
-    return sorted(totals.items())
+def _revenue() -> list[tuple[str, int]]:
+    """Money kept per currency (paid minus refunded), in minor units."""
+    from payments.models import Payment
+
+    totals = (
+        Payment.objects.filter(amount_paid__gt=0)
+        .values_list("currency")
+        .annotate(paid=Sum("amount_paid"), refunded=Sum("amount_refunded"))
+        .order_by("currency")
+    )
+    return [
+        (str(currency).upper(), int(paid or 0) - int(refunded or 0)) for currency, paid, refunded in totals
+    ]
 
 
 # --- Audit log ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.models import User
 from intake.ingest.reports import report_match_set as intake_report_match_set
 from intake.models import Case, Report, Study
+from payments.services import case_refund
 from intake.status import case_status_change
 from review.models import (
     CaseAssignment,
@@ -226,25 +227,16 @@ def case_info_request(*, case: Case, by: User, note: str) -> Case:
 
 
 @transaction.atomic
-def case_decline(*, case: Case, by: User, reason: str) -> Case:
-    """Decline the case with a reason the patient reads, and refund them if they paid."""
+def case_decline(*, case: Case, by: User, reason: str) -> str:
+    """Decline the case with a reason the patient reads, and refund them if they paid.
+    Returns what happened to the money, for staff."""
     if not reason.strip():
         raise ReviewError(DECLINE_REASON_MESSAGE)
     if case.status in FINISHED_STATES:
         raise ReviewError(NOT_OPEN_MESSAGE)
     CaseNote.objects.create(case=case, author=by, text=f"Declined: {reason.strip()}")
     case_status_change(case=case, status=Case.Status.DECLINED, note=reason.strip())
-    _refund_if_possible(case=case, reason=reason.strip())
-    return case
-
-
-def _refund_if_possible(*, case: Case, reason: str) -> None:
-    # The payments app is built separately; when it offers a refund hook, declining uses it.
-    try:
-        from payments.services import case_refund  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return
-    case_refund(case=case, reason=reason)
+    return case_refund(case=case, reason=reason.strip()).message
 
 
 def report_match_set(*, report: Report, study: Study | None, by: User) -> Report:

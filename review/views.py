@@ -291,12 +291,13 @@ def case_request_info(request: HttpRequest, case: Case) -> HttpResponse:
 def case_decline(request: HttpRequest, case: Case) -> HttpResponse:
     form = DeclineForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
-    return _run(
-        request,
-        case,
-        lambda: services.case_decline(case=case, by=_user(request), reason=reason),
-        success="The case was declined and the patient told why.",
-    )
+    try:
+        money = services.case_decline(case=case, by=_user(request), reason=reason)
+    except services.ReviewError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"The case was declined and the patient told why. {money}")
+    return _back(case)
 
 
 @require_POST
@@ -701,6 +702,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "bars": bars,
             "funnel": funnel,
             "surgeries_this_month": board.month_outcomes.get(Outcome.Kind.SURGERY_SCHEDULED.label, 0),
+            # Stripe amounts are in minor units; every currency the institutions use has cents.
+            "revenue": [(currency, amount / 100) for currency, amount in board.revenue],
         },
     )
 
@@ -745,7 +748,7 @@ def dashboard_csv(request: HttpRequest) -> StreamingHttpResponse:
     ]
     rows += [["outcomes_this_month", label, n] for label, n in board.month_outcomes.items()]
     rows += [["outcomes_total", label, n] for label, n in board.outcome_totals]
-    rows += [["revenue", currency, amount] for currency, amount in board.revenue or []]
+    rows += [["revenue_minor_units", currency, amount] for currency, amount in board.revenue]
     return _csv_response("dashboard.csv", ["section", "label", "value"], rows)
 
 
