@@ -19,8 +19,8 @@ from django.utils import timezone
 from accounts.models import User
 from intake.ingest.reports import report_match_set as intake_report_match_set
 from intake.models import Case, Report, Study
-from payments.services import case_refund
 from intake.status import case_status_change
+from payments.services import case_refund
 from review.models import (
     CaseAssignment,
     CaseNote,
