@@ -342,3 +342,37 @@ def test_it_reports_the_servers_view_of_the_files(neuro: Institution, client: Cl
 def test_it_numbers_cases_with_the_institutions_initials(neuro: Institution, cancer: Institution) -> None:
     assert selectors.institution_case_prefix(institution=neuro) == "NNI"
     assert selectors.institution_case_prefix(institution=cancer) == "LCC"
+
+
+def test_it_sends_new_files_back_to_the_care_team_after_they_asked(
+    neuro: Institution, client: Client, patient: User
+) -> None:
+    case = ready_case(neuro, patient)
+    client.post(f"/cases/{case.public_id}/summary/")
+    with tenant_context(neuro):
+        Case.objects.filter(pk=case.pk).update(status=Case.Status.INFO_REQUESTED)
+    page = client.get(f"/cases/{case.public_id}/summary/").content.decode()
+    assert "Send the new information" in page
+    response = client.post(f"/cases/{case.public_id}/summary/")
+    assert response["Location"] == f"/cases/{case.public_id}/submitted/"
+    assert reload(neuro, case).status == Case.Status.SUBMITTED
+
+
+def test_it_asks_for_payment_when_the_institution_charges(
+    neuro: Institution, client: Client, patient: User
+) -> None:
+    from decimal import Decimal
+
+    from tenants.models import InstitutionSettings
+
+    InstitutionSettings.objects.update_or_create(
+        institution=neuro, defaults={"fee_enabled": True, "fee_amount": Decimal("100.00")}
+    )
+    case = ready_case(neuro, patient)
+    assert "Step 1 of 7" in client.get(f"/cases/{case.public_id}/patient/").content.decode()
+    response = client.post(f"/cases/{case.public_id}/summary/")
+    assert response["Location"] == f"/cases/{case.public_id}/payment/"
+    saved = reload(neuro, case)
+    assert saved.status == Case.Status.AWAITING_PAYMENT and saved.number
+    page = client.get(f"/cases/{case.public_id}/payment/").content.decode()
+    assert f'href="/payments/case/{case.public_id}/"' in page  # the payments app's checkout
