@@ -26,6 +26,7 @@ from storage.tenant import tenant_storage
 from tenants.management.commands.seed_demo import DEMO_PASSWORD
 from tenants.models import Institution
 from tenants.schema import activate_institution
+from tests.staff import staff_force_login
 
 TUS: dict[str, Any] = {"HTTP_TUS_RESUMABLE": "1.0.0"}
 ENDPOINT = "/intake/tus/"
@@ -327,8 +328,12 @@ def test_it_refuses_uploads_from_anyone_but_the_cases_owner(
     response = _create(other, case, 10)
     assert (response.status_code, response.content.decode()) == (404, messages.CASE_NOT_FOUND)
 
-    coordinator = _sign_in(Client(HTTP_HOST="neuro.localhost"), "coordinator@neuro.example.com")
-    assert _patch(coordinator, location, 0, b"x" * 10).status_code in (302, 404)
+    # Staff read cases in the workspace; they never write into a patient's upload.
+    coordinator = Client(HTTP_HOST="neuro.localhost")
+    staff_force_login(coordinator, "coordinator@neuro.example.com")
+    activate_institution(neuro)
+    assert _patch(coordinator, location, 0, b"x" * 10).status_code == 404
+    assert coordinator.head(location, **TUS).status_code == 404
 
     # A patient of another institution, signed in there, sending their session to this one.
     cancer_patient = _sign_in(Client(HTTP_HOST="cancer.localhost"), "patient@cancer.example.com")
