@@ -5,6 +5,7 @@ releases it, and the patient reads it on the portal and downloads its PDF."""
 from __future__ import annotations
 
 import io
+import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -35,6 +36,13 @@ def _report_pdf() -> bytes:
     page.showPage()
     page.save()
     return out.getvalue()
+
+
+def _screenshot(page: Any, name: str) -> None:
+    # For people checking the layout by eye: SR_SCREENSHOTS=<folder> keeps full-page captures.
+    folder = os.environ.get("SR_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=os.path.join(folder, f"review-{name}.png"), full_page=True)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +87,7 @@ def test_it_walks_a_case_from_assignment_to_the_patients_pdf(
     coordinator = browser.new_context().new_page()
     staff_sign_in(coordinator, "coordinator@neuro.example.com", base_url=site)
     coordinator.goto(site + "/workspace/")
+    _screenshot(coordinator, "queue")
     coordinator.click(f"text={submitted_case.number}")
     coordinator.wait_for_url("**" + case_path)
     coordinator.select_option("#id_reviewer", label="Dr. Robin Reyes")
@@ -105,6 +114,7 @@ def test_it_walks_a_case_from_assignment_to_the_patients_pdf(
         "document.querySelector('[data-testid=autosave-status]').textContent.startsWith('Draft saved')",
         timeout=15_000,
     )
+    _screenshot(reviewer, "case-workspace")
     reviewer.fill("#id_secret", DEMO_PASSWORD)
     reviewer.click("[data-testid=sign-opinion]")
     reviewer.wait_for_selector("[data-testid=signed-opinion]")
@@ -121,6 +131,7 @@ def test_it_walks_a_case_from_assignment_to_the_patients_pdf(
     patient.click("form button[type=submit]")
     patient.wait_for_load_state()
     patient.goto(site + f"/opinions/{submitted_case.public_id}/")
+    _screenshot(patient, "patient-opinion")
     text = patient.inner_text("[data-testid=patient-opinion]")
     assert FINDINGS in text and "Dr. Robin Reyes" in text
     with patient.expect_download() as download_info:
