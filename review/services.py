@@ -221,8 +221,11 @@ def case_info_request(*, case: Case, by: User, note: str) -> Case:
     CaseNote.objects.create(
         case=case, author=by, text=f"Information requested from the patient: {note.strip()}"
     )
-    case.wizard_step = "upload"
-    case.save(update_fields=["wizard_step"])
+    # The patient's wizard opens again at its images step (intake allows the file steps and the
+    # summary while more information is requested); the note shows on their status page.
+    case.wizard_step = "images"
+    case.status_note = note.strip()
+    case.save(update_fields=["wizard_step", "status_note"])
     return case_status_change(case=case, status=Case.Status.INFO_REQUESTED, note=note.strip())
 
 
@@ -235,6 +238,8 @@ def case_decline(*, case: Case, by: User, reason: str) -> str:
     if case.status in FINISHED_STATES:
         raise ReviewError(NOT_OPEN_MESSAGE)
     CaseNote.objects.create(case=case, author=by, text=f"Declined: {reason.strip()}")
+    case.status_note = reason.strip()
+    case.save(update_fields=["status_note"])
     case_status_change(case=case, status=Case.Status.DECLINED, note=reason.strip())
     return case_refund(case=case, reason=reason.strip()).message
 

@@ -142,7 +142,7 @@ def test_it_asks_the_patient_for_more_and_reopens_their_upload(
     django_capture_on_commit_callbacks: Callable,
 ) -> None:
     case = make_case()
-    with django_capture_on_commit_callbacks(execute=False):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = staff_client("coordinator").post(
             f"/workspace/cases/{case.public_id}/request-info", {"note": "Please upload the 2023 MRI."}
         )
@@ -150,7 +150,20 @@ def test_it_asks_the_patient_for_more_and_reopens_their_upload(
     with schema_context(neuro.schema_name):
         case.refresh_from_db()
     assert case.status == Case.Status.INFO_REQUESTED
-    assert case.wizard_step == "upload"
+    assert case.wizard_step == "images"
+    assert case.status_note == "Please upload the 2023 MRI."
+    assert callbacks  # the patient's email is queued once the request commits
+    # What the worker then sends: a branded email carrying the coordinator's words.
+    from django.core import mail
+
+    from intake.notifications import case_status_email_send
+
+    with schema_context(neuro.schema_name):
+        assert case_status_email_send(
+            case_id=case.pk, status=Case.Status.INFO_REQUESTED, note=case.status_note
+        )
+    assert "Please upload the 2023 MRI." in mail.outbox[-1].body
+    assert "patient@neuro.example.com" in mail.outbox[-1].to
 
 
 def test_it_declines_only_with_a_reason(
