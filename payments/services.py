@@ -101,14 +101,15 @@ def payment_quote_ensure(*, case: Case) -> Payment:
 def case_payment_required(*, case: Case) -> bool:
     """Whether the case still waits for a fee (paid, waived or free cases do not).
 
-    Uses the price the patient was shown when there is one, today's price otherwise.
-    A payment being confirmed (PROCESSING) still counts as required: only Stripe's webhook
-    settles it.
+    The wizard asks this from its first step on, so the first answer for a case still being
+    prepared freezes the price it was shown (``payment_quote_ensure``). A payment being
+    confirmed (PROCESSING) still counts as required: only Stripe's webhook settles it. A case
+    past submission that never had a fee needs none.
     """
+    if case.status in (Case.Status.DRAFT, Case.Status.AWAITING_PAYMENT):
+        return not payment_quote_ensure(case=case).is_settled
     payment = Payment.objects.filter(case=case).first()
-    if payment is None:
-        return price_quote_current(institution=institution_current()).required
-    return not payment.is_settled
+    return payment is not None and not payment.is_settled
 
 
 def _case_to_queue_if_waiting(*, case: Case) -> None:

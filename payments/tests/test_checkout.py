@@ -156,3 +156,35 @@ def test_it_refuses_another_patients_case(cancer: Institution, charging_cancer: 
     stranger = signed_in(cancer, "someone-else@cancer.example.com")
     assert stranger.get(f"/payments/case/{case.public_id}/").status_code == 404
     assert stranger.post(f"/payments/case/{case.public_id}/waiver/", {"code": "X"}).status_code == 404
+
+
+def test_it_freezes_the_price_the_first_time_the_wizard_asks(cancer: Institution, no_stripe: None) -> None:
+    from accounts.models import User
+
+    fee_set(cancer, "100.00")
+    with tenant_context(cancer):
+        case = Case.objects.create(owner=User.objects.get(email="patient@cancer.example.com"))
+        assert case_payment_required(case=case)
+    fee_set(cancer, "250.00")
+    with tenant_context(cancer):
+        assert case_payment_required(case=case)
+        assert Payment.objects.get(case=case).amount_display == "$100.00"
+
+
+def test_it_shows_the_fee_before_a_patient_starts(
+    cancer: Institution, neuro: Institution, no_stripe: None
+) -> None:
+    from django.template import Context, Template
+    from django.test import RequestFactory
+
+    fee_set(cancer, "100.00")
+    fee_set(neuro, enabled=False)
+    notice = Template("{% load payments %}{% price_notice %}")
+
+    def rendered(institution: Institution) -> str:
+        request = RequestFactory().get("/")
+        request.tenant = institution  # type: ignore[attr-defined]
+        return notice.render(Context({"request": request}))
+
+    assert "Lakeside Cancer Center" in rendered(cancer) and "$100.00" in rendered(cancer)
+    assert rendered(neuro).strip() == ""
