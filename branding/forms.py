@@ -29,6 +29,14 @@ ORIGIN_INVALID = "“{value}” is not a website origin. Write it like https://w
 TOO_MANY_ORIGINS = "At most 10 websites may embed your portal."
 
 
+class PlainLabels:
+    """Labels without Django's trailing colon (they read as questions and headings here)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+
+
 def _colour_field(label: str, help_text: str) -> forms.CharField:
     return forms.CharField(
         label=label,
@@ -39,7 +47,7 @@ def _colour_field(label: str, help_text: str) -> forms.CharField:
     )
 
 
-class BrandLookForm(forms.ModelForm):
+class BrandLookForm(PlainLabels, forms.ModelForm):
     primary_colour = _colour_field("Primary colour", "Header, links and main buttons.")
     accent_colour = _colour_field("Accent colour", "Secondary buttons and highlights.")
 
@@ -75,7 +83,7 @@ class BrandLookForm(forms.ModelForm):
         return self._clean_colour("accent_colour")
 
 
-class LogoForm(forms.Form):
+class LogoForm(PlainLabels, forms.Form):
     logo = forms.FileField(
         label="Logo",
         required=False,
@@ -94,7 +102,7 @@ class LogoForm(forms.Form):
         return bytes(upload.read())
 
 
-class BrandTextsForm(forms.ModelForm):
+class BrandTextsForm(PlainLabels, forms.ModelForm):
     class Meta:
         model = Brand
         fields = ["consent_text", "terms_text", "privacy_text"]
@@ -143,7 +151,7 @@ def origin_normalise(value: str) -> str | None:
     return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
-class EmbedOriginsForm(forms.ModelForm):
+class EmbedOriginsForm(PlainLabels, forms.ModelForm):
     class Meta:
         model = Brand
         fields = ["embed_origins"]

@@ -7,6 +7,7 @@ from decimal import Decimal
 from django import forms
 from django.contrib.auth import password_validation
 
+from branding.forms import PlainLabels
 from tenants.models import FEE_CURRENCIES, InstitutionSettings, OperatorAction
 
 PASSWORDS_DIFFER = "The two passwords are not the same."
@@ -14,7 +15,7 @@ FEE_AMOUNT_NEEDED = "Enter the fee (at least 1.00), or turn the fee off."
 TOO_MANY_SPECIALTIES = "List at most 30 specialties."
 
 
-class SignUpForm(forms.Form):
+class SignUpForm(PlainLabels, forms.Form):
     institution_name = forms.CharField(label="Institution name", max_length=200)
     full_name = forms.CharField(label="Your name", max_length=200)
     email = forms.EmailField(label="Your work email")
@@ -34,16 +35,12 @@ class SignUpForm(forms.Form):
         return data
 
 
-class OnboardingSignInForm(forms.Form):
+class OnboardingSignInForm(PlainLabels, forms.Form):
     email = forms.EmailField(label="Email")
     password = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
 
 
-class InstitutionNameForm(forms.Form):
-    institution_name = forms.CharField(label="Institution name", max_length=200)
-
-
-class SubdomainForm(forms.Form):
+class SubdomainForm(PlainLabels, forms.Form):
     slug = forms.CharField(
         label="Web address",
         max_length=63,
@@ -57,7 +54,7 @@ class SubdomainForm(forms.Form):
         return str(self.cleaned_data["slug"]).strip().lower()
 
 
-class FeeForm(forms.ModelForm):
+class FeeForm(PlainLabels, forms.ModelForm):
     fee_enabled = forms.BooleanField(label="Patients pay a fee when they submit a case", required=False)
     fee_amount = forms.DecimalField(
         label="Fee", max_digits=8, decimal_places=2, min_value=Decimal("0"), max_value=Decimal("100000"),
@@ -79,7 +76,7 @@ class FeeForm(forms.ModelForm):
         return data
 
 
-class ServiceForm(forms.ModelForm):
+class ServiceForm(PlainLabels, forms.ModelForm):
     turnaround_business_days = forms.IntegerField(
         label="Turnaround promise (business days)", min_value=1, max_value=60,
         help_text="How long after submission patients can expect the written opinion.",
@@ -103,13 +100,13 @@ class ServiceForm(forms.ModelForm):
         return "\n".join(dict.fromkeys(lines))
 
 
-class InvitationForm(forms.Form):
+class InvitationForm(PlainLabels, forms.Form):
     email = forms.EmailField(label="Email")
     is_coordinator = forms.BooleanField(label="Coordinator", required=False)
     is_reviewer = forms.BooleanField(label="Reviewer (physician)", required=False)
 
 
-class InvitationAcceptForm(forms.Form):
+class InvitationAcceptForm(PlainLabels, forms.Form):
     full_name = forms.CharField(label="Your name", max_length=200)
     password1 = forms.CharField(label="Choose a password", widget=forms.PasswordInput, strip=False)
     password2 = forms.CharField(label="Password (again)", widget=forms.PasswordInput, strip=False)
@@ -127,10 +124,10 @@ class InvitationAcceptForm(forms.Form):
         return data
 
 
-class CustomDomainForm(forms.Form):
+class CustomDomainForm(PlainLabels, forms.Form):
     domain = forms.CharField(label="Your domain", max_length=253, help_text="e.g. secondopinion.hospital.org")
 
 
-class OperatorActionForm(forms.Form):
+class OperatorActionForm(PlainLabels, forms.Form):
     action = forms.ChoiceField(choices=OperatorAction.Action.choices)
     reason = forms.CharField(label="Reason", max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))

@@ -17,7 +17,7 @@ PASSWORD = "a-long-Passphrase-42"
 
 def confirmation_path(*, to: str) -> str:
     message = next(m for m in reversed(mail.outbox) if to in m.to)
-    match = re.search(r"https?://\S+/start/confirm/\S+/", message.body)
+    match = re.search(r"https?://\S+/start/confirm/\S+/", str(message.body))
     assert match, message.body
     return urlsplit(match.group(0)).path
 

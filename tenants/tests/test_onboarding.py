@@ -63,7 +63,7 @@ def test_it_emails_a_confirmation_link_and_signs_the_applicant_in(
     assert "Check your email" in page.content.decode()
     message = mail.outbox[-1]
     assert message.to == [EMAIL]
-    html = message.alternatives[0][0]
+    html = str(message.alternatives[0][0])  # type: ignore[union-attr]
     assert "Confirm my email" in html and "St Mary" in message.body
     # before confirming, the wizard is closed
     assert platform_client.get("/start/step/subdomain/")["Location"] == "/start/sign-in/"

@@ -28,9 +28,11 @@ HOST = "secondopinion.northfield.example.org"
 
 @pytest.fixture
 def zone() -> Iterator[ZoneResolver]:
-    with dns_server() as (resolver, port):
-        with override_settings(DNS_RESOLVER_NAMESERVERS=["127.0.0.1"], DNS_RESOLVER_PORT=port):
-            yield resolver
+    with (
+        dns_server() as (resolver, port),
+        override_settings(DNS_RESOLVER_NAMESERVERS=["127.0.0.1"], DNS_RESOLVER_PORT=port),
+    ):
+        yield resolver
 
 
 def _admin() -> Client:
@@ -128,6 +130,6 @@ def test_it_says_so_when_dns_cannot_be_reached(neuro: Institution) -> None:
     from tests.dns.server import free_udp_port
 
     claim = custom_domain_claim(institution=neuro, domain=HOST)
-    with override_settings(DNS_RESOLVER_NAMESERVERS=["127.0.0.1"], DNS_RESOLVER_PORT=free_udp_port()):
-        with pytest.raises(DomainRefused, match="could not reach the DNS servers"):
-            custom_domain_verify(institution=neuro, claim_id=claim.pk)
+    unreachable = override_settings(DNS_RESOLVER_NAMESERVERS=["127.0.0.1"], DNS_RESOLVER_PORT=free_udp_port())
+    with unreachable, pytest.raises(DomainRefused, match="could not reach the DNS servers"):
+        custom_domain_verify(institution=neuro, claim_id=claim.pk)
