@@ -149,6 +149,7 @@ def test_it_shows_revenue_and_exports_payments_of_the_institution_only(
     coordinator = signed_in(cancer, "coordinator@cancer.example.com", staff_second_factor=True)
     page = coordinator.get("/payments/").content.decode()
     assert "$100.00" in page and number in page
+    assert 'href="/payments/">Payments</a>' in page  # in the staff's navigation
     assert number not in _admin(neuro).get("/payments/").content.decode()
 
     response = _admin(cancer).get("/payments/export.csv")
