@@ -17,3 +17,11 @@ def institution_usage_refresh() -> int:
     from tenants.usage import institution_usage_refresh as refresh
 
     return refresh()
+
+
+@app.task(name="tenants.onboardings_discard_abandoned")
+def onboardings_discard_abandoned() -> int:
+    """Delete applications untouched for 30 days that never went live (periodic)."""
+    from tenants.onboarding import onboarding_discard_abandoned
+
+    return onboarding_discard_abandoned()

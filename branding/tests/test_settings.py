@@ -113,3 +113,9 @@ def test_it_invites_staff_and_refuses_a_duplicate(neuro: Institution) -> None:
         "/settings/team/", {"action": "invite", "email": "x@neuro.example.com"}
     ).content.decode()
     assert "Choose at least one role" in page
+
+
+def test_it_shows_the_settings_link_to_the_admin_only(neuro: Institution) -> None:
+    link = '<a href="/settings/">Settings</a>'
+    assert link in _admin().get("/brand/texts/terms/").content.decode()
+    assert link not in _admin(email="coordinator@neuro.example.com").get("/brand/texts/terms/").content.decode()

@@ -237,3 +237,23 @@ def test_it_does_not_let_applicants_into_the_operator_console(applicant: Client)
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
     page = applicant.post("/accounts/login/", {"login": EMAIL, "password": PASSWORD}).content.decode()
     assert applicant.get("/operators/").status_code == 302, page[:200]
+
+
+def test_it_discards_abandoned_drafts_and_their_files(
+    drafted: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tenants.onboarding import onboarding_discard_abandoned
+
+    drafted.post("/start/step/branding/", {**_look(), "logo": SimpleUploadedFile("l.png", png_bytes())})
+    schema = Institution.objects.get(slug="st-mary").schema_name
+    assert list(tenant_storage(schema).list_keys(""))
+    Onboarding.objects.update(updated=timezone.now() - timedelta(days=31))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert onboarding_discard_abandoned() == 1
+    assert not Institution.objects.filter(slug="st-mary").exists()
+    assert not list(tenant_storage(schema).list_keys(""))
+    assert not Onboarding.objects.filter(email=EMAIL).exists()
