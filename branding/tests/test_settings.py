@@ -118,4 +118,5 @@ def test_it_invites_staff_and_refuses_a_duplicate(neuro: Institution) -> None:
 def test_it_shows_the_settings_link_to_the_admin_only(neuro: Institution) -> None:
     link = '<a href="/settings/">Settings</a>'
     assert link in _admin().get("/brand/texts/terms/").content.decode()
-    assert link not in _admin(email="coordinator@neuro.example.com").get("/brand/texts/terms/").content.decode()
+    coordinator = _admin(email="coordinator@neuro.example.com")
+    assert link not in coordinator.get("/brand/texts/terms/").content.decode()
