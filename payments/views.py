@@ -204,7 +204,11 @@ def stripe_connect(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def stripe_refresh(request: HttpRequest) -> HttpResponse:
-    """Stripe sends the admin here when an onboarding link expired: make a fresh one."""
+    """Stripe sends the admin here when an onboarding link expired: make a fresh one. Only for
+    an account already being connected: a GET must not create a Stripe account."""
+    access_payment_settings(request.user)
+    if payment_setup_get(institution=_institution(request)).account is None:
+        return redirect("payments:settings")
     return _stripe_onboarding_redirect(request)
 
 

@@ -52,6 +52,9 @@ def test_it_connects_the_institutions_own_stripe_account(
     StripeAccount.objects.filter(institution=cancer).delete()
     admin = _admin(cancer)
     assert 'data-state="not_connected"' in admin.get("/payments/settings/").content.decode()
+    # Following a stale link does not create an account; only the admin's button does.
+    assert admin.get("/payments/settings/stripe/refresh/")["Location"] == "/payments/settings/"
+    assert stripe_api.calls("POST", "/v1/accounts") == []
 
     response = admin.post("/payments/settings/stripe/connect/")
     assert response.status_code == 302 and "/onboard/acct_test_" in response["Location"]
@@ -63,6 +66,9 @@ def test_it_connects_the_institutions_own_stripe_account(
     assert link.body["return_url"].endswith("/payments/settings/stripe/return/")
     assert 'data-state="onboarding"' in admin.get("/payments/settings/").content.decode()
 
+    refreshed = admin.get("/payments/settings/stripe/refresh/")  # the onboarding link expired
+    assert "/onboard/" + account.account_id in refreshed["Location"]
+    assert len(stripe_api.calls("POST", "/v1/accounts")) == 1  # the same account, a new link
     stripe_api.onboard(account.account_id)  # the admin finishes Stripe's forms
     page = admin.get("/payments/settings/stripe/return/", follow=True).content.decode()
     assert 'data-state="active"' in page and account.account_id in page
