@@ -763,13 +763,15 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     events = audit_events(**{k: v for k, v in filters.items() if v})
     page = Paginator(events, 100).get_page(request.GET.get("page"))
     numbers = audit_case_numbers(list(page.object_list))
+    for event in page.object_list:
+        event.case_number = numbers.get(event.case_id or 0, "")  # type: ignore[attr-defined]
     params = request.GET.copy()
     params.pop("page", None)
     audit_record(request=request, action="audit.view")
     return render(
         request,
         "review/audit.html",
-        {"form": form, "page": page, "numbers": numbers, "filter_query": params.urlencode()},
+        {"form": form, "page": page, "filter_query": params.urlencode()},
     )
 
 
