@@ -102,6 +102,10 @@ INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_
 TENANT_MODEL = "tenants.Institution"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_NAME = "public"
+# Set a connection's search_path once per schema change, not before every query: that doubled
+# every round trip (ingest of one DICOM file makes ~20 queries). django-tenants resets it on
+# set_tenant/set_schema, rollback and close; nothing here sets search_path by hand.
+TENANT_LIMIT_SET_CALLS = True
 PUBLIC_SCHEMA_URLCONF = "config.urls_public"
 ROOT_URLCONF = "config.urls_tenant"
 DEFAULT_NOT_FOUND_TENANT_VIEW = "tenants.views.unknown_host"
@@ -187,8 +191,6 @@ CELERY_BEAT_SCHEDULE = {
     "tus-uploads-expire": {"task": "intake.tus.uploads_expire_all", "schedule": 3600.0},
     # The operator console's storage and case figures per institution.
     "institution-usage-refresh": {"task": "tenants.institution_usage_refresh", "schedule": 900.0},
-    # Sign-ups never taken live free their subdomain (and logo) after 30 days.
-    "onboardings-discard-abandoned": {"task": "tenants.onboardings_discard_abandoned", "schedule": 86400.0},
 }
 
 CACHES = {

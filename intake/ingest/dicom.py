@@ -205,28 +205,24 @@ def _check_complete(ds: pydicom.Dataset, fp: BinaryIO, size: int) -> None:
     pydicom reads a short file without complaint (a value cut short is kept as it is), so a
     truncated file or a length field larger than the file would otherwise pass as valid.
     """
-    for tag in list(ds._dict):  # the raw elements, without converting them
-        raw = ds.get_item(tag)
-        if (
-            isinstance(raw, RawDataElement)
-            and raw.length != UNDEFINED_LENGTH
-            and raw.value_tell + raw.length > size
-        ):
-            raise FileRejected("truncated", messages.TRUNCATED)
+    elements = ds._dict  # the raw elements, read without converting them
+    last_end = 0
+    for raw in elements.values():
+        if isinstance(raw, RawDataElement) and raw.length != UNDEFINED_LENGTH:
+            end = raw.value_tell + raw.length
+            if end > size:
+                raise FileRejected("truncated", messages.TRUNCATED)
     position = fp.tell()
     if position > size:
         raise FileRejected("truncated", messages.TRUNCATED)
     # pydicom stops quietly at a partial element header at the end of the file: then the last
     # element it kept ends before the place it stopped reading.
-    tags = sorted(ds._dict)
-    if tags:
-        last = ds.get_item(tags[-1])
-        if (
-            isinstance(last, RawDataElement)
-            and last.length != UNDEFINED_LENGTH
-            and last.value_tell + last.length < position
-        ):
-            raise FileRejected("truncated", messages.TRUNCATED)
+    if elements:
+        last = elements[max(elements)]
+        if isinstance(last, RawDataElement) and last.length != UNDEFINED_LENGTH:
+            last_end = last.value_tell + last.length
+            if last_end < position:
+                raise FileRejected("truncated", messages.TRUNCATED)
     fp.seek(position)
     tag_bytes = fp.read(4)
     if len(tag_bytes) < 4:

@@ -24,16 +24,19 @@ import io
 import logging
 import posixpath
 import tempfile
+import threading
 import traceback
 import uuid
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import BinaryIO
 
-from django.db import transaction
-from django.db.models import Count, OuterRef, Q, Subquery, Sum
+from django.contrib.postgres.aggregates import StringAgg
+from django.db import connection, transaction
+from django.db.models import Count, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -57,9 +60,11 @@ from intake.ingest.unpack import (
     ArchiveRefused,
     Entry,
     EntryRefused,
+    MiB,
     archive_open,
     entries_in_order,
     entry_extract,
+    entry_read,
 )
 from intake.models import Case, FileProblem, Instance, Series, Study, Upload
 from storage.tenant import TenantStorage, tenant_storage
@@ -68,6 +73,12 @@ logger = logging.getLogger(__name__)
 
 # Instances written to the database in one transaction when a zip is unpacked.
 BATCH_SIZE = 250
+# Zip entries up to this size are unpacked in memory (and stored by background threads); larger
+# ones are streamed through a scratch file. A DICOM slice is 0.1-2 MB; a multi-frame file more.
+IN_MEMORY_ENTRY_BYTES = 16 * MiB
+SAVER_THREADS = 4
+SAVER_MAX_BYTES = 64 * MiB
+PREAMBLE_ZEROS = b"\x00" * 128
 INGEST_STALE_AFTER = timedelta(minutes=30)
 
 # Problems that do not make an upload "failed" when nothing else was kept (a DICOMDIR alone, a
@@ -102,6 +113,41 @@ class _Pending:
     storage_key: str
     size: int
     path: str
+    saved: Future[int] | None = None  # set while a background thread stores the bytes
+
+
+class _BackgroundSaver:
+    """Stores in-memory files on a few threads, with a cap on the bytes waiting to be written.
+
+    Durable writes (fsync, or an HTTP PUT to object storage) wait on I/O and release the GIL,
+    so storing the previous files overlaps parsing the next ones. The cap keeps memory bounded
+    however large the zip: ``submit`` blocks while :data:`SAVER_MAX_BYTES` are in flight.
+    """
+
+    def __init__(self, storage: TenantStorage) -> None:
+        self.storage = storage
+        self.pool = ThreadPoolExecutor(max_workers=SAVER_THREADS, thread_name_prefix="ingest-save")
+        self.budget = threading.BoundedSemaphore(SAVER_MAX_BYTES // MiB)
+
+    def __enter__(self) -> _BackgroundSaver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True)
+
+    def submit(self, key: str, data: memoryview) -> Future[int]:
+        units = max(1, min(len(data) // MiB + 1, SAVER_MAX_BYTES // MiB))
+        for _ in range(units):
+            self.budget.acquire()
+
+        def save() -> int:
+            try:
+                return self.storage.save(key, io.BytesIO(data), len(data))
+            finally:
+                for _ in range(units):
+                    self.budget.release()
+
+        return self.pool.submit(save)
 
 
 class _ImagingRun:
@@ -120,7 +166,9 @@ class _ImagingRun:
         self.series: dict[tuple[str, str], Series] = {}
         self.outcome = IngestOutcome()
         self.mismatch_seen = False
+        self.patient_filled = False
         self.referenced: list[str] = []
+        self.saver: _BackgroundSaver | None = None
 
     # -- problems ------------------------------------------------------------------------------
 
@@ -163,7 +211,10 @@ class _ImagingRun:
             if in_archive:
                 self.problem(path, FileProblem.Code.UNSAFE_ARCHIVE, messages.NESTED_ARCHIVE)
             else:
-                self.archive_ingest(fp, size)
+                # zipfile seeks to every entry; a large read buffer would be refilled (and
+                # discarded) at each seek, reading the archive several times over.
+                raw = getattr(fp, "raw", None)
+                self.archive_ingest(raw if raw is not None and raw.seekable() else fp, size)
         elif kind is FileKind.PROGRAM:
             viewer = posixpath.splitext(path.lower())[1] in VIEWER_EXTENSIONS
             self.problem(
@@ -192,14 +243,23 @@ class _ImagingRun:
             return
         self.seen.add(header.sop_instance_uid)
         key = f"dicom/{self.case.public_id}/{uuid.uuid4().hex}"
-        fp.seek(0)
-        source: BinaryIO = fp
-        if header.preamble_suspicious:
-            source = io.BufferedReader(PreambleZeroingReader(fp), buffer_size=1024 * 1024)  # type: ignore[assignment]
-        self.storage.save(key, source, size)
+        pending = _Pending(header=header, storage_key=key, size=size, path=path)
+        if isinstance(fp, io.BytesIO) and self.saver is not None:
+            # A zip entry already in memory: stored by a background thread while we parse the
+            # next one (a durable write waits on the disk, not on Python).
+            data = fp.getbuffer()
+            if header.preamble_suspicious:
+                data = memoryview(bytes(PREAMBLE_ZEROS) + bytes(data[len(PREAMBLE_ZEROS) :]))
+            pending.saved = self.saver.submit(key, data)
+        else:
+            fp.seek(0)
+            source: BinaryIO = fp
+            if header.preamble_suspicious:
+                source = io.BufferedReader(PreambleZeroingReader(fp), buffer_size=1024 * 1024)  # type: ignore[assignment]
+            self.storage.save(key, source, size)
         if header.preamble_suspicious:
             self.problem(path, FileProblem.Code.PREAMBLE_CLEARED, messages.PREAMBLE_CLEARED)
-        self.batch.append(_Pending(header=header, storage_key=key, size=size, path=path))
+        self.batch.append(pending)
 
     # -- a zip ----------------------------------------------------------------------------------
 
@@ -213,7 +273,7 @@ class _ImagingRun:
             self.problem(entry_problem.path, entry_problem.code, entry_problem.message)
         indexes = [e for e in listing.entries if posixpath.basename(e.path).upper() == "DICOMDIR"]
         others = [e for e in listing.entries if posixpath.basename(e.path).upper() != "DICOMDIR"]
-        with tempfile.TemporaryFile() as scratch:
+        with tempfile.TemporaryFile() as scratch, _BackgroundSaver(self.storage) as self.saver:
             # The disc's index first: the images are then read in the order it lists them.
             for entry in indexes:
                 self.entry_ingest(listing.archive, entry, scratch)
@@ -221,21 +281,29 @@ class _ImagingRun:
                 self.entry_ingest(listing.archive, entry, scratch)
                 if len(self.batch) >= BATCH_SIZE:
                     self.flush()
+            self.flush()  # while the saver is still there to wait for
+        self.saver = None
         if self.referenced:
             present = {entry.path.upper() for entry in others}
             if any(path.upper() not in present for path in self.referenced):
                 self.problem("DICOMDIR", FileProblem.Code.MISSING_FILES, messages.MISSING_FILES)
 
     def entry_ingest(self, archive: zipfile.ZipFile, entry: Entry, scratch: BinaryIO) -> None:
+        """Unpack one entry (in memory if small, else to the scratch file) and ingest it."""
         try:
-            written = entry_extract(archive, entry, scratch)
+            if entry.size <= IN_MEMORY_ENTRY_BYTES:
+                source: BinaryIO = io.BytesIO(entry_read(archive, entry))
+                written = entry.size
+            else:
+                written = entry_extract(archive, entry, scratch)
+                source = scratch
         except EntryRefused as refused:
             self.problem(entry.path, refused.code, refused.message)
             return
         except Exception:  # damaged, encrypted, or an unknown compression method
             self.problem(entry.path, FileProblem.Code.UNREADABLE, messages.UNREADABLE)
             return
-        self.file_ingest(scratch, written, entry.path, in_archive=True)
+        self.file_ingest(source, written, entry.path, in_archive=True)
 
     # -- the database ---------------------------------------------------------------------------
 
@@ -266,6 +334,9 @@ class _ImagingRun:
                     Study.objects.filter(pk=study.pk).update(**blanks)
                     for name, value in blanks.items():
                         setattr(study, name, value)
+                    self.patient_filled |= bool(
+                        {"patient_name_in_files", "patient_birth_date_in_files"} & set(blanks)
+                    )
             self.studies[header.study_instance_uid] = study
         if patient_names_differ(study.patient_name_in_files, header.patient_name) or (
             study.patient_birth_date_in_files
@@ -304,42 +375,52 @@ class _ImagingRun:
         if not self.batch:
             return
         batch, self.batch = self.batch, []
+        stored = []
+        for pending in batch:
+            if pending.saved is not None:
+                try:
+                    pending.saved.result()
+                except Exception as exc:
+                    logger.warning(
+                        "storing a file of upload %s failed: %s", self.upload.pk, type(exc).__name__
+                    )
+                    self.storage.delete(pending.storage_key)
+                    self.problem(pending.path, FileProblem.Code.UNREADABLE, messages.UNREADABLE)
+                    continue
+            stored.append(pending)
+        batch = stored
+        if not batch:
+            self.problems_save()
+            return
         try:
-            with transaction.atomic():
+            with ingest_transaction():
                 landed, series_ids, study_ids = self._instances_insert(batch)
+                counts_recompute(series_ids=series_ids, study_ids=study_ids)
+                self.problems_save()
         except Exception:
             for pending in batch:
                 self.storage.delete(pending.storage_key)
             raise
         self.outcome.accepted += landed
         self.outcome.series_ids |= series_ids
-        # After the commit, so a concurrent worker's instances are counted by one of us.
-        counts_recompute(series_ids=series_ids, study_ids=study_ids)
-        self.problems_save()
 
     def _instances_insert(self, batch: list[_Pending]) -> tuple[int, set[int], set[int]]:
         placed: list[tuple[_Pending, Series]] = []
         for pending in batch:
             study = self._study(pending.header)
             placed.append((pending, self._series(study, pending.header)))
-        uids = [pending.header.sop_instance_uid for pending in batch]
-        existing = dict(
-            Instance.objects.filter(series__study__case=self.case, sop_instance_uid__in=uids).values_list(
-                "sop_instance_uid", "upload_id"
-            )
+        # Two workers adding to one study take turns from here to the commit: each one's counts
+        # are then computed after the other's rows are committed, so none is lost (a count
+        # computed by an UPDATE that merely waited on a row lock could miss them).
+        list(
+            Study.objects.select_for_update()
+            .filter(pk__in={series.study_id for _, series in placed})
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
-        fresh: list[tuple[_Pending, Series]] = []
-        already = 0
-        for pending, series in placed:
-            uid = pending.header.sop_instance_uid
-            if uid in existing:
-                self.storage.delete(pending.storage_key)
-                if existing[uid] == self.upload.pk:
-                    already += 1  # a retried ingest of this very upload
-                else:
-                    self.problem(pending.path, FileProblem.Code.DUPLICATE, messages.DUPLICATE)
-            else:
-                fresh.append((pending, series))
+        # Insert first, then read back every row of these UIDs in the case: one query tells
+        # which of ours landed, which were there before (a duplicate, or our own from a retried
+        # run), and which lost a race with another worker on the unique constraint.
         Instance.objects.bulk_create(
             [
                 Instance(
@@ -357,33 +438,56 @@ class _ImagingRun:
                     preamble_cleared=pending.header.preamble_suspicious,
                     upload=self.upload,
                 )
-                for pending, series in fresh
+                for pending, series in placed
             ],
             ignore_conflicts=True,
         )
-        # Another worker may have inserted the same image between our check and our insert.
-        landed_keys = set(
-            Instance.objects.filter(
-                series_id__in={series.pk for _, series in fresh},
-                sop_instance_uid__in=[pending.header.sop_instance_uid for pending, _ in fresh],
-            ).values_list("storage_key", flat=True)
-        )
-        for pending, _ in fresh:
-            if pending.storage_key not in landed_keys:
-                self.storage.delete(pending.storage_key)
+        rows: dict[str, list[tuple[int, str, int | None]]] = {}
+        for uid, pk, key, upload_id in Instance.objects.filter(
+            series__study__case=self.case, sop_instance_uid__in=[p.header.sop_instance_uid for p, _ in placed]
+        ).values_list("sop_instance_uid", "pk", "storage_key", "upload_id"):
+            rows.setdefault(uid, []).append((pk, key, upload_id))
+        landed = 0
+        extra: list[int] = []
+        for pending, _ in placed:
+            found = rows.get(pending.header.sop_instance_uid, [])
+            ours = [pk for pk, key, _ in found if key == pending.storage_key]
+            others = [(pk, upload_id) for pk, key, upload_id in found if key != pending.storage_key]
+            if ours and not others:
+                landed += 1
+                continue
+            # Stored once: the image that was there first stays; our copy goes.
+            extra.extend(ours)
+            self.storage.delete(pending.storage_key)
+            if any(upload_id == self.upload.pk for _, upload_id in others):
+                landed += 1  # a retried ingest of this very upload: not a duplicate
+            else:
                 self.problem(pending.path, FileProblem.Code.DUPLICATE, messages.DUPLICATE)
+        if extra:  # the same image in another series of the case (the constraint is per series)
+            Instance.objects.filter(pk__in=extra).delete()
         series_ids = {series.pk for _, series in placed}
         study_ids = {series.study_id for _, series in placed}
-        return (
-            already + sum(1 for pending, _ in fresh if pending.storage_key in landed_keys),
-            series_ids,
-            study_ids,
-        )
+        return landed, series_ids, study_ids
+
+
+@contextlib.contextmanager
+def ingest_transaction() -> Iterator[None]:
+    """A transaction whose commit does not wait for the database's disk flush.
+
+    A commit waits ~5 ms for the WAL fsync on ordinary disks, and a folder drop is one upload
+    (three commits) per file. If the database crashes, the last moments of ingest may be lost
+    (never half-written: WAL order is kept); the upload then stays INGESTING and is claimed
+    again after INGEST_STALE_AFTER, which re-ingests it harmlessly. Only this transaction is
+    affected (SET LOCAL), whatever else the connection is used for afterwards.
+    """
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        yield
 
 
 def counts_recompute(*, series_ids: Iterable[int], study_ids: Iterable[int]) -> None:
     """Set instance/series counts and modalities from the rows themselves (one UPDATE each)."""
-    series_ids, study_ids = list(series_ids), list(study_ids)
     instance_counts = (
         Instance.objects.filter(series=OuterRef("pk"))
         .order_by()
@@ -391,34 +495,30 @@ def counts_recompute(*, series_ids: Iterable[int], study_ids: Iterable[int]) -> 
         .annotate(n=Count("pk"))
         .values("n")
     )
-    Series.objects.filter(pk__in=series_ids).update(instance_count=Coalesce(Subquery(instance_counts), 0))
-    series_counts = (
-        Series.objects.filter(study=OuterRef("pk"))
-        .order_by()
-        .values("study")
-        .annotate(n=Count("pk"))
-        .values("n")
+    Series.objects.filter(pk__in=list(series_ids)).update(
+        instance_count=Coalesce(Subquery(instance_counts), 0)
     )
-    series_instances = (
-        Series.objects.filter(study=OuterRef("pk"))
-        .order_by()
-        .values("study")
-        .annotate(n=Sum("instance_count"))
-        .values("n")
+    per_study = Series.objects.filter(study=OuterRef("pk")).order_by().values("study")
+    Study.objects.filter(pk__in=list(study_ids)).update(
+        series_count=Coalesce(Subquery(per_study.annotate(n=Count("pk")).values("n")), 0),
+        instance_count=Coalesce(Subquery(per_study.annotate(n=Sum("instance_count")).values("n")), 0),
+        modalities=Coalesce(
+            Subquery(
+                per_study.exclude(modality="")
+                .annotate(codes=StringAgg("modality", ",", distinct=True, order_by="modality"))
+                .values("codes")
+            ),
+            Value(""),
+        ),
     )
-    Study.objects.filter(pk__in=study_ids).update(
-        series_count=Coalesce(Subquery(series_counts), 0),
-        instance_count=Coalesce(Subquery(series_instances), 0),
-    )
-    for study_id in study_ids:
-        codes = sorted(
-            set(Series.objects.filter(study_id=study_id).values_list("modality", flat=True)) - {""}
-        )
-        Study.objects.filter(pk=study_id).update(modalities=",".join(sorted(codes))[:64])
 
 
 def imaging_ingest(
-    *, upload: Upload, limits: ArchiveLimits = DEFAULT_LIMITS, previews_now: bool = False
+    *,
+    upload: Upload,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+    previews_now: bool = False,
+    retry: bool = False,
 ) -> IngestOutcome:
     """Ingest an imaging upload (a DICOM file, a DICOMDIR, or a zip of a CD).
 
@@ -426,8 +526,9 @@ def imaging_ingest(
     ``previews_now``, drawn before returning: the demo seed and the benchmark want them).
     """
     run = _ImagingRun(upload, limits)
-    # A retried run starts its problem list afresh (its instances are recognised in flush).
-    FileProblem.objects.filter(upload=upload).delete()
+    if retry:
+        # A retried run starts its problem list afresh (its instances are recognised in flush).
+        FileProblem.objects.filter(upload=upload).delete()
     path = str(upload.relative_path or upload.metadata.get("filename") or "")
     with seekable_upload(upload) as (fp, size):
         run.file_ingest(fp, size, path, in_archive=False)
@@ -436,7 +537,9 @@ def imaging_ingest(
     outcome = run.outcome
     outcome.failed = outcome.accepted == 0 and run.serious_problems > 0
     if outcome.accepted:
-        case_patient_consistency_check(case=run.case, mismatch_seen=run.mismatch_seen)
+        if outcome.new_studies or run.mismatch_seen or run.patient_filled:
+            # Only a new study (or a new name in one) can make the case name two patients.
+            case_patient_consistency_check(case=run.case, mismatch_seen=run.mismatch_seen)
         if previews_now:
             for series_id in sorted(outcome.series_ids):
                 series_preview_ensure(series_id=series_id)
@@ -448,21 +551,22 @@ def imaging_ingest(
     return outcome
 
 
-def upload_ingest_claim(*, upload_id: int) -> Upload | None:
-    """Claim the upload for this worker (RECEIVED → INGESTING, or a stale INGESTING); None if
-    another worker has it or it is done."""
+def upload_ingest_claim(*, upload_id: int) -> tuple[Upload, bool] | None:
+    """Claim the upload for this worker: RECEIVED → INGESTING, or else a stale INGESTING (its
+    worker died). Returns the upload and whether it was such a re-claim; None if another
+    worker has it or it is done."""
     now = timezone.now()
-    claimed = (
-        Upload.objects.filter(pk=upload_id)
-        .filter(
-            Q(status=Upload.Status.RECEIVED)
-            | Q(status=Upload.Status.INGESTING, updated__lt=now - INGEST_STALE_AFTER)
-        )
-        .update(status=Upload.Status.INGESTING, updated=now)
-    )
-    if not claimed:
-        return None
-    return Upload.objects.select_related("case").get(pk=upload_id)
+    uploads = Upload.objects.filter(pk=upload_id)
+    reclaimed = False
+    with ingest_transaction():
+        if not uploads.filter(status=Upload.Status.RECEIVED).update(
+            status=Upload.Status.INGESTING, updated=now
+        ):
+            stale = uploads.filter(status=Upload.Status.INGESTING, updated__lt=now - INGEST_STALE_AFTER)
+            if not stale.update(updated=now):
+                return None
+            reclaimed = True
+    return Upload.objects.select_related("case").get(pk=upload_id), reclaimed
 
 
 def upload_ingest_run(
@@ -473,15 +577,16 @@ def upload_ingest_run(
     Never raises for anything in the file: a crash of our own is recorded as a FileProblem in
     plain words, logged by type and upload id only, and the upload ends FAILED.
     """
-    upload = upload_ingest_claim(upload_id=upload_id)
-    if upload is None:
+    claimed = upload_ingest_claim(upload_id=upload_id)
+    if claimed is None:
         return None
+    upload, reclaimed = claimed
     try:
         if upload.kind == Upload.Kind.REPORT:
             report = report_ingest(upload=upload)
             outcome = IngestOutcome(accepted=int(report is not None), failed=report is None)
         else:
-            outcome = imaging_ingest(upload=upload, limits=limits, previews_now=previews_now)
+            outcome = imaging_ingest(upload=upload, limits=limits, previews_now=previews_now, retry=reclaimed)
     except Exception as exc:
         # The traceback's frames only: exception messages may quote what the file holds.
         logger.error(
@@ -499,7 +604,8 @@ def upload_ingest_run(
                 message=messages.UPLOAD_FAILED,
             )
         outcome = IngestOutcome(failed=True)
-    Upload.objects.filter(pk=upload.pk, status=Upload.Status.INGESTING).update(
-        status=Upload.Status.FAILED if outcome.failed else Upload.Status.DONE, updated=timezone.now()
-    )
+    with ingest_transaction():
+        Upload.objects.filter(pk=upload.pk, status=Upload.Status.INGESTING).update(
+            status=Upload.Status.FAILED if outcome.failed else Upload.Status.DONE, updated=timezone.now()
+        )
     return outcome

@@ -174,6 +174,15 @@ def entry_extract(archive: zipfile.ZipFile, entry: Entry, scratch: BinaryIO) -> 
     return written
 
 
+def entry_read(archive: zipfile.ZipFile, entry: Entry) -> bytes:
+    """Unpack a small entry into memory (precondition: its declared size is small)."""
+    with archive.open(entry.info) as source:
+        data = source.read(entry.size + 1)
+    if len(data) > entry.size:
+        raise EntryRefused("unsafe_archive", messages.ARCHIVE_ENTRY_BOMB)
+    return data
+
+
 def entries_in_order(entries: list[Entry], first: list[str]) -> Iterator[Entry]:
     """``entries`` with those whose path (case-insensitively) is in ``first`` first, in that order.
 
