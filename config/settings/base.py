@@ -191,6 +191,8 @@ CELERY_BEAT_SCHEDULE = {
     "tus-uploads-expire": {"task": "intake.tus.uploads_expire_all", "schedule": 3600.0},
     # The operator console's storage and case figures per institution.
     "institution-usage-refresh": {"task": "tenants.institution_usage_refresh", "schedule": 900.0},
+    # Sign-ups never taken live free their subdomain (and logo) after 30 days.
+    "onboardings-discard-abandoned": {"task": "tenants.onboardings_discard_abandoned", "schedule": 86400.0},
 }
 
 CACHES = {
