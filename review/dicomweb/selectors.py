@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import Count, QuerySet
 
 from intake.models import Instance, Series, Study
@@ -128,6 +129,12 @@ def instances_of(*, study: Study, series: Series | None = None) -> list[Instance
     )
 
 
+# Metadata JSON of an instance never changes (its file is never rewritten), and converting a
+# header to DICOM JSON costs several milliseconds, so a 300-image series would take seconds to
+# describe on every open. The cache key names the stored file; django-tenants prefixes the schema.
+METADATA_CACHE_SECONDS = 7 * 24 * 3600
+
+
 def instance_metadata(instance: Instance) -> DicomJson:
     """The instance's attributes as DICOM JSON, read from the stored file (without pixel data).
 
@@ -142,11 +149,20 @@ def instance_metadata(instance: Instance) -> DicomJson:
     return meta
 
 
+def instance_metadata_bytes(instance: Instance) -> bytes:
+    key = f"dicomweb:metadata:{instance.storage_key}"
+    cached = cache.get(key)
+    if cached is None:
+        cached = json.dumps(instance_metadata(instance), separators=(",", ":")).encode()
+        cache.set(key, cached, METADATA_CACHE_SECONDS)
+    return bytes(cached)
+
+
 def metadata_stream(instances: list[Instance]) -> Iterator[bytes]:
     """A JSON array of the instances' metadata, produced one instance at a time."""
     yield b"["
     for position, instance in enumerate(instances):
         if position:
             yield b","
-        yield json.dumps(instance_metadata(instance), separators=(",", ":")).encode()
+        yield instance_metadata_bytes(instance)
     yield b"]"

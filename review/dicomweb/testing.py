@@ -27,7 +27,7 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import generate_uid
+from pydicom.uid import UID, generate_uid
 
 from accounts.models import User
 from intake.models import Case, Instance, Series, Study
@@ -95,7 +95,7 @@ def _unsupported() -> Dataset:
     ds = _testdata("MR_small.dcm")
     ds.PixelData = encapsulate([b"\x00\x00\x01\xb3" + bytes(64)])  # an MPEG-2 sequence header
     ds["PixelData"].VR = "OB"
-    ds.file_meta.TransferSyntaxUID = UNSUPPORTED_TRANSFER_SYNTAX
+    ds.file_meta.TransferSyntaxUID = UID(UNSUPPORTED_TRANSFER_SYNTAX)
     ds.SeriesDescription = "Video clip"
     return ds
 

@@ -13,8 +13,7 @@ from pydicom.uid import generate_uid
 from accounts.models import User
 from intake.models import Case
 from review.dicomweb.access import NOT_FOUND, SIGN_IN_REQUIRED
-from review.dicomweb.testing import case_with_study, ct_stack, demo_study, sign_in
-from review.dicomweb.testing import SeriesFiles
+from review.dicomweb.testing import SeriesFiles, case_with_study, ct_stack, demo_study, sign_in
 from review.models import AuditEvent
 from tenants.management.commands.seed_demo import DEMO_PASSWORD
 from tenants.models import Institution

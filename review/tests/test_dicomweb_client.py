@@ -12,21 +12,27 @@ import pydicom
 import pytest
 import requests
 import requests.adapters
+from _pytest.fixtures import FixtureFunctionDefinition
 from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 
 from intake.models import Case
 from review.dicomweb.testing import SeriesFiles, case_remove, case_with_study, demo_study
 from tenants.management.commands.seed_demo import DEMO_PASSWORD
+from tests import conftest as cross_app
+from tests.conftest import LiveServer
 
-# The live server fixture is defined for the cross-app tests under tests/; this module uses it too.
-from tests.conftest import live_platform  # noqa: F401
+# The live server fixture (and the fixtures it needs) are defined for the cross-app tests under
+# tests/; this module borrows every fixture of that conftest (and nothing else: no test_* helper).
+globals().update(
+    {name: obj for name, obj in vars(cross_app).items() if isinstance(obj, FixtureFunctionDefinition)}
+)
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 
 
 @pytest.fixture(scope="module")
-def study(live_platform: Any, django_db_blocker: Any) -> Iterator[tuple[Case, str, list[SeriesFiles]]]:
+def study(live_platform: LiveServer, django_db_blocker: Any) -> Iterator[tuple[Case, str, list[SeriesFiles]]]:
     with django_db_blocker.unblock():
         study_uid, series = demo_study(ct_slices=4)
         case = case_with_study(schema_name="neuro", owner_email="patient@neuro.example.com", series=series)
@@ -48,7 +54,7 @@ class _InstitutionHost(requests.adapters.HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-def _session(live_platform: Any, email: str) -> requests.Session:
+def _session(live_platform: LiveServer, email: str) -> requests.Session:
     """A browser-like session signed in through the sign-in form (patients have no second factor)."""
     session = requests.Session()
     host = f"neuro.localhost:{live_platform.port}"
@@ -70,7 +76,7 @@ def _session(live_platform: Any, email: str) -> requests.Session:
 
 
 @pytest.fixture(scope="module")
-def client(live_platform: Any, study: tuple[Case, str, list[SeriesFiles]]) -> DICOMwebClient:
+def client(live_platform: LiveServer, study: tuple[Case, str, list[SeriesFiles]]) -> DICOMwebClient:
     case = study[0]
     return DICOMwebClient(
         url=f"http://127.0.0.1:{live_platform.port}/dicomweb/cases/{case.public_id}",
@@ -171,7 +177,7 @@ def test_it_serves_compressed_frames_as_stored_when_asked(
         client.retrieve_instance_frames(
             study[1], video.SeriesInstanceUID, video.SOPInstanceUID, frame_numbers=[1]
         )
-    assert refused.value.response.status_code == 406
+    assert refused.value.response is not None and refused.value.response.status_code == 406
 
 
 def test_it_renders_images_for_display(

@@ -10,8 +10,8 @@ from intake.models import Case
 from review.dicomweb.qido import BAD_DATE
 from review.dicomweb.testing import case_with_study, demo_study, sign_in
 from review.models import AuditEvent
-from tenants.models import Institution
 from review.tests.test_dicomweb_access import _another_patient
+from tenants.models import Institution
 
 
 @pytest.fixture
@@ -33,7 +33,10 @@ def _signed_in(email: str, host: str = "neuro.localhost", schema: str = "neuro")
 
 def _audit(case: Case) -> list[tuple[str, bool]]:
     with schema_context("neuro"):
-        return [(e.actor_email, e.allowed) for e in AuditEvent.objects.filter(case_id=case.pk, action="viewer.open")]
+        return [
+            (e.actor_email, e.allowed)
+            for e in AuditEvent.objects.filter(case_id=case.pk, action="viewer.open")
+        ]
 
 
 def test_it_shows_the_viewer_to_the_assigned_reviewer_and_the_patient(case: Case) -> None:
@@ -43,7 +46,10 @@ def test_it_shows_the_viewer_to_the_assigned_reviewer_and_the_patient(case: Case
         html = page.content.decode()
         assert f'data-studies-url="/dicomweb/cases/{case.public_id}/studies"' in html
         assert "dist/viewer.js" in html
-    assert sorted(_audit(case)) == [("patient@neuro.example.com", True), ("reviewer1@neuro.example.com", True)]
+    assert sorted(_audit(case)) == [
+        ("patient@neuro.example.com", True),
+        ("reviewer1@neuro.example.com", True),
+    ]
 
 
 def test_it_refuses_outsiders_and_audits_them(case: Case, cancer: Institution) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from intake.models import Case
-from review.dicomweb.testing import case_remove, case_with_study, demo_study, totp_code
 from review.demo import DEMO_TOTP_SECRET
+from review.dicomweb.testing import case_remove, case_with_study, demo_study, totp_code
 from tenants.management.commands.seed_demo import DEMO_PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -82,6 +82,7 @@ def test_it_lets_a_reviewer_read_scroll_window_and_measure_a_study(
     assert first["levels"] > 20, "the canvas is blank"
     assert page.text_content("[data-position]") == "Image 1 / 12"
     assert page.locator("[data-series-list] img").count() >= 5  # series thumbnails
+    page.wait_for_selector("[data-sr-viewer][data-stack=complete]")
 
     # Scrolling: the wheel, then the keyboard, each shows the next image.
     box = viewport.bounding_box()

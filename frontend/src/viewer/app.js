@@ -19,9 +19,10 @@ import {
   addTool,
   annotation,
   init as toolsInit,
+  utilities as toolUtilities,
 } from "@cornerstonejs/tools";
 
-import { TAG, loadSeriesMetadata, loadStudies, value } from "./dicomweb.js";
+import { TAG, loadInstanceMetadata, loadSeriesMetadata, loadStudies, searchInstances, value } from "./dicomweb.js";
 
 // Transfer syntaxes the image loader decodes (uncompressed, RLE, JPEG baseline / extended /
 // lossless, JPEG-LS, JPEG 2000, HTJ2K, deflate). Anything else gets a message, not a blank canvas.
@@ -120,6 +121,8 @@ export async function mountViewer(root) {
   try {
     root.dataset.state = "loading";
     say("Loading the images…", false);
+    // Ask for the study list while Cornerstone starts (its workers, WebGL): both take a while.
+    const studiesLoaded = loadStudies(base);
     await initCornerstone(root.dataset.wasmBase);
     const engine = new RenderingEngine(`${ids}-engine`);
     engine.enableElement({
@@ -134,7 +137,7 @@ export async function mountViewer(root) {
     setUpKeys(state, root);
     setUpToolbar(state, ui);
 
-    const studies = await loadStudies(base);
+    const studies = await studiesLoaded;
     const all = studies.flatMap((study) => study.series);
     if (!all.length) {
       say("No images have been received for this case yet.");
@@ -318,10 +321,20 @@ async function showSeries(series, state, ui, base, root, say) {
   ui.position.textContent = "";
   ui.measurement.textContent = "";
   root.dataset.state = "loading";
+  root.dataset.stack = "loading";
   say("Loading the images…", false);
-  const instances = await loadSeriesMetadata(base, series);
+  // The first image needs only its own instance's metadata: show it as soon as that arrives,
+  // then describe the rest of the series (one request) and hand the viewport the whole stack.
+  const listing = await searchInstances(base, series);
   if (state.current !== series) return;
-  const syntax = value(instances[0], TAG.transferSyntax) || value(instances[0], TAG.availableTransferSyntax);
+  if (!listing.length) {
+    say("This series has no images.");
+    return;
+  }
+  const firstUid = value(listing[0], TAG.sopUid);
+  const firstMeta = await loadInstanceMetadata(base, series, firstUid);
+  if (state.current !== series) return;
+  const syntax = value(firstMeta, TAG.transferSyntax) || value(listing[0], TAG.availableTransferSyntax);
   if (syntax && !DECODABLE.has(syntax)) {
     state.imageIds = [];
     ui.element.hidden = true;
@@ -331,24 +344,44 @@ async function showSeries(series, state, ui, base, root, say) {
   }
   ui.element.hidden = false;
   const origin = window.location.origin;
-  const imageIds = [];
-  for (const meta of instances) {
-    const frames = Number(value(meta, TAG.frames) || 1);
-    const url = `${origin}${base}/studies/${series.studyUid}/series/${series.uid}/instances/${value(meta, TAG.sopUid)}/frames/`;
-    for (let frame = 1; frame <= frames; frame += 1) {
-      const imageId = `wadors:${url}${frame}`;
-      wadors.metaDataManager.add(imageId, meta);
-      imageIds.push(imageId);
-    }
-  }
+  const framesOf = (sopUid, count) => {
+    const url = `${origin}${base}/studies/${series.studyUid}/series/${series.uid}/instances/${sopUid}/frames/`;
+    return Array.from({ length: count }, (_, i) => `wadors:${url}${i + 1}`);
+  };
+  const perInstance = listing.map((item) => framesOf(value(item, TAG.sopUid), Number(value(item, TAG.frames) || 1)));
+  const imageIds = perInstance.flat();
+  for (const imageId of perInstance[0]) wadors.metaDataManager.add(imageId, firstMeta);
   state.imageIds = imageIds;
   annotation.state.removeAllAnnotations();
   getRenderingEngine(state.viewport.renderingEngineId)?.resize(true, false);
-  await state.viewport.setStack(imageIds, 0);
+  await state.viewport.setStack(perInstance[0], 0);
   if (state.current !== series) return;
   say("");
   ui.position.textContent = `Image 1 / ${imageIds.length}`;
   state.viewport.render();
   root.dataset.state = "rendered";
+
+  if (listing.length > 1) {
+    const all = await loadSeriesMetadata(base, series);
+    if (state.current !== series) return;
+    const bySop = new Map(all.map((meta) => [value(meta, TAG.sopUid), meta]));
+    listing.forEach((item, position) => {
+      const meta = bySop.get(value(item, TAG.sopUid));
+      if (meta) for (const imageId of perInstance[position]) wadors.metaDataManager.add(imageId, meta);
+    });
+    // Keep what the reader did to the first image meanwhile (window, zoom, pan).
+    const index = state.viewport.getCurrentImageIdIndex();
+    const properties = state.viewport.getProperties();
+    const camera = state.viewport.getCamera();
+    await state.viewport.setStack(imageIds, index);
+    if (state.current !== series) return;
+    state.viewport.setProperties(properties);
+    state.viewport.setCamera(camera);
+    state.viewport.render();
+    ui.position.textContent = `Image ${index + 1} / ${imageIds.length}`;
+  }
+  // Fetch the rest of the stack in the background, so scrolling does not wait for the network.
+  toolUtilities.stackPrefetch.enable(ui.element);
+  root.dataset.stack = "complete";
   ui.element.focus?.();
 }
