@@ -139,8 +139,13 @@ def test_it_signs_freezes_and_renders_a_branded_pdf(
 def test_it_signs_with_an_authenticator_code_too(
     neuro: Institution, assigned_case: Case, staff_client: Callable[[str], Client]
 ) -> None:
+    from django.core.cache import cache
+
     from tests.staff import totp_code
 
+    # allauth refuses a code used once already; other tests may have signed reviewer1 in with
+    # this very code moments ago (the test cache lives as long as the test process).
+    cache.clear()
     reviewer = staff_client("reviewer1")
     reviewer.post(_url(assigned_case, "opinion/draft"), OPINION)
     reviewer.post(_url(assigned_case, "opinion/sign"), {"secret": totp_code()})
