@@ -23,6 +23,6 @@ urlpatterns = [
     # The workspace (/workspace/...) and the patient's opinion page (/opinions/...).
     path("", include("review.urls")),
     path("dicomweb/", include("review.dicomweb.urls")),
-    path("payments/", include("payments.urls")),
     path("workspace/viewer/", include("review.viewer.urls")),
+    path("payments/", include("payments.urls")),
 ]

@@ -242,10 +242,6 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = PLATFORM_SCHEME
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
-# Staff must use a second factor (TOTP, enforced by accounts.middleware); recovery codes are the
-# way back in when a phone is lost.
-MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
-MFA_TOTP_ISSUER = "SecondRead"
 # Patients give their name and who they act for at sign-up (the email and password fields are
 # allauth's); emails name the institution in their subject instead of a "[site]" prefix.
 ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.PatientSignupForm"
@@ -253,6 +249,10 @@ ACCOUNT_EMAIL_SUBJECT_PREFIX = ""
 # Following the emailed link signs a new patient in, but only in the browser that signed up
 # (allauth checks the pending sign-up in the session), so a leaked link cannot sign anyone in.
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+# Staff must use a second factor (TOTP, enforced by accounts.middleware); recovery codes are the
+# way back in when a phone is lost.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "SecondRead"
 
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
 SESSION_COOKIE_HTTPONLY = True

@@ -19,7 +19,6 @@ from intake.tests.fixtures.ingest import cd_zip, upload_make
 from storage.tenant import tenant_storage
 
 # The worker fixture lives in tests/conftest.py, which only tests/ sees by itself.
-from tests.conftest import celery_worker_process, test_mail_dir  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.worker]
 
@@ -49,7 +48,7 @@ def _wait_for(check: Callable[[], bool], seconds: float) -> bool:
 
 
 def test_it_ingests_a_cd_on_the_worker_in_the_right_schema(
-    celery_worker_process: subprocess.Popen[Any],  # noqa: F811
+    celery_worker_process: subprocess.Popen[Any],
     committed_upload: Upload,
 ) -> None:
     upload = committed_upload

@@ -39,10 +39,9 @@ from tenants.management.commands.seed_demo import DEMO_PASSWORD
 
 # The live server and worker fixtures (and what they depend on) live in tests/conftest.py, which
 # only tests/ sees by itself: bring all of them into this module.
-from tests.conftest import *  # noqa: F403
-from tests.conftest import LiveServer, test_database_url
+from tests.live import LiveServer, child_database_url
 
-del test_database_url  # a helper, not a test
+del child_database_url  # a helper, not a test
 
 HOST = "neuro.localhost"
 CHUNK = 4 * MiB

@@ -12,21 +12,13 @@ import pydicom
 import pytest
 import requests
 import requests.adapters
-from _pytest.fixtures import FixtureFunctionDefinition
 from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 
 from intake.models import Case
 from review.dicomweb.testing import SeriesFiles, case_remove, case_with_study, demo_study
 from tenants.management.commands.seed_demo import DEMO_PASSWORD
-from tests import conftest as cross_app
-from tests.conftest import LiveServer
-
-# The live server fixture (and the fixtures it needs) are defined for the cross-app tests under
-# tests/; this module borrows every fixture of that conftest (and nothing else: no test_* helper).
-globals().update(
-    {name: obj for name, obj in vars(cross_app).items() if isinstance(obj, FixtureFunctionDefinition)}
-)
+from tests.live import LiveServer
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 

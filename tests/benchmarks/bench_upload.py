@@ -263,7 +263,7 @@ def main() -> None:
     from accounts.models import User
     from intake.models import Case, Upload
     from intake.tus.services import PART_SIZE
-    from tests.conftest import test_database_url
+    from tests.live import child_database_url
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-upload-"))
     source = workdir / "study.bin"
@@ -280,7 +280,7 @@ def main() -> None:
         port = free_port()
         env = dict(
             os.environ,
-            DATABASE_URL=test_database_url(),
+            DATABASE_URL=child_database_url(),
             PLATFORM_PORT=str(port),
             PYTHONUNBUFFERED="1",
         )

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LiveServer
+from tests.live import LiveServer
 
 pytestmark = pytest.mark.browser
 

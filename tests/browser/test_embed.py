@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LiveServer, free_port
+from tests.live import LiveServer, free_port
 from tests.staff import staff_sign_in
 
 pytestmark = pytest.mark.browser

@@ -17,7 +17,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from reportlab.pdfgen import canvas
 
-from tests.conftest import BASE_DIR, LiveServer
+from tests.live import BASE_DIR, LiveServer
 
 pytestmark = pytest.mark.browser
 

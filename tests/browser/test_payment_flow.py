@@ -27,7 +27,7 @@ from payments.connect.models import ProcessedEvent, StripeAccount
 from payments.models import Payment
 from tenants.management.commands.seed_demo import DEMO_PASSWORD
 from tenants.models import Institution, InstitutionSettings
-from tests.conftest import BASE_DIR, BIN, LiveServer, _wait_for_http, child_env, free_port
+from tests.live import BASE_DIR, BIN, LiveServer, _wait_for_http, child_env, free_port
 from tests.staff import staff_sign_in
 from tests.stripe_double import StripeDouble, signature_header
 

@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-def test_database_url() -> str:
+def child_database_url() -> str:
     """DATABASE_URL of the test database pytest-django created (for child processes)."""
     db = settings.DATABASES["default"]
     host = db.get("HOST") or ""
@@ -48,7 +48,7 @@ def child_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.test",
-        DATABASE_URL=test_database_url(),
+        DATABASE_URL=child_database_url(),
         PYTHONUNBUFFERED="1",
         **extra,
     )
