@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core import mail
+from django.core.mail import EmailMultiAlternatives
 from django_tenants.utils import tenant_context
 
 from accounts.models import User
@@ -28,10 +29,11 @@ def test_it_emails_the_patient_in_the_institutions_name(neuro: Institution) -> N
         case_status_change(case=case, status=Case.Status.SUBMITTED)
         assert case_status_email_send(case_id=case.pk, status=Case.Status.SUBMITTED)
     (email,) = mail.outbox
+    assert isinstance(email, EmailMultiAlternatives)
     assert email.from_email.startswith("Northfield Neurological Institute <")
     assert sorted(email.to) == ["pat@family.example.com", "patient@neuro.example.com"]
-    assert case.number in email.subject
-    html = email.alternatives[0][0]  # type: ignore[index]
+    assert str(case.number) in str(email.subject)
+    html = str(email.alternatives[0][0])
     assert "#4b2e83" in html and "Northfield Neurological Institute" in html
     assert "has received your request" in email.body
 
