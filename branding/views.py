@@ -14,10 +14,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from branding.colours import readable_text_on
-from branding.forms import BrandLookForm, BrandTextsForm, EmbedOriginsForm, LogoForm, brand_form_values
+from branding.forms import BrandTextsForm, EmbedOriginsForm, brand_form_values, brand_look_submit
 from branding.models import Brand
 from branding.selectors import brand_for_institution
-from branding.services import LogoRejected, brand_logo_set, brand_update
+from branding.services import brand_update
 from storage.tenant import tenant_storage
 from tenants.access import access_institution_settings, request_institution
 from tenants.custom_domains import (
@@ -165,18 +165,10 @@ def settings_home(request: HttpRequest) -> HttpResponse:
 def settings_look(request: HttpRequest) -> HttpResponse:
     institution = access_institution_settings(request)
     brand = Brand.objects.get(institution=institution)
-    form = BrandLookForm(request.POST or None, instance=brand)
-    logo_form = LogoForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid() and logo_form.is_valid():
-        try:
-            if logo_form.cleaned_data["logo"]:
-                brand_logo_set(brand=brand, data=logo_form.cleaned_data["logo"])
-        except LogoRejected as refusal:
-            logo_form.add_error("logo", str(refusal))
-        else:
-            brand_update(brand=brand, values=brand_form_values(form))
-            messages.success(request, SAVED)
-            return redirect("settings:look")
+    form, logo_form, saved = brand_look_submit(request=request, brand=brand)
+    if saved:
+        messages.success(request, SAVED)
+        return redirect("settings:look")
     return render(
         request,
         "branding/settings/look.html",

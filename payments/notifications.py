@@ -20,10 +20,13 @@ def _recipients(payment: Payment) -> list[str]:
     return sorted({case.owner.email, *([case.patient_email] if case.patient_email else [])})
 
 
-def payment_receipt_send(*, payment_id: int) -> bool:
-    claimed = Payment.objects.filter(
-        pk=payment_id, status=Payment.Status.PAID, receipt_sent_at__isnull=True
-    ).update(receipt_sent_at=timezone.now())
+def _payment_email_send(
+    *, payment_id: int, status: str, sent_field: str, subject: str, template: str, amount_field: str
+) -> bool:
+    """Claim the email (a conditional UPDATE of ``sent_field``) and send it once."""
+    claimed = Payment.objects.filter(pk=payment_id, status=status, **{f"{sent_field}__isnull": True}).update(
+        **{sent_field: timezone.now()}
+    )
     if not claimed:
         return False
     payment = Payment.objects.select_related("case", "case__owner").get(pk=payment_id)
@@ -31,34 +34,34 @@ def payment_receipt_send(*, payment_id: int) -> bool:
     branded_email_send(
         institution=institution,
         to=_recipients(payment),
-        subject=f"Your payment receipt · {institution.name}",
-        template="payments/email/receipt",
+        subject=f"{subject} · {institution.name}",
+        template=template,
         context={
             "payment": payment,
             "case": payment.case,
-            "amount": money_format(amount=payment.amount_paid, currency=payment.currency),
+            "amount": money_format(amount=getattr(payment, amount_field), currency=payment.currency),
         },
     )
     return True
+
+
+def payment_receipt_send(*, payment_id: int) -> bool:
+    return _payment_email_send(
+        payment_id=payment_id,
+        status=Payment.Status.PAID,
+        sent_field="receipt_sent_at",
+        subject="Your payment receipt",
+        template="payments/email/receipt",
+        amount_field="amount_paid",
+    )
 
 
 def payment_refund_notice_send(*, payment_id: int) -> bool:
-    claimed = Payment.objects.filter(
-        pk=payment_id, status=Payment.Status.REFUNDED, refund_notice_sent_at__isnull=True
-    ).update(refund_notice_sent_at=timezone.now())
-    if not claimed:
-        return False
-    payment = Payment.objects.select_related("case", "case__owner").get(pk=payment_id)
-    institution = Institution.objects.get(schema_name=current_schema_name())
-    branded_email_send(
-        institution=institution,
-        to=_recipients(payment),
-        subject=f"Your payment has been refunded · {institution.name}",
+    return _payment_email_send(
+        payment_id=payment_id,
+        status=Payment.Status.REFUNDED,
+        sent_field="refund_notice_sent_at",
+        subject="Your payment has been refunded",
         template="payments/email/refund",
-        context={
-            "payment": payment,
-            "case": payment.case,
-            "amount": money_format(amount=payment.amount_refunded, currency=payment.currency),
-        },
+        amount_field="amount_refunded",
     )
-    return True

@@ -15,12 +15,8 @@ FEE_AMOUNT_NEEDED = "Enter the fee (at least 1.00), or turn the fee off."
 TOO_MANY_SPECIALTIES = "List at most 30 specialties."
 
 
-class SignUpForm(PlainLabels, forms.Form):
-    institution_name = forms.CharField(label="Institution name", max_length=200)
-    full_name = forms.CharField(label="Your name", max_length=200)
-    email = forms.EmailField(label="Your work email")
-    password1 = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
-    password2 = forms.CharField(label="Password (again)", widget=forms.PasswordInput, strip=False)
+class NewPasswordMixin(forms.Form):
+    """``password1`` typed twice (``password2``) and checked against the password rules."""
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
@@ -33,6 +29,14 @@ class SignUpForm(PlainLabels, forms.Form):
             except forms.ValidationError as error:
                 self.add_error("password1", error)
         return data
+
+
+class SignUpForm(NewPasswordMixin, PlainLabels, forms.Form):
+    institution_name = forms.CharField(label="Institution name", max_length=200)
+    full_name = forms.CharField(label="Your name", max_length=200)
+    email = forms.EmailField(label="Your work email")
+    password1 = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+    password2 = forms.CharField(label="Password (again)", widget=forms.PasswordInput, strip=False)
 
 
 class OnboardingSignInForm(PlainLabels, forms.Form):
@@ -106,22 +110,10 @@ class InvitationForm(PlainLabels, forms.Form):
     is_reviewer = forms.BooleanField(label="Reviewer (physician)", required=False)
 
 
-class InvitationAcceptForm(PlainLabels, forms.Form):
+class InvitationAcceptForm(NewPasswordMixin, PlainLabels, forms.Form):
     full_name = forms.CharField(label="Your name", max_length=200)
     password1 = forms.CharField(label="Choose a password", widget=forms.PasswordInput, strip=False)
     password2 = forms.CharField(label="Password (again)", widget=forms.PasswordInput, strip=False)
-
-    def clean(self) -> dict[str, object]:
-        data = super().clean() or {}
-        first, second = data.get("password1"), data.get("password2")
-        if first and second and first != second:
-            self.add_error("password2", PASSWORDS_DIFFER)
-        elif first:
-            try:
-                password_validation.validate_password(str(first))
-            except forms.ValidationError as error:
-                self.add_error("password1", error)
-        return data
 
 
 class CustomDomainForm(PlainLabels, forms.Form):

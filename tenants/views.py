@@ -17,9 +17,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from branding.forms import BrandLookForm, BrandTextsForm, EmbedOriginsForm, LogoForm, brand_form_values
+from branding.forms import BrandTextsForm, EmbedOriginsForm, brand_form_values, brand_look_submit
 from branding.models import Brand
-from branding.services import LogoRejected, brand_logo_set, brand_update
+from branding.services import brand_update
 from storage.tenant import tenant_storage
 from tenants import onboarding as wizard
 from tenants.access import (
@@ -220,18 +220,10 @@ def _step_branding(request: HttpRequest, onboarding: Onboarding) -> HttpResponse
     institution = onboarding.institution
     assert institution is not None
     brand = Brand.objects.get(institution=institution)
-    form = BrandLookForm(request.POST or None, instance=brand)
-    logo_form = LogoForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid() and logo_form.is_valid():
-        try:
-            if logo_form.cleaned_data["logo"]:
-                brand_logo_set(brand=brand, data=logo_form.cleaned_data["logo"])
-        except LogoRejected as refusal:
-            logo_form.add_error("logo", str(refusal))
-        else:
-            brand_update(brand=brand, values=brand_form_values(form))
-            wizard.onboarding_step_complete(onboarding=onboarding, step="branding")
-            return _next_step("branding")
+    form, logo_form, saved = brand_look_submit(request=request, brand=brand)
+    if saved:
+        wizard.onboarding_step_complete(onboarding=onboarding, step="branding")
+        return _next_step("branding")
     return render(
         request,
         "tenants/onboarding/branding.html",
