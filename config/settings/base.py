@@ -134,6 +134,8 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            # review/viewer is a package of the review app, not an app: its tags are named here.
+            "libraries": {"sr_viewer": "review.viewer.templatetags"},
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from django.test import Client
 from django_tenants.utils import schema_context
@@ -50,6 +53,27 @@ def test_it_shows_the_viewer_to_the_assigned_reviewer_and_the_patient(case: Case
         ("patient@neuro.example.com", True),
         ("reviewer1@neuro.example.com", True),
     ]
+
+
+def test_it_carries_the_series_list_and_first_image_metadata_in_the_page(case: Case) -> None:
+    page = _signed_in("reviewer1@neuro.example.com").get(f"/workspace/viewer/{case.public_id}/")
+    html = page.content.decode()
+    found = re.search(r'<script id="sr-viewer-boot-[0-9a-f]+" type="application/json">(.*?)</script>', html)
+    assert found, "no viewer JSON in the page"
+    boot = json.loads(found[1])
+    with schema_context("neuro"):
+        study = case.studies.get()
+        series = study.series.get()
+        uids = list(series.instances.order_by("instance_number").values_list("sop_instance_uid", flat=True))
+    assert [s["uid"] for s in boot["studies"][0]["series"]] == [series.series_instance_uid]
+    assert boot["studies"][0]["series"][0]["count"] == 2
+    assert [uid for uid, _ in boot["first"]["instances"]] == uids
+    # The first instance's own metadata (as WADO-RS gives it) and the frame the page asks for.
+    assert boot["first"]["metadata"]["00080018"]["Value"] == [uids[0]]
+    assert boot["first"]["metadata"]["00280010"]["Value"][0] > 0
+    frame_url = boot["first"]["frameUrl"]
+    assert frame_url.endswith(f"/instances/{uids[0]}/frames/1") and frame_url in html
+    assert frame_url.startswith(f"/dicomweb/cases/{case.public_id}/studies/{study.study_instance_uid}/")
 
 
 def test_it_refuses_outsiders_and_audits_them(case: Case, cancer: Institution) -> None:

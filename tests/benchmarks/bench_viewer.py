@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,10 +43,14 @@ import django
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
+from django.contrib.auth.hashers import PBKDF2PasswordHasher  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
+from django_tenants.utils import schema_context  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
 
+from accounts.models import User  # noqa: E402
 from review.demo import DEMO_TOTP_SECRET  # noqa: E402
 from review.dicomweb.testing import SeriesFiles, case_with_study, ct_stack, totp_code  # noqa: E402
 from tenants.management.commands.seed_demo import DEMO_PASSWORD  # noqa: E402
@@ -53,21 +59,27 @@ from tests.live import BIN, CHROMIUM, CHROMIUM_ARGS, _wait_for_http, child_env, 
 FIRST_IMAGE = """
 async () => {
   const deadline = performance.now() + 30000;
+  const lit = (canvas) => {
+    if (!canvas || canvas.width === 0) return false;
+    const copy = document.createElement('canvas');
+    copy.width = canvas.width; copy.height = canvas.height;
+    const context = copy.getContext('2d');
+    context.drawImage(canvas, 0, 0);
+    const data = context.getImageData(0, 0, copy.width, copy.height).data;
+    let count = 0;
+    for (let i = 0; i < data.length; i += 64) if (data[i] > 16) count++;
+    return count > 100;
+  };
+  let painted = -1;
   while (performance.now() < deadline) {
-    const canvas = document.querySelector('[data-viewport] canvas');
-    if (canvas && canvas.width > 0) {
-      const copy = document.createElement('canvas');
-      copy.width = canvas.width; copy.height = canvas.height;
-      const context = copy.getContext('2d');
-      context.drawImage(canvas, 0, 0);
-      const data = context.getImageData(0, 0, copy.width, copy.height).data;
-      let lit = 0;
-      for (let i = 0; i < data.length; i += 64) if (data[i] > 16) lit++;
-      if (lit > 100) return performance.now();
+    const canvases = [...document.querySelectorAll('[data-viewport] canvas')];
+    if (painted < 0 && canvases.some(lit)) painted = performance.now();
+    if (painted >= 0 && document.querySelector('[data-sr-viewer]')?.dataset.state === 'rendered') {
+      return [painted, performance.now()];
     }
     await new Promise((resolve) => requestAnimationFrame(resolve));
   }
-  return -1;
+  return [painted, -1];
 }
 """
 
@@ -98,9 +110,10 @@ def _scroll(page: object, steps: int, direction: int) -> str:
     page.evaluate(COUNT_PAINTED)  # type: ignore[attr-defined]
     target = str(steps) if direction > 0 else "0"
     start = time.perf_counter()
-    for _ in range(steps):
+    for step in range(steps):
         page.mouse.wheel(0, 100 * direction)  # type: ignore[attr-defined]
-        time.sleep(1 / 60)
+        # 60 Hz when Chromium takes the events that fast; it answers each once it has handled it.
+        time.sleep(max(0.0, start + (step + 1) / 60 - time.perf_counter()))
     wheel_done = time.perf_counter()
     page.wait_for_function(  # type: ignore[attr-defined]
         f"document.querySelector('[data-sr-viewer]').dataset.imageIndex === '{target}'", timeout=120_000
@@ -133,6 +146,7 @@ def main() -> None:
 
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     server = None
+    data_dir = ""
     try:
         call_command("seed_demo", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
         started = time.perf_counter()
@@ -149,10 +163,24 @@ def main() -> None:
             reviewer_email="reviewer1@neuro.example.com",
         )
         print(f"stored {args.slices} CT slices of 512×512 in {time.perf_counter() - started:.1f} s")
+        # The seed ran with the test settings' fast MD5 hasher, which the run settings refuse.
+        with schema_context("neuro"):
+            User.objects.filter(email="reviewer1@neuro.example.com").update(
+                password=PBKDF2PasswordHasher().encode(DEMO_PASSWORD, PBKDF2PasswordHasher().salt())
+            )
 
-        subprocess.run(
-            ["node", "build.mjs"], cwd=Path(__file__).resolve().parents[2] / "frontend", check=True
-        )
+        root = Path(__file__).resolve().parents[2]
+        subprocess.run(["node", "build.mjs"], cwd=root / "frontend", check=True)
+        # Served as in production (./sr run): the run settings, static files collected with
+        # whitenoise's CompressedManifestStaticFilesStorage (hashed names cached for a year,
+        # gzip/brotli copies), on the benchmark's database and files.
+        data_dir = tempfile.mkdtemp(prefix="bench-viewer-")
+        env = {
+            **child_env(SR_DATA_DIR=data_dir, STORAGE_FILESYSTEM_ROOT=str(settings.STORAGE_FILESYSTEM_ROOT)),
+            "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        }
+        collect = [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"]
+        subprocess.run(collect, cwd=root, env=env, check=True)
         port = free_port()
         server = subprocess.Popen(
             [
@@ -169,24 +197,40 @@ def main() -> None:
                 "--log-level",
                 "warning",
             ],
-            cwd=Path(__file__).resolve().parents[2],
-            env=child_env(PLATFORM_PORT=str(port)),
+            cwd=root,
+            env={**env, "PLATFORM_PORT": str(port)},
         )
         _wait_for_http(f"http://127.0.0.1:{port}/healthz", "localhost", server)
         base = f"http://neuro.localhost:{port}"
         viewer = f"{base}/workspace/viewer/{case.public_id}/"
 
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import Response, sync_playwright
 
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
             _sign_in(page, base)
+            static_headers: dict[str, str] = {}
+
+            def note_static(response: Response) -> None:
+                if "/static/dist/" in response.url and response.url.endswith(".js"):
+                    static_headers.setdefault(
+                        response.url.rsplit("/", 1)[-1],
+                        f"{response.headers.get('content-encoding', 'identity')}, "
+                        f"cache-control {response.headers.get('cache-control', '-')}",
+                    )
+
+            page.on("response", note_static)
             for label in ("empty browser cache, metadata not cached", "static files and metadata cached"):
                 page.goto(viewer, wait_until="commit")
-                first = page.evaluate(FIRST_IMAGE)
-                print(f"first image ({label}): {first:.0f} ms after navigation start")
+                first, interactive = page.evaluate(FIRST_IMAGE)
+                print(
+                    f"first image ({label}): {first:.0f} ms after navigation start; "
+                    f"full viewer (tools, scrolling) ready at {interactive:.0f} ms"
+                )
                 print("  " + "; ".join(page.evaluate(RESOURCES, first)))
+            for name, served in sorted(static_headers.items()):
+                print(f"  served {name}: {served}")
             page.wait_for_selector("[data-sr-viewer][data-stack=complete]", timeout=60_000)
             steps = args.slices - 1
             print("scroll down right after opening (frames fetched as it goes): " + _scroll(page, steps, 1))
@@ -196,6 +240,8 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(timeout=10)
+        if data_dir:
+            shutil.rmtree(data_dir, ignore_errors=True)
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
 

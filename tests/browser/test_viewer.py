@@ -78,8 +78,12 @@ def test_it_lets_a_reviewer_read_scroll_window_and_measure_a_study(
     page.goto(live_platform.url("neuro", f"/workspace/viewer/{viewer_case.public_id}/"))
     viewport = page.locator("[data-viewport]")
 
+    # The first image is painted from the page's own JSON before the full viewer has loaded,
+    # then the full viewer takes over (its canvas only: the stand-in is gone).
+    page.wait_for_selector("[data-sr-viewer][data-first-image=painted]", timeout=20_000)
     first = _rendered(page)
     assert first["levels"] > 20, "the canvas is blank"
+    assert page.locator("[data-viewport] canvas").count() == 1
     assert page.text_content("[data-position]") == "Image 1 / 12"
     assert page.locator("[data-series-list] img").count() >= 5  # series thumbnails
     page.wait_for_selector("[data-sr-viewer][data-stack=complete]")

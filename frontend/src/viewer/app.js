@@ -23,6 +23,7 @@ import {
 } from "@cornerstonejs/tools";
 
 import { TAG, loadInstanceMetadata, loadSeriesMetadata, loadStudies, searchInstances, value } from "./dicomweb.js";
+import { renderSeriesList, seriesLabel } from "./series_list.js";
 
 // Transfer syntaxes the image loader decodes (uncompressed, RLE, JPEG baseline / extended /
 // lossless, JPEG-LS, JPEG 2000, HTJ2K, deflate). Anything else gets a message, not a blank canvas.
@@ -92,9 +93,14 @@ function initCornerstone(wasmBase) {
 
 let viewerCount = 0;
 
-export async function mountViewer(root) {
+// Mounts the full viewer on ``root``. ``boot`` is the page's JSON (review/viewer/selectors.py):
+// the studies and series, and the first series' instances and first metadata, so nothing has
+// to be asked before the first frame. ``first`` is the picture first.js already painted (or
+// null), taken away once Cornerstone shows the same image. ``list`` is the series list the
+// entry drew (or null: drawn here from QIDO-RS answers).
+export async function mountViewer(root, { boot = null, first = null, list = null } = {}) {
   // The case's DICOMweb root, e.g. /dicomweb/cases/<case id> (its QIDO-RS URL minus /studies).
-  const base = root.dataset.studiesUrl.replace(/\/studies$/, "");
+  const base = boot?.base || root.dataset.studiesUrl.replace(/\/studies$/, "");
   const ids = `sr-viewer-${++viewerCount}`;
   const ui = {
     series: root.querySelector("[data-series-list]"),
@@ -108,21 +114,30 @@ export async function mountViewer(root) {
     presets: root.querySelector("[data-presets]"),
     reset: root.querySelector("[data-reset]"),
   };
-  const state = { viewport: null, imageIds: [], current: null, activeTool: "wl" };
+  const state = { viewport: null, imageIds: [], current: null, activeTool: "wl", boot, first, pendingScroll: 0 };
 
-  // data-state: "loading", then "rendered" (an image is on screen) or "message" (an
-  // explanation instead of an image); tests and the page's own script read it.
+  // data-state: "loading", then "rendered" (an image is on screen and the tools work) or
+  // "message" (an explanation instead of an image); tests and the page's own script read it.
+  // data-first-image="painted" (first.js) comes earlier, when only the picture is up.
   const say = (text, final = true) => {
     ui.message.textContent = text;
     ui.message.hidden = !text;
     if (text && final) root.dataset.state = "message";
   };
+  // Wheel turns before the whole stack is in the viewport are kept and applied then.
+  const early = (event) => {
+    if (root.dataset.stack === "complete") return;
+    event.preventDefault();
+    state.pendingScroll += Math.sign(event.deltaY);
+  };
+  ui.element.addEventListener("wheel", early, { passive: false });
 
   try {
-    root.dataset.state = "loading";
-    say("Loading the images…", false);
-    // Ask for the study list while Cornerstone starts (its workers, WebGL): both take a while.
-    const studiesLoaded = loadStudies(base);
+    if (!first) {
+      root.dataset.state = "loading";
+      say("Loading the images…", false);
+    }
+    const studiesLoaded = boot ? Promise.resolve(boot.studies) : loadStudies(base);
     await initCornerstone(root.dataset.wasmBase);
     const engine = new RenderingEngine(`${ids}-engine`);
     engine.enableElement({
@@ -143,11 +158,17 @@ export async function mountViewer(root) {
       say("No images have been received for this case yet.");
       return;
     }
-    renderSeriesList(all, ui, base, (series) =>
-      showSeries(series, state, ui, base, root, say).catch((error) => say(error.message || String(error))),
-    );
-    await showSeries(all[0], state, ui, base, root, say);
+    const drawn = list || renderSeriesList(ui.series, all, base);
+    drawn.loadThumbnails();
+    ui.series.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-series-uid]");
+      const series = button && all.find((s) => s.uid === button.dataset.seriesUid && s.studyUid === button.dataset.studyUid);
+      if (series) showSeries(series, state, ui, base, root, say).catch((error) => say(error.message || String(error)));
+    });
+    const opening = all.find((s) => s.uid === boot?.first?.seriesUid) || all.find((s) => s.count) || all[0];
+    await showSeries(opening, state, ui, base, root, say);
   } catch (error) {
+    state.first?.remove();
     say(error.message || String(error));
   }
   window.addEventListener("resize", () => getRenderingEngine(`${ids}-engine`)?.resize(true, true));
@@ -282,34 +303,19 @@ function setUpEvents(state, ui, root, say) {
   eventTarget.addEventListener(ToolEnums.Events.ANNOTATION_MODIFIED, measured);
 }
 
-function renderSeriesList(all, ui, base, onPick) {
-  ui.series.textContent = "";
-  for (const series of all) {
-    const item = document.createElement("li");
-    const button = document.createElement("button");
-    button.type = "button";
-    button.dataset.seriesUid = series.uid;
-    const picture = document.createElement("img");
-    picture.alt = "";
-    picture.loading = "lazy";
-    picture.src = `${base}/studies/${series.studyUid}/series/${series.uid}/thumbnail`;
-    picture.addEventListener("error", () => picture.replaceWith(placeholder(series)));
-    const label = document.createElement("span");
-    label.textContent = `${series.modality} ${series.description || "Series " + (series.number ?? "")}`.trim();
-    const count = document.createElement("small");
-    count.textContent = `${series.count} image${series.count === 1 ? "" : "s"}`;
-    button.append(picture, label, count);
-    button.addEventListener("click", () => onPick(series));
-    item.append(button);
-    ui.series.append(item);
+// The series' instances as [SOP Instance UID, number of frames], in display order, and the first
+// instance's metadata: from the page's JSON for the series it opens with, else two requests.
+async function describeSeries(series, state, base) {
+  const boot = state.boot?.first;
+  if (boot && boot.seriesUid === series.uid && boot.metadata) {
+    state.boot = { ...state.boot, first: null }; // used once: later visits ask the server afresh
+    return { listing: boot.instances, firstMeta: boot.metadata, fallbackSyntax: undefined };
   }
-}
-
-function placeholder(series) {
-  const box = document.createElement("span");
-  box.className = "sr-viewer__no-thumb";
-  box.textContent = series.modality || "?";
-  return box;
+  const found = await searchInstances(base, series);
+  if (!found.length) return { listing: [], firstMeta: null };
+  const listing = found.map((item) => [value(item, TAG.sopUid), Number(value(item, TAG.frames) || 1)]);
+  const firstMeta = await loadInstanceMetadata(base, series, listing[0][0]);
+  return { listing, firstMeta, fallbackSyntax: value(found[0], TAG.availableTransferSyntax) };
 }
 
 async function showSeries(series, state, ui, base, root, say) {
@@ -317,26 +323,29 @@ async function showSeries(series, state, ui, base, root, say) {
   for (const button of ui.series.querySelectorAll("button")) {
     button.setAttribute("aria-current", String(button.dataset.seriesUid === series.uid));
   }
-  ui.seriesLabel.textContent = `${series.modality} ${series.description}`.trim() + (series.number != null ? ` (series ${series.number})` : "");
-  ui.position.textContent = "";
+  ui.seriesLabel.textContent = seriesLabel(series);
   ui.measurement.textContent = "";
-  root.dataset.state = "loading";
+  const handingOver = Boolean(state.first);
+  if (!handingOver) {
+    // The picture first.js painted stays up (with its position and window) until replaced.
+    ui.position.textContent = "";
+    root.dataset.state = "loading";
+    say("Loading the images…", false);
+  }
   root.dataset.stack = "loading";
-  say("Loading the images…", false);
-  // The first image needs only its own instance's metadata: show it as soon as that arrives,
+  // The first image needs only its own instance's metadata: show it as soon as that is known,
   // then describe the rest of the series (one request) and hand the viewport the whole stack.
-  const listing = await searchInstances(base, series);
+  const { listing, firstMeta, fallbackSyntax } = await describeSeries(series, state, base);
   if (state.current !== series) return;
   if (!listing.length) {
     say("This series has no images.");
     return;
   }
-  const firstUid = value(listing[0], TAG.sopUid);
-  const firstMeta = await loadInstanceMetadata(base, series, firstUid);
-  if (state.current !== series) return;
-  const syntax = value(firstMeta, TAG.transferSyntax) || value(listing[0], TAG.availableTransferSyntax);
+  const syntax = value(firstMeta, TAG.transferSyntax) || fallbackSyntax;
   if (syntax && !DECODABLE.has(syntax)) {
     state.imageIds = [];
+    state.first?.remove();
+    state.first = null;
     ui.element.hidden = true;
     const name = SYNTAX_NAMES[syntax] || `transfer syntax ${syntax}`;
     say(`${UNSUPPORTED_MESSAGE} (${name}). The other series can still be viewed; ask the patient for a copy in another format if this one matters.`);
@@ -348,7 +357,7 @@ async function showSeries(series, state, ui, base, root, say) {
     const url = `${origin}${base}/studies/${series.studyUid}/series/${series.uid}/instances/${sopUid}/frames/`;
     return Array.from({ length: count }, (_, i) => `wadors:${url}${i + 1}`);
   };
-  const perInstance = listing.map((item) => framesOf(value(item, TAG.sopUid), Number(value(item, TAG.frames) || 1)));
+  const perInstance = listing.map(([sopUid, frames]) => framesOf(sopUid, frames));
   const imageIds = perInstance.flat();
   for (const imageId of perInstance[0]) wadors.metaDataManager.add(imageId, firstMeta);
   state.imageIds = imageIds;
@@ -359,20 +368,29 @@ async function showSeries(series, state, ui, base, root, say) {
   say("");
   ui.position.textContent = `Image 1 / ${imageIds.length}`;
   state.viewport.render();
+  // Cornerstone now shows what first.js painted: take the stand-in away on the next frame, when
+  // the viewport's own canvas holds the image.
+  if (state.first) {
+    const standIn = state.first;
+    state.first = null;
+    requestAnimationFrame(() => standIn.remove());
+  }
   root.dataset.state = "rendered";
 
   if (listing.length > 1) {
     const all = await loadSeriesMetadata(base, series);
     if (state.current !== series) return;
     const bySop = new Map(all.map((meta) => [value(meta, TAG.sopUid), meta]));
-    listing.forEach((item, position) => {
-      const meta = bySop.get(value(item, TAG.sopUid));
+    listing.forEach(([sopUid], position) => {
+      const meta = bySop.get(sopUid);
       if (meta) for (const imageId of perInstance[position]) wadors.metaDataManager.add(imageId, meta);
     });
     // Keep what the reader did to the first image meanwhile (window, zoom, pan).
-    const index = state.viewport.getCurrentImageIdIndex();
     const properties = state.viewport.getProperties();
     const camera = state.viewport.getCamera();
+    // Wheel turns made before the stack was complete are applied now.
+    const index = Math.max(0, Math.min(imageIds.length - 1, state.viewport.getCurrentImageIdIndex() + state.pendingScroll));
+    state.pendingScroll = 0;
     await state.viewport.setStack(imageIds, index);
     if (state.current !== series) return;
     state.viewport.setProperties(properties);
@@ -380,6 +398,7 @@ async function showSeries(series, state, ui, base, root, say) {
     state.viewport.render();
     ui.position.textContent = `Image ${index + 1} / ${imageIds.length}`;
   }
+  state.pendingScroll = 0;
   // Fetch the rest of the stack in the background, so scrolling does not wait for the network.
   toolUtilities.stackPrefetch.enable(ui.element);
   root.dataset.stack = "complete";
