@@ -1,16 +1,59 @@
 from __future__ import annotations
 
+from email.utils import formataddr, parseaddr
+from typing import Any
+
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core import context as allauth_context
+from django.conf import settings
+from django.core.mail import EmailMessage
 from django.http import HttpRequest
+
+from branding.selectors import brand_for_institution
+from tenants.models import Institution
 
 
 class AccountAdapter(DefaultAccountAdapter):
-    """Sign-up is for patients on an institution's domain only.
+    """Sign-up is for patients on an institution's domain only, and account emails there come
+    in the institution's name.
 
     On the platform's own domain accounts are operators, created by other operators (or the
-    demo seed); nobody may sign themselves up there.
+    demo seed); nobody may sign themselves up there, and its emails stay SecondRead's.
     """
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         institution = getattr(request, "tenant", None)
         return institution is not None and institution.schema_name != "public"
+
+    def _institution(self) -> Institution | None:
+        """The institution whose site the account email is sent from (None on the platform)."""
+        request = allauth_context.request or self.request
+        institution = getattr(request, "tenant", None)
+        if not isinstance(institution, Institution) or institution.schema_name == "public":
+            return None
+        return institution
+
+    def get_from_email(self) -> str:
+        """``"<Institution name> <platform address>"``, as ``branding.emails`` sends: patients
+        see who writes to them, while the address stays one the platform may send from."""
+        institution = self._institution()
+        if institution is None:
+            return str(super().get_from_email())
+        _, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+        # formataddr quotes a name holding commas or other specials ("Lakeside, Inc.").
+        return formataddr((institution.name, address))
+
+    def render_mail(
+        self,
+        template_prefix: str,
+        email: str | list[str],
+        context: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> EmailMessage:
+        """Replies go to the institution's support address, when it has one."""
+        message = super().render_mail(template_prefix, email, context, headers=headers)
+        institution = self._institution()
+        brand = brand_for_institution(institution=institution) if institution else None
+        if brand is not None and brand.support_email:
+            message.reply_to = [brand.support_email]
+        return message

@@ -9,6 +9,13 @@ authenticator app). Staff see every patient's data, so for them:
 - with one, a session that did not pass it (signed in before activating it, or a session created
   another way) is sent to prove it (allauth's reauthenticate step records "mfa" in the session);
 - a session idle longer than the institution's ``session_idle_minutes`` is signed out.
+
+Activating an authenticator takes a current code from it, so the session that activates one
+has proved the second factor: it is recorded as such (as allauth records a sign-in's code) and
+not asked for a code again straight away.
+
+The institution's review settings are read once per request here (``review_settings_cached``)
+and shared with the access helpers and the page.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import time
 from collections.abc import Callable
 
 from allauth.account.authentication import get_authentication_records
+from allauth.account.internal.flows.login import record_authentication
 from allauth.mfa.models import Authenticator
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -45,8 +53,17 @@ class StaffSecurityMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        refusal = self._check(request)
-        return refusal if refusal is not None else self.get_response(request)
+        from review.selectors import review_settings_cached
+
+        with review_settings_cached():
+            refusal = self._check(request)
+            if refusal is not None:
+                return refusal
+            activating = _staff_activating_totp(request)
+            response = self.get_response(request)
+            if activating is not None:
+                _record_activation_as_second_factor(request, activating)
+            return response
 
     def _check(self, request: HttpRequest) -> HttpResponse | None:
         tenant = getattr(request, "tenant", None)
@@ -79,6 +96,32 @@ class StaffSecurityMiddleware:
             messages.info(request, MFA_SETUP_MESSAGE)
             return HttpResponseRedirect(_with_next(reverse("mfa_activate_totp"), request))
         return HttpResponseRedirect(_with_next(reverse("mfa_reauthenticate"), request))
+
+
+def _staff_activating_totp(request: HttpRequest) -> User | None:
+    """The staff member posting the TOTP activation form, if they have no authenticator yet
+    (with one, allauth's view refuses to activate another and only redirects)."""
+    user = getattr(request, "user", None)
+    if request.method != "POST" or user is None or not user.is_authenticated:
+        return None
+    assert isinstance(user, User)
+    tenant = getattr(request, "tenant", None)
+    if tenant is None or tenant.schema_name == "public" or not user.is_institution_staff:
+        return None
+    if request.path != reverse("mfa_activate_totp"):
+        return None
+    if Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+        return None
+    return user
+
+
+def _record_activation_as_second_factor(request: HttpRequest, user: User) -> None:
+    # allauth's form checked a current code of the new authenticator before activating it: the
+    # same proof its sign-in step records as "mfa" in the session's authentication records.
+    authenticator = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
+    if authenticator is None:  # the code was wrong: the form is shown again
+        return
+    record_authentication(request, user, "mfa", id=authenticator.pk, type=authenticator.type, activated=True)
 
 
 def _with_next(url: str, request: HttpRequest) -> str:

@@ -129,6 +129,9 @@ class FollowUpQuestion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     answered_at = models.DateTimeField(null=True, blank=True)
+    # When the patient was emailed about the current answer: claimed before sending, so a task
+    # delivered twice sends one email.
+    answer_emailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["asked_at", "id"]

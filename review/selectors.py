@@ -9,10 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.paginator import Page, Paginator
+from django.db import connection
 from django.db.models import (
     Case as When_,
 )
@@ -26,7 +30,6 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
-    Sum,
     Value,
     When,
 )
@@ -35,14 +38,16 @@ from django.utils import timezone
 
 from accounts.models import User
 from intake.models import Case, Report, Study
+from payments.selectors import RevenueTotal, revenue_total
 from review.access import cases_visible_to
 from review.models import AuditEvent, Outcome, ReviewerProfile, ReviewSettings
 
 QUEUE_PAGE_SIZE = 50
 
 # The states a case moves through, in the order the queue shows them, with the words staff use.
+# Drafts are not among them: a draft is the patient's unfinished work, not yet consented to or
+# sent (staff cannot open it either, see ``review.access``); the dashboard counts them instead.
 QUEUE_STATES: tuple[tuple[str, str], ...] = (
-    (Case.Status.DRAFT, "New (patient still filling in)"),
     (Case.Status.AWAITING_PAYMENT, "Awaiting payment"),
     (Case.Status.SUBMITTED, "Unassigned"),
     (Case.Status.ASSIGNED, "Assigned"),
@@ -70,11 +75,36 @@ REVIEWER_LOAD_STATES = (
 )
 
 
+# Rows read during the current request, per schema (``review_settings_cached``); None outside one.
+_settings_cache: ContextVar[dict[str, ReviewSettings] | None] = ContextVar("review_settings", default=None)
+
+
+@contextmanager
+def review_settings_cached() -> Iterator[None]:
+    """Within this block ``review_settings_get`` reads the row once per schema.
+
+    Wrapped around each request by ``accounts.middleware.StaffSecurityMiddleware``: the idle
+    timeout, the access helper and the page all need the settings, and one read is enough for a
+    request (a change made by the request itself goes through ``review_settings_update``, which
+    updates the cached row in place)."""
+    token = _settings_cache.set({})
+    try:
+        yield
+    finally:
+        _settings_cache.reset(token)
+
+
 def review_settings_get() -> ReviewSettings:
     """The institution's review settings (created with the defaults on first use)."""
+    cache = _settings_cache.get()
+    schema = str(getattr(connection, "schema_name", ""))
+    if cache is not None and schema in cache:
+        return cache[schema]
     settings_row = ReviewSettings.objects.order_by("id").first()
     if settings_row is None:
         settings_row = ReviewSettings.objects.create()
+    if cache is not None:
+        cache[schema] = settings_row
     return settings_row
 
 
@@ -177,11 +207,11 @@ class Queue:
 
 def case_queue(*, user: User, filters: QueueFilters, page_number: int = 1) -> Queue:
     """One page of the queue for ``user``, in a fixed number of queries whatever the case count:
-    state counts (1), page count (1), page rows with their assignment and opinion (1), the
+    state counts (1), page count (1), page rows with their assignment and payment (1), the
     reviewer list (1) and the settings (1)."""
     settings_row = review_settings_get()
     now = timezone.now()
-    base = _staff_cases(user)
+    base = cases_visible_to(user)
 
     counts = dict(base.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n"))
     state_counts = {value: counts.get(value, 0) for value, _ in QUEUE_STATES}
@@ -230,7 +260,7 @@ def case_queue(*, user: User, filters: QueueFilters, page_number: int = 1) -> Qu
         .values("n")
     )
     cases = (
-        cases.select_related("assignment__reviewer")
+        cases.select_related("assignment__reviewer", "payment")
         .annotate(
             mine=When_(
                 When(assignment__reviewer_id=user.pk, then=Value(0)),
@@ -270,14 +300,6 @@ def case_queue(*, user: User, filters: QueueFilters, page_number: int = 1) -> Qu
         filters=filters,
         reviewers=list(reviewers_active()),
     )
-
-
-def _staff_cases(user: User) -> QuerySet[Case]:
-    """What the queue lists: the cases ``user`` may open, plus, for coordinators and admins,
-    drafts and unpaid cases (listed so they can follow up, not opened)."""
-    if user.is_coordinator or user.is_institution_admin:
-        return Case.objects.all()  # every submitted case is theirs to see, and drafts to follow up
-    return cases_visible_to(user)
 
 
 # --- Roster -------------------------------------------------------------------------------------
@@ -332,7 +354,11 @@ class Dashboard:
     month_referrals: int
     month_outcomes: dict[str, int]
     outcome_totals: list[tuple[str, int]]
-    revenue: list[tuple[str, int]]  # (currency, amount kept in minor units)
+    # Requests patients started and have not sent yet (not in the queue until they do).
+    drafts_count: int
+    # Net card revenue per currency over the same weeks as the chart (payments formats it).
+    revenue: list[RevenueTotal]
+    revenue_weeks: int
 
 
 def dashboard_build(*, weeks: int = 12) -> Dashboard:
@@ -353,8 +379,11 @@ def dashboard_build(*, weeks: int = 12) -> Dashboard:
         count = sum(n for w, n in per_week.items() if w.date() == monday)
         week_rows.append((monday, count))
 
+    status_counts = dict(
+        Case.objects.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n")
+    )
     funnel_counts = {
-        "started": Case.objects.count(),
+        "started": sum(status_counts.values()),
         "uploaded": Case.objects.filter(uploads__isnull=False).distinct().count(),
         # Paid, or free at an institution without a fee: past the payment step.
         "paid": Case.objects.exclude(status__in=[Case.Status.DRAFT, Case.Status.AWAITING_PAYMENT]).count(),
@@ -400,23 +429,10 @@ def dashboard_build(*, weeks: int = 12) -> Dashboard:
         month_referrals=Case.objects.filter(submitted_at__gte=month_start).count(),
         month_outcomes={label: month_outcomes.get(kind, 0) for kind, label in Outcome.Kind.choices},
         outcome_totals=[(label, totals.get(kind, 0)) for kind, label in Outcome.Kind.choices],
-        revenue=_revenue(),
+        drafts_count=status_counts.get(Case.Status.DRAFT, 0),
+        revenue=revenue_total(since=since),
+        revenue_weeks=weeks,
     )
-
-
-def _revenue() -> list[tuple[str, int]]:
-    """Money kept per currency (paid minus refunded), in minor units."""
-    from payments.models import Payment
-
-    totals = (
-        Payment.objects.filter(amount_paid__gt=0)
-        .values_list("currency")
-        .annotate(paid=Sum("amount_paid"), refunded=Sum("amount_refunded"))
-        .order_by("currency")
-    )
-    return [
-        (str(currency).upper(), int(paid or 0) - int(refunded or 0)) for currency, paid, refunded in totals
-    ]
 
 
 # --- Audit log ----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from accounts.models import User
 from intake.ingest.reports import report_match_set as intake_report_match_set
 from intake.models import Case, Report, Study
 from intake.status import case_status_change
-from payments.services import case_refund
+from payments.services import RefundOutcome, case_refund
 from review.models import (
     CaseAssignment,
     CaseNote,
@@ -118,13 +118,17 @@ def staff_member_update(
 # --- Assignment ---------------------------------------------------------------------------------
 
 
+# A case can be given (again) to a reviewer until its opinion is signed.
+ASSIGNABLE_STATES = (
+    Case.Status.SUBMITTED,
+    Case.Status.ASSIGNED,
+    Case.Status.IN_REVIEW,
+    Case.Status.INFO_REQUESTED,
+)
+
+
 def _assignable(case: Case) -> None:
-    if case.status not in (
-        Case.Status.SUBMITTED,
-        Case.Status.ASSIGNED,
-        Case.Status.IN_REVIEW,
-        Case.Status.INFO_REQUESTED,
-    ):
+    if case.status not in ASSIGNABLE_STATES:
         raise ReviewError(NOT_ASSIGNABLE_MESSAGE)
     opinion = Opinion.objects.filter(case=case).first()
     if opinion is not None and opinion.is_signed:
@@ -230,9 +234,9 @@ def case_info_request(*, case: Case, by: User, note: str) -> Case:
 
 
 @transaction.atomic
-def case_decline(*, case: Case, by: User, reason: str) -> str:
+def case_decline(*, case: Case, by: User, reason: str) -> RefundOutcome:
     """Decline the case with a reason the patient reads, and refund them if they paid.
-    Returns what happened to the money, for staff."""
+    Returns what happened to the money (its ``message`` is for staff)."""
     if not reason.strip():
         raise ReviewError(DECLINE_REASON_MESSAGE)
     if case.status in FINISHED_STATES:
@@ -241,7 +245,7 @@ def case_decline(*, case: Case, by: User, reason: str) -> str:
     case.status_note = reason.strip()
     case.save(update_fields=["status_note"])
     case_status_change(case=case, status=Case.Status.DECLINED, note=reason.strip())
-    return case_refund(case=case, reason=reason.strip()).message
+    return case_refund(case=case, reason=reason.strip())
 
 
 def report_match_set(*, report: Report, study: Study | None, by: User) -> Report:
@@ -298,7 +302,12 @@ def opinion_content_digest(opinion: Opinion) -> str:
 @transaction.atomic
 def opinion_sign(*, case: Case, signer: User, secret: str, institution: Institution) -> Opinion:
     """Sign the draft after the reviewer proves who they are again; from then on it is frozen,
-    its PDF is stored, and the case waits for release."""
+    its PDF is stored, and the case waits for release.
+
+    The PDF is rendered here (a rendering failure refuses the signature) but written to storage
+    only once the signature commits: a rolled-back signature, by this function or by a caller's
+    enclosing transaction, leaves no file behind. Should that write fail, the key is already on
+    the opinion and ``opinion_pdf_ensure`` writes the file again when it is first downloaded."""
     opinion = Opinion.objects.select_for_update().filter(case=case).first()
     if opinion is None:
         raise ReviewError(OPINION_INCOMPLETE_MESSAGE)
@@ -324,11 +333,27 @@ def opinion_sign(*, case: Case, signer: User, secret: str, institution: Institut
 
     pdf = opinion_pdf_render(opinion=opinion, case=case, institution=institution)
     key = f"opinions/{uuid.uuid4().hex}.pdf"
-    tenant_storage().save(key, io.BytesIO(pdf), len(pdf))
     opinion.pdf_key = key
     opinion.save()
     case_status_change(case=case, status=Case.Status.OPINION_DRAFTED)
+    storage = tenant_storage()  # bound to this schema now, not to whichever runs the callback
+    # robust: the signature has committed by then; a storage error must not turn it into a 500.
+    transaction.on_commit(lambda: storage.save(key, io.BytesIO(pdf), len(pdf)), robust=True)
     return opinion
+
+
+def opinion_pdf_ensure(*, opinion: Opinion, institution: Institution) -> str:
+    """The storage key of the signed opinion's PDF, writing the file again if it is missing
+    (its write after signing failed). The opinion is frozen, so the text is the one signed.
+    Precondition: ``opinion`` is signed."""
+    storage = tenant_storage()
+    if not storage.exists(opinion.pdf_key):
+        from review.pdf import opinion_pdf_render
+
+        logger.warning("opinion pdf missing, rendering it again", extra={"opinion_id": opinion.pk})
+        pdf = opinion_pdf_render(opinion=opinion, case=opinion.case, institution=institution)
+        storage.save(opinion.pdf_key, io.BytesIO(pdf), len(pdf))
+    return opinion.pdf_key
 
 
 @transaction.atomic
@@ -360,13 +385,22 @@ def follow_up_ask(*, case: Case, user: User, question: str) -> FollowUpQuestion:
     return FollowUpQuestion.objects.create(case=case, asked_by=user, question=question.strip()[:4000])
 
 
+@transaction.atomic
 def follow_up_answer(*, question: FollowUpQuestion, by: User, answer: str) -> FollowUpQuestion:
+    """Answer (or correct the answer to) a patient's question; once that commits, the patient
+    is emailed that an answer is waiting (the email holds neither the question nor the answer:
+    they read it signed in)."""
     if not answer.strip():
         raise ReviewError(EMPTY_TEXT_MESSAGE)
     question.answer = answer.strip()
     question.answered_by = by
     question.answered_at = timezone.now()
-    question.save(update_fields=["answer", "answered_by", "answered_at"])
+    question.answer_emailed_at = None  # each answer is announced once
+    question.save(update_fields=["answer", "answered_by", "answered_at", "answer_emailed_at"])
+    from review.tasks import follow_up_answer_email
+
+    question_id = question.pk
+    transaction.on_commit(lambda: follow_up_answer_email.delay(question_id))
     return question
 
 

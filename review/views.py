@@ -36,6 +36,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.models import User
 from intake.ingest.selectors import case_problems
 from intake.models import Case, Report, Series, Study
+from payments.services import REFUND_NOTHING_PAID
 from review import services
 from review.access import is_coordinator
 from review.audit import audit_record
@@ -110,6 +111,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             "search_form": SearchForm(initial={"q": search}),
             "filter_query": params.urlencode(),
             "can_assign": is_coordinator(request.user),
+            "assignable_states": services.ASSIGNABLE_STATES,
         },
     )
 
@@ -229,13 +231,21 @@ def _run(
     return _back(case, anchor)
 
 
+def _assign_back(request: HttpRequest, case: Case) -> HttpResponseRedirect:
+    # The queue's per-row form comes back to the queue, with its filters (never a search term).
+    if request.POST.get("back") == "queue":
+        return redirect(reverse("review:queue") + _safe_query(request.POST.get("filters", "")))
+    return _back(case, "assignment")
+
+
 @require_POST
 @case_endpoint(action="case.assign", role="coordinator", audit_success=False)
 def case_assign(request: HttpRequest, case: Case) -> HttpResponse:
+    """Assign from the case page or from a row of the queue (same service, same audit)."""
     form = AssignForm(request.POST)
     if not form.is_valid():
         messages.error(request, services.NOT_A_REVIEWER_MESSAGE)
-        return _back(case, "assignment")
+        return _assign_back(request, case)
     choice = form.cleaned_data["reviewer"]
     try:
         if choice == "rules":
@@ -246,8 +256,8 @@ def case_assign(request: HttpRequest, case: Case) -> HttpResponse:
                 raise services.ReviewError(services.NOT_A_REVIEWER_MESSAGE)
             assignment = services.case_assign(case=case, reviewer=reviewer, by=_user(request))
     except services.ReviewError as error:
-        messages.error(request, str(error))
-        return _back(case, "assignment")
+        messages.error(request, f"{case.number}: {error}" if case.number else str(error))
+        return _assign_back(request, case)
     audit_record(
         request=request,
         action="case.assign",
@@ -255,8 +265,8 @@ def case_assign(request: HttpRequest, case: Case) -> HttpResponse:
         object_ref=str(case.public_id),
         detail={"reviewer_id": assignment.reviewer_id, "by_rules": assignment.by_rules},
     )
-    messages.success(request, f"Assigned to {assignment.reviewer}.")
-    return _back(case, "assignment")
+    messages.success(request, f"{case.number or 'The case'} assigned to {assignment.reviewer}.")
+    return _assign_back(request, case)
 
 
 @require_POST
@@ -296,7 +306,10 @@ def case_decline(request: HttpRequest, case: Case) -> HttpResponse:
     except services.ReviewError as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, f"The case was declined and the patient told why. {money}")
+        messages.success(request, "The case was declined and the patient told why.")
+        # A refund that was due and did not happen is staff's to finish: a warning, not news.
+        refund_failed = not money.refunded and money.message != REFUND_NOTHING_PAID
+        (messages.warning if refund_failed else messages.info)(request, money.message)
     return _back(case)
 
 
@@ -501,8 +514,9 @@ def _opinion_pdf_redirect(request: HttpRequest, case: Case, opinion: Opinion | N
     """A short-lived signed link to the stored PDF (the storage serves it, S3 or ours)."""
     if opinion is None or not opinion.pdf_key:
         raise Http404
+    key = services.opinion_pdf_ensure(opinion=opinion, institution=request.tenant)  # type: ignore[attr-defined]
     url = tenant_storage().signed_url(
-        opinion.pdf_key,
+        key,
         expires=dt.timedelta(seconds=settings.SIGNED_URL_SECONDS),
         filename=f"second-opinion-{case.number or 'case'}.pdf",
     )
@@ -702,8 +716,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "bars": bars,
             "funnel": funnel,
             "surgeries_this_month": board.month_outcomes.get(Outcome.Kind.SURGERY_SCHEDULED.label, 0),
-            # Stripe amounts are in minor units; every currency the institutions use has cents.
-            "revenue": [(currency, amount / 100) for currency, amount in board.revenue],
         },
     )
 
@@ -748,7 +760,10 @@ def dashboard_csv(request: HttpRequest) -> StreamingHttpResponse:
     ]
     rows += [["outcomes_this_month", label, n] for label, n in board.month_outcomes.items()]
     rows += [["outcomes_total", label, n] for label, n in board.outcome_totals]
-    rows += [["revenue_minor_units", currency, amount] for currency, amount in board.revenue]
+    rows += [
+        [f"revenue_last_{board.revenue_weeks}_weeks", total.currency.upper(), total.display]
+        for total in board.revenue
+    ]
     return _csv_response("dashboard.csv", ["section", "label", "value"], rows)
 
 

@@ -19,6 +19,23 @@ def _plain(message: str, status: int) -> HttpResponse:
     return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
 
 
+def _refused(request: HttpRequest, message: str, status: int, *, reason: str) -> HttpResponse:
+    """Refuse the link and put the attempt in the institution's audit log (a link that was
+    tampered with, expired or minted for another site is someone probing for files)."""
+    tenant = getattr(request, "tenant", None)
+    # The audit log lives in institutions' schemas; requests that did not come through the
+    # tenant middleware (no ``tenant``) have no log to write to.
+    if tenant is not None and tenant.schema_name != "public":
+        # Imported here: storage is below review in the layering (review imports storage).
+        from review.audit import audit_record
+
+        # Neither the token nor the key it claims goes into the log: only why it was refused.
+        audit_record(
+            request=request, action="file.signed_link_refused", allowed=False, detail={"reason": reason}
+        )
+    return _plain(message, status)
+
+
 @require_safe
 def signed_download(request: HttpRequest, token: str) -> HttpResponseBase:
     """Stream the file a signed token grants, on the tenant site the token was minted for.
@@ -29,12 +46,12 @@ def signed_download(request: HttpRequest, token: str) -> HttpResponseBase:
     try:
         grant = download_token_read(token)
     except DownloadTokenExpired:
-        return _plain(EXPIRED_LINK_MESSAGE, 410)
+        return _refused(request, EXPIRED_LINK_MESSAGE, 410, reason="expired")
     except DownloadTokenInvalid:
-        return _plain(INVALID_LINK_MESSAGE, 403)
+        return _refused(request, INVALID_LINK_MESSAGE, 403, reason="invalid")
     schema_name = connection.schema_name  # type: ignore[attr-defined]
     if grant.key.split("/", 1)[0] != schema_name:
-        return _plain(WRONG_SITE_MESSAGE, 403)
+        return _refused(request, WRONG_SITE_MESSAGE, 403, reason="wrong_site")
     backend = get_backend()
     if not isinstance(backend, FilesystemBackend):
         raise Http404

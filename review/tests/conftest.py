@@ -122,3 +122,13 @@ def staff_client(neuro: Institution) -> Callable[[str], Client]:
 def user_in(neuro: Institution, email: str) -> User:
     with schema_context(neuro.schema_name):
         return User.objects.get(email=email)
+
+
+@pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    """Run tasks queued after commit in this process, so their emails land in mail.outbox."""
+    from config.celery_app import app as celery_app
+
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False

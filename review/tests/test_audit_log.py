@@ -69,3 +69,39 @@ def test_it_keeps_everyone_but_admins_out_of_the_log(
     # The other institution's admin sees their own (empty of neuro) log on their own site only.
     body = cancer_client.get("/workspace/audit/").content.decode()
     assert "coordinator@neuro.example.com" not in body
+
+
+def test_it_audits_refused_signed_download_links(
+    neuro: Institution, neuro_client: Client, cancer_client: Client
+) -> None:
+    import datetime as dt
+
+    from storage.tokens import download_token_mint
+    from storage.views import EXPIRED_LINK_MESSAGE, INVALID_LINK_MESSAGE, WRONG_SITE_MESSAGE
+
+    key = "neuro/opinions/0b7e1c8e6f1d4c2a.pdf"
+    token = download_token_mint(key=key, expires=dt.timedelta(minutes=5))
+    expired = download_token_mint(
+        key=key, expires=dt.timedelta(minutes=5), now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    )
+    tampered = neuro_client.get(f"/files/signed/{token[:-2]}xx")
+    too_late = neuro_client.get(f"/files/signed/{expired}")
+    elsewhere = cancer_client.get(f"/files/signed/{token}")
+    assert (tampered.status_code, tampered.content.decode()) == (403, INVALID_LINK_MESSAGE)
+    assert (too_late.status_code, too_late.content.decode()) == (410, EXPIRED_LINK_MESSAGE)
+    assert (elsewhere.status_code, elsewhere.content.decode()) == (403, WRONG_SITE_MESSAGE)
+    with schema_context(neuro.schema_name):
+        neuro_reasons = sorted(
+            e.detail["reason"]
+            for e in AuditEvent.objects.filter(action="file.signed_link_refused", allowed=False)
+        )
+    with schema_context("cancer"):
+        cancer_reasons = [
+            e.detail["reason"]
+            for e in AuditEvent.objects.filter(action="file.signed_link_refused", allowed=False)
+        ]
+    assert neuro_reasons == ["expired", "invalid"]
+    assert cancer_reasons == ["wrong_site"]
+    with schema_context(neuro.schema_name):
+        logged = str(list(AuditEvent.objects.filter(action="file.signed_link_refused").values()))
+    assert token[:20] not in logged and "0b7e1c8e6f1d4c2a" not in logged  # no token, no key

@@ -86,3 +86,28 @@ def test_it_keeps_the_roster_to_admins(staff_client: Callable[[str], Client], ne
     reviewer = user_in(neuro, "reviewer1@neuro.example.com")
     assert coordinator.post(f"/workspace/roster/{reviewer.pk}", {}).status_code == 403
     assert coordinator.post("/workspace/settings", {}).status_code == 403
+
+
+def test_it_shows_revenue_as_payments_formats_it(
+    neuro: Institution, make_case: Callable[..., Case], staff_client: Callable[[str], Client]
+) -> None:
+    from django.utils import timezone
+
+    from payments.models import Payment
+
+    client = staff_client("coordinator")
+    with schema_context(neuro.schema_name):
+        for amount, refunded in ((10000, 0), (5050, 5050), (2500, 0)):
+            Payment.objects.create(
+                case=make_case(),
+                amount=amount,
+                currency="usd",
+                status=Payment.Status.PAID,
+                amount_paid=amount,
+                amount_refunded=refunded,
+                paid_at=timezone.now(),
+            )
+    page = client.get("/workspace/dashboard/").content.decode()
+    assert '<strong data-testid="revenue-total">$125.00</strong> net from 3 payments' in page
+    export = client.get("/workspace/dashboard.csv").getvalue().decode()
+    assert "revenue_last_12_weeks,USD,$125.00" in export

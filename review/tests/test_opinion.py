@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from django.test import Client
+from django.test import Client, TestCase
 from django_tenants.utils import schema_context
 from pypdf import PdfReader
 
@@ -52,7 +52,9 @@ def _url(case: Case, tail: str) -> str:
 
 def _signed(reviewer: Client, case: Case) -> None:
     reviewer.post(_url(case, "opinion/draft"), OPINION)
-    reviewer.post(_url(case, "opinion/sign"), {"secret": DEMO_PASSWORD})
+    # As in production, the PDF is written once the signature commits.
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        reviewer.post(_url(case, "opinion/sign"), {"secret": DEMO_PASSWORD})
 
 
 def test_it_autosaves_the_draft_as_json(
@@ -240,3 +242,101 @@ def test_it_limits_follow_up_questions_to_the_institutions_number(
         _url(assigned_case, f"follow-ups/{question.pk}/answer"), {"answer": "Yes, within weeks."}
     )
     assert "Yes, within weeks." in neuro_client.get(url).content.decode()
+
+
+def test_it_writes_the_pdf_only_once_the_signature_commits(
+    neuro: Institution, assigned_case: Case, staff_client: Callable[[str], Client]
+) -> None:
+    reviewer = staff_client("reviewer1")
+    reviewer.post(_url(assigned_case, "opinion/draft"), OPINION)
+    with TestCase.captureOnCommitCallbacks(execute=False) as callbacks:
+        reviewer.post(_url(assigned_case, "opinion/sign"), {"secret": DEMO_PASSWORD})
+    with schema_context(neuro.schema_name):
+        key = Opinion.objects.get(case=assigned_case).pdf_key
+        assert key and not tenant_storage().exists(key)  # not before the commit
+        for callback in callbacks:
+            callback()
+        assert tenant_storage().read_bytes(key).startswith(b"%PDF")
+
+
+def test_it_leaves_no_pdf_behind_when_signing_rolls_back(
+    neuro: Institution,
+    assigned_case: Case,
+    staff_client: Callable[[str], Client],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from review import services
+
+    staff_client("reviewer1").post(_url(assigned_case, "opinion/draft"), OPINION)
+
+    def broken_status_change(**kwargs: object) -> None:
+        raise RuntimeError("the database went away")
+
+    # Fails after the PDF is rendered and its key set, inside the signing transaction.
+    monkeypatch.setattr(services, "case_status_change", broken_status_change)
+    with schema_context(neuro.schema_name):
+        before = set(tenant_storage().list_keys("opinions/"))
+        with pytest.raises(RuntimeError), TestCase.captureOnCommitCallbacks(execute=True):
+            services.opinion_sign(
+                case=assigned_case,
+                signer=user_in(neuro, "reviewer1@neuro.example.com"),
+                secret=DEMO_PASSWORD,
+                institution=neuro,
+            )
+        assert set(tenant_storage().list_keys("opinions/")) == before
+        opinion = Opinion.objects.get(case=assigned_case)
+    assert opinion.signed_at is None and opinion.pdf_key == ""
+
+
+def test_it_writes_a_lost_pdf_again_when_it_is_downloaded(
+    neuro: Institution, assigned_case: Case, staff_client: Callable[[str], Client], neuro_client: Client
+) -> None:
+    _signed(staff_client("reviewer1"), assigned_case)
+    staff_client("coordinator").post(_url(assigned_case, "opinion/release"))
+    with schema_context(neuro.schema_name):
+        key = Opinion.objects.get(case=assigned_case).pdf_key
+        tenant_storage().delete(key)  # its write after the commit failed
+    staff_force_login(neuro_client, "patient@neuro.example.com")
+    signed_url = neuro_client.get(f"/opinions/{assigned_case.public_id}/pdf")["Location"]
+    download = neuro_client.get(signed_url)
+    assert download.status_code == 200 and download.getvalue().startswith(b"%PDF")
+
+
+def test_it_emails_the_patient_when_their_question_is_answered(
+    neuro: Institution,
+    assigned_case: Case,
+    staff_client: Callable[[str], Client],
+    neuro_client: Client,
+    eager_tasks: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from django.core import mail
+
+    from review.notifications import FOLLOW_UP_ANSWERED_SUBJECT, follow_up_answer_email_send
+
+    _signed(staff_client("reviewer1"), assigned_case)
+    staff_client("coordinator").post(_url(assigned_case, "opinion/release"))
+    staff_force_login(neuro_client, "patient@neuro.example.com")
+    question_text = "Could the lesion be a cavernoma instead?"
+    neuro_client.post(f"/opinions/{assigned_case.public_id}/", {"question": question_text})
+    with schema_context(neuro.schema_name):
+        question = assigned_case.follow_ups.get()
+    mail.outbox.clear()
+    caplog.set_level("DEBUG")
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        staff_client("reviewer1").post(
+            _url(assigned_case, f"follow-ups/{question.pk}/answer"), {"answer": "Unlikely: no blooming."}
+        )
+    (email,) = mail.outbox
+    assert email.from_email.startswith("Northfield Neurological Institute <")
+    assert email.to == ["patient@neuro.example.com"]
+    assert email.subject == f"{FOLLOW_UP_ANSWERED_SUBJECT} ({assigned_case.number})"
+    assert f"/opinions/{assigned_case.public_id}/" in email.body
+    html = str(email.alternatives[0][0])  # type: ignore[attr-defined]
+    for private in (question_text, "no blooming"):  # read signed in, never by email or in logs
+        assert private not in email.body and private not in html
+        assert private not in caplog.text
+    # A second delivery of the task sends nothing more.
+    with schema_context(neuro.schema_name):
+        assert follow_up_answer_email_send(question_id=question.pk) is False
+    assert len(mail.outbox) == 1

@@ -115,3 +115,29 @@ def test_it_declines_and_tells_staff_what_happened_to_the_money(
         f"/workspace/cases/{case.public_id}/decline", {"reason": "Outside our specialty."}, follow=True
     )
     assert REFUND_NOTHING_PAID in page.content.decode()
+
+
+def test_it_warns_staff_when_a_paid_case_could_not_be_refunded(
+    neuro: Institution, make_case: Callable[..., Case], staff_client: Callable[[str], Client]
+) -> None:
+    from django.utils import timezone
+
+    from payments.models import Payment
+    from payments.services import REFUND_NO_ACCOUNT
+
+    case = make_case()
+    with schema_context(neuro.schema_name):
+        Payment.objects.create(
+            case=case,
+            amount=10000,
+            currency="usd",
+            status=Payment.Status.PAID,
+            amount_paid=10000,
+            payment_intent_id="pi_test_gone",
+            stripe_account_id="acct_test_disconnected",
+            paid_at=timezone.now(),
+        )
+    page = staff_client("coordinator").post(
+        f"/workspace/cases/{case.public_id}/decline", {"reason": "Outside our specialty."}, follow=True
+    )
+    assert f'<li class="message warning">{REFUND_NO_ACCOUNT}</li>' in page.content.decode()

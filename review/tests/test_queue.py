@@ -171,3 +171,90 @@ def test_it_counts_business_days_over_weekends() -> None:
     assert business_days_add(friday, 7) == dt.datetime(2026, 12, 8, 10, 0, tzinfo=dt.UTC)
     saturday = dt.datetime(2026, 11, 28, 15, 0, tzinfo=dt.UTC)
     assert business_days_add(saturday, 1) == dt.datetime(2026, 12, 1, 0, 0, tzinfo=dt.UTC)
+
+
+def test_it_keeps_patients_unsent_drafts_out_of_the_queue(
+    make_case: Callable[..., Case], staff_client: Callable[[str], Client]
+) -> None:
+    # A draft is the patient's unfinished work (not consented to, not sent): not for staff to
+    # list or open; the dashboard counts them.
+    draft = make_case(number="Q-DRAFT-1", status=Case.Status.DRAFT, with_files=False)
+    coordinator = staff_client("coordinator")
+    for query in ("", "?state=all", "?state=draft"):
+        assert str(draft.number) not in coordinator.get(f"/workspace/{query}").content.decode()
+    assert coordinator.get(f"/workspace/cases/{draft.public_id}/").status_code == 404
+    board = coordinator.get("/workspace/dashboard/")
+    assert board.context["board"].drafts_count >= 1
+    assert 'data-testid="drafts-count"' in board.content.decode()
+
+
+def test_it_assigns_from_a_queue_row_and_comes_back_to_the_queue(
+    neuro: Institution, make_case: Callable[..., Case], staff_client: Callable[[str], Client]
+) -> None:
+    by_hand = make_case(number="Q-ROW-1")
+    by_rules = make_case(number="Q-ROW-2", specialty="spine", modalities="DX")
+    reviewer = user_in(neuro, "reviewer1@neuro.example.com")
+    coordinator = staff_client("coordinator")
+    page = coordinator.get("/workspace/?urgency=routine").content.decode()
+    assert f'action="/workspace/cases/{by_hand.public_id}/assign"' in page
+    response = coordinator.post(
+        f"/workspace/cases/{by_hand.public_id}/assign",
+        {"reviewer": str(reviewer.pk), "back": "queue", "filters": "urgency=routine&q=Jane"},
+    )
+    assert response["Location"] == "/workspace/?urgency=routine"  # filters kept, nothing else
+    coordinator.post(f"/workspace/cases/{by_rules.public_id}/assign", {"reviewer": "rules", "back": "queue"})
+    page = coordinator.get("/workspace/", follow=True).content.decode()
+    assert "Q-ROW-2 assigned to Dr. Sam Okafor." in page
+    with schema_context(neuro.schema_name):
+        assert CaseAssignment.objects.get(case=by_hand).reviewer_id == reviewer.pk
+        assert CaseAssignment.objects.get(case=by_rules).reviewer.email == "reviewer2@neuro.example.com"
+        events = {e.case_id: e.detail for e in AuditEvent.objects.filter(action="case.assign", allowed=True)}
+    assert events[by_hand.pk] == {"reviewer_id": reviewer.pk, "by_rules": False}
+    assert events[by_rules.pk]["by_rules"] is True
+
+
+def test_it_offers_row_assignment_to_coordinators_only(
+    neuro: Institution, make_case: Callable[..., Case], staff_client: Callable[[str], Client]
+) -> None:
+    case = make_case(number="Q-ROW-3", status=Case.Status.ASSIGNED)
+    with schema_context(neuro.schema_name):
+        CaseAssignment.objects.create(
+            case=case, reviewer=user_in(neuro, "reviewer1@neuro.example.com"), assigned_at=case.created
+        )
+    page = staff_client("reviewer1").get("/workspace/").content.decode()
+    assert str(case.number) in page and 'data-testid="row-assign"' not in page
+    response = staff_client("reviewer1").post(
+        f"/workspace/cases/{case.public_id}/assign", {"reviewer": "rules", "back": "queue"}
+    )
+    assert response.status_code == 403
+
+
+def test_it_shows_the_payment_on_queue_rows_and_the_case_page(
+    neuro: Institution, make_case: Callable[..., Case], staff_client: Callable[[str], Client]
+) -> None:
+    from payments.models import Payment
+
+    case = make_case(number="Q-PAID-1")
+    with schema_context(neuro.schema_name):
+        Payment.objects.create(
+            case=case, amount=12500, currency="eur", status=Payment.Status.PAID, amount_paid=12500
+        )
+    coordinator = staff_client("coordinator")
+    for path in ("/workspace/", f"/workspace/cases/{case.public_id}/"):
+        page = coordinator.get(path).content.decode()
+        assert 'data-testid="payment-badge" data-status="paid">Paid €125.00' in page
+
+
+def test_it_reads_the_review_settings_once_per_request(
+    neuro: Institution, make_case: Callable[..., Case], staff_client: Callable[[str], Client]
+) -> None:
+    case = make_case()
+    with schema_context(neuro.schema_name):
+        if not ReviewSettings.objects.exists():  # the first use creates it
+            ReviewSettings.objects.create()
+    client = staff_client("coordinator")
+    for path in ("/workspace/", f"/workspace/cases/{case.public_id}/"):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(path).status_code == 200
+        reads = [q["sql"] for q in queries.captured_queries if '"review_reviewsettings"' in q["sql"]]
+        assert len(reads) == 1, path

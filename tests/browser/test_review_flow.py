@@ -85,15 +85,21 @@ def test_it_walks_a_case_from_assignment_to_the_patients_pdf(
     site = live_platform.url("neuro").rstrip("/")
     case_path = f"/workspace/cases/{submitted_case.public_id}/"
 
-    # The coordinator finds the case in the queue and assigns it.
+    # The coordinator finds the case in the queue and assigns it from its row.
     coordinator = browser.new_context().new_page()
     staff_sign_in(coordinator, "coordinator@neuro.example.com", base_url=site)
-    coordinator.goto(site + "/workspace/")
+    coordinator.goto(site + "/workspace/?state=submitted")
     _screenshot(coordinator, "queue")
-    coordinator.click(f"text={submitted_case.number}")
+    row = coordinator.locator("[data-testid=queue-row]", has_text=str(submitted_case.number))
+    row.locator("select[name=reviewer]").select_option(label="Dr. Sam Okafor")
+    row.get_by_role("button", name="Assign").click()
+    coordinator.wait_for_selector(f"text={submitted_case.number} assigned to Dr. Sam Okafor.")
+    assert coordinator.url.endswith("/workspace/?state=submitted")  # back where they were
+    coordinator.goto(site + "/workspace/?state=assigned")
+    row = coordinator.locator("[data-testid=queue-row]", has_text=str(submitted_case.number))
+    assert row.locator("[data-testid=row-reviewer]").inner_text() == "Dr. Sam Okafor"
+    row.get_by_role("link", name=str(submitted_case.number)).click()
     coordinator.wait_for_url("**" + case_path)
-    coordinator.select_option("#id_reviewer", label="Dr. Sam Okafor")
-    coordinator.click("[data-testid=assign]")
     assert coordinator.inner_text("[data-testid=assigned-reviewer]") == "Dr. Sam Okafor"
 
     # The reviewer opens it: their case comes first, the report is drawn into a canvas.

@@ -1,0 +1,49 @@
+"""Branded emails from the review workspace to patients."""
+
+from __future__ import annotations
+
+import logging
+
+from django.urls import reverse
+from django.utils import timezone
+
+from branding.emails import branded_email_send
+from review.models import FollowUpQuestion
+from tenants.models import Institution
+from tenants.schema import current_schema_name
+
+logger = logging.getLogger(__name__)
+
+FOLLOW_UP_ANSWERED_SUBJECT = "Your question has been answered"
+
+
+def follow_up_answer_email_send(*, question_id: int) -> bool:
+    """Tell the patient an answer to their follow-up question is waiting, once per answer.
+
+    The question is claimed with a conditional UPDATE first, so a task delivered twice (or two
+    workers) sends one email. Neither the question nor the answer goes into the email or the
+    logs: the patient reads them signed in. Returns whether an email was sent."""
+    claimed = FollowUpQuestion.objects.filter(
+        pk=question_id, answered_at__isnull=False, answer_emailed_at__isnull=True
+    ).update(answer_emailed_at=timezone.now())
+    if not claimed:
+        return False
+    question = FollowUpQuestion.objects.select_related("case__owner").get(pk=question_id)
+    case = question.case
+    institution = Institution.objects.get(schema_name=current_schema_name())
+    recipients = sorted({case.owner.email, *([case.patient_email] if case.patient_email else [])})
+    branded_email_send(
+        institution=institution,
+        to=recipients,
+        subject=f"{FOLLOW_UP_ANSWERED_SUBJECT} ({case.number})"
+        if case.number
+        else FOLLOW_UP_ANSWERED_SUBJECT,
+        template="review/email/follow_up_answered",
+        context={
+            "case": case,
+            # Relative to the portal's root (the template joins it to portal_url).
+            "opinion_path": reverse("review:patient_opinion", args=[case.public_id]).lstrip("/"),
+        },
+    )
+    logger.info("follow-up answer emailed", extra={"question_id": question_id})
+    return True

@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from config.celery_app import app
+
+
+@app.task(name="review.follow_up_answer_email")
+def follow_up_answer_email(question_id: int) -> None:
+    """Email the patient that their follow-up question was answered (runs in the case's schema;
+    claims the question first: a second delivery sends nothing)."""
+    from review.notifications import follow_up_answer_email_send
+
+    follow_up_answer_email_send(question_id=question_id)
