@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -109,6 +110,20 @@ def access_dicomweb_series(
 def access_dicomweb_instance(
     request: HttpRequest, *, scope: Scope, study_uid: str, series_uid: str, instance_uid: str, kind: str
 ) -> Instance:
+    # One query for the common case (the viewer reads a frame per image while scrolling); the
+    # step-by-step lookups below run only to find the case a refusal is audited against.
+    found = (
+        Instance.objects.filter(
+            sop_instance_uid=instance_uid,
+            series__series_instance_uid=series_uid,
+            series__study__study_instance_uid=study_uid,
+            series__study__in=studies_in_scope(scope),
+        )
+        .select_related("series__study__case")
+        .first()
+    )
+    if found is not None:
+        return found
     series = access_dicomweb_series(
         request, scope=scope, study_uid=study_uid, series_uid=series_uid, kind=kind
     )
@@ -119,7 +134,26 @@ def access_dicomweb_instance(
     return instance
 
 
-def audit_dicomweb(request: HttpRequest, *, kind: str, scope: Scope, study: Study | None, ref: str) -> None:
-    """One audit event per request served (the refused ones are recorded where refused)."""
+# Frames are audited once per user, series and this many seconds: a reader scrolling a
+# 300-image series asks for 300 frames (plus the prefetched ones), and 300 rows saying the same
+# thing cost a write each and bury the rest of the case's audit log. The row names the series
+# and the first frame read; every other kind of request, and every refusal, is one row each.
+FRAMES_AUDIT_SECONDS = 600
+
+
+def audit_dicomweb(
+    request: HttpRequest, *, kind: str, scope: Scope, study: Study | None, ref: str, series_uid: str = ""
+) -> None:
+    """One audit event per request served, but frames once per series and window (above); the
+    refused requests are recorded where refused."""
     case = study.case if study is not None else scope.case
-    audit_record(request=request, action=f"dicomweb.{kind}", case=case, object_ref=ref, allowed=True)
+    detail = None
+    if kind == "frames" and series_uid:
+        user_id = getattr(request.user, "pk", None)
+        # The cache key is per schema (django-tenants' key function), user and series.
+        if not cache.add(f"dicomweb:frames-audited:{user_id}:{series_uid}", True, FRAMES_AUDIT_SECONDS):
+            return
+        detail = {"series": series_uid, "covers_seconds": FRAMES_AUDIT_SECONDS}
+    audit_record(
+        request=request, action=f"dicomweb.{kind}", case=case, object_ref=ref, allowed=True, detail=detail
+    )

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 # The transfer syntaxes each bulk-data image media type may carry (PS3.18 Table 8.7.3-5).
 IMAGE_MEDIA_TYPES: dict[str, frozenset[str]] = {
@@ -109,23 +109,27 @@ def choose_frame_encoding(accept: str, stored: str) -> Choice | None:
 
 
 def wants_stored_instance(accept: str, stored: str) -> bool | None:
-    """For whole instances: True to send the file as stored, False to send it decompressed
-    to Explicit VR Little Endian, None if nothing the client accepts can be produced.
+    """For whole instances: True to send the file as stored, False to send it converted to
+    Explicit VR Little Endian (decompressed, or re-encoded from Implicit VR), None if nothing the
+    client accepts can be produced.
 
-    A request naming no transfer syntax gets the file as stored: PS3.18 says Explicit VR Little
-    Endian, but decompressing a large study on every plain request would cost the server a
-    lot for nothing; viewers and dicomweb-client ask for ``*`` anyway.
+    A request that names no transfer syntax (``*/*``, or ``application/dicom`` without the
+    parameter) gets Explicit VR Little Endian, the DICOMweb default (PS3.18 §8.7.3.5.2): a client
+    that did not ask for a compressed file may not be able to read one. ``transfer-syntax=*``
+    (what viewers and dicomweb-client send) gets the file as stored. Retired Big Endian files
+    are always sent as stored: pydicom cannot re-encode them to little endian.
     """
+    as_explicit = stored in (ExplicitVRLittleEndian, ExplicitVRBigEndian)
     for entry in parse_accept(accept):
         if entry.media_type in ("*/*", "multipart/*"):
-            return True
+            return as_explicit
         if entry.media_type != "multipart/related" or entry.part_type not in (None, "application/dicom"):
             continue
         wanted = entry.transfer_syntax
-        if wanted in (None, "*", stored) or (wanted in UNCOMPRESSED and stored in UNCOMPRESSED):
+        if wanted in ("*", stored) or (wanted == ImplicitVRLittleEndian and stored in UNCOMPRESSED):
             return True
-        if wanted == ExplicitVRLittleEndian:
-            return False
+        if wanted in (None, ExplicitVRLittleEndian):
+            return as_explicit
     return None
 
 

@@ -191,7 +191,14 @@ def _instance(
 ) -> tuple[Scope, Instance]:
     scope = access_dicomweb_scope(request, case_id=case_id, kind=kind)
     instance = access_dicomweb_instance(request, scope=scope, kind=kind, **uids)
-    audit_dicomweb(request, kind=kind, scope=scope, study=instance.series.study, ref=uids["instance_uid"])
+    audit_dicomweb(
+        request,
+        kind=kind,
+        scope=scope,
+        study=instance.series.study,
+        ref=uids["instance_uid"],
+        series_uid=uids["series_uid"],
+    )
     return scope, instance
 
 
@@ -214,9 +221,12 @@ def _instance_chunks(instance: Instance, *, decompress: bool) -> Iterator[bytes]
             while chunk := stream.read(CHUNK_SIZE):
                 yield chunk
             return
-        # Decompressing needs the whole instance in memory (one instance, not the study).
+        # Converting needs the whole instance in memory (one instance, not the study).
         dataset = dcmread(stream)
-        dataset.decompress()
+        if dataset.file_meta.TransferSyntaxUID.is_compressed:
+            dataset.decompress()
+        else:  # Implicit VR Little Endian: the same pixels, written with explicit VRs
+            dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         out = io.BytesIO()
         dataset.save_as(out, enforce_file_format=True)
         yield out.getvalue()
