@@ -218,7 +218,9 @@ def _check_complete(ds: pydicom.Dataset, fp: BinaryIO, size: int) -> None:
     # pydicom stops quietly at a partial element header at the end of the file: then the last
     # element it kept ends before the place it stopped reading.
     if elements:
-        last = elements[max(elements)]
+        # The last element read (pydicom keeps file order); not max() over the tags, whose
+        # Python-level comparisons cost more than parsing the header.
+        last = list(elements.values())[-1]
         if isinstance(last, RawDataElement) and last.length != UNDEFINED_LENGTH:
             last_end = last.value_tell + last.length
             if last_end < position:

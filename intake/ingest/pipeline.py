@@ -5,16 +5,27 @@ Entry points:
 - :func:`upload_ingest_enqueue` (the tus server calls it once an upload's bytes are complete)
 - :func:`upload_ingest_run` (the Celery task calls it; so do the demo seed and the benchmark)
 
-An upload is claimed with a conditional UPDATE (RECEIVED → INGESTING), so running the task twice
+Uploads are claimed with a conditional UPDATE (RECEIVED → INGESTING), so running the task twice
 does nothing the second time; an upload stuck in INGESTING for :data:`INGEST_STALE_AFTER` (its
 worker died) may be claimed again, and re-ingesting it is harmless: files already stored from
 the same upload are recognised and not reported as duplicates.
 
-Concurrency: a folder drop sends one upload per file, so many workers add instances to the
-same series at once. Studies and series are found with ``get_or_create`` on their unique
-constraints; instances are inserted with ``ON CONFLICT DO NOTHING`` and checked afterwards; and
-counts are recomputed by one UPDATE with a subquery, after the inserts commit, never by
-read-modify-write.
+Folder drops: the browser sends a CD's folder as one upload per file, and each upload queues a
+task. The first task to run claims a batch of the case's waiting imaging uploads at once
+(:func:`imaging_uploads_claim`, ``FOR UPDATE SKIP LOCKED``) and ingests them together the way a
+zip is ingested: instances inserted in bulk, one count recomputation per batch, problems in one
+insert, files stored by background threads. The tasks of the other uploads then find nothing
+to claim and return at once. Each upload still ends DONE or FAILED on its own, with its own
+problems; a bad file never stops the batch.
+
+Concurrency: two workers may add instances to the same series at once. Studies and series are
+found with ``get_or_create`` on their unique constraints; instances are inserted with ``ON
+CONFLICT DO NOTHING`` and checked afterwards; and counts are recomputed by one UPDATE with a
+subquery while the studies' rows are locked, never by read-modify-write.
+
+Once an imaging upload is DONE with nothing set aside but benign files, its raw bytes are
+deleted: every image in it is stored under its own key. A FAILED upload (or one with a file we
+could not take) keeps its bytes so staff can look at what the patient sent.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import BinaryIO
 
 from django.contrib.postgres.aggregates import StringAgg
@@ -71,18 +82,25 @@ from storage.tenant import TenantStorage, tenant_storage
 
 logger = logging.getLogger(__name__)
 
-# Instances written to the database in one transaction when a zip is unpacked.
+# Instances written to the database in one transaction.
 BATCH_SIZE = 250
-# Zip entries up to this size are unpacked in memory (and stored by background threads); larger
-# ones are streamed through a scratch file. A DICOM slice is 0.1-2 MB; a multi-frame file more.
+# Zip entries and uploads up to this size are read into memory (and stored by background
+# threads); larger ones are streamed through a scratch file. A DICOM slice is 0.1-2 MB.
 IN_MEMORY_ENTRY_BYTES = 16 * MiB
 SAVER_THREADS = 4
 SAVER_MAX_BYTES = 64 * MiB
 PREAMBLE_ZEROS = b"\x00" * 128
 INGEST_STALE_AFTER = timedelta(minutes=30)
+# A folder drop's uploads claimed by one task. Large enough that the per-upload cost (claim,
+# study lock, counts, previews, consistency) is paid once per batch; small enough that two
+# workers share a 1,000-file folder and a batch finishes in seconds.
+CLAIM_BATCH_UPLOADS = 200
+# Uploads larger than this (a zip of a whole CD) are claimed alone, so that a batch of small
+# files never waits behind one, and a large one never waits behind a batch.
+CLAIM_BATCH_MAX_BYTES = IN_MEMORY_ENTRY_BYTES
 
 # Problems that do not make an upload "failed" when nothing else was kept (a DICOMDIR alone, a
-# viewer's help file, an image sent twice).
+# viewer's help file, an image sent twice), nor make us keep its raw bytes for staff to look at.
 _BENIGN = {FileProblem.Code.SKIPPED_PROGRAM, FileProblem.Code.DUPLICATE, FileProblem.Code.PREAMBLE_CLEARED}
 
 
@@ -99,12 +117,35 @@ def upload_ingest_enqueue(*, upload: Upload) -> None:
 
 
 @dataclass
+class UploadTally:
+    """What became of one upload's files within a run."""
+
+    accepted: int = 0
+    serious_problems: int = 0
+    # Every file of the upload was read and every instance of it committed (or refused).
+    settled: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.accepted == 0 and self.serious_problems > 0
+
+
+@dataclass
 class IngestOutcome:
     accepted: int = 0  # instances stored (imaging) or 1 for a report kept
     problems: int = 0
-    failed: bool = False
+    failed: bool = False  # every upload of the run failed
     series_ids: set[int] = field(default_factory=set)
     new_studies: int = 0
+    uploads: dict[int, UploadTally] = field(default_factory=dict)
+
+    @property
+    def failed_upload_ids(self) -> set[int]:
+        return {upload_id for upload_id, tally in self.uploads.items() if tally.failed}
+
+
+class _BatchLost(Exception):
+    """Writing a batch to the database failed: not a file's fault, so never recorded as one."""
 
 
 @dataclass
@@ -113,6 +154,7 @@ class _Pending:
     storage_key: str
     size: int
     path: str
+    upload: Upload
     saved: Future[int] | None = None  # set while a background thread stores the bytes
 
 
@@ -120,8 +162,10 @@ class _BackgroundSaver:
     """Stores in-memory files on a few threads, with a cap on the bytes waiting to be written.
 
     Durable writes (fsync, or an HTTP PUT to object storage) wait on I/O and release the GIL,
-    so storing the previous files overlaps parsing the next ones. The cap keeps memory bounded
-    however large the zip: ``submit`` blocks while :data:`SAVER_MAX_BYTES` are in flight.
+    so storing the previous files overlaps parsing the next ones; and concurrent fsyncs share
+    the filesystem's journal commits, so four in flight cost about what one does. The cap keeps
+    memory bounded however many files come: ``submit`` blocks while :data:`SAVER_MAX_BYTES`
+    are in flight.
     """
 
     def __init__(self, storage: TenantStorage) -> None:
@@ -135,7 +179,7 @@ class _BackgroundSaver:
     def __exit__(self, *exc: object) -> None:
         self.pool.shutdown(wait=True)
 
-    def submit(self, key: str, data: memoryview) -> Future[int]:
+    def submit(self, key: str, data: bytes) -> Future[int]:
         units = max(1, min(len(data) // MiB + 1, SAVER_MAX_BYTES // MiB))
         for _ in range(units):
             self.budget.acquire()
@@ -151,16 +195,25 @@ class _BackgroundSaver:
 
 
 class _ImagingRun:
-    """The state of ingesting one imaging upload (a file, or a zip of a CD)."""
+    """The state of ingesting a batch of imaging uploads (files of a folder, or a zip of a CD).
 
-    def __init__(self, upload: Upload, limits: ArchiveLimits) -> None:
-        self.upload = upload
-        self.case: Case = upload.case
+    ``self.upload`` is the upload being read; what is found in it (instances waiting to be
+    written, problems) carries that upload, so a batch of many uploads keeps each file's
+    problems and instances on the upload it came from.
+    """
+
+    def __init__(
+        self, case: Case, storage: TenantStorage, saver: _BackgroundSaver, limits: ArchiveLimits
+    ) -> None:
+        self.case = case
         self.limits = limits
-        self.storage: TenantStorage = tenant_storage()
+        self.storage = storage
+        self.saver = saver
+        self.upload: Upload | None = None
         self.batch: list[_Pending] = []
         self.problems: list[FileProblem] = []
-        self.serious_problems = 0
+        # Uploads whose every file was read; settled by the next flush that commits.
+        self.read: list[int] = []
         self.seen: set[str] = set()
         self.studies: dict[str, Study] = {}
         self.series: dict[tuple[str, str], Series] = {}
@@ -168,18 +221,20 @@ class _ImagingRun:
         self.mismatch_seen = False
         self.patient_filled = False
         self.referenced: list[str] = []
-        self.saver: _BackgroundSaver | None = None
+
+    def tally(self, upload: Upload) -> UploadTally:
+        return self.outcome.uploads.setdefault(upload.pk, UploadTally())
 
     # -- problems ------------------------------------------------------------------------------
 
-    def problem(self, path: str, code: str, message: str) -> None:
+    def problem(self, path: str, code: str, message: str, *, upload: Upload | None = None) -> None:
+        upload = upload or self.upload
+        assert upload is not None, "a problem belongs to an upload"
         self.problems.append(
-            FileProblem(
-                case=self.case, upload=self.upload, path=path[:1000], code=code, message=message[:300]
-            )
+            FileProblem(case=self.case, upload=upload, path=path[:1000], code=code, message=message[:300])
         )
         if code not in _BENIGN:
-            self.serious_problems += 1
+            self.tally(upload).serious_problems += 1
         if len(self.problems) >= BATCH_SIZE:
             self.problems_save()
 
@@ -189,6 +244,55 @@ class _ImagingRun:
             self.outcome.problems += len(self.problems)
             self.problems = []
 
+    # -- one upload ------------------------------------------------------------------------------
+
+    def upload_ingest(self, upload: Upload, *, retried: bool = False) -> None:
+        """Read every file of ``upload``; its instances join the batch (flushed when full).
+
+        Whatever goes wrong with the upload's bytes is a problem of this upload; only
+        :class:`_BatchLost` (the database failed us) propagates.
+        """
+        self.upload = upload
+        self.tally(upload)
+        try:
+            self._upload_read(upload)
+        except _BatchLost:
+            raise
+        except Exception as exc:
+            if not (retried and self._already_stored(upload)):
+                _failure_log(exc, [upload.pk])
+                self.problem(
+                    upload.relative_path, FileProblem.Code.UNREADABLE, messages.UPLOAD_FAILED, upload=upload
+                )
+        self.read.append(upload.pk)
+        if len(self.batch) >= BATCH_SIZE:
+            self.flush()
+
+    def _already_stored(self, upload: Upload) -> bool:
+        """Whether a retried ``upload`` lost its raw bytes because its earlier run stored every
+        file (the crash came between deleting them and recording DONE); if so, count them."""
+        if self.storage.exists(upload.storage_key):
+            return False
+        kept = Instance.objects.filter(upload=upload).count()
+        self.tally(upload).accepted += kept
+        self.outcome.accepted += kept
+        return kept > 0
+
+    def _upload_read(self, upload: Upload) -> None:
+        path = str(upload.relative_path or upload.metadata.get("filename") or "")
+        size = upload.length
+        if size is None:
+            size = self.storage.size(upload.storage_key)
+        if size <= IN_MEMORY_ENTRY_BYTES:
+            # One read, then parsed and stored from memory (by a background thread): a folder
+            # drop is thousands of these.
+            with self.storage.open(upload.storage_key) as reader:
+                data = reader.read()
+            self.file_ingest(io.BytesIO(data), len(data), path, in_archive=False)
+        else:
+            with seekable_upload(upload) as (fp, actual_size):
+                self.file_ingest(fp, actual_size, path, in_archive=False)
+
     # -- one file --------------------------------------------------------------------------------
 
     def file_ingest(self, fp: BinaryIO, size: int, path: str, *, in_archive: bool) -> None:
@@ -197,8 +301,11 @@ class _ImagingRun:
             self._file_ingest(fp, size, path, in_archive=in_archive)
         except FileRejected as rejected:
             self.problem(path, rejected.code, rejected.message)
+        except _BatchLost:
+            raise
         except Exception as exc:
-            logger.warning("file of upload %s could not be ingested: %s", self.upload.pk, type(exc).__name__)
+            upload_id = self.upload.pk if self.upload else None
+            logger.warning("file of upload %s could not be ingested: %s", upload_id, type(exc).__name__)
             self.problem(path, FileProblem.Code.UNREADABLE, messages.UNREADABLE)
 
     def _file_ingest(self, fp: BinaryIO, size: int, path: str, *, in_archive: bool) -> None:
@@ -222,8 +329,8 @@ class _ImagingRun:
                 FileProblem.Code.SKIPPED_PROGRAM,
                 messages.PROGRAM_SKIPPED if viewer else messages.PROGRAM_NOT_IMAGE,
             )
-            if not viewer:
-                self.serious_problems += 1
+            if not viewer and self.upload is not None:
+                self.tally(self.upload).serious_problems += 1
         elif kind is FileKind.VIEWER_FILE:
             self.problem(path, FileProblem.Code.SKIPPED_PROGRAM, messages.PROGRAM_SKIPPED)
         elif kind is FileKind.OTHER:
@@ -232,6 +339,7 @@ class _ImagingRun:
             self.dicom_ingest(fp, size, path)
 
     def dicom_ingest(self, fp: BinaryIO, size: int, path: str) -> None:
+        assert self.upload is not None
         header = header_read(fp, size)
         if header.is_dicomdir:
             # The disc's index: not an image. Inside a zip it orders the walk (archive_ingest).
@@ -243,13 +351,13 @@ class _ImagingRun:
             return
         self.seen.add(header.sop_instance_uid)
         key = f"dicom/{self.case.public_id}/{uuid.uuid4().hex}"
-        pending = _Pending(header=header, storage_key=key, size=size, path=path)
-        if isinstance(fp, io.BytesIO) and self.saver is not None:
-            # A zip entry already in memory: stored by a background thread while we parse the
-            # next one (a durable write waits on the disk, not on Python).
-            data = fp.getbuffer()
+        pending = _Pending(header=header, storage_key=key, size=size, path=path, upload=self.upload)
+        if isinstance(fp, io.BytesIO):
+            # Already in memory: stored by a background thread while we parse the next file.
+            # getvalue() hands back the bytes the BytesIO was made from, without a copy.
+            data = fp.getvalue()
             if header.preamble_suspicious:
-                data = memoryview(bytes(PREAMBLE_ZEROS) + bytes(data[len(PREAMBLE_ZEROS) :]))
+                data = PREAMBLE_ZEROS + data[len(PREAMBLE_ZEROS) :]
             pending.saved = self.saver.submit(key, data)
         else:
             fp.seek(0)
@@ -273,7 +381,9 @@ class _ImagingRun:
             self.problem(entry_problem.path, entry_problem.code, entry_problem.message)
         indexes = [e for e in listing.entries if posixpath.basename(e.path).upper() == "DICOMDIR"]
         others = [e for e in listing.entries if posixpath.basename(e.path).upper() != "DICOMDIR"]
-        with tempfile.TemporaryFile() as scratch, _BackgroundSaver(self.storage) as self.saver:
+        # This zip's own index only (a batch may hold other uploads with indexes of their own).
+        outer_referenced, self.referenced = self.referenced, []
+        with tempfile.TemporaryFile() as scratch:
             # The disc's index first: the images are then read in the order it lists them.
             for entry in indexes:
                 self.entry_ingest(listing.archive, entry, scratch)
@@ -281,11 +391,12 @@ class _ImagingRun:
                 self.entry_ingest(listing.archive, entry, scratch)
                 if len(self.batch) >= BATCH_SIZE:
                     self.flush()
-            self.flush()  # while the saver is still there to wait for
-        self.saver = None
-        if self.referenced:
+            # A large entry is read from the scratch file, which is gone once we leave.
+            self.flush()
+        referenced, self.referenced = self.referenced, outer_referenced
+        if referenced:
             present = {entry.path.upper() for entry in others}
-            if any(path.upper() not in present for path in self.referenced):
+            if any(path.upper() not in present for path in referenced):
                 self.problem("DICOMDIR", FileProblem.Code.MISSING_FILES, messages.MISSING_FILES)
 
     def entry_ingest(self, archive: zipfile.ZipFile, entry: Entry, scratch: BinaryIO) -> None:
@@ -371,9 +482,9 @@ class _ImagingRun:
         return series
 
     def flush(self) -> None:
-        """Write the pending instances; files that turn out to be duplicates are deleted."""
-        if not self.batch:
-            return
+        """Write the pending instances and problems in one transaction; files that turn out to
+        be duplicates are deleted. Uploads read in full before this call are then settled."""
+        settling, self.read = self.read, []
         batch, self.batch = self.batch, []
         stored = []
         for pending in batch:
@@ -382,29 +493,35 @@ class _ImagingRun:
                     pending.saved.result()
                 except Exception as exc:
                     logger.warning(
-                        "storing a file of upload %s failed: %s", self.upload.pk, type(exc).__name__
+                        "storing a file of upload %s failed: %s", pending.upload.pk, type(exc).__name__
                     )
                     self.storage.delete(pending.storage_key)
-                    self.problem(pending.path, FileProblem.Code.UNREADABLE, messages.UNREADABLE)
+                    self.problem(
+                        pending.path, FileProblem.Code.UNREADABLE, messages.UNREADABLE, upload=pending.upload
+                    )
                     continue
             stored.append(pending)
-        batch = stored
-        if not batch:
-            self.problems_save()
-            return
+        landed: dict[int, int] = {}
         try:
             with ingest_transaction():
-                landed, series_ids, study_ids = self._instances_insert(batch)
-                counts_recompute(series_ids=series_ids, study_ids=study_ids)
+                if stored:
+                    landed, series_ids, study_ids = self._instances_insert(stored)
+                    counts_recompute(series_ids=series_ids, study_ids=study_ids)
+                    self.outcome.series_ids |= series_ids
                 self.problems_save()
-        except Exception:
-            for pending in batch:
+        except Exception as exc:
+            for pending in stored:
                 self.storage.delete(pending.storage_key)
-            raise
-        self.outcome.accepted += landed
-        self.outcome.series_ids |= series_ids
+            raise _BatchLost from exc
+        for upload_id, count in landed.items():
+            self.outcome.uploads[upload_id].accepted += count
+            self.outcome.accepted += count
+        for upload_id in settling:
+            self.outcome.uploads[upload_id].settled = True
 
-    def _instances_insert(self, batch: list[_Pending]) -> tuple[int, set[int], set[int]]:
+    def _instances_insert(self, batch: list[_Pending]) -> tuple[dict[int, int], set[int], set[int]]:
+        """Insert the batch's instances; return how many landed per upload, and the series and
+        studies they went to."""
         placed: list[tuple[_Pending, Series]] = []
         for pending in batch:
             study = self._study(pending.header)
@@ -436,7 +553,7 @@ class _ImagingRun:
                     storage_key=pending.storage_key,
                     size=pending.size,
                     preamble_cleared=pending.header.preamble_suspicious,
-                    upload=self.upload,
+                    upload=pending.upload,
                 )
                 for pending, series in placed
             ],
@@ -447,22 +564,25 @@ class _ImagingRun:
             series__study__case=self.case, sop_instance_uid__in=[p.header.sop_instance_uid for p, _ in placed]
         ).values_list("sop_instance_uid", "pk", "storage_key", "upload_id"):
             rows.setdefault(uid, []).append((pk, key, upload_id))
-        landed = 0
+        landed: dict[int, int] = {}
         extra: list[int] = []
         for pending, _ in placed:
             found = rows.get(pending.header.sop_instance_uid, [])
             ours = [pk for pk, key, _ in found if key == pending.storage_key]
             others = [(pk, upload_id) for pk, key, upload_id in found if key != pending.storage_key]
+            upload_id = pending.upload.pk
             if ours and not others:
-                landed += 1
+                landed[upload_id] = landed.get(upload_id, 0) + 1
                 continue
             # Stored once: the image that was there first stays; our copy goes.
             extra.extend(ours)
             self.storage.delete(pending.storage_key)
-            if any(upload_id == self.upload.pk for _, upload_id in others):
-                landed += 1  # a retried ingest of this very upload: not a duplicate
+            if any(other_upload == upload_id for _, other_upload in others):
+                landed[upload_id] = landed.get(upload_id, 0) + 1  # a retried ingest: not a duplicate
             else:
-                self.problem(pending.path, FileProblem.Code.DUPLICATE, messages.DUPLICATE)
+                self.problem(
+                    pending.path, FileProblem.Code.DUPLICATE, messages.DUPLICATE, upload=pending.upload
+                )
         if extra:  # the same image in another series of the case (the constraint is per series)
             Instance.objects.filter(pk__in=extra).delete()
         series_ids = {series.pk for _, series in placed}
@@ -474,11 +594,12 @@ class _ImagingRun:
 def ingest_transaction() -> Iterator[None]:
     """A transaction whose commit does not wait for the database's disk flush.
 
-    A commit waits ~5 ms for the WAL fsync on ordinary disks, and a folder drop is one upload
-    (three commits) per file. If the database crashes, the last moments of ingest may be lost
-    (never half-written: WAL order is kept); the upload then stays INGESTING and is claimed
-    again after INGEST_STALE_AFTER, which re-ingests it harmlessly. Only this transaction is
-    affected (SET LOCAL), whatever else the connection is used for afterwards.
+    A commit waits ~5 ms for the WAL fsync on ordinary disks. If the database crashes, the last
+    moments of ingest may be lost (never half-written: WAL order is kept); the uploads then stay
+    INGESTING and are claimed again after INGEST_STALE_AFTER, which re-ingests them harmlessly.
+    The commit that ends an upload DONE is an ordinary (durable) one, which flushes the WAL of
+    every earlier commit with it: once an upload is DONE (and its raw bytes deleted), its
+    instances are on disk. Only this transaction is affected (SET LOCAL).
     """
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -513,33 +634,75 @@ def counts_recompute(*, series_ids: Iterable[int], study_ids: Iterable[int]) -> 
     )
 
 
+def _failure_log(exc: BaseException, upload_ids: Iterable[int]) -> None:
+    # The traceback's frames only: exception messages may quote what the file holds.
+    logger.error(
+        "ingest of uploads %s failed: %s\n%s",
+        ",".join(str(upload_id) for upload_id in upload_ids),
+        type(exc).__name__,
+        "".join(traceback.format_tb(exc.__traceback__)),
+    )
+
+
 def imaging_ingest(
     *,
-    upload: Upload,
+    uploads: list[Upload],
+    retry_ids: Iterable[int] = (),
     limits: ArchiveLimits = DEFAULT_LIMITS,
     previews_now: bool = False,
-    retry: bool = False,
 ) -> IngestOutcome:
-    """Ingest an imaging upload (a DICOM file, a DICOMDIR, or a zip of a CD).
+    """Ingest imaging uploads of one case (DICOM files, DICOMDIRs, zips of CDs) as one batch.
 
-    Good files are kept whatever happens to the others. Previews are queued (or, with
-    ``previews_now``, drawn before returning: the demo seed and the benchmark want them).
+    Precondition: every upload is of one case, imaging, and claimed by this worker
+    (INGESTING). ``retry_ids`` are uploads claimed again after their worker died: their old
+    problems go (their instances are recognised in flush). Good files are kept whatever happens
+    to the others; a file we cannot read is a problem of its upload, never the batch's; a crash
+    of our own fails the uploads not yet settled (with a problem in plain words) and keeps the
+    rest. Previews are queued (or, with ``previews_now``, drawn before returning: the demo seed
+    and the benchmark want them). Upload statuses are left to the caller.
     """
-    run = _ImagingRun(upload, limits)
-    if retry:
-        # A retried run starts its problem list afresh (its instances are recognised in flush).
-        FileProblem.objects.filter(upload=upload).delete()
-    path = str(upload.relative_path or upload.metadata.get("filename") or "")
-    with seekable_upload(upload) as (fp, size):
-        run.file_ingest(fp, size, path, in_archive=False)
-    run.flush()
-    run.problems_save()
+    retry_ids = set(retry_ids)
+    if retry_ids:
+        FileProblem.objects.filter(upload_id__in=retry_ids).delete()
+    case = uploads[0].case
+    storage = tenant_storage()
+    with _BackgroundSaver(storage) as saver:
+        run = _ImagingRun(case, storage, saver, limits)
+        try:
+            for upload in uploads:
+                run.upload_ingest(upload, retried=upload.pk in retry_ids)
+            run.flush()
+        except Exception as exc:  # the database failed us, not a file
+            _failure_log(exc, [upload.pk for upload in uploads])
+            for pending in run.batch:  # read and stored, never written to the database
+                with contextlib.suppress(Exception):
+                    if pending.saved is not None:
+                        pending.saved.result()
+                    storage.delete(pending.storage_key)
+            run.batch = []
+            crashed = [upload for upload in uploads if not run.tally(upload).settled]
+            with contextlib.suppress(Exception):
+                FileProblem.objects.bulk_create(
+                    FileProblem(
+                        case=case,
+                        upload=upload,
+                        path=upload.relative_path[:1000],
+                        code=FileProblem.Code.UNREADABLE,
+                        message=messages.UPLOAD_FAILED,
+                    )
+                    for upload in crashed
+                )
+            for upload in crashed:
+                tally = run.tally(upload)
+                tally.serious_problems += 1
+                tally.settled = True
+                tally.accepted = 0  # ended FAILED: staff look at the raw bytes, which stay
     outcome = run.outcome
-    outcome.failed = outcome.accepted == 0 and run.serious_problems > 0
+    outcome.failed = all(tally.failed for tally in outcome.uploads.values())
     if outcome.accepted:
         if outcome.new_studies or run.mismatch_seen or run.patient_filled:
             # Only a new study (or a new name in one) can make the case name two patients.
-            case_patient_consistency_check(case=run.case, mismatch_seen=run.mismatch_seen)
+            case_patient_consistency_check(case=case, mismatch_seen=run.mismatch_seen)
         if previews_now:
             for series_id in sorted(outcome.series_ids):
                 series_preview_ensure(series_id=series_id)
@@ -547,54 +710,133 @@ def imaging_ingest(
             series_preview_schedule(series_ids=sorted(outcome.series_ids))
     if outcome.new_studies:
         # Reports may have arrived before their images.
-        case_reports_match(case=run.case)
+        case_reports_match(case=case)
     return outcome
 
 
-def upload_ingest_claim(*, upload_id: int) -> tuple[Upload, bool] | None:
-    """Claim the upload for this worker: RECEIVED → INGESTING, or else a stale INGESTING (its
-    worker died). Returns the upload and whether it was such a re-claim; None if another
-    worker has it or it is done."""
+def imaging_uploads_claim(*, upload_id: int) -> list[tuple[Upload, bool]]:
+    """Claim ``upload_id`` and, if it is a small imaging upload, up to
+    :data:`CLAIM_BATCH_UPLOADS` - 1 other small imaging uploads of its case that wait.
+
+    Each is claimed if RECEIVED, or INGESTING but stale (its worker died: the other tasks of
+    its batch returned long ago, so nobody else would ever pick it up). Rows another worker is
+    claiming at this moment are skipped, never waited for: two workers racing over a folder
+    drop's uploads split them. Returns ``(upload, reclaimed)`` pairs, ``upload_id`` first if it
+    was claimed; empty if there was nothing for us to do (the upload is done, or being done).
+    """
+    waiting = Upload.objects.filter(pk=upload_id).values_list("status", "updated").first()
     now = timezone.now()
-    uploads = Upload.objects.filter(pk=upload_id)
-    reclaimed = False
-    with ingest_transaction():
-        if not uploads.filter(status=Upload.Status.RECEIVED).update(
-            status=Upload.Status.INGESTING, updated=now
-        ):
-            stale = uploads.filter(status=Upload.Status.INGESTING, updated__lt=now - INGEST_STALE_AFTER)
-            if not stale.update(updated=now):
-                return None
-            reclaimed = True
-    return Upload.objects.select_related("case").get(pk=upload_id), reclaimed
+    if waiting is None or not (
+        waiting[0] == Upload.Status.RECEIVED
+        or (waiting[0] == Upload.Status.INGESTING and waiting[1] < now - INGEST_STALE_AFTER)
+    ):
+        # The common case in a folder drop: another task's batch took this upload. One quick
+        # read, no transaction, no lock.
+        return []
+    table = connection.ops.quote_name(Upload._meta.db_table)
+    imaging = Upload.Kind.IMAGING.value
+    sql = f"""
+        WITH target AS (
+            SELECT case_id, kind, COALESCE(length, 0) AS length FROM {table} WHERE id = %(id)s
+        ), picked AS (
+            SELECT u.id, u.status AS was
+            FROM {table} u JOIN target t ON u.case_id = t.case_id AND u.kind = t.kind
+            WHERE (u.status = %(received)s OR (u.status = %(ingesting)s AND u.updated < %(stale)s))
+              AND (
+                u.id = %(id)s
+                OR (
+                    t.kind = %(imaging)s
+                    AND t.length <= %(max_bytes)s
+                    AND COALESCE(u.length, 0) <= %(max_bytes)s
+                )
+              )
+            ORDER BY u.id = %(id)s DESC, u.id
+            LIMIT %(limit)s
+            FOR UPDATE OF u SKIP LOCKED
+        )
+        UPDATE {table} u SET status = %(ingesting)s, updated = %(now)s
+        FROM picked WHERE u.id = picked.id
+        RETURNING u.id, picked.was
+    """  # noqa: S608 - the table name is ours, every value is a parameter
+    params: dict[str, int | str | datetime] = {
+        "id": upload_id,
+        "received": Upload.Status.RECEIVED.value,
+        "ingesting": Upload.Status.INGESTING.value,
+        "stale": now - INGEST_STALE_AFTER,
+        "imaging": imaging,
+        "max_bytes": CLAIM_BATCH_MAX_BYTES,
+        "limit": CLAIM_BATCH_UPLOADS,
+        "now": now,
+    }
+    with ingest_transaction(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        claimed = dict(cursor.fetchall())
+    if not claimed:
+        return []
+    uploads = Upload.objects.select_related("case").filter(pk__in=claimed).order_by("pk")
+    ordered = sorted(uploads, key=lambda upload: (upload.pk != upload_id, upload.pk))
+    return [(upload, claimed[upload.pk] == Upload.Status.INGESTING) for upload in ordered]
+
+
+def uploads_finish(*, outcome: IngestOutcome, uploads: list[Upload]) -> None:
+    """End each upload DONE or FAILED, then delete the raw bytes of those whose every file is
+    now stored on its own (DONE, nothing set aside but benign files).
+
+    The status commit is durable (not :func:`ingest_transaction`): it flushes the WAL of the
+    instances committed before it, so no DONE upload's bytes are deleted before its instances
+    are safely in the database.
+    """
+    now = timezone.now()
+    failed = outcome.failed_upload_ids
+    done = [upload for upload in uploads if upload.pk not in failed]
+    with transaction.atomic():
+        if failed:
+            Upload.objects.filter(pk__in=failed, status=Upload.Status.INGESTING).update(
+                status=Upload.Status.FAILED, updated=now
+            )
+        if done:
+            Upload.objects.filter(
+                pk__in=[upload.pk for upload in done], status=Upload.Status.INGESTING
+            ).update(status=Upload.Status.DONE, updated=now)
+    storage = tenant_storage()
+    for upload in done:
+        tally = outcome.uploads.get(upload.pk)
+        if tally is not None and tally.serious_problems == 0:
+            try:
+                storage.delete(upload.storage_key)
+            except Exception as exc:  # the upload is done; a stray copy is only wasted space
+                logger.warning("raw bytes of upload %s were not deleted: %s", upload.pk, type(exc).__name__)
 
 
 def upload_ingest_run(
     *, upload_id: int, limits: ArchiveLimits = DEFAULT_LIMITS, previews_now: bool = False
 ) -> IngestOutcome | None:
-    """Claim and ingest one upload, ending it DONE or FAILED; None if it was not ours to do.
+    """Claim ``upload_id`` (and, for a folder drop, a batch of its case's other waiting imaging
+    uploads), ingest them, and end each DONE or FAILED; None if there was nothing ours to do.
 
-    Never raises for anything in the file: a crash of our own is recorded as a FileProblem in
-    plain words, logged by type and upload id only, and the upload ends FAILED.
+    Never raises for anything in a file: a crash of our own is recorded as a FileProblem in
+    plain words, logged by type and upload id only, and the uploads it hit end FAILED.
     """
-    claimed = upload_ingest_claim(upload_id=upload_id)
-    if claimed is None:
+    claimed = imaging_uploads_claim(upload_id=upload_id)
+    if not claimed:
         return None
-    upload, reclaimed = claimed
-    try:
-        if upload.kind == Upload.Kind.REPORT:
-            report = report_ingest(upload=upload)
-            outcome = IngestOutcome(accepted=int(report is not None), failed=report is None)
-        else:
-            outcome = imaging_ingest(upload=upload, limits=limits, previews_now=previews_now, retry=reclaimed)
-    except Exception as exc:
-        # The traceback's frames only: exception messages may quote what the file holds.
-        logger.error(
-            "ingest of upload %s failed: %s\n%s",
-            upload.pk,
-            type(exc).__name__,
-            "".join(traceback.format_tb(exc.__traceback__)),
+    uploads = [upload for upload, _ in claimed]
+    retry_ids = {upload.pk for upload, reclaimed in claimed if reclaimed}
+    if uploads[0].kind == Upload.Kind.REPORT:
+        outcome = _report_ingest(upload=uploads[0])
+    else:
+        outcome = imaging_ingest(
+            uploads=uploads, retry_ids=retry_ids, limits=limits, previews_now=previews_now
         )
+    uploads_finish(outcome=outcome, uploads=uploads)
+    return outcome
+
+
+def _report_ingest(*, upload: Upload) -> IngestOutcome:
+    try:
+        report = report_ingest(upload=upload)
+    except Exception as exc:
+        _failure_log(exc, [upload.pk])
         with contextlib.suppress(Exception):
             FileProblem.objects.create(
                 case=upload.case,
@@ -603,9 +845,7 @@ def upload_ingest_run(
                 code=FileProblem.Code.UNREADABLE,
                 message=messages.UPLOAD_FAILED,
             )
-        outcome = IngestOutcome(failed=True)
-    with ingest_transaction():
-        Upload.objects.filter(pk=upload.pk, status=Upload.Status.INGESTING).update(
-            status=Upload.Status.FAILED if outcome.failed else Upload.Status.DONE, updated=timezone.now()
-        )
-    return outcome
+        report = None
+    accepted = int(report is not None)
+    tally = UploadTally(accepted=accepted, serious_problems=1 - accepted, settled=True)
+    return IngestOutcome(accepted=accepted, failed=report is None, uploads={upload.pk: tally})
