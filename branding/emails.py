@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email.utils import formataddr, parseaddr
 from typing import Any
 
 from django.conf import settings
@@ -40,11 +41,12 @@ def branded_email_send(
     }
     text = render_to_string(f"{template}.txt", full_context)
     html = render_to_string(f"{template}.html", full_context)
-    sender_address = settings.DEFAULT_FROM_EMAIL.split("<")[-1].rstrip(">").strip()
+    _, sender_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
     message = EmailMultiAlternatives(
         subject=subject,
         body=text,
-        from_email=f"{institution.name} <{sender_address}>",
+        # formataddr quotes names with commas or other specials ("Lakeside, Inc.").
+        from_email=formataddr((institution.name, sender_address)),
         to=to,
         reply_to=[brand.support_email] if brand and brand.support_email else None,
     )

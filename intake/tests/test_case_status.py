@@ -62,3 +62,15 @@ def test_it_numbers_cases_once(neuro: Institution) -> None:
         first = case_number_assign(case=case, prefix="NNI")
         assert case_number_assign(case=case, prefix="NNI") == first
         assert first.startswith("NNI-")
+
+
+def test_it_quotes_an_institution_name_with_a_comma(neuro: Institution) -> None:
+    neuro.name = "Northfield, Inc."
+    neuro.save(update_fields=["name"])
+    with tenant_context(neuro):
+        case = _case(neuro)
+        case_number_assign(case=case, prefix="NNI")
+        case_status_change(case=case, status=Case.Status.SUBMITTED)
+        assert case_status_email_send(case_id=case.pk, status=Case.Status.SUBMITTED)
+    (email,) = mail.outbox
+    assert email.from_email.startswith('"Northfield, Inc." <')
