@@ -140,6 +140,13 @@ def instance_metadata(instance: Instance) -> DicomJson:
 
     The file's Transfer Syntax UID (0002,0010) is added: viewers need it to know whether they
     can decode the frames before asking for them.
+
+    Photometric Interpretation stays as stored (e.g. YBR_FULL_422 for a colour JPEG) even though
+    frames decoded here come back as RGB: one metadata answer serves both kinds of frame
+    requests, and a client that decodes stored frames itself (Cornerstone, asking
+    ``transfer-syntax=*``) needs the stored value to convert YBR (RLE, uncompressed YBR) to RGB.
+    Whole instances sent decompressed do say RGB (pydicom's ``decompress`` rewrites the Image
+    Pixel module); a client asking for decoded frames must read colour frames as RGB.
     """
     with open_instance(instance) as stream:
         header = read_header(stream)

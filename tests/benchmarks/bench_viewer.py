@@ -9,16 +9,20 @@ Run by hand (prints numbers, asserts nothing):
 It creates its own throw-away database (``test_secondread_bench_viewer``), migrates and seeds it,
 stores a case whose CT series is made from a real 512×512 CT slice (pydicom's
 eCT_Supplemental.dcm, uncompressed 16-bit, new UIDs, each slice shifted), serves it with
-gunicorn as in production (1 worker, 8 threads, as the tests' live server), and drives Chromium:
+gunicorn (1 worker, 8 threads) with the run settings of ``./sr run`` (config.settings.base:
+static files collected by whitenoise's CompressedManifestStaticFilesStorage, hashed names cached
+for a year, gzip/brotli; Redis cache), and drives Chromium:
 
-1. first image: from navigation start of the viewer page (signed in as reviewer1) until the
-   viewport canvas shows non-blank pixels, measured in the page (``performance.now()``);
-   first with an empty browser cache (the 4 MB bundle, the decode worker and its codecs are
-   loaded too), then again in the same browser (static files cached);
-2. scrolling: one wheel event per animation frame (~60 Hz, a fast flick of the wheel) over the
-   whole series, counting the distinct images actually painted per second and how far the
-   image shown lags behind the wheel when the wheel stops; then the same once the frames are in
-   the viewer's cache (a second pass back up).
+1. first image: from navigation start of the viewer page (signed in as reviewer1) until a
+   canvas in the viewport shows non-blank pixels (first.js paints it from the page's JSON and a
+   frame fetched by an inline script), and until the full viewer (Cornerstone3D: tools, wheel
+   scrolling) shows it, measured in the page (``performance.now()``); first with an empty
+   browser cache, then again in the same browser (static files cached);
+2. scrolling: Playwright wheel events at up to 60 Hz (Chromium acknowledges each once handled,
+   so the rate it reaches is printed; on an empty page it tops out near 30/s here) over the
+   whole series, counting the distinct images actually painted and how far the image shown lags
+   behind the wheel when the wheel stops; then the same once the frames are in the viewer's
+   cache (a second pass back up).
 
 Targets (issue 5): first image < 1 s; scrolling keeps up with the wheel.
 """
