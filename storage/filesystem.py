@@ -7,6 +7,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -72,21 +73,19 @@ class FilesystemBackend(StorageBackend):
 
     # -- writing -------------------------------------------------------------------------------
 
-    def _write_atomically(self, target: Path, chunks: Iterator[bytes]) -> tuple[int, str]:
-        """Write ``chunks`` to ``target`` all or nothing; return (bytes written, md5 hex).
+    def _write_atomically(self, target: Path, chunks: Iterator[bytes]) -> int:
+        """Write ``chunks`` to ``target`` all or nothing; return the bytes written.
 
         The temp file sits beside the target so ``os.replace`` stays on one filesystem, and it
         is fsync'ed first so a crash cannot leave a renamed but empty file.
         """
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.parent / f".{uuid.uuid4().hex}.tmp"
-        digest = hashlib.md5(usedforsecurity=False)
         written = 0
         try:
             with open(temp, "xb") as out:
                 for chunk in chunks:
                     out.write(chunk)
-                    digest.update(chunk)
                     written += len(chunk)
                 out.flush()
                 os.fsync(out.fileno())
@@ -94,11 +93,10 @@ class FilesystemBackend(StorageBackend):
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        return written, digest.hexdigest()
+        return written
 
     def save(self, key: str, stream: BinaryIO, length: int | None = None) -> int:
-        written, _ = self._write_atomically(self._path(key), _stream_chunks(stream, length))
-        return written
+        return self._write_atomically(self._path(key), _stream_chunks(stream, length))
 
     def multipart_start(self, key: str) -> str:
         validate_key(key)
@@ -109,27 +107,60 @@ class FilesystemBackend(StorageBackend):
         return upload_id
 
     def multipart_put(self, key: str, upload_id: str, part_number: int, stream: BinaryIO, length: int) -> str:
+        """Store one part; see "Multipart uploads" in :func:`_part_record` for the layout.
+
+        The etag is a fresh random token per put (not an md5 of the bytes: hashing cost as
+        much as writing), so a listed etag names exactly one put of that part.
+        """
         staging = self._staging(key, upload_id)
         check_part_number(part_number)
-        part = staging / f"part-{part_number:05d}"
-        _, etag = self._write_atomically(part, _stream_chunks(stream, length))
-        # Keep the part's checksum so completing never reads the bytes a second time.
-        part.with_suffix(".etag").write_text(etag, encoding="ascii")
+        etag = uuid.uuid4().hex
+        offset = _claim_in_place(staging, part_number)
+        if offset is not None:
+            length = _write_in_place(staging / _DATA_FILE, offset, _stream_chunks(stream, length))
+            _record_write(staging, _PartRecord(part_number, etag, _IN_PLACE, offset, length))
+        else:
+            written = self._write_atomically(
+                staging / _part_file_name(part_number, etag), _stream_chunks(stream, length)
+            )
+            previous = _part_record(staging, part_number)
+            _record_write(staging, _PartRecord(part_number, etag, _OWN_FILE, 0, written))
+            # The replaced version is unreachable now (its record is gone); free its bytes.
+            if previous is not None and previous.place == _OWN_FILE:
+                previous.path(staging).unlink(missing_ok=True)
         return etag
 
     def multipart_complete(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> int:
         staging = self._staging(key, upload_id)
         ordered = ordered_parts(parts)
-        paths = [staging / f"part-{number:05d}" for number, _ in ordered]
-        for index, ((_, etag), path) in enumerate(zip(ordered, paths, strict=True)):
-            if not path.is_file() or _etag_of(path) != etag:
+        records: list[_PartRecord] = []
+        for index, (number, etag) in enumerate(ordered):
+            record = _part_record(staging, number)
+            if record is None or record.etag != etag:
                 raise MultipartError("A part of the upload is missing or does not match.")
             # Same rule as S3, so that code tested on the filesystem works in production.
-            if index < len(paths) - 1 and path.stat().st_size < MIN_PART_SIZE:
+            if index < len(ordered) - 1 and record.length < MIN_PART_SIZE:
                 raise MultipartError("Every part but the last must be at least 5 MiB.")
-        written = _concatenate_atomically(self._path(key), paths)
+            records.append(record)
+        target = self._path(key)
+        total = sum(record.length for record in records)
+        data = staging / _DATA_FILE
+        # The usual case (parts sent in order, once each): the parts already lie end to end in
+        # the data file, which becomes the object by a rename; nothing is copied.
+        in_place = all(record.place == _IN_PLACE for record in records) and all(
+            record.offset == sum(earlier.length for earlier in records[:index])
+            for index, record in enumerate(records)
+        )
+        if in_place:
+            _data_finish(data, total)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(data, target)
+        else:
+            _concatenate_atomically(
+                target, [(record.path(staging), record.offset, record.length) for record in records]
+            )
         shutil.rmtree(staging, ignore_errors=True)
-        return written
+        return total
 
     def multipart_abort(self, key: str, upload_id: str) -> None:
         try:
@@ -228,22 +259,22 @@ def _stream_chunks(stream: BinaryIO, length: int | None) -> Iterator[bytes]:
         raise ValueError("The stream is shorter than its declared length.")
 
 
-def _concatenate_atomically(target: Path, paths: list[Path]) -> int:
-    """Join the parts into ``target`` all or nothing, copying in the kernel
-    (``os.copy_file_range``) so large uploads are not pushed through Python buffers."""
+def _concatenate_atomically(target: Path, pieces: list[tuple[Path, int, int]]) -> int:
+    """Join the ``(file, offset, length)`` pieces into ``target`` all or nothing, copying in the
+    kernel (``os.copy_file_range``) so large uploads are not pushed through Python buffers."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.parent / f".{uuid.uuid4().hex}.tmp"
     written = 0
     try:
         with open(temp, "xb") as out:
-            for path in paths:
+            for path, offset, length in pieces:
                 with open(path, "rb") as part:
-                    remaining = os.fstat(part.fileno()).st_size
-                    while remaining > 0:
-                        copied = _copy_range(part, out, remaining)
+                    position, end = offset, offset + length
+                    while position < end:
+                        copied = _copy_range(part, out, position, end - position)
                         if copied == 0:
-                            raise OSError("A part ended before its size.")
-                        remaining -= copied
+                            raise MultipartError("A part of the upload is missing or does not match.")
+                        position += copied
                         written += copied
             out.flush()
             os.fsync(out.fileno())
@@ -254,18 +285,147 @@ def _concatenate_atomically(target: Path, paths: list[Path]) -> int:
     return written
 
 
-def _copy_range(source: BinaryIO, out: BinaryIO, remaining: int) -> int:
+def _copy_range(source: BinaryIO, out: BinaryIO, offset: int, remaining: int) -> int:
+    count = min(remaining, 1 << 30)
     try:
-        return os.copy_file_range(source.fileno(), out.fileno(), min(remaining, 1 << 30))
+        return os.copy_file_range(source.fileno(), out.fileno(), count, offset)
     except OSError:  # not supported across these filesystems: copy through a buffer
-        chunk = source.read(min(remaining, CHUNK_SIZE))
+        chunk = os.pread(source.fileno(), min(count, CHUNK_SIZE), offset)
         out.write(chunk)
         return len(chunk)
 
 
-def _etag_of(path: Path) -> str:
-    sidecar = path.with_suffix(".etag")
-    return sidecar.read_text(encoding="ascii") if sidecar.is_file() else _md5_of(path)
+# -- multipart uploads ---------------------------------------------------------------------------
+#
+# Layout of an upload's staging folder (``.multipart/<upload id>/``):
+#   key                   the key the upload was started for;
+#   data                  parts written in place, end to end, in part order;
+#   part-NNNNN.claim      part NNNNN has (or had) its place in ``data`` (created exclusively);
+#   part-NNNNN-<etag>     a part that could not go in place (out of order, or put again);
+#   part-NNNNN.etag       the record of part NNNNN's current version: "<etag> <place> <offset>
+#                         <length>" (place "data" or "file"); parts put before this layout hold
+#                         a bare md5 here, their bytes in ``part-NNNNN``.
+#
+# A part goes in place when it is put for the first time and its predecessor lies in place:
+# it starts where the predecessor ends. Claiming that region with an exclusive create means two
+# puts never write the same bytes. Completing parts that all lie in place, end to end, is a
+# truncate, an fsync and a rename: no copy. Anything else (a part put again, parts out of
+# order) is joined by copying, as before.
+#
+# Crash safety (a process or the whole machine dying): a part's bytes are fsync'ed before its
+# record is written, so a record never points at bytes that may be lost; a part put again goes
+# to a new file and its record is replaced atomically (os.replace), so the previous version
+# stays whole until then. A record lost in a crash (they are not fsync'ed: the loss is always
+# detected) makes completing with that part's etag fail with MultipartError, never join wrong
+# bytes. The object itself appears only when complete, by rename, after an fsync.
+
+_DATA_FILE = "data"
+_IN_PLACE = "data"
+_OWN_FILE = "file"
+_ETAG = re.compile(r"^[0-9a-f]{32}\Z")
+
+
+@dataclass(frozen=True)
+class _PartRecord:
+    number: int
+    etag: str
+    place: str  # _IN_PLACE or _OWN_FILE
+    offset: int  # in the data file (in place); 0 in an own file
+    length: int
+    legacy: bool = False
+
+    def path(self, staging: Path) -> Path:
+        if self.place == _IN_PLACE:
+            return staging / _DATA_FILE
+        if self.legacy:
+            return staging / f"part-{self.number:05d}"
+        return staging / _part_file_name(self.number, self.etag)
+
+
+def _part_file_name(number: int, etag: str) -> str:
+    return f"part-{number:05d}-{etag}"
+
+
+def _record_path(staging: Path, number: int) -> Path:
+    return staging / f"part-{number:05d}.etag"
+
+
+def _part_record(staging: Path, number: int) -> _PartRecord | None:
+    """The record of part ``number``, or None if it has none (or an unreadable one)."""
+    try:
+        fields = _record_path(staging, number).read_text(encoding="ascii").split()
+    except (FileNotFoundError, UnicodeDecodeError):
+        fields = []
+    legacy = staging / f"part-{number:05d}"
+    if not fields and legacy.is_file():  # written before parts had records
+        fields = [_md5_of(legacy)]
+    if len(fields) == 1 and _ETAG.match(fields[0]) and legacy.is_file():
+        return _PartRecord(number, fields[0], _OWN_FILE, 0, legacy.stat().st_size, legacy=True)
+    if len(fields) != 4 or not _ETAG.match(fields[0]) or fields[1] not in (_IN_PLACE, _OWN_FILE):
+        return None
+    try:
+        offset, length = int(fields[2]), int(fields[3])
+    except ValueError:
+        return None
+    record = _PartRecord(number, fields[0], fields[1], offset, length)
+    path = record.path(staging)
+    if not path.is_file() or path.stat().st_size < offset + length:
+        return None  # its bytes are gone (say, lost in a crash): the part is missing
+    return record
+
+
+def _record_write(staging: Path, record: _PartRecord) -> None:
+    """Replace the record of a part atomically (a reader sees the old one or the new one)."""
+    temp = staging / f".{uuid.uuid4().hex}.tmp"
+    temp.write_text(f"{record.etag} {record.place} {record.offset} {record.length}", encoding="ascii")
+    os.replace(temp, _record_path(staging, record.number))
+
+
+def _claim_in_place(staging: Path, number: int) -> int | None:
+    """The offset in the data file where part ``number`` may be written, now reserved for this
+    put; None if it must go to a file of its own."""
+    if number == 1:
+        offset = 0
+    else:
+        previous = _part_record(staging, number - 1)
+        if previous is None or previous.place != _IN_PLACE:
+            return None
+        offset = previous.offset + previous.length
+    try:
+        (staging / f"part-{number:05d}.claim").touch(exist_ok=False)
+    except FileExistsError:  # put before (or being put right now): never write its bytes twice
+        return None
+    return offset
+
+
+def _write_in_place(data: Path, offset: int, chunks: Iterator[bytes]) -> int:
+    """Write ``chunks`` into ``data`` from ``offset`` and fsync; return the bytes written.
+
+    Precondition: the region was claimed by :func:`_claim_in_place`, so no one else writes it.
+    If ``chunks`` raises, the region holds a partial part with no record: the part is missing.
+    """
+    descriptor = os.open(data, os.O_WRONLY | os.O_CREAT, 0o666)
+    written = 0
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                count = os.pwrite(descriptor, view, offset + written)
+                view = view[count:]
+                written += count
+        os.fdatasync(descriptor)
+    finally:
+        os.close(descriptor)
+    return written
+
+
+def _data_finish(data: Path, total: int) -> None:
+    """Cut the data file to the object's size (a part put but not listed may lie past it)."""
+    with open(data, "r+b") as out:
+        if os.fstat(out.fileno()).st_size < total:
+            raise MultipartError("A part of the upload is missing or does not match.")
+        out.truncate(total)
+        os.fsync(out.fileno())
 
 
 def _md5_of(path: Path) -> str:

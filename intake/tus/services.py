@@ -73,15 +73,19 @@ def upload_staging_prefix(*, upload: Upload) -> str:
 
 
 class _MemoryReader:
-    """A read-only stream over a slice of the part buffer (no copy of the whole part)."""
+    """A read-only stream over a slice of the part buffer that never copies it.
+
+    ``read`` returns views into the buffer, not bytes: storage only writes or hashes what it
+    reads and is done with it before it returns, and the buffer is refilled only after that.
+    """
 
     def __init__(self, view: memoryview) -> None:
         self._view = view
         self._position = 0
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int = -1) -> memoryview:
         end = len(self._view) if size is None or size < 0 else min(len(self._view), self._position + size)
-        data = bytes(self._view[self._position : end])
+        data = self._view[self._position : end]
         self._position = end
         return data
 

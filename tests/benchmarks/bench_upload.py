@@ -46,6 +46,9 @@ sys.path.insert(0, str(BASE_DIR))
 RUN_ID = "bench_upload"
 MiB = 1024 * 1024
 HOST = "neuro.localhost"
+GUNICORN_WORKERS = 2  # as ./sr run starts it (config/launcher.py)
+RATE_TARGET = 0.5  # tus at least half the raw PUT's rate
+MEMORY_TARGET_MB = 100
 
 
 # -- the baseline server (runs in its own process) ---------------------------------------------
@@ -108,34 +111,37 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return int(match.group(1)) / 1024
 
 
-def gunicorn_worker_pid(master: int) -> int:
+def gunicorn_worker_pids(master: int, count: int) -> list[int]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-        if children:
-            return int(children[0])
+        if len(children) >= count:
+            return [int(child) for child in children]
         time.sleep(0.1)
     raise RuntimeError("no gunicorn worker")
 
 
 class PeakSampler(threading.Thread):
-    """Samples a process's resident memory every 20 ms; ``peak`` is the highest seen."""
+    """Samples the resident memory of processes every 20 ms; ``peaks`` are the highest seen.
 
-    def __init__(self, pid: int) -> None:
+    Every gunicorn worker is sampled: either may take any request of an upload."""
+
+    def __init__(self, pids: list[int]) -> None:
         super().__init__(daemon=True)
-        self.pid = pid
-        self.peak = rss_mb(pid)
+        self.pids = pids
+        self.peaks = {pid: rss_mb(pid) for pid in pids}
         self.running = True
 
     def run(self) -> None:
         while self.running:
-            self.peak = max(self.peak, rss_mb(self.pid))
+            for pid in self.pids:
+                self.peaks[pid] = max(self.peaks[pid], rss_mb(pid))
             time.sleep(0.02)
 
-    def stop(self) -> float:
+    def stop(self) -> dict[int, float]:
         self.running = False
         self.join()
-        return self.peak
+        return self.peaks
 
 
 class CountingFile(io.FileIO):
@@ -147,6 +153,27 @@ class CountingFile(io.FileIO):
         data = super().read(size)
         self.sent += len(data) if data else 0
         return data or b""
+
+
+def start_profiler(master: int, output: str) -> subprocess.Popen[bytes]:
+    """py-spy (``pip install py-spy``; not a dependency of the project) sampling every worker."""
+    profiler = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--output",
+            output,
+            "--pid",
+            str(master),
+            "--subprocesses",
+            # Collapsed stacks (one line each, for grep and sort) unless an .svg is asked for.
+            "--format",
+            "flamegraph" if output.endswith(".svg") else "raw",
+        ],
+        cwd=BASE_DIR,
+    )
+    time.sleep(1)  # let it attach
+    return profiler
 
 
 def make_file(path: Path, size: int) -> None:
@@ -244,6 +271,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--chunk-mb", type=int, default=32)
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        help="record the gunicorn workers with py-spy during the tus upload: a flame graph if PATH "
+        "ends in .svg, else collapsed stacks",
+    )
     args = parser.parse_args()
     size, chunk = args.size_mb * MiB, args.chunk_mb * MiB
 
@@ -290,14 +323,21 @@ def main() -> None:
                 "config.wsgi:application",
                 "--bind",
                 f"127.0.0.1:{port}",
+                # The worker settings of ./sr run (config/launcher.py), access log included.
                 "--workers",
-                "1",
+                str(GUNICORN_WORKERS),
                 "--threads",
                 "8",
                 "--worker-class",
                 "gthread",
                 "--timeout",
-                "600",
+                "120",
+                "--graceful-timeout",
+                "5",
+                "--access-logfile",
+                os.devnull,
+                "--access-logformat",
+                '{"access": "%(m)s", "status": %(s)s, "ms": %(M)s}',
                 "--log-level",
                 "warning",
             ],
@@ -305,7 +345,7 @@ def main() -> None:
             env=env,
         )
         wait_for(f"http://127.0.0.1:{port}/healthz", settings.PLATFORM_DOMAIN)
-        worker = gunicorn_worker_pid(gunicorn.pid)
+        workers = gunicorn_worker_pids(gunicorn.pid, GUNICORN_WORKERS)
         cookie = sign_in(port)
         headers = {"Host": HOST, "Cookie": cookie}
         endpoint = f"http://127.0.0.1:{port}/intake/tus/"
@@ -323,9 +363,10 @@ def main() -> None:
             file_stream=io.BytesIO(b"w" * (PART_SIZE + 10)), chunk_size=chunk, metadata=metadata
         )
         warm.upload()
-        before = rss_mb(worker)
-        sampler = PeakSampler(worker)
+        before = {pid: rss_mb(pid) for pid in workers}
+        sampler = PeakSampler(workers)
         sampler.start()
+        profiler = start_profiler(gunicorn.pid, args.profile) if args.profile else None
         start = time.perf_counter()
         with CountingFile(source, "rb") as stream:
             uploader: Any = TusClient(endpoint, headers=headers).uploader(
@@ -333,8 +374,13 @@ def main() -> None:
             )
             uploader.upload()
         elapsed = time.perf_counter() - start
-        peak = sampler.stop()
-        after = rss_mb(worker)
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes the flame graph when interrupted
+            profiler.wait(timeout=120)
+        peaks = sampler.stop()
+        after = {pid: rss_mb(pid) for pid in workers}
+        growth = max(peaks[pid] - before[pid] for pid in workers)
+        growth_after = max(after[pid] - before[pid] for pid in workers)
         with schema_context("neuro"):
             upload = Upload.objects.get(public_id=uploader.url.rsplit("/", 1)[1])
             assert upload.status == Upload.Status.RECEIVED and upload.offset == size, upload.status
@@ -376,27 +422,48 @@ def main() -> None:
         sent_total = first.sent + rest.sent  # first.sent includes the half chunk sent before the cut
         resent = sent_total - size
 
+        print("baseline again (the machine may be shared: the faster of the two is used) ...", flush=True)
+        baseline = min(baseline, measure_baseline(source, size, workdir))
+
+        ratio = baseline / elapsed
+        verdicts = {
+            "rate": ratio >= RATE_TARGET,
+            "memory": growth < MEMORY_TARGET_MB,
+            "resume": resent <= chunk,
+        }
         print()
         print(f"file: {args.size_mb} MB, tus chunk {args.chunk_mb} MB, storage part {PART_SIZE // MiB} MiB")
-        print(f"baseline raw PUT:       {rate(size, baseline):8.1f} MB/s  ({baseline:.2f} s)")
+        print(f"baseline raw PUT:       {rate(size, baseline):8.1f} MB/s  ({baseline:.2f} s, the faster run)")
         print(
             f"storage alone:          {rate(size, parts_seconds + complete_seconds):8.1f} MB/s  "
             f"(parts {parts_seconds:.2f} s at {rate(size, parts_seconds):.0f} MB/s, "
             f"complete {complete_seconds:.2f} s): the ceiling of any upload into this backend"
         )
+        print(f"tus (tuspy):            {rate(size, elapsed):8.1f} MB/s  ({elapsed:.2f} s)")
         print(
-            f"tus (tuspy):            {rate(size, elapsed):8.1f} MB/s  ({elapsed:.2f} s)  "
-            f"= {elapsed and baseline / elapsed * 100:.0f}% of baseline (target >= 50%)"
-        )
-        print(
-            f"gunicorn worker RSS:    before {before:.1f} MB, peak {peak:.1f} MB, after {after:.1f} MB: "
-            f"growth {peak - before:.1f} MB at peak, {after - before:.1f} MB after (target < 100 MB)"
+            "gunicorn workers' RSS:  "
+            + "; ".join(
+                f"{before[pid]:.1f} -> peak {peaks[pid]:.1f} -> {after[pid]:.1f} MB" for pid in workers
+            )
         )
         print(
             f"resume after a cut at {offset / size:.0%} + half a chunk: "
             f"server kept up to {resume_offset} bytes, "
-            f"client then sent {rest.sent} bytes for {size - resume_offset} missing; "
-            f"bytes sent twice: {resent} (target <= one chunk = {chunk})"
+            f"client then sent {rest.sent} bytes for {size - resume_offset} missing"
+        )
+        print()
+        print("against the targets of issue 4:")
+        print(
+            f"  rate:   tus / baseline = {ratio:.2f} ({ratio:.0%})   target >= {RATE_TARGET:.2f}   "
+            f"{'MET' if verdicts['rate'] else 'NOT MET'}"
+        )
+        print(
+            f"  memory: worker growth {growth:.1f} MB at peak ({growth_after:.1f} MB after)   "
+            f"target < {MEMORY_TARGET_MB} MB   {'MET' if verdicts['memory'] else 'NOT MET'}"
+        )
+        print(
+            f"  resume: bytes sent twice {resent} ({resent / chunk:.2f} chunk)   target <= 1 chunk   "
+            f"{'MET' if verdicts['resume'] else 'NOT MET'}"
         )
     finally:
         if gunicorn is not None:
