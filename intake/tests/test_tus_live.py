@@ -367,3 +367,41 @@ def test_it_expires_an_abandoned_upload_leaving_no_bytes(patient: Patient, commi
             storage.multipart_complete(upload.storage_key, upload.multipart_id, [tuple(upload.parts[0])])
     head = patient.head(uploader.url)
     assert head.status_code == 410
+
+
+def _raw_chunked_patch(patient: Patient, upload_url: str, offset: int, framed: bytes) -> tuple[int, str]:
+    """Send a PATCH whose body is ``framed`` (chunked transfer encoding, framing included);
+    return the status and the body of the answer."""
+    path = upload_url.split(str(patient.server.port), 1)[1]
+    head = (
+        f"PATCH {path} HTTP/1.1\r\nHost: {HOST}\r\nCookie: {patient.cookie}\r\nTus-Resumable: 1.0.0\r\n"
+        f"Upload-Offset: {offset}\r\nContent-Type: application/offset+octet-stream\r\n"
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", patient.server.port), timeout=15) as raw:
+        raw.sendall(head.encode() + framed)
+        answer = b""
+        while data := raw.recv(65536):
+            answer += data
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2].decode()
+
+
+def test_it_explains_a_chunk_sent_in_broken_chunked_encoding(patient: Patient, committed_case: Case) -> None:
+    content = os.urandom(1000)
+    uploader = patient.uploader(
+        file_stream=io.BytesIO(content), chunk_size=CHUNK, metadata=_metadata(committed_case, content)
+    )
+    uploader.set_url(uploader.create_url())
+    upload_url = uploader.url
+
+    # A chunk size that is not hexadecimal, then a chunk missing its CRLF terminator.
+    for framed in (b"zz\r\n" + content[:100] + b"\r\n0\r\n\r\n", b"64\r\n" + content[:100] + b"XX0\r\n\r\n"):
+        assert _raw_chunked_patch(patient, upload_url, 0, framed) == (400, messages.CHUNKED_INVALID)
+        assert _stored(upload_url).offset == 0  # nothing of it was kept
+
+    # Well-formed chunked encoding is accepted (not the whole file: a complete one would be
+    # handed to the module's worker while the case is being deleted).
+    framed = b"%x\r\n%s\r\n0\r\n\r\n" % (600, content[:600])
+    assert _raw_chunked_patch(patient, upload_url, 0, framed)[0] == 204
+    assert _stored(upload_url).offset == 600

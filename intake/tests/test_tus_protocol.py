@@ -16,7 +16,7 @@ from django.test import Client
 from django_tenants.utils import tenant_context
 
 from accounts.models import User
-from intake.models import Case, Upload
+from intake.models import Case, Instance, Series, Study, Upload
 from intake.tus import messages
 from intake.tus.protocol import encode_metadata
 from intake.tus.services import CASE_QUOTA, MAX_UPLOAD_SIZE, PART_SIZE, upload_staging_prefix
@@ -424,3 +424,63 @@ def test_it_lists_a_cases_uploads_with_their_progress(patient_client: Client, ca
         25,
     )
     assert progress.status_label == "Receiving"
+
+
+def test_it_refuses_the_whole_creation_when_its_first_chunk_is_refused(
+    patient_client: Client, case: Case
+) -> None:
+    content = os.urandom(PART_SIZE + 700)
+    damaged = bytes([content[0] ^ 0xFF]) + content[1:]
+    meta = encode_metadata({"case": str(case.public_id), "filename": "IM000001"})
+    refused = patient_client.post(
+        ENDPOINT,
+        damaged,
+        content_type="application/offset+octet-stream",
+        HTTP_UPLOAD_LENGTH=str(len(content)),
+        HTTP_UPLOAD_METADATA=meta,
+        HTTP_UPLOAD_CHECKSUM=_checksum("sha256", content),
+        **TUS,
+    )
+    assert (refused.status_code, refused.content.decode()) == (460, messages.CHECKSUM_MISMATCH)
+    too_long = patient_client.post(
+        ENDPOINT,
+        content,
+        content_type="application/offset+octet-stream",
+        HTTP_UPLOAD_LENGTH="10",
+        HTTP_UPLOAD_METADATA=meta,
+        **TUS,
+    )
+    assert (too_long.status_code, too_long.content.decode()) == (413, messages.CHUNK_TOO_LONG)
+    # No upload is left behind to hold the case's quota, and no bytes.
+    assert "Location" not in refused and "Location" not in too_long
+    assert not Upload.objects.filter(case=case).exists()
+    assert list(tenant_storage().list_keys("tus-staging")) == []
+    assert list(tenant_storage().list_keys(f"uploads/{case.public_id}")) == []
+
+
+def test_it_keeps_a_received_file_when_asked_to_delete_it(
+    patient_client: Client, case: Case, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Nothing removes what ingest made of a file yet: deleting only the upload would leave its
+    images in the case, so a received file stays, with a clear refusal (the case is a draft)."""
+    content = os.urandom(2000)
+    location = _create(patient_client, case, len(content))["Location"]
+    with django_capture_on_commit_callbacks(execute=False):
+        assert _patch(patient_client, location, 0, content).status_code == 204
+    assert case.status == Case.Status.DRAFT
+
+    response = patient_client.delete(location, **TUS)
+
+    assert (response.status_code, response.content.decode()) == (409, messages.UPLOAD_NOT_TERMINABLE)
+    upload = _upload(location)
+    assert upload.status == Upload.Status.RECEIVED
+    assert tenant_storage().read_bytes(upload.storage_key) == content
+
+    # Nor an upload that failed in ingest after keeping an image of it.
+    Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.FAILED)
+    study = Study.objects.create(case=case, study_instance_uid="1.2.3")
+    series = Series.objects.create(study=study, series_instance_uid="1.2.3.4")
+    Instance.objects.create(series=series, sop_instance_uid="1.2.3.4.5", storage_key="x", upload=upload)
+    response = patient_client.delete(location, **TUS)
+    assert (response.status_code, response.content.decode()) == (409, messages.UPLOAD_NOT_TERMINABLE)
+    assert Upload.objects.filter(pk=upload.pk).exists()

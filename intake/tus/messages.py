@@ -54,7 +54,12 @@ UPLOAD_EXPIRED = "This upload was not finished in time and has expired; please u
 UPLOAD_FAILED = "This upload failed; please upload the file again."
 UPLOAD_NOT_FOUND = "We could not find this upload among yours."
 UPLOAD_NOT_TERMINABLE = (
-    "This file has already been received and is being processed; it cannot be cancelled here."
+    "This file has already been received and added to your case, so it cannot be removed here. "
+    "If it was added by mistake, please say so in your question for the reviewers."
+)
+CHUNKED_INVALID = (
+    "The chunk was sent in a broken format (chunked transfer encoding) and was not kept; "
+    "please send it again."
 )
 WHOLE_FILE_MISMATCH = (
     "The file we received does not match the original on your computer (its checksum differs), "

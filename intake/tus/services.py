@@ -28,7 +28,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from accounts.models import User
-from intake.models import Case, Upload
+from intake.models import Case, Instance, Report, Upload
 from intake.tus import messages
 from intake.tus.protocol import (
     HTTP_CHECKSUM_MISMATCH,
@@ -329,16 +329,31 @@ def _bytes_discard(*, upload: Upload, storage: TenantStorage) -> None:
 def upload_terminate(*, upload: Upload) -> None:
     """Cancel an upload the patient no longer wants (tus termination): its bytes and its row go.
 
-    Only an upload that is not complete (or that failed or expired) can be cancelled here: a
-    received file may already be in ingest, whose results are removed with the case's files.
+    Only an upload that is not complete (or that failed or expired) and left nothing in the case
+    can be cancelled here. A received file is refused (409) even in a draft: ingest may already
+    have made images or a report of it, and no service yet removes those (intake.ingest has
+    none); deleting the upload alone would leave them in the case, detached from any file.
     """
     storage = tenant_storage()
     with transaction.atomic():
         locked = _lock_for_writing(upload)
         if locked.status not in (Upload.Status.RECEIVING, Upload.Status.FAILED, Upload.Status.EXPIRED):
             raise TusError(409, messages.UPLOAD_NOT_TERMINABLE)
+        # A FAILED upload may have failed during ingest, after keeping some images.
+        if Instance.objects.filter(upload=locked).exists() or Report.objects.filter(upload=locked).exists():
+            raise TusError(409, messages.UPLOAD_NOT_TERMINABLE)
         _bytes_discard(upload=locked, storage=storage)
         locked.delete()
+
+
+def upload_creation_refuse(*, upload: Upload) -> None:
+    """Undo the creation of ``upload`` whose first chunk (creation-with-upload) was refused.
+
+    The whole creation request is refused then, as the checksum extension asks of any request
+    whose data is refused, so the client never learns this upload's address: keeping it would
+    only hold its size against the case's quota until it expired.
+    """
+    upload_terminate(upload=upload)
 
 
 def upload_expire(*, upload: Upload) -> None:

@@ -32,6 +32,7 @@ from intake.tus.protocol import (
     TUS_EXTENSIONS,
     TUS_VERSION,
     Body,
+    Readable,
     TusError,
     describe_upload,
     encode_metadata,
@@ -46,6 +47,7 @@ from intake.tus.services import (
     upload_append,
     upload_check_receiving,
     upload_create,
+    upload_creation_refuse,
     upload_terminate,
 )
 
@@ -122,8 +124,29 @@ def _body(request: HttpRequest) -> Body:
         except ValueError:
             raise TusError(400, messages.CHUNK_TOO_LONG) from None
     if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-        return Body(stream=request.META["wsgi.input"], length=None)
+        return Body(stream=_ChunkedInput(request.META["wsgi.input"]), length=None)
     return Body(stream=request, length=0)
+
+
+class _ChunkedInput:
+    """The server's de-chunking input, with broken framing refused in plain words (400).
+
+    An ``OSError`` (the connection dropped) passes through: services keep what arrived. Any
+    other error while de-chunking means the framing itself is broken (gunicorn raises its
+    ``ParseException``s: InvalidChunkSize, ChunkMissingTerminator, ...); without this it would
+    reach Django as a 500.
+    """
+
+    def __init__(self, stream: Readable) -> None:
+        self._stream = stream
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            return self._stream.read(size)
+        except OSError:
+            raise
+        except Exception:
+            raise TusError(400, messages.CHUNKED_INVALID) from None
 
 
 def _has_body(request: HttpRequest) -> bool:
@@ -152,8 +175,10 @@ def tus_uploads(request: HttpRequest, method: str) -> HttpResponse:
     case = access_case_for_upload(request.user, description.case_public_id)  # type: ignore[arg-type]
     upload = upload_create(case=case, owner=request.user, length=length, description=description)  # type: ignore[arg-type]
     if _has_body(request) and upload.status == Upload.Status.RECEIVING:
-        # creation-with-upload: the upload exists whatever happens to this first chunk; a chunk
-        # refused (say, a checksum mismatch) leaves the offset at 0 for the client to resume.
+        # creation-with-upload. A refused first chunk (checksum mismatch, too long, broken
+        # framing) refuses the whole request with that chunk's status and message, and the new
+        # upload goes: the checksum extension says a request whose data is refused must not
+        # change the upload, and answering 201 with offset 0 would hide the refusal.
         try:
             upload = upload_append(
                 upload=upload,
@@ -162,7 +187,8 @@ def tus_uploads(request: HttpRequest, method: str) -> HttpResponse:
                 checksum=parse_checksum(request.headers.get("Upload-Checksum")),
             )
         except TusError:
-            upload.refresh_from_db()
+            upload_creation_refuse(upload=upload)
+            raise
     headers = {
         "Location": reverse("tus:upload", kwargs={"public_id": upload.public_id}),
         **_state_headers(upload),
