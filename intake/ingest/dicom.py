@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any, BinaryIO
 
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 
@@ -38,6 +39,8 @@ _PIXEL_VRS = (b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN")
 DEFLATED = "1.2.840.10008.1.2.1.99"
 # A DICOMDIR of a full DVD is a few MB; anything larger is not one we need to read.
 MAX_DICOMDIR_BYTES = 64 * 1024 * 1024
+# PostgreSQL's integer columns hold less than 2**31.
+INT_LIMIT = 2**31
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*\Z")
 
 # Files that come with a disc's viewer, or that operating systems add; never medical images.
@@ -184,11 +187,71 @@ def _int(ds: pydicom.Dataset, keyword: str) -> int | None:
         return None
 
 
-def _float(ds: pydicom.Dataset, keyword: str) -> float | None:
+# Elements whose value representation allows only ASCII (UI, DA, TM, CS, IS, DS): their value is
+# read straight from the raw bytes. pydicom's conversion (a value class per element, the
+# character set looked up each time) costs a third of a header's parse, and these need none of it.
+_ASCII_TAGS = {
+    keyword: tag_for_keyword(keyword)
+    for keyword in (
+        "TransferSyntaxUID",
+        "MediaStorageSOPClassUID",
+        "MediaStorageSOPInstanceUID",
+        "SOPInstanceUID",
+        "SOPClassUID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "StudyDate",
+        "SeriesDate",
+        "StudyTime",
+        "PatientBirthDate",
+        "PatientSex",
+        "Modality",
+        "BodyPartExamined",
+        "SeriesNumber",
+        "InstanceNumber",
+        "NumberOfFrames",
+        "SliceLocation",
+    )
+}
+
+
+def _ascii(ds: pydicom.Dataset, keyword: str, limit: int) -> str:
+    """Like :func:`_text` for an ASCII-only element (a keyword of ``_ASCII_TAGS``), without
+    pydicom's conversion; multiple values come joined by backslashes, as in the file."""
+    raw = ds._dict.get(_ASCII_TAGS[keyword])  # type: ignore[call-overload]
+    if not isinstance(raw, RawDataElement) or not isinstance(raw.value, bytes):
+        return _text(ds, keyword, limit)  # absent, deferred, or already converted
+    return raw.value.decode("ascii", "replace").replace("\x00", "").strip()[:limit]
+
+
+def _ascii_int(ds: pydicom.Dataset, keyword: str) -> int | None:
+    """The first value of an IS element, or None; None too beyond what the database's integer
+    columns hold (a number that large is not an instance number, and must not fail the
+    insert of a whole batch)."""
+    text = _ascii(ds, keyword, 64).split("\\")[0].strip()
+    if not text:
+        return None
     try:
-        value = ds.get(keyword)
-        return None if value is None or value == "" else float(value)
-    except Exception:
+        number = int(text)
+    except ValueError:
+        try:
+            value = float(text)  # "12.0" is a valid IS; "12.5" is not
+        except ValueError:
+            return None
+        if not value.is_integer():
+            return None
+        number = int(value)
+    return number if -INT_LIMIT < number < INT_LIMIT else None
+
+
+def _ascii_float(ds: pydicom.Dataset, keyword: str) -> float | None:
+    """The value of a single-valued DS element, or None."""
+    text = _ascii(ds, keyword, 64)
+    if not text or "\\" in text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
         return None
 
 
@@ -297,38 +360,38 @@ def header_read(fp: BinaryIO, size: int) -> DicomHeader:
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(fp, stop_before_pixels=True, defer_size=DEFER_SIZE)
             meta = ds.file_meta
-            if _text(meta, "TransferSyntaxUID", 64) != DEFLATED:
+            if _ascii(meta, "TransferSyntaxUID", 64) != DEFLATED:
                 # A deflated file is read through a decompressor: positions are not the file's.
                 _check_complete(ds, fp, size)
-            media_class = _text(meta, "MediaStorageSOPClassUID", 64)
+            media_class = _ascii(meta, "MediaStorageSOPClassUID", 64)
             if media_class == DICOMDIR_SOP_CLASS:
                 return _dicomdir_header(fp, size)
             header = DicomHeader(
                 sop_instance_uid=_uid(
-                    _text(ds, "SOPInstanceUID", 80) or _text(meta, "MediaStorageSOPInstanceUID", 80)
+                    _ascii(ds, "SOPInstanceUID", 80) or _ascii(meta, "MediaStorageSOPInstanceUID", 80)
                 ),
-                sop_class_uid=_text(ds, "SOPClassUID", 64) or media_class,
-                study_instance_uid=_uid(_text(ds, "StudyInstanceUID", 80)),
-                series_instance_uid=_uid(_text(ds, "SeriesInstanceUID", 80)),
-                transfer_syntax_uid=_text(meta, "TransferSyntaxUID", 64),
-                study_date=dicom_date(_text(ds, "StudyDate", 16) or _text(ds, "SeriesDate", 16)),
-                study_time=_text(ds, "StudyTime", 16),
+                sop_class_uid=_ascii(ds, "SOPClassUID", 64) or media_class,
+                study_instance_uid=_uid(_ascii(ds, "StudyInstanceUID", 80)),
+                series_instance_uid=_uid(_ascii(ds, "SeriesInstanceUID", 80)),
+                transfer_syntax_uid=_ascii(meta, "TransferSyntaxUID", 64),
+                study_date=dicom_date(_ascii(ds, "StudyDate", 16) or _ascii(ds, "SeriesDate", 16)),
+                study_time=_ascii(ds, "StudyTime", 16),
                 study_description=_text(ds, "StudyDescription", 200),
                 accession_number=_text(ds, "AccessionNumber", 64),
                 referring_physician=_text(ds, "ReferringPhysicianName", 200),
                 patient_name=_text(ds, "PatientName", 200),
                 patient_id=_text(ds, "PatientID", 64),
-                patient_birth_date=_text(ds, "PatientBirthDate", 16),
-                patient_sex=_text(ds, "PatientSex", 16),
-                modality=_text(ds, "Modality", 16).upper(),
-                series_number=_int(ds, "SeriesNumber"),
+                patient_birth_date=_ascii(ds, "PatientBirthDate", 16),
+                patient_sex=_ascii(ds, "PatientSex", 16),
+                modality=_ascii(ds, "Modality", 16).upper(),
+                series_number=_ascii_int(ds, "SeriesNumber"),
                 series_description=_text(ds, "SeriesDescription", 200),
-                body_part=_text(ds, "BodyPartExamined", 64).upper(),
-                instance_number=_int(ds, "InstanceNumber"),
+                body_part=_ascii(ds, "BodyPartExamined", 64).upper(),
+                instance_number=_ascii_int(ds, "InstanceNumber"),
                 rows=_int(ds, "Rows"),
                 columns=_int(ds, "Columns"),
-                number_of_frames=max(_int(ds, "NumberOfFrames") or 1, 1),
-                slice_location=_float(ds, "SliceLocation"),
+                number_of_frames=max(_ascii_int(ds, "NumberOfFrames") or 1, 1),
+                slice_location=_ascii_float(ds, "SliceLocation"),
                 preamble_suspicious=preamble_is_suspicious(head),
             )
     except FileRejected:

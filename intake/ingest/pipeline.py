@@ -31,6 +31,7 @@ could not take) keeps its bytes so staff can look at what the patient sent.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import logging
 import posixpath
@@ -98,6 +99,12 @@ CLAIM_BATCH_UPLOADS = 200
 # Uploads larger than this (a zip of a whole CD) are claimed alone, so that a batch of small
 # files never waits behind one, and a large one never waits behind a batch.
 CLAIM_BATCH_MAX_BYTES = IN_MEMORY_ENTRY_BYTES
+
+# Allocations between two collections of the youngest generation while a batch is ingested
+# (Python's default is 700). Parsing a header allocates thousands of objects, so the default
+# collects every few files and walks everything alive each time (a batch's headers, rows,
+# Django's caches): about a tenth of the CPU. Cycles are still collected, just less often.
+GC_THRESHOLD_WHILE_INGESTING = 50_000
 
 # Problems that do not make an upload "failed" when nothing else was kept (a DICOMDIR alone, a
 # viewer's help file, an image sent twice), nor make us keep its raw bytes for staff to look at.
@@ -666,7 +673,7 @@ def imaging_ingest(
         FileProblem.objects.filter(upload_id__in=retry_ids).delete()
     case = uploads[0].case
     storage = tenant_storage()
-    with _BackgroundSaver(storage) as saver:
+    with _gc_relaxed(), _BackgroundSaver(storage) as saver:
         run = _ImagingRun(case, storage, saver, limits)
         try:
             for upload in uploads:
@@ -712,6 +719,17 @@ def imaging_ingest(
         # Reports may have arrived before their images.
         case_reports_match(case=case)
     return outcome
+
+
+@contextlib.contextmanager
+def _gc_relaxed() -> Iterator[None]:
+    """Collect garbage less often for the duration (see GC_THRESHOLD_WHILE_INGESTING)."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], GC_THRESHOLD_WHILE_INGESTING), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
 
 
 def imaging_uploads_claim(*, upload_id: int) -> list[tuple[Upload, bool]]:

@@ -88,6 +88,8 @@ def test_it_keeps_every_good_file_of_a_batch_beside_hostile_ones(case: Case) -> 
         "polyglot": upload_make(case, polyglot, path="DICOM/IM7"),
         "again": upload_make(case, good[0], path="DICOM/IM8"),  # the same image a second time
         "good3": upload_make(case, good[2], path="DICOM/IM9"),
+        # An instance number no database column holds: kept without it, the batch unharmed.
+        "huge": upload_make(case, dicom_renamed("CT_small.dcm", InstanceNumber="99999999999"), path="X"),
     }
     upload_ingest_run(upload_id=uploads["good1"].pk)
 
@@ -102,6 +104,7 @@ def test_it_keeps_every_good_file_of_a_batch_beside_hostile_ones(case: Case) -> 
         "polyglot": Upload.Status.DONE,  # kept, its preamble cleared
         "again": Upload.Status.DONE,  # stored once: nothing is wrong
         "good3": Upload.Status.DONE,
+        "huge": Upload.Status.DONE,
     }
     # Each problem is on the upload it came from, in plain words.
     problems = {
@@ -119,8 +122,9 @@ def test_it_keeps_every_good_file_of_a_batch_beside_hostile_ones(case: Case) -> 
         (uploads["again"].pk, "duplicate", messages.DUPLICATE),
     }
     series = Series.objects.get(study__case=case)
-    assert series.instance_count == 4  # three good slices and the cleared polyglot
-    assert len(list(tenant_storage().list_keys(f"dicom/{case.public_id}"))) == 4
+    assert series.instance_count == 5  # three good slices, the cleared polyglot, the huge one
+    assert len(list(tenant_storage().list_keys(f"dicom/{case.public_id}"))) == 5
+    assert Instance.objects.get(upload=uploads["huge"]).instance_number is None
     stored = tenant_storage().read_bytes(Instance.objects.get(upload=uploads["polyglot"]).storage_key)
     assert stored[:128] == b"\x00" * 128
 
