@@ -343,7 +343,7 @@ def _committed(work: Callable[[], object]) -> None:
 @pytest.mark.worker
 @pytest.mark.usefixtures("celery_worker_process")
 def test_it_expires_an_abandoned_upload_leaving_no_bytes(patient: Patient, committed_case: Case) -> None:
-    content = os.urandom(2 * CHUNK)
+    content = os.urandom(2 * PART_SIZE)
     uploader = patient.uploader(
         file_stream=io.BytesIO(content),
         chunk_size=PART_SIZE + 1000,
