@@ -13,7 +13,9 @@ def case_status_email(case_id: int, status: str, note: str = "") -> None:
 
 @app.task(name="intake.upload_ingest")
 def upload_ingest(upload_id: int) -> None:
-    """Ingest one complete upload (claims it first: a second delivery does nothing)."""
+    """Ingest a complete upload, and with it a batch of its case's other waiting imaging uploads
+    (a folder drop). Claims them first: the tasks of uploads already claimed, and a second
+    delivery of this one, do nothing."""
     from intake.ingest.pipeline import upload_ingest_run
 
     upload_ingest_run(upload_id=upload_id)
