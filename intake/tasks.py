@@ -27,3 +27,30 @@ def series_preview(series_id: int) -> None:
     from intake.ingest.preview import series_preview_ensure
 
     series_preview_ensure(series_id=series_id)
+
+
+@app.task(name="intake.uploads_ingest_resume_all")
+def uploads_ingest_resume_all() -> int:
+    """Beat publishes from the public schema: queue the stalled-upload sweep in every
+    institution's schema; return how many were queued."""
+    from django_tenants.utils import get_public_schema_name, schema_context
+
+    from tenants.models import Institution
+
+    schemas = list(
+        Institution.objects.exclude(schema_name=get_public_schema_name()).values_list(
+            "schema_name", flat=True
+        )
+    )
+    for schema in schemas:
+        with schema_context(schema):
+            uploads_ingest_resume.delay()
+    return len(schemas)
+
+
+@app.task(name="intake.uploads_ingest_resume")
+def uploads_ingest_resume() -> int:
+    """Queue ingest again for this schema's stalled uploads (see the service)."""
+    from intake.ingest.pipeline import uploads_stalled_requeue
+
+    return uploads_stalled_requeue()

@@ -191,6 +191,8 @@ CELERY_BEAT_SCHEDULE = {
     # Unfinished uploads expire 24 h after their last chunk: abort their multipart uploads,
     # delete their staged bytes, mark them EXPIRED (tus expiration extension).
     "tus-uploads-expire": {"task": "intake.tus.uploads_expire_all", "schedule": 3600.0},
+    # Uploads whose ingest task was lost or whose worker died are queued again.
+    "uploads-ingest-resume": {"task": "intake.uploads_ingest_resume_all", "schedule": 600.0},
     # The operator console's storage and case figures per institution.
     "institution-usage-refresh": {"task": "tenants.institution_usage_refresh", "schedule": 900.0},
     # Sign-ups never taken live free their subdomain (and logo) after 30 days.

@@ -867,3 +867,26 @@ def _report_ingest(*, upload: Upload) -> IngestOutcome:
     accepted = int(report is not None)
     tally = UploadTally(accepted=accepted, serious_problems=1 - accepted, settled=True)
     return IngestOutcome(accepted=accepted, failed=report is None, uploads={upload.pk: tally})
+
+
+def uploads_stalled_requeue(*, now: datetime | None = None) -> int:
+    """Queue ingest again for uploads nobody is working on: INGESTING past
+    :data:`INGEST_STALE_AFTER` (their worker died and the broker never redelivered the task) or
+    RECEIVED for as long (the task was lost before it reached a worker). One task per case is
+    enough, since a task claims the case's other waiting uploads with it. Returns how many were
+    queued; running it twice only queues tasks that find nothing left to do."""
+    from intake.tasks import upload_ingest
+
+    cutoff = (now or timezone.now()) - INGEST_STALE_AFTER
+    stalled = (
+        Upload.objects.filter(
+            status__in=[Upload.Status.RECEIVED, Upload.Status.INGESTING], updated__lt=cutoff
+        )
+        .order_by("case_id", "id")
+        .distinct("case_id")
+        .values_list("id", flat=True)
+    )
+    upload_ids = list(stalled)
+    for upload_id in upload_ids:
+        upload_ingest.delay(upload_id)
+    return len(upload_ids)
