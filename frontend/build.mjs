@@ -1,11 +1,14 @@
 // Bundles every entry point in src/*.js (one per page family) into ../static/dist/.
 import { build } from "esbuild";
-import { readdirSync } from "node:fs";
+import { readdirSync, rmSync } from "node:fs";
 import { buildViewerWorker, viewerBuildOptions } from "./src/viewer/build.mjs";
 
 const entryPoints = readdirSync("src")
   .filter((name) => name.endsWith(".js"))
   .map((name) => `src/${name}`);
+
+// Start from an empty folder so chunks of earlier builds are not collected and served.
+rmSync("../static/dist", { recursive: true, force: true });
 
 await build({
   entryPoints,
