@@ -119,10 +119,24 @@ def _scroll(page: object, steps: int, direction: int) -> str:
         # 60 Hz when Chromium takes the events that fast; it answers each once it has handled it.
         time.sleep(max(0.0, start + (step + 1) / 60 - time.perf_counter()))
     wheel_done = time.perf_counter()
-    page.wait_for_function(  # type: ignore[attr-defined]
-        f"document.querySelector('[data-sr-viewer]').dataset.imageIndex === '{target}'", timeout=120_000
-    )
-    caught_up = time.perf_counter()
+    # Chromium coalesces wheel events when the page is busy, so the last image may not be the
+    # target: wait for the target, or for the index to settle (and report where it settled).
+    index_js = "document.querySelector('[data-sr-viewer]').dataset.imageIndex"
+    settled, last, caught_up = False, None, time.perf_counter()
+    deadline = time.perf_counter() + 120
+    while time.perf_counter() < deadline:
+        current = page.evaluate(index_js)  # type: ignore[attr-defined]
+        if current == target:
+            caught_up = time.perf_counter()
+            break
+        if current != last:
+            last, caught_up = current, time.perf_counter()
+        elif time.perf_counter() - caught_up > 1.0:
+            settled = True
+            break
+        time.sleep(0.01)
+    if settled:
+        print(f"  (wheel events were coalesced: the viewer settled on image {last}, target {target})")
     painted = page.evaluate("window.__painted.size")  # type: ignore[attr-defined]
     wheel_seconds = wheel_done - start
     return (
