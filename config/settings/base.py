@@ -22,6 +22,7 @@ from config.env import (
     env_str,
     env_url,
 )
+from config.static import immutable_file_test
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = env_path("SR_DATA_DIR", BASE_DIR / ".data")
@@ -310,6 +311,7 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_IMMUTABLE_FILE_TEST = immutable_file_test  # a string here would be read as a regex
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
