@@ -115,6 +115,15 @@ class StorageBackend(abc.ABC):
             return reader.read()
 
     @abc.abstractmethod
+    def move(self, src_key: str, dst_key: str) -> None:
+        """Put the object under ``src_key`` under ``dst_key`` instead, replacing any object there.
+
+        Raise :class:`ObjectNotFound` (with nothing changed) if there is no object under
+        ``src_key``. Durable once it returns: after a crash the object is under ``dst_key``, or
+        still under ``src_key``; a crash midway may leave it under both, never under neither.
+        """
+
+    @abc.abstractmethod
     def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key``."""
 

@@ -169,6 +169,24 @@ class FilesystemBackend(StorageBackend):
             return
         shutil.rmtree(staging, ignore_errors=True)
 
+    def move(self, src_key: str, dst_key: str) -> None:
+        """A rename within the root (no byte is copied), made durable by syncing the folder."""
+        source, target = self._path(src_key), self._path(dst_key)
+        if source == target:
+            if not source.is_file():
+                raise ObjectNotFound("No stored object under this key.")
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if not source.is_file():
+                raise FileNotFoundError
+            os.replace(source, target)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound("No stored object under this key.") from None
+        # The rename is journalled as one change (both folders): syncing the target's folder
+        # makes it durable, so a crash cannot take it back once callers rely on the new key.
+        _fsync_folder(target.parent)
+
     # -- reading -------------------------------------------------------------------------------
 
     def open(self, key: str) -> ObjectReader:
@@ -242,6 +260,14 @@ class FilesystemBackend(StorageBackend):
         # Uploads to the filesystem go through the application (the tus endpoint) instead.
         validate_key(key)
         return None
+
+
+def _fsync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _stream_chunks(stream: BinaryIO, length: int | None) -> Iterator[bytes]:

@@ -49,6 +49,10 @@ class TenantStorage:
         """See :meth:`StorageBackend.read_bytes` (small objects only)."""
         return self.backend.read_bytes(self.key(key))
 
+    def move(self, src_key: str, dst_key: str) -> None:
+        """See :meth:`StorageBackend.move` (both keys inside this tenant's folder)."""
+        self.backend.move(self.key(src_key), self.key(dst_key))
+
     def exists(self, key: str) -> bool:
         return self.backend.exists(self.key(key))
 

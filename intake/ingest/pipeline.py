@@ -25,7 +25,10 @@ subquery while the studies' rows are locked, never by read-modify-write.
 
 Once an imaging upload is DONE with nothing set aside but benign files, its raw bytes are
 deleted: every image in it is stored under its own key. A FAILED upload (or one with a file we
-could not take) keeps its bytes so staff can look at what the patient sent.
+could not take) keeps its bytes so staff can look at what the patient sent. A single-file
+upload that is a valid DICOM needing no change is not copied at all: its bytes are moved to
+their instance key (fixed by the upload, so a retried run finds them), and moved back if the
+instance is not written.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ from intake.ingest.unpack import (
     entry_read,
 )
 from intake.models import Case, FileProblem, Instance, Series, Study, Upload
+from storage.base import ObjectNotFound
 from storage.tenant import TenantStorage, tenant_storage
 
 logger = logging.getLogger(__name__)
@@ -131,6 +135,8 @@ class UploadTally:
     serious_problems: int = 0
     # Every file of the upload was read and every instance of it committed (or refused).
     settled: bool = False
+    # Its bytes were moved to their instance key: no raw bytes are left to delete.
+    moved: bool = False
 
     @property
     def failed(self) -> bool:
@@ -162,7 +168,9 @@ class _Pending:
     size: int
     path: str
     upload: Upload
-    saved: Future[int] | None = None  # set while a background thread stores the bytes
+    saved: Future[None] | None = None  # set while a background thread stores the bytes
+    # The upload's key the bytes were moved from (a single-file upload stored as it is).
+    moved_from: str | None = None
 
 
 class _BackgroundSaver:
@@ -186,19 +194,23 @@ class _BackgroundSaver:
     def __exit__(self, *exc: object) -> None:
         self.pool.shutdown(wait=True)
 
-    def submit(self, key: str, data: bytes) -> Future[int]:
+    def submit(self, key: str, data: bytes) -> Future[None]:
         units = max(1, min(len(data) // MiB + 1, SAVER_MAX_BYTES // MiB))
         for _ in range(units):
             self.budget.acquire()
 
-        def save() -> int:
+        def save() -> None:
             try:
-                return self.storage.save(key, io.BytesIO(data), len(data))
+                self.storage.save(key, io.BytesIO(data), len(data))
             finally:
                 for _ in range(units):
                     self.budget.release()
 
         return self.pool.submit(save)
+
+    def submit_move(self, src_key: str, dst_key: str) -> Future[None]:
+        """Move an upload's bytes to their instance key on a thread (its fsync waits on I/O)."""
+        return self.pool.submit(self.storage.move, src_key, dst_key)
 
 
 class _ImagingRun:
@@ -217,6 +229,8 @@ class _ImagingRun:
         self.storage = storage
         self.saver = saver
         self.upload: Upload | None = None
+        # The key holding the bytes of the single-file upload being read, while it is read.
+        self.move_source: str | None = None
         self.batch: list[_Pending] = []
         self.problems: list[FileProblem] = []
         # Uploads whose every file was read; settled by the next flush that commits.
@@ -291,11 +305,25 @@ class _ImagingRun:
         if size is None:
             size = self.storage.size(upload.storage_key)
         if size <= IN_MEMORY_ENTRY_BYTES:
-            # One read, then parsed and stored from memory (by a background thread): a folder
-            # drop is thousands of these.
-            with self.storage.open(upload.storage_key) as reader:
+            # One read, then parsed and stored from memory (by a background thread, or by a
+            # move of the upload's bytes when they need no change): a folder drop is thousands.
+            source = upload.storage_key
+            try:
+                reader = self.storage.open(source)
+            except ObjectNotFound:
+                if Instance.objects.filter(upload=upload).exists():
+                    raise  # stored by an earlier run, which died before recording it: counted
+                # An earlier run moved the bytes to their instance key and died before writing
+                # the instance: they are taken from there (and put back if this run fails too).
+                source = _moved_key(self.case, upload)
+                reader = self.storage.open(source)
+            with reader:
                 data = reader.read()
-            self.file_ingest(io.BytesIO(data), len(data), path, in_archive=False)
+            self.move_source = source
+            try:
+                self.file_ingest(io.BytesIO(data), len(data), path, in_archive=False)
+            finally:
+                self.move_source = None
         else:
             with seekable_upload(upload) as (fp, actual_size):
                 self.file_ingest(fp, actual_size, path, in_archive=False)
@@ -343,9 +371,14 @@ class _ImagingRun:
         elif kind is FileKind.OTHER:
             self.problem(path, FileProblem.Code.NOT_DICOM, messages.NOT_DICOM)
         else:
-            self.dicom_ingest(fp, size, path)
+            self.dicom_ingest(fp, size, path, move_from=None if in_archive else self.move_source)
 
-    def dicom_ingest(self, fp: BinaryIO, size: int, path: str) -> None:
+    def dicom_ingest(self, fp: BinaryIO, size: int, path: str, *, move_from: str | None = None) -> None:
+        """Parse one DICOM file and queue its instance; its bytes are stored under a new key.
+
+        ``move_from`` is the key of the upload that is this very file: if the bytes need no
+        change they are moved from there, not copied (the upload then has no raw bytes left).
+        """
         assert self.upload is not None
         header = header_read(fp, size)
         if header.is_dicomdir:
@@ -359,7 +392,13 @@ class _ImagingRun:
         self.seen.add(header.sop_instance_uid)
         key = f"dicom/{self.case.public_id}/{uuid.uuid4().hex}"
         pending = _Pending(header=header, storage_key=key, size=size, path=path, upload=self.upload)
-        if isinstance(fp, io.BytesIO):
+        if move_from is not None and isinstance(fp, io.BytesIO) and not header.preamble_suspicious:
+            pending.storage_key = _moved_key(self.case, self.upload)
+            pending.moved_from = self.upload.storage_key
+            if move_from != pending.storage_key:  # else: moved by a run that died since
+                pending.saved = self.saver.submit_move(move_from, pending.storage_key)
+            self.tally(self.upload).moved = True
+        elif isinstance(fp, io.BytesIO):
             # Already in memory: stored by a background thread while we parse the next file.
             # getvalue() hands back the bytes the BytesIO was made from, without a copy.
             data = fp.getvalue()
@@ -502,7 +541,7 @@ class _ImagingRun:
                     logger.warning(
                         "storing a file of upload %s failed: %s", pending.upload.pk, type(exc).__name__
                     )
-                    self.storage.delete(pending.storage_key)
+                    self.discard(pending)
                     self.problem(
                         pending.path, FileProblem.Code.UNREADABLE, messages.UNREADABLE, upload=pending.upload
                     )
@@ -518,13 +557,23 @@ class _ImagingRun:
                 self.problems_save()
         except Exception as exc:
             for pending in stored:
-                self.storage.delete(pending.storage_key)
+                self.discard(pending)
             raise _BatchLost from exc
         for upload_id, count in landed.items():
             self.outcome.uploads[upload_id].accepted += count
             self.outcome.accepted += count
         for upload_id in settling:
             self.outcome.uploads[upload_id].settled = True
+
+    def discard(self, pending: _Pending) -> None:
+        """Undo storing a file that did not become an instance: delete its copy, or put bytes
+        moved from an upload back under the upload's key (a failed upload keeps its bytes)."""
+        if pending.moved_from is None:
+            self.storage.delete(pending.storage_key)
+            return
+        self.tally(pending.upload).moved = False
+        if self.storage.exists(pending.storage_key):
+            self.storage.move(pending.storage_key, pending.moved_from)
 
     def _instances_insert(self, batch: list[_Pending]) -> tuple[dict[int, int], set[int], set[int]]:
         """Insert the batch's instances; return how many landed per upload, and the series and
@@ -614,6 +663,12 @@ def ingest_transaction() -> Iterator[None]:
         yield
 
 
+def _moved_key(case: Case, upload: Upload) -> str:
+    """The instance key of a single-file upload whose bytes are moved, not copied: fixed by the
+    upload, so that a run claimed again after a crash finds bytes an earlier run moved."""
+    return f"dicom/{case.public_id}/{upload.public_id.hex}"
+
+
 def counts_recompute(*, series_ids: Iterable[int], study_ids: Iterable[int]) -> None:
     """Set instance/series counts and modalities from the rows themselves (one UPDATE each)."""
     instance_counts = (
@@ -685,7 +740,8 @@ def imaging_ingest(
                 with contextlib.suppress(Exception):
                     if pending.saved is not None:
                         pending.saved.result()
-                    storage.delete(pending.storage_key)
+                with contextlib.suppress(Exception):
+                    run.discard(pending)
             run.batch = []
             crashed = [upload for upload in uploads if not run.tally(upload).settled]
             with contextlib.suppress(Exception):
@@ -819,7 +875,7 @@ def uploads_finish(*, outcome: IngestOutcome, uploads: list[Upload]) -> None:
     storage = tenant_storage()
     for upload in done:
         tally = outcome.uploads.get(upload.pk)
-        if tally is not None and tally.serious_problems == 0:
+        if tally is not None and tally.serious_problems == 0 and not tally.moved:
             try:
                 storage.delete(upload.storage_key)
             except Exception as exc:  # the upload is done; a stray copy is only wasted space

@@ -31,7 +31,8 @@ from intake.tests.fixtures.ingest import (
     with_preamble,
     zip_bytes,
 )
-from storage.tenant import tenant_storage
+from storage.base import StorageError
+from storage.tenant import TenantStorage, tenant_storage
 from tenants.models import Institution
 
 
@@ -185,6 +186,61 @@ def test_it_takes_back_a_batch_whose_worker_died(case: Case) -> None:
     assert outcome is not None and outcome.accepted == 3
     assert all(_status(upload) == Upload.Status.DONE for upload in uploads)
     assert Series.objects.get(study__case=case).instance_count == 3
+
+
+class _WorkerKilled(BaseException):
+    """The worker process dying (SIGKILL, out of memory): no cleanup of ours runs."""
+
+
+def test_it_takes_back_files_a_dead_worker_had_moved_but_not_recorded(
+    case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _series_files(3)
+    uploads = [upload_make(case, data, path=f"IM{n}") for n, data in enumerate(files)]
+    real_flush = pipeline._ImagingRun.flush
+
+    def die_before_writing(run: pipeline._ImagingRun) -> None:
+        for pending in run.batch:  # the bytes reached their new keys, the instances never did
+            if pending.saved is not None:
+                pending.saved.result()
+        raise _WorkerKilled
+
+    monkeypatch.setattr(pipeline._ImagingRun, "flush", die_before_writing)
+    with pytest.raises(_WorkerKilled):
+        upload_ingest_run(upload_id=uploads[0].pk)
+    assert not any(_raw_kept(upload) for upload in uploads)  # moved, not copied
+    monkeypatch.setattr(pipeline._ImagingRun, "flush", real_flush)
+    Upload.objects.filter(case=case).update(updated=timezone.now() - timedelta(hours=1))
+
+    outcome = upload_ingest_run(upload_id=uploads[0].pk)
+
+    assert outcome is not None and outcome.accepted == 3 and outcome.problems == 0
+    assert all(_status(upload) == Upload.Status.DONE for upload in uploads)
+    stored = {tenant_storage().read_bytes(i.storage_key) for i in Instance.objects.filter(upload__case=case)}
+    assert stored == set(files)
+    assert len(list(tenant_storage().list_keys(f"dicom/{case.public_id}"))) == 3
+
+
+def test_it_keeps_the_raw_bytes_of_a_file_it_could_not_store(
+    case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _series_files(2)
+    uploads = [upload_make(case, data, path=f"IM{n}") for n, data in enumerate(files)]
+    real_move = TenantStorage.move
+
+    def storage_down_for_the_first(storage: TenantStorage, src_key: str, dst_key: str) -> None:
+        if src_key == uploads[0].storage_key:
+            raise StorageError("storage service unavailable")
+        real_move(storage, src_key, dst_key)
+
+    monkeypatch.setattr(TenantStorage, "move", storage_down_for_the_first)
+    upload_ingest_run(upload_id=uploads[0].pk)
+
+    assert _status(uploads[0]) == Upload.Status.FAILED
+    assert tenant_storage().read_bytes(uploads[0].storage_key) == files[0]  # staff can look at it
+    assert _status(uploads[1]) == Upload.Status.DONE and not _raw_kept(uploads[1])
+    assert FileProblem.objects.get(upload=uploads[0]).message == messages.UNREADABLE
+    assert len(list(tenant_storage().list_keys(f"dicom/{case.public_id}"))) == 1
 
 
 def test_it_fails_only_the_unsettled_uploads_when_the_database_fails_and_keeps_their_bytes(

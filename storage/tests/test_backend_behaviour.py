@@ -214,3 +214,55 @@ def test_it_passes_its_health_check(backend: StorageBackend) -> None:
     assert backend.health_check() is True
 
     assert list(backend.list_keys("")) == []
+
+
+def test_it_moves_an_object_to_a_new_key(backend: StorageBackend) -> None:
+    backend.save("acme/uploads/u1", io.BytesIO(b"the scan"))
+    backend.save("acme/dicom/old", io.BytesIO(b"to be replaced"))
+
+    backend.move("acme/uploads/u1", "acme/dicom/new/i1")
+    backend.move("acme/dicom/new/i1", "acme/dicom/old")
+
+    assert backend.read_bytes("acme/dicom/old") == b"the scan"
+    assert not backend.exists("acme/uploads/u1")
+    assert not backend.exists("acme/dicom/new/i1")
+    assert sorted(backend.list_keys("acme")) == ["acme/dicom/old"]
+
+
+def test_it_moves_a_large_object_whole(backend: StorageBackend) -> None:
+    backend.save("acme/big", generated(6 * MiB + 3))
+
+    backend.move("acme/big", "acme/moved/big")
+
+    with backend.open("acme/moved/big") as reader:
+        assert hashlib.sha256(b"".join(reader.chunks())).hexdigest() == sha256_of(6 * MiB + 3)
+    assert not backend.exists("acme/big")
+
+
+def test_it_refuses_to_move_a_missing_object(backend: StorageBackend) -> None:
+    backend.save("acme/dst", io.BytesIO(b"kept"))
+
+    with pytest.raises(ObjectNotFound):
+        backend.move("acme/missing", "acme/dst")
+
+    assert backend.read_bytes("acme/dst") == b"kept"
+
+
+def test_it_moves_an_object_onto_itself_harmlessly(backend: StorageBackend) -> None:
+    backend.save("acme/k", io.BytesIO(b"same"))
+
+    backend.move("acme/k", "acme/k")
+
+    assert backend.read_bytes("acme/k") == b"same"
+
+
+@pytest.mark.parametrize("key", ["../escape", "acme/../../etc/passwd", "/abs", ""])
+def test_it_refuses_to_move_to_or_from_unsafe_keys(backend: StorageBackend, key: str) -> None:
+    backend.save("acme/k", io.BytesIO(b"x"))
+
+    with pytest.raises(InvalidKey):
+        backend.move("acme/k", key)
+    with pytest.raises(InvalidKey):
+        backend.move(key, "acme/k")
+
+    assert backend.read_bytes("acme/k") == b"x"

@@ -37,6 +37,21 @@ def test_it_keeps_tenants_apart(backend: StorageBackend) -> None:
     assert not zenith.exists("uploads/u1")
 
 
+def test_it_moves_within_a_tenant_only(backend: StorageBackend) -> None:
+    acme, zenith = TenantStorage(backend, "acme"), TenantStorage(backend, "zenith")
+    acme.save("uploads/u1", io.BytesIO(b"acme's scan"))
+    zenith.save("dicom/i1", io.BytesIO(b"zenith's image"))
+
+    acme.move("uploads/u1", "dicom/i1")
+
+    assert backend.read_bytes("acme/dicom/i1") == b"acme's scan"
+    assert not acme.exists("uploads/u1")
+    assert zenith.read_bytes("dicom/i1") == b"zenith's image"
+    with pytest.raises(InvalidKey):
+        acme.move("dicom/i1", "../zenith/dicom/i1")
+    assert zenith.read_bytes("dicom/i1") == b"zenith's image"
+
+
 @pytest.mark.parametrize(
     "key", ["../x", "/abs", "a//b", "a\\b", "../zenith/uploads/u1", ".multipart/x", "a\x00"]
 )
