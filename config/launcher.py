@@ -135,6 +135,16 @@ def manage_unless_unchanged(name: str, fingerprint: str, *args: str) -> None:
     stamp.write_text(fingerprint)
 
 
+def _stop_with_launcher() -> None:
+    """Runs in each child before it starts: ask Linux to send it SIGTERM if the launcher dies
+    (killed, or its terminal closed), so no web server or worker outlives ``./sr run``."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _wait_until_healthy(port: int, children: list[subprocess.Popen[bytes]], seconds: float = 60) -> bool:
     import urllib.request
 
@@ -212,6 +222,7 @@ def cmd_run(port: int) -> int:
                     '{"access": "%(m)s", "status": %(s)s, "ms": %(M)s}',
                 ],
                 cwd=BASE_DIR,
+                preexec_fn=_stop_with_launcher,
             ),
             subprocess.Popen(
                 [
@@ -227,6 +238,7 @@ def cmd_run(port: int) -> int:
                     "worker@%h",
                 ],
                 cwd=BASE_DIR,
+                preexec_fn=_stop_with_launcher,
             ),
             subprocess.Popen(
                 [
@@ -240,6 +252,7 @@ def cmd_run(port: int) -> int:
                     str(data_dir() / "celerybeat-schedule"),
                 ],
                 cwd=BASE_DIR,
+                preexec_fn=_stop_with_launcher,
             ),
         ]
         try:
