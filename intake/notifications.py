@@ -5,8 +5,7 @@ from __future__ import annotations
 from branding.emails import branded_email_send
 from intake.models import Case
 from intake.status import PATIENT_NOTICES
-from tenants.models import Institution
-from tenants.schema import current_schema_name
+from tenants.schema import current_institution
 
 
 def case_status_email_send(*, case_id: int, status: str, note: str = "") -> bool:
@@ -15,7 +14,7 @@ def case_status_email_send(*, case_id: int, status: str, note: str = "") -> bool
     case = Case.objects.select_related("owner").filter(pk=case_id, status=status).first()
     if case is None or status not in PATIENT_NOTICES:
         return False
-    institution = Institution.objects.get(schema_name=current_schema_name())
+    institution = current_institution()
     subject, template = PATIENT_NOTICES[status]
     recipients = sorted({case.owner.email, *([case.patient_email] if case.patient_email else [])})
     branded_email_send(

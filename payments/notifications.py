@@ -11,8 +11,7 @@ from django.utils import timezone
 from branding.emails import branded_email_send
 from payments.models import Payment
 from payments.money import money_format
-from tenants.models import Institution
-from tenants.schema import current_schema_name
+from tenants.schema import current_institution
 
 
 def _recipients(payment: Payment) -> list[str]:
@@ -30,7 +29,7 @@ def _payment_email_send(
     if not claimed:
         return False
     payment = Payment.objects.select_related("case", "case__owner").get(pk=payment_id)
-    institution = Institution.objects.get(schema_name=current_schema_name())
+    institution = current_institution()
     branded_email_send(
         institution=institution,
         to=_recipients(payment),

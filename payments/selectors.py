@@ -16,12 +16,12 @@ from payments.models import Payment, WaiverCode
 from payments.money import money_format
 from payments.stripe_api import stripe_configured
 from tenants.models import Institution, InstitutionSettings
-from tenants.schema import current_schema_name
+from tenants.schema import current_institution
 
 
 def institution_current() -> Institution:
     """The institution whose schema the connection is on (a request's, a task's, a webhook's)."""
-    return Institution.objects.get(schema_name=current_schema_name())
+    return current_institution()
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,7 @@ from django.utils import timezone
 
 from branding.emails import branded_email_send
 from review.models import FollowUpQuestion
-from tenants.models import Institution
-from tenants.schema import current_schema_name
+from tenants.schema import current_institution
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ def follow_up_answer_email_send(*, question_id: int) -> bool:
         return False
     question = FollowUpQuestion.objects.select_related("case__owner").get(pk=question_id)
     case = question.case
-    institution = Institution.objects.get(schema_name=current_schema_name())
+    institution = current_institution()
     recipients = sorted({case.owner.email, *([case.patient_email] if case.patient_email else [])})
     branded_email_send(
         institution=institution,

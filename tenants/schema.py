@@ -17,6 +17,20 @@ def current_schema_name() -> str:
     return str(_tenant_connection.schema_name)
 
 
+def current_institution() -> Institution:
+    """The institution whose schema the connection is on (a request's, a task's, a webhook's).
+
+    django-tenants keeps the tenant it switched to on the connection; only when the connection
+    was switched by schema name alone (``schema_context``) is it fetched.
+    """
+    from tenants.models import Institution
+
+    tenant = getattr(_tenant_connection, "tenant", None)
+    if isinstance(tenant, Institution) and tenant.schema_name == current_schema_name():
+        return tenant
+    return Institution.objects.get(schema_name=current_schema_name())
+
+
 def activate_institution(institution: Institution) -> None:
     """Route this thread's queries to ``institution``'s schema (public stays on the path)."""
     _tenant_connection.set_tenant(institution)

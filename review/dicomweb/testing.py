@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import io
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from accounts.models import User
 from intake.models import Case, Instance, Series, Study
 from storage.tenant import tenant_storage
 from tenants.management.commands.seed_demo import DEMO_PASSWORD
+from tests.staff import totp_code  # the one way tests compute a TOTP code
 
 # A compression the viewer cannot decode (MPEG-2 video): used to check the viewer says so.
 UNSUPPORTED_TRANSFER_SYNTAX = "1.2.840.10008.1.2.4.100"
@@ -228,10 +228,3 @@ def sign_in(client: Client, *, schema_name: str, email: str) -> None:
         client.post("/accounts/2fa/authenticate/", {"code": code})
     with schema_context(schema_name):
         assert "_auth_user_id" in client.session, "sign-in failed"
-
-
-def totp_code(secret: str) -> str:
-    from allauth.mfa import app_settings
-    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
-
-    return format_hotp_value(hotp_value(secret, int(time.time()) // app_settings.TOTP_PERIOD))
