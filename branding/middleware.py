@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from branding.selectors import brand_for_institution
 from tenants.access import request_institution
 
-NEVER_FRAMED = ("/workspace/", "/settings/", "/accounts/mfa/", "/operators/", "/invitations/")
+NEVER_FRAMED = ("/workspace/", "/settings/", "/accounts/2fa/", "/operators/", "/invitations/")
 
 
 def frame_ancestors_policy(request: HttpRequest) -> str | None:

@@ -29,7 +29,7 @@ def test_it_allows_only_the_institutions_listed_origins(neuro: Institution, canc
 def test_it_never_lets_staff_pages_or_settings_be_framed(neuro: Institution) -> None:
     Brand.objects.filter(institution=neuro).update(embed_origins="https://www.northfield.example.org")
     client = Client(HTTP_HOST="neuro.localhost")
-    for path in ("/settings/", "/workspace/"):
+    for path in ("/settings/", "/workspace/", "/accounts/2fa/authenticate/"):
         response = client.get(path)
         assert response.get("X-Frame-Options") == "DENY", path
         assert "frame-ancestors" not in response.get("Content-Security-Policy", ""), path
