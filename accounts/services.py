@@ -7,9 +7,8 @@ from tenants.schema import current_schema_name
 def worker_heartbeat_record(*, token: str) -> WorkerHeartbeat:
     """Write a heartbeat row in the current schema, with what the worker saw there.
 
-    Idempotent by token: running the task twice leaves one row. Used by /healthz?worker=1 and
-    by the tests that prove a task queued from one institution runs in that institution's
-    schema only.
+    Idempotent by token: running the task twice leaves one row. Used by the tests that prove a
+    task queued from one institution runs in that institution's schema only.
     """
     heartbeat, _ = WorkerHeartbeat.objects.get_or_create(
         token=token,
