@@ -57,9 +57,11 @@ _OWN_LOGGERS = (
     "tenants",
     "branding",
     "accounts",
+    "imaging",
     "intake",
     "review",
     "storage",
+    "audit",
     "payments",
     "celery",
 )

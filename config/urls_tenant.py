@@ -22,7 +22,7 @@ urlpatterns = [
     path("files/", include("storage.urls")),
     # The workspace (/workspace/...) and the patient's opinion page (/opinions/...).
     path("", include("review.urls")),
-    path("dicomweb/", include("review.dicomweb.urls")),
-    path("workspace/viewer/", include("review.viewer.urls")),
+    path("dicomweb/", include("imaging.dicomweb.urls")),
+    path("workspace/viewer/", include("imaging.viewer.urls")),
     path("payments/", include("payments.urls")),
 ]

@@ -25,8 +25,9 @@ from pydicom.fileset import FileSet
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from accounts.models import User
-from intake.ingest.pipeline import upload_ingest_run
-from intake.models import Case, Upload
+from imaging.ingest.pipeline import upload_ingest_run
+from imaging.models import Upload
+from intake.models import Case
 from intake.selectors import institution_case_prefix
 from intake.status import case_number_assign
 from storage.tenant import tenant_storage

@@ -12,8 +12,9 @@ from typing import Any
 from django.db.models import Count, QuerySet, Sum
 
 from accounts.models import User
-from intake.ingest.selectors import case_problems
-from intake.models import Case, FileProblem, Report, Study, Upload
+from imaging.ingest.selectors import case_problems
+from imaging.models import FileProblem, Report, Study, Upload
+from intake.models import Case
 from tenants.models import Institution
 
 # What a case still lacks, in plain words. "Blocking" ones stop the submission.

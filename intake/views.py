@@ -19,9 +19,10 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from branding.selectors import brand_for_institution
+from imaging.models import Report
 from intake.access import access_patient_case
 from intake.forms import CasePatientForm, CaseQuestionForm
-from intake.models import Case, Report
+from intake.models import Case
 from intake.selectors import (
     ALL_STEPS,
     case_list_for_patient,

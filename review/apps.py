@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class ReviewConfig(AppConfig):
     name = "review"
     verbose_name = "Review workspace"
+
+    def ready(self) -> None:
+        # The imaging layer (DICOMweb, the viewer) sits below review and asks, through this
+        # registration, which cases a user may see: the same rule as every review page.
+        from imaging.cases import case_visibility_register
+        from review.access import cases_visible_to
+
+        case_visibility_register(cases_visible_to)

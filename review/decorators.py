@@ -12,9 +12,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponseBase
 
 from accounts.models import User
+from audit.services import audit_record
 from intake.models import Case
 from review.access import access_case_as, is_coordinator
-from review.audit import audit_record
 
 CaseView = Callable[..., HttpResponseBase]
 

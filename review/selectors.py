@@ -37,10 +37,12 @@ from django.db.models.functions import Coalesce, TruncWeek
 from django.utils import timezone
 
 from accounts.models import User
-from intake.models import Case, Report, Study
+from audit.models import AuditEvent
+from imaging.models import Report, Study
+from intake.models import Case
 from payments.selectors import RevenueTotal, revenue_total
 from review.access import cases_visible_to
-from review.models import AuditEvent, Outcome, ReviewerProfile, ReviewSettings
+from review.models import Outcome, ReviewerProfile, ReviewSettings
 
 QUEUE_PAGE_SIZE = 50
 

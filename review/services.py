@@ -17,8 +17,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from intake.ingest.reports import report_match_set as intake_report_match_set
-from intake.models import Case, Report, Study
+from imaging.ingest.reports import report_match_set as intake_report_match_set
+from imaging.models import Report, Study
+from intake.models import Case
 from intake.status import case_status_change
 from payments.services import RefundOutcome, case_refund
 from review.models import (

@@ -34,12 +34,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
-from intake.ingest.selectors import case_problems
-from intake.models import Case, Report, Series, Study
+from audit.services import audit_record
+from imaging.ingest.selectors import case_problems
+from imaging.models import Report, Series, Study
+from intake.models import Case
 from payments.services import REFUND_NOTHING_PAID
 from review import services
 from review.access import is_coordinator
-from review.audit import audit_record
 from review.decorators import admin_only, case_endpoint, json_or_redirect, staff_page
 from review.forms import (
     AnswerForm,
@@ -73,7 +74,7 @@ from storage.base import ObjectNotFound
 from storage.tenant import tenant_storage
 
 SEARCH_SESSION_KEY = "review_queue_search"
-VIEWER_TEMPLATE = "review/viewer/viewer.html"
+VIEWER_TEMPLATE = "imaging/viewer/viewer.html"
 REPORT_UNAVAILABLE_MESSAGE = "This report file is not available."
 PREVIEW_UNAVAILABLE_MESSAGE = "No preview for this series yet."
 OPINION_NOT_RELEASED_MESSAGE = "Your second opinion is not ready yet. We will email you when it is."

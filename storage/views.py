@@ -27,7 +27,7 @@ def _refused(request: HttpRequest, message: str, status: int, *, reason: str) ->
     # tenant middleware (no ``tenant``) have no log to write to.
     if tenant is not None and tenant.schema_name != "public":
         # Imported here: storage is below review in the layering (review imports storage).
-        from review.audit import audit_record
+        from audit.services import audit_record
 
         # Neither the token nor the key it claims goes into the log: only why it was refused.
         audit_record(

@@ -81,7 +81,9 @@ LOCAL_SHARED_APPS = [
     "payments.connect",  # which Stripe account is whose, processed webhook events (public only)
 ]
 LOCAL_TENANT_APPS = [
+    "audit",
     "accounts",
+    "imaging",
     "intake",
     "review",
     "payments",
@@ -135,8 +137,8 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
-            # review/viewer is a package of the review app, not an app: its tags are named here.
-            "libraries": {"sr_viewer": "review.viewer.templatetags"},
+            # imaging/viewer is a package of the imaging app, not an app: its tags are named here.
+            "libraries": {"sr_viewer": "imaging.viewer.templatetags"},
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
@@ -193,7 +195,7 @@ CELERY_BEAT_SCHEDULE = {
     # delete their staged bytes, mark them EXPIRED (tus expiration extension).
     "tus-uploads-expire": {"task": "intake.tus.uploads_expire_all", "schedule": 3600.0},
     # Uploads whose ingest task was lost or whose worker died are queued again.
-    "uploads-ingest-resume": {"task": "intake.uploads_ingest_resume_all", "schedule": 600.0},
+    "uploads-ingest-resume": {"task": "imaging.uploads_ingest_resume_all", "schedule": 600.0},
     # The operator console's storage and case figures per institution.
     "institution-usage-refresh": {"task": "tenants.institution_usage_refresh", "schedule": 900.0},
     # Sign-ups never taken live free their subdomain (and logo) after 30 days.

@@ -38,7 +38,7 @@ def _format(record: logging.LogRecord) -> dict[str, object]:
 
 
 def test_it_keeps_our_messages_and_safe_fields() -> None:
-    record = logging.LogRecord("intake.ingest", logging.INFO, __file__, 1, "ingested %d files", (3,), None)
+    record = logging.LogRecord("imaging.ingest", logging.INFO, __file__, 1, "ingested %d files", (3,), None)
     record.count = 3
     entry = _format(record)
     assert entry["message"] == "ingested 3 files"

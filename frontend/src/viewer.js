@@ -1,5 +1,5 @@
 // Entry point of the image viewer, kept small: for every [data-sr-viewer] element (the case
-// workspace and the standalone viewer page include templates/review/viewer/viewer.html) it draws
+// workspace and the standalone viewer page include templates/imaging/viewer/viewer.html) it draws
 // the series list and paints the first image from the page's own JSON (viewer/first.js), then
 // loads the full viewer (viewer/app.js: Cornerstone3D, its tools and decoders, ~4 MB) and
 // hands over to it.

@@ -29,7 +29,8 @@ from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError
 
 from accounts.models import User
-from intake.models import Case, Upload
+from imaging.models import Upload
+from intake.models import Case
 from intake.tus import messages
 from intake.tus.services import PART_SIZE, upload_staging_prefix
 from intake.tus.tasks import uploads_expire_all
@@ -50,8 +51,8 @@ OTHER_PATIENT = "second.patient@example.com"
 pytestmark = pytest.mark.django_db
 
 needs_ingest = pytest.mark.skipif(
-    importlib.util.find_spec("intake.ingest.pipeline") is None,
-    reason="intake.ingest.pipeline.upload_ingest_enqueue is not written yet",
+    importlib.util.find_spec("imaging.ingest.pipeline") is None,
+    reason="imaging.ingest.pipeline.upload_ingest_enqueue is not written yet",
 )
 
 

@@ -16,7 +16,8 @@ from django.test import Client
 from django_tenants.utils import tenant_context
 
 from accounts.models import User
-from intake.models import Case, Instance, Series, Study, Upload
+from imaging.models import Instance, Series, Study, Upload
+from intake.models import Case
 from intake.tus import messages
 from intake.tus.protocol import encode_metadata
 from intake.tus.services import CASE_QUOTA, MAX_UPLOAD_SIZE, PART_SIZE, upload_staging_prefix
@@ -58,7 +59,7 @@ def case(neuro: Institution) -> Iterator[Case]:
 def ingest_calls(monkeypatch: pytest.MonkeyPatch) -> list[Upload]:
     """Spy on the hand-over to ingest (owned by the ingest pipeline), calling through to it."""
     pipeline = pytest.importorskip(
-        "intake.ingest.pipeline", reason="intake.ingest.pipeline.upload_ingest_enqueue is not written yet"
+        "imaging.ingest.pipeline", reason="imaging.ingest.pipeline.upload_ingest_enqueue is not written yet"
     )
     calls: list[Upload] = []
     real = pipeline.upload_ingest_enqueue

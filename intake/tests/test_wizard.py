@@ -13,10 +13,11 @@ from django.test import Client
 from django_tenants.utils import tenant_context
 
 from accounts.models import User
+from imaging.models import FileProblem, Study, Upload
 from intake import forms as intake_forms
 from intake import selectors
 from intake.access import access_patient_case
-from intake.models import Case, FileProblem, Study, Upload
+from intake.models import Case
 from intake.services import case_patient_save, case_question_save
 from tenants.models import Institution
 

@@ -14,7 +14,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 
 from accounts.models import User
-from intake.models import Case, Upload
+from imaging.models import Upload
+from intake.models import Case
 from intake.tus import messages
 from intake.tus.protocol import TusError
 

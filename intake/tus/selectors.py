@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from intake.models import Case, Upload
+from imaging.models import Upload
+from intake.models import Case
 
 
 @dataclass(frozen=True)

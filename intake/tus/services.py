@@ -30,7 +30,8 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from accounts.models import User
-from intake.models import Case, Instance, Report, Upload
+from imaging.models import Instance, Report, Upload
+from intake.models import Case
 from intake.tus import messages
 from intake.tus.protocol import (
     HTTP_CHECKSUM_MISMATCH,
@@ -379,7 +380,7 @@ def _upload_assemble(*, upload: Upload, storage: TenantStorage) -> None:
 def _upload_received(*, upload: Upload, storage: TenantStorage) -> None:
     """The last byte is stored: mark the upload RECEIVED and queue its ingest (after commit)."""
     # Imported here: the ingest pipeline imports intake models and may import this module.
-    from intake.ingest.pipeline import upload_ingest_enqueue
+    from imaging.ingest.pipeline import upload_ingest_enqueue
 
     upload.status = Upload.Status.RECEIVED
     upload.tail_key = ""
@@ -407,7 +408,7 @@ def upload_terminate(*, upload: Upload) -> None:
 
     Only an upload that is not complete (or that failed or expired) and left nothing in the case
     can be cancelled here. A received file is refused (409) even in a draft: ingest may already
-    have made images or a report of it, and no service yet removes those (intake.ingest has
+    have made images or a report of it, and no service yet removes those (imaging.ingest has
     none); deleting the upload alone would leave them in the case, detached from any file.
     """
     storage = tenant_storage()

@@ -22,7 +22,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from intake.models import Report, Upload
+from imaging.models import Report, Upload
 from intake.tus import messages
 from intake.tus.access import access_case_for_upload, access_upload
 from intake.tus.protocol import (

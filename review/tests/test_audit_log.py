@@ -9,8 +9,8 @@ from django.db import DatabaseError, transaction
 from django.test import Client
 from django_tenants.utils import schema_context
 
+from audit.models import AuditEvent
 from intake.models import Case
-from review.models import AuditEvent
 from tenants.models import Institution
 
 

@@ -7,13 +7,14 @@ from collections.abc import Callable
 from django.test import Client
 from django_tenants.utils import schema_context
 
-from intake.models import Case, Report
-from review.models import AuditEvent, CaseAssignment
+from audit.models import AuditEvent
+from imaging.models import Report
+from intake.models import Case
+from review.models import CaseAssignment
 from review.services import DECLINE_REASON_MESSAGE
 from tenants.models import Institution
+from tests.cases import user_in
 from tests.staff import staff_force_login
-
-from .conftest import user_in
 
 
 def _events(neuro: Institution, **filters: object) -> list[AuditEvent]:

@@ -10,8 +10,7 @@ from django_tenants.utils import schema_context
 from intake.models import Case
 from review.models import Outcome, ReviewerProfile, ReviewSettings
 from tenants.models import Institution
-
-from .conftest import user_in
+from tests.cases import user_in
 
 
 def test_it_counts_referrals_and_surgeries_this_month(

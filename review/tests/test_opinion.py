@@ -10,8 +10,9 @@ from django.test import Client, TestCase
 from django_tenants.utils import schema_context
 from pypdf import PdfReader
 
+from audit.models import AuditEvent
 from intake.models import Case
-from review.models import AuditEvent, CaseAssignment, Opinion
+from review.models import CaseAssignment, Opinion
 from review.services import (
     FOLLOW_UP_LIMIT_MESSAGE,
     OPINION_INCOMPLETE_MESSAGE,
@@ -22,9 +23,8 @@ from storage.tenant import tenant_storage
 from storage.views import INVALID_LINK_MESSAGE
 from tenants.management.commands.seed_demo import DEMO_PASSWORD
 from tenants.models import Institution
+from tests.cases import user_in
 from tests.staff import staff_force_login
-
-from .conftest import user_in
 
 OPINION = {
     "question_restated": "Is the lesion a tumour, and is surgery needed?",

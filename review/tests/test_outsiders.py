@@ -9,13 +9,14 @@ import pytest
 from django.test import Client
 from django_tenants.utils import schema_context
 
-from intake.models import Case, Report
+from audit.models import AuditEvent
+from imaging.models import Report
+from intake.models import Case
 from payments.services import REFUND_NOTHING_PAID
-from review.models import AuditEvent, CaseAssignment, CaseNote
+from review.models import CaseAssignment, CaseNote
 from tenants.models import Institution
+from tests.cases import user_in
 from tests.staff import staff_force_login
-
-from .conftest import user_in
 
 # (method, path after /workspace/cases/<id>/, who may: "staff" | "coordinator" | "reviewer")
 ENDPOINTS = [

@@ -10,14 +10,14 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
+from audit.models import AuditEvent
 from intake.models import Case
-from review.models import AuditEvent, CaseAssignment, ReviewerProfile, ReviewSettings
+from review.models import CaseAssignment, ReviewerProfile, ReviewSettings
 from review.selectors import business_days_add
 from review.services import NO_REVIEWER_MESSAGE
 from tenants.models import Institution
+from tests.cases import user_in
 from tests.staff import staff_force_login
-
-from .conftest import user_in
 
 
 def test_it_counts_cases_by_state_and_lists_open_ones(

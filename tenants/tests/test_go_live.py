@@ -82,7 +82,7 @@ def test_it_clones_the_audit_triggers_with_the_schema(queued: Onboarding) -> Non
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM information_schema.triggers WHERE trigger_schema = %s "
-            "AND event_object_table = 'review_auditevent'",
+            "AND event_object_table = 'audit_auditevent'",
             [schema],
         )
         assert cursor.fetchone()[0] >= 2

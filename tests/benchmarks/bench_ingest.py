@@ -210,9 +210,10 @@ def main() -> None:
     from pydicom.uid import generate_uid
 
     from accounts.models import User
-    from intake.ingest.pipeline import upload_ingest_run
-    from intake.ingest.preview import series_preview_ensure
-    from intake.models import Case, Instance, Series, Upload
+    from imaging.ingest.pipeline import upload_ingest_run
+    from imaging.ingest.preview import series_preview_ensure
+    from imaging.models import Instance, Series, Upload
+    from intake.models import Case
     from storage.tenant import tenant_storage
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
@@ -442,7 +443,7 @@ def _worker(upload_ids: list[int], results: Any) -> None:
     from django.db import connection
     from django_tenants.utils import schema_context
 
-    from intake.ingest.pipeline import upload_ingest_run
+    from imaging.ingest.pipeline import upload_ingest_run
 
     connection.close()  # never share the parent's connection
     start_rss = peak_reset()

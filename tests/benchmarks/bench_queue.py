@@ -40,7 +40,8 @@ from django_tenants.utils import schema_context  # noqa: E402
 
 def populate(count: int) -> None:
     from accounts.models import User
-    from intake.models import Case, Report, Study
+    from imaging.models import Report, Study
+    from intake.models import Case
     from review.models import CaseAssignment
 
     rng = random.Random(42)  # noqa: S311 (reproducible test data)

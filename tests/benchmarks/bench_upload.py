@@ -294,7 +294,8 @@ def main() -> None:
     from tusclient.client import TusClient
 
     from accounts.models import User
-    from intake.models import Case, Upload
+    from imaging.models import Upload
+    from intake.models import Case
     from intake.tus.services import PART_SIZE
     from tests.live import child_database_url
 

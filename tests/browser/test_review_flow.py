@@ -15,11 +15,12 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from reportlab.pdfgen import canvas
 
-from intake.models import Case, Report
-from review.dicomweb.testing import case_remove, case_with_study, demo_study
-from review.models import AuditEvent
+from audit.models import AuditEvent
+from imaging.models import Report
+from intake.models import Case
 from storage.tenant import tenant_storage
 from tenants.management.commands.seed_demo import DEMO_PASSWORD
+from tests.dicomweb_cases import case_remove, case_with_study, demo_study
 from tests.staff import staff_sign_in
 
 pytestmark = pytest.mark.browser

@@ -9,8 +9,8 @@ import pytest
 
 from intake.models import Case
 from review.demo import DEMO_TOTP_SECRET
-from review.dicomweb.testing import case_remove, case_with_study, demo_study, totp_code
 from tenants.management.commands.seed_demo import DEMO_PASSWORD
+from tests.dicomweb_cases import case_remove, case_with_study, demo_study, totp_code
 
 pytestmark = pytest.mark.browser
 

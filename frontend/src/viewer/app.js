@@ -93,7 +93,7 @@ function initCornerstone(wasmBase) {
 
 let viewerCount = 0;
 
-// Mounts the full viewer on ``root``. ``boot`` is the page's JSON (review/viewer/selectors.py):
+// Mounts the full viewer on ``root``. ``boot`` is the page's JSON (imaging/viewer/selectors.py):
 // the studies and series, and the first series' instances and first metadata, so nothing has
 // to be asked before the first frame. ``first`` is the picture first.js already painted (or
 // null), taken away once Cornerstone shows the same image. ``list`` is the series list the

@@ -1,6 +1,6 @@
 // The first image, painted without Cornerstone: a 2D canvas, the page's own metadata (DICOM
-// JSON rendered into the page by review/viewer/selectors.py) and one raw frame that an inline
-// script in review/templates/review/viewer/viewer.html started fetching while the page was
+// JSON rendered into the page by imaging/viewer/selectors.py) and one raw frame that an inline
+// script in imaging/templates/imaging/viewer/viewer.html started fetching while the page was
 // parsed. This module is a few KB, so the picture is up long before the full viewer (Cornerstone3D,
 // ~4 MB of JavaScript to parse, WebGL, decode workers) is; app.js takes over when it is ready and
 // removes this canvas once its own rendering of the same image is on screen.

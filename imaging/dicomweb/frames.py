@@ -1,0 +1,230 @@
+"""Pixel data of one stored instance: a frame as stored, a frame decoded, a rendered picture.
+
+Files are read from the tenant's storage as streams. Only the header and the one frame asked
+for are read into memory (a frame of a multi-frame ultrasound cine is a few hundred KiB; the
+whole file may be hundreds of MiB), so a worker's memory does not grow with file size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import struct
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.encaps import get_frame
+from pydicom.pixels import pixel_array
+from pydicom.pixels.processing import apply_modality_lut
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from imaging.models import Instance
+from storage.tenant import tenant_storage
+
+# Pixel data whose bytes are the same whether the file is Implicit or Explicit VR Little
+# Endian: a "raw" frame of either is served as stored.
+NATIVE_LITTLE_ENDIAN = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian})
+
+# Objects larger than this are spooled to a temporary file when the backend's stream cannot seek
+# (S3): pydicom needs to seek to find one frame.
+SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
+
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+
+
+class FrameError(Exception):
+    """The frame cannot be produced; ``message`` is safe to show (it holds no patient data)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+FRAME_OUT_OF_RANGE = "There is no frame with that number in this instance."
+NO_PIXEL_DATA = "This instance holds no image."
+CANNOT_DECODE = "The image's compression (transfer syntax {ts}) cannot be decoded on the server."
+
+
+@dataclass(frozen=True)
+class Frame:
+    data: bytes
+    transfer_syntax_uid: str
+
+
+@contextlib.contextmanager
+def open_instance(instance: Instance) -> Iterator[BinaryIO]:
+    """A seekable binary stream over the stored file of ``instance`` (closed on exit)."""
+    reader = tenant_storage().open(instance.storage_key)
+    with reader:
+        if reader.seekable():
+            yield reader
+            return
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
+            shutil.copyfileobj(reader, spool, 1024 * 1024)
+            spool.seek(0)
+            yield spool  # type: ignore[misc]
+
+
+def read_header(stream: BinaryIO) -> Dataset:
+    """The dataset without its pixel data; ``stream`` is left at the Pixel Data element."""
+    return dcmread(stream, stop_before_pixels=True)
+
+
+def _frame_count(header: Dataset) -> int:
+    try:
+        return max(1, int(header.get("NumberOfFrames") or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _native_frame_length(header: Dataset) -> int:
+    samples = int(header.get("SamplesPerPixel") or 1)
+    bits = int(header.BitsAllocated)
+    pixels = int(header.Rows) * int(header.Columns) * samples
+    if bits % 8:
+        raise FrameError(CANNOT_DECODE.format(ts="bit-packed"))
+    length = pixels * (bits // 8)
+    if header.get("PhotometricInterpretation") == "YBR_FULL_422":
+        length = length * 2 // 3  # two chroma samples shared by each pair of pixels
+    return length
+
+
+def frame_stored(instance: Instance, number: int) -> Frame:
+    """Frame ``number`` (1-based) exactly as encoded in the file (compressed stays compressed)."""
+    with open_instance(instance) as stream:
+        header = read_header(stream)
+        ts = UID(header.file_meta.get("TransferSyntaxUID") or ImplicitVRLittleEndian)
+        count = _frame_count(header)
+        if not 1 <= number <= count:
+            raise FrameError(FRAME_OUT_OF_RANGE)
+        element = stream.read(8)
+        if len(element) < 8 or element[:4] != _PIXEL_DATA_TAG:
+            raise FrameError(NO_PIXEL_DATA)
+        if ts == ImplicitVRLittleEndian:
+            (length,) = struct.unpack("<I", element[4:8])
+        elif ts.is_little_endian and not ts.is_implicit_VR:
+            (length,) = struct.unpack("<I", stream.read(4))  # OB/OW: 2 reserved bytes, then 4
+        else:
+            # Big Endian (retired): rarely seen; decoding gives a correct little-endian frame.
+            return frame_decoded(instance, number)
+        if ts.is_compressed or length == 0xFFFFFFFF:
+            offsets = None
+            if "ExtendedOffsetTable" in header and "ExtendedOffsetTableLengths" in header:
+                offsets = (header.ExtendedOffsetTable, header.ExtendedOffsetTableLengths)
+            try:
+                data = get_frame(stream, number - 1, number_of_frames=count, extended_offsets=offsets)
+            except (ValueError, KeyError) as error:
+                raise FrameError(FRAME_OUT_OF_RANGE) from error
+            return Frame(data=data, transfer_syntax_uid=str(ts))
+        frame_length = _native_frame_length(header)
+        stream.seek(frame_length * (number - 1), io.SEEK_CUR)
+        data = stream.read(frame_length)
+        if len(data) != frame_length:
+            raise FrameError(FRAME_OUT_OF_RANGE)
+        return Frame(data=data, transfer_syntax_uid=str(ts))
+
+
+def _decode(stream: BinaryIO, index: int, ts: str) -> np.ndarray:
+    stream.seek(0)
+    try:
+        return pixel_array(stream, index=index)
+    except (NotImplementedError, RuntimeError, ValueError) as error:
+        raise FrameError(CANNOT_DECODE.format(ts=ts)) from error
+
+
+def frame_decoded(instance: Instance, number: int) -> Frame:
+    """Frame ``number`` decoded to Explicit VR Little Endian pixel bytes.
+
+    Colour images compressed as YBR (JPEG) come back as interleaved RGB, as every decoder
+    produces them.
+    """
+    with open_instance(instance) as stream:
+        header = read_header(stream)
+        ts = str(header.file_meta.get("TransferSyntaxUID") or ImplicitVRLittleEndian)
+        if not 1 <= number <= _frame_count(header):
+            raise FrameError(FRAME_OUT_OF_RANGE)
+        array = _decode(stream, number - 1, ts)
+    little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+    return Frame(data=np.ascontiguousarray(little).tobytes(), transfer_syntax_uid=ExplicitVRLittleEndian)
+
+
+@dataclass(frozen=True)
+class Window:
+    center: float
+    width: float
+
+
+def parse_window(value: str) -> Window | None:
+    """``center,width[,function]`` as in the WADO-RS ``window`` parameter; None if malformed."""
+    parts = value.split(",")
+    if len(parts) not in (2, 3):
+        return None
+    try:
+        center, width = float(parts[0]), float(parts[1])
+    except ValueError:
+        return None
+    return Window(center, width) if width > 0 else None
+
+
+def _first(value: object) -> float | None:
+    """The first number of a (possibly multi-valued) window element, or None."""
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        value = value[0] if value else None
+    try:
+        return float(value) if value is not None else None  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _to_8bit(array: np.ndarray, header: Dataset, window: Window | None) -> np.ndarray:
+    """Grey values mapped to 0..255 by the requested window, the file's, or the full range."""
+    values = apply_modality_lut(array, header).astype(np.float32)
+    if window is None:
+        center, width = _first(header.get("WindowCenter")), _first(header.get("WindowWidth"))
+        if center is not None and width and width > 0:
+            window = Window(center, width)
+    if window is None:
+        low, high = float(values.min()), float(values.max())
+        window = Window((low + high) / 2, max(high - low, 1.0))
+    low = window.center - window.width / 2
+    scaled = np.clip((values - low) / window.width, 0.0, 1.0) * 255.0
+    if header.get("PhotometricInterpretation") == "MONOCHROME1":
+        scaled = 255.0 - scaled
+    return scaled.astype(np.uint8)
+
+
+def frame_rendered(
+    instance: Instance,
+    number: int,
+    *,
+    window: Window | None = None,
+    size: tuple[int, int] | None = None,
+    image_format: str = "PNG",
+) -> bytes:
+    """Frame ``number`` as a PNG or JPEG picture, windowed for display, optionally scaled down
+    to fit ``size`` (width, height) keeping its proportions."""
+    with open_instance(instance) as stream:
+        header = read_header(stream)
+        ts = str(header.file_meta.get("TransferSyntaxUID") or ImplicitVRLittleEndian)
+        if not 1 <= number <= _frame_count(header):
+            raise FrameError(FRAME_OUT_OF_RANGE)
+        array = _decode(stream, number - 1, ts)
+    if int(header.get("SamplesPerPixel") or 1) == 1:
+        picture = Image.fromarray(_to_8bit(array, header, window), mode="L")
+    else:
+        if array.dtype != np.uint8:
+            top = float(array.max()) or 1.0
+            array = (array.astype(np.float32) * (255.0 / top)).astype(np.uint8)
+        picture = Image.fromarray(array, mode="RGB")
+    if size is not None:
+        picture.thumbnail(size)
+    out = io.BytesIO()
+    picture.save(out, format=image_format, **({"quality": 90} if image_format == "JPEG" else {}))
+    return out.getvalue()

@@ -1,0 +1,401 @@
+"""DICOMweb of one institution: QIDO-RS searches and WADO-RS retrieval (DICOM PS3.18).
+
+Each view: find what the URL names through the access helpers (which check the user may see
+the case, and audit refusals), record the access, answer. Every answer is ``private, no-store``:
+images are patient data and must not stay in a shared browser's cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+from pydicom import dcmread
+from pydicom.uid import ExplicitVRLittleEndian
+
+from imaging.dicomweb import selectors
+from imaging.dicomweb.access import (
+    DicomwebRefused,
+    Scope,
+    access_dicomweb_instance,
+    access_dicomweb_scope,
+    access_dicomweb_series,
+    access_dicomweb_study,
+    audit_dicomweb,
+)
+from imaging.dicomweb.frames import (
+    FRAME_OUT_OF_RANGE,
+    FrameError,
+    frame_decoded,
+    frame_rendered,
+    frame_stored,
+    open_instance,
+    parse_window,
+)
+from imaging.dicomweb.negotiation import (
+    choose_frame_encoding,
+    multipart_body,
+    new_boundary,
+    wants_stored_instance,
+)
+from imaging.dicomweb.qido import QueryError, parse_query
+from imaging.models import Instance
+from storage.base import CHUNK_SIZE
+
+DICOM_JSON = "application/dicom+json"
+NOT_ACCEPTABLE = "None of the media types or transfer syntaxes in Accept can be produced for this resource."
+BAD_FRAME_LIST = "Frame numbers must be a comma-separated list of whole numbers from 1."
+BAD_VIEWPORT = "viewport must be two whole numbers, width,height (each 1 to 2048)."
+THUMBNAIL_SIZE = (128, 128)
+
+View = Callable[..., HttpResponseBase]
+
+
+def _plain(status: int, message: str) -> HttpResponse:
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+
+
+def dicomweb_view(view: View) -> View:
+    """GET only; refusals and bad input become short plain-text answers; nothing is cached."""
+
+    @require_GET
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        try:
+            response = view(request, *args, **kwargs)
+        except DicomwebRefused as refused:
+            response = _plain(refused.status, refused.message)
+            if refused.status == 401:
+                response["WWW-Authenticate"] = 'Session realm="SecondRead"'
+        except QueryError as error:
+            response = _plain(400, str(error))
+        except FrameError as error:
+            response = _plain(404 if error.message == FRAME_OUT_OF_RANGE else 406, error.message)
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    return wrapped
+
+
+def _base_url(request: HttpRequest, case_id: uuid.UUID | None) -> str:
+    kwargs = {"case_id": case_id} if case_id else {}
+    return request.build_absolute_uri(reverse("dicomweb:search_studies", kwargs=kwargs)).removesuffix(
+        "/studies"
+    )
+
+
+def _json(data: list[Any], ignored: list[str]) -> HttpResponse:
+    response = HttpResponse(json.dumps(data, separators=(",", ":")), content_type=DICOM_JSON)
+    if ignored:
+        # PS3.18 §8.3.4: keys the server cannot match on are named in a Warning, not refused.
+        response["Warning"] = f'299 SecondRead "Matching is not supported on: {", ".join(sorted(ignored))}"'
+    return response
+
+
+# --- QIDO-RS --------------------------------------------------------------------------------
+
+
+@dicomweb_view
+def search_studies(request: HttpRequest, case_id: uuid.UUID | None = None) -> HttpResponseBase:
+    scope = access_dicomweb_scope(request, case_id=case_id, kind="search_studies")
+    query = parse_query(request.GET, level="study")
+    studies = selectors.study_search(scope=scope, query=query, base_url="")
+    audit_dicomweb(request, kind="search_studies", scope=scope, study=None, ref="")
+    return _json(
+        selectors.study_search_json(studies=studies, base_url=_base_url(request, case_id)), query.ignored
+    )
+
+
+@dicomweb_view
+def search_series(
+    request: HttpRequest, study_uid: str | None = None, case_id: uuid.UUID | None = None
+) -> HttpResponseBase:
+    scope = access_dicomweb_scope(request, case_id=case_id, kind="search_series")
+    study = (
+        access_dicomweb_study(request, scope=scope, study_uid=study_uid, kind="search_series")
+        if study_uid
+        else None
+    )
+    query = parse_query(request.GET, level="series")
+    results = selectors.series_search(
+        scope=scope, study=study, query=query, base_url=_base_url(request, case_id)
+    )
+    audit_dicomweb(request, kind="search_series", scope=scope, study=study, ref=study_uid or "")
+    return _json(results, query.ignored)
+
+
+@dicomweb_view
+def search_instances(
+    request: HttpRequest,
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    case_id: uuid.UUID | None = None,
+) -> HttpResponseBase:
+    scope = access_dicomweb_scope(request, case_id=case_id, kind="search_instances")
+    study = series = None
+    if study_uid and series_uid:
+        series = access_dicomweb_series(
+            request, scope=scope, study_uid=study_uid, series_uid=series_uid, kind="search_instances"
+        )
+        study = series.study
+    elif study_uid:
+        study = access_dicomweb_study(request, scope=scope, study_uid=study_uid, kind="search_instances")
+    query = parse_query(request.GET, level="instance")
+    results = selectors.instance_search(
+        scope=scope, study=study, series=series, query=query, base_url=_base_url(request, case_id)
+    )
+    audit_dicomweb(
+        request, kind="search_instances", scope=scope, study=study, ref=series_uid or study_uid or ""
+    )
+    return _json(results, query.ignored)
+
+
+# --- WADO-RS: metadata ----------------------------------------------------------------------
+
+
+def _metadata_response(instances: list[Instance]) -> StreamingHttpResponse:
+    return StreamingHttpResponse(selectors.metadata_stream(instances), content_type=DICOM_JSON)
+
+
+@dicomweb_view
+def study_metadata(
+    request: HttpRequest, study_uid: str, case_id: uuid.UUID | None = None
+) -> HttpResponseBase:
+    scope = access_dicomweb_scope(request, case_id=case_id, kind="metadata")
+    study = access_dicomweb_study(request, scope=scope, study_uid=study_uid, kind="metadata")
+    audit_dicomweb(request, kind="metadata", scope=scope, study=study, ref=study_uid)
+    return _metadata_response(selectors.instances_of(study=study))
+
+
+@dicomweb_view
+def series_metadata(
+    request: HttpRequest, study_uid: str, series_uid: str, case_id: uuid.UUID | None = None
+) -> HttpResponseBase:
+    scope = access_dicomweb_scope(request, case_id=case_id, kind="metadata")
+    series = access_dicomweb_series(
+        request, scope=scope, study_uid=study_uid, series_uid=series_uid, kind="metadata"
+    )
+    audit_dicomweb(request, kind="metadata", scope=scope, study=series.study, ref=series_uid)
+    return _metadata_response(selectors.instances_of(study=series.study, series=series))
+
+
+def _instance(
+    request: HttpRequest, kind: str, case_id: uuid.UUID | None, **uids: str
+) -> tuple[Scope, Instance]:
+    scope = access_dicomweb_scope(request, case_id=case_id, kind=kind)
+    instance = access_dicomweb_instance(request, scope=scope, kind=kind, **uids)
+    audit_dicomweb(
+        request,
+        kind=kind,
+        scope=scope,
+        study=instance.series.study,
+        ref=uids["instance_uid"],
+        series_uid=uids["series_uid"],
+    )
+    return scope, instance
+
+
+@dicomweb_view
+def instance_metadata(
+    request: HttpRequest, study_uid: str, series_uid: str, instance_uid: str, case_id: uuid.UUID | None = None
+) -> HttpResponseBase:
+    _, instance = _instance(
+        request, "metadata", case_id, study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
+    )
+    return _metadata_response([instance])
+
+
+# --- WADO-RS: instances ---------------------------------------------------------------------
+
+
+def _instance_chunks(instance: Instance, *, decompress: bool) -> Iterator[bytes]:
+    with open_instance(instance) as stream:
+        if not decompress:
+            while chunk := stream.read(CHUNK_SIZE):
+                yield chunk
+            return
+        # Converting needs the whole instance in memory (one instance, not the study).
+        dataset = dcmread(stream)
+        if dataset.file_meta.TransferSyntaxUID.is_compressed:
+            dataset.decompress()
+        else:  # Implicit VR Little Endian: the same pixels, written with explicit VRs
+            dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        out = io.BytesIO()
+        dataset.save_as(out, enforce_file_format=True)
+        yield out.getvalue()
+
+
+def _instances_response(request: HttpRequest, instances: list[Instance]) -> HttpResponseBase:
+    accept = request.headers.get("Accept", "")
+    plan = []
+    for instance in instances:
+        as_stored = wants_stored_instance(accept, instance.transfer_syntax_uid)
+        if as_stored is None:
+            return _plain(406, NOT_ACCEPTABLE)
+        syntax = instance.transfer_syntax_uid if as_stored else ExplicitVRLittleEndian
+        plan.append((instance, not as_stored, syntax))
+    boundary = new_boundary()
+    parts = (
+        (f"application/dicom; transfer-syntax={syntax}", _instance_chunks(instance, decompress=decompress))
+        for instance, decompress, syntax in plan
+    )
+    return StreamingHttpResponse(
+        multipart_body(parts, boundary),
+        content_type=f'multipart/related; type="application/dicom"; boundary={boundary}',
+    )
+
+
+@dicomweb_view
+def retrieve_study(
+    request: HttpRequest, study_uid: str, case_id: uuid.UUID | None = None
+) -> HttpResponseBase:
+    scope = access_dicomweb_scope(request, case_id=case_id, kind="retrieve_study")
+    study = access_dicomweb_study(request, scope=scope, study_uid=study_uid, kind="retrieve_study")
+    audit_dicomweb(request, kind="retrieve_study", scope=scope, study=study, ref=study_uid)
+    return _instances_response(request, selectors.instances_of(study=study))
+
+
+@dicomweb_view
+def retrieve_series(
+    request: HttpRequest, study_uid: str, series_uid: str, case_id: uuid.UUID | None = None
+) -> HttpResponseBase:
+    scope = access_dicomweb_scope(request, case_id=case_id, kind="retrieve_series")
+    series = access_dicomweb_series(
+        request, scope=scope, study_uid=study_uid, series_uid=series_uid, kind="retrieve_series"
+    )
+    audit_dicomweb(request, kind="retrieve_series", scope=scope, study=series.study, ref=series_uid)
+    return _instances_response(request, selectors.instances_of(study=series.study, series=series))
+
+
+@dicomweb_view
+def retrieve_instance(
+    request: HttpRequest, study_uid: str, series_uid: str, instance_uid: str, case_id: uuid.UUID | None = None
+) -> HttpResponseBase:
+    _, instance = _instance(
+        request,
+        "retrieve_instance",
+        case_id,
+        study_uid=study_uid,
+        series_uid=series_uid,
+        instance_uid=instance_uid,
+    )
+    return _instances_response(request, [instance])
+
+
+# --- WADO-RS: frames and rendered pictures --------------------------------------------------
+
+
+def _frame_numbers(text: str) -> list[int]:
+    try:
+        numbers = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise FrameError(BAD_FRAME_LIST) from None
+    if not numbers or min(numbers) < 1 or len(numbers) > 1000:
+        raise FrameError(BAD_FRAME_LIST)
+    return numbers
+
+
+@dicomweb_view
+def retrieve_frames(
+    request: HttpRequest,
+    study_uid: str,
+    series_uid: str,
+    instance_uid: str,
+    frames: str,
+    case_id: uuid.UUID | None = None,
+) -> HttpResponseBase:
+    try:
+        numbers = _frame_numbers(frames)
+    except FrameError as error:
+        return _plain(400, error.message)
+    _, instance = _instance(
+        request, "frames", case_id, study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
+    )
+    choice = choose_frame_encoding(request.headers.get("Accept", ""), instance.transfer_syntax_uid)
+    if choice is None:
+        return _plain(406, NOT_ACCEPTABLE)
+    # Frames are produced before the answer starts, so a missing frame is a clean 404 and not a
+    # broken body; each costs only its own size in memory.
+    produced = [
+        frame_decoded(instance, number) if choice.decode else frame_stored(instance, number)
+        for number in numbers
+    ]
+    boundary = new_boundary()
+    parts = (
+        (f"{choice.part_type}; transfer-syntax={frame.transfer_syntax_uid}", [frame.data])
+        for frame in produced
+    )
+    return StreamingHttpResponse(
+        multipart_body(parts, boundary),
+        content_type=(
+            f'multipart/related; type="{choice.part_type}"; '
+            f"transfer-syntax={choice.transfer_syntax}; boundary={boundary}"
+        ),
+    )
+
+
+def _picture(
+    request: HttpRequest, instance: Instance, number: int, size: tuple[int, int] | None
+) -> HttpResponse:
+    window = parse_window(request.GET.get("window", ""))
+    viewport = request.GET.get("viewport")
+    if viewport:
+        try:
+            width, height = (int(part) for part in viewport.split(",")[:2])
+        except ValueError:
+            return _plain(400, BAD_VIEWPORT)
+        if not (0 < width <= 2048 and 0 < height <= 2048):
+            return _plain(400, BAD_VIEWPORT)
+        size = (width, height)
+    accept = request.headers.get("Accept", "")
+    image_format = "JPEG" if "image/jpeg" in accept and "image/png" not in accept else "PNG"
+    data = frame_rendered(instance, number, window=window, size=size, image_format=image_format)
+    return HttpResponse(data, content_type=f"image/{image_format.lower()}")
+
+
+@dicomweb_view
+def instance_rendered(
+    request: HttpRequest,
+    study_uid: str,
+    series_uid: str,
+    instance_uid: str,
+    frame: int = 1,
+    case_id: uuid.UUID | None = None,
+) -> HttpResponseBase:
+    _, instance = _instance(
+        request, "rendered", case_id, study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
+    )
+    return _picture(request, instance, frame, None)
+
+
+@dicomweb_view
+def instance_thumbnail(
+    request: HttpRequest, study_uid: str, series_uid: str, instance_uid: str, case_id: uuid.UUID | None = None
+) -> HttpResponseBase:
+    _, instance = _instance(
+        request, "thumbnail", case_id, study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
+    )
+    return _picture(request, instance, 1, THUMBNAIL_SIZE)
+
+
+@dicomweb_view
+def series_thumbnail(
+    request: HttpRequest, study_uid: str, series_uid: str, case_id: uuid.UUID | None = None
+) -> HttpResponseBase:
+    scope = access_dicomweb_scope(request, case_id=case_id, kind="thumbnail")
+    series = access_dicomweb_series(
+        request, scope=scope, study_uid=study_uid, series_uid=series_uid, kind="thumbnail"
+    )
+    audit_dicomweb(request, kind="thumbnail", scope=scope, study=series.study, ref=series_uid)
+    instances = selectors.instances_of(study=series.study, series=series)
+    if not instances:
+        raise FrameError(FRAME_OUT_OF_RANGE)
+    # The middle image shows the anatomy better than the first slice of a stack.
+    return _picture(request, instances[len(instances) // 2], 1, THUMBNAIL_SIZE)

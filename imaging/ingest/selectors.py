@@ -1,0 +1,164 @@
+"""What the wizard (before submission) and the staff workspace (after) show about a case's files.
+
+Precondition for every function: the caller got ``case`` through the case access helper, so
+the user may see it. Nothing here checks permissions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from django.db.models import Count
+
+from imaging.cases import CaseRow
+from imaging.models import FileProblem, Report, Series, Study, Upload
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    id: int
+    number: int | None
+    modality: str
+    description: str
+    body_part: str
+    instance_count: int
+    preview_key: str  # serve through a permission-checked view; "" while not drawn yet
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    id: int
+    study_date: date | None
+    modalities: list[str]
+    description: str
+    body_part: str
+    accession_number: str
+    series_count: int
+    instance_count: int
+    series: list[SeriesSummary] = field(default_factory=list)
+    report_ids: list[int] = field(default_factory=list)
+
+
+def case_imaging_summary(*, case: CaseRow) -> list[StudySummary]:
+    """The case's studies (oldest first) with their series and counts; three queries."""
+    studies = list(Study.objects.filter(case=case).order_by("study_date", "id"))
+    series_by_study: dict[int, list[SeriesSummary]] = {study.pk: [] for study in studies}
+    for series in Series.objects.filter(study__case=case).order_by("study_id", "series_number", "id"):
+        series_by_study[series.study_id].append(
+            SeriesSummary(
+                id=series.pk,
+                number=series.series_number,
+                modality=series.modality,
+                description=series.description,
+                body_part=series.body_part,
+                instance_count=series.instance_count,
+                preview_key=series.preview_key,
+            )
+        )
+    reports_by_study: dict[int, list[int]] = {}
+    for report_id, study_id in Report.objects.filter(case=case, study__isnull=False).values_list(
+        "pk", "study_id"
+    ):
+        reports_by_study.setdefault(study_id, []).append(report_id)
+    return [
+        StudySummary(
+            id=study.pk,
+            study_date=study.study_date,
+            modalities=[code for code in study.modalities.split(",") if code],
+            description=study.description,
+            body_part=study.body_part,
+            accession_number=study.accession_number,
+            series_count=study.series_count,
+            instance_count=study.instance_count,
+            series=series_by_study[study.pk],
+            report_ids=reports_by_study.get(study.pk, []),
+        )
+        for study in studies
+    ]
+
+
+# Most important first: what the patient must act on, then what we only tell them.
+PROBLEM_ORDER = [
+    FileProblem.Code.INCONSISTENT_PATIENT,
+    FileProblem.Code.MISSING_FILES,
+    FileProblem.Code.REPORT_REFUSED,
+    FileProblem.Code.TRUNCATED,
+    FileProblem.Code.UNREADABLE,
+    FileProblem.Code.ARCHIVE_LIMIT,
+    FileProblem.Code.UNSAFE_ARCHIVE,
+    FileProblem.Code.NOT_DICOM,
+    FileProblem.Code.EMPTY,
+    FileProblem.Code.PREAMBLE_CLEARED,
+    FileProblem.Code.DUPLICATE,
+    FileProblem.Code.SKIPPED_PROGRAM,
+]
+# Shown folded (a count, no list of files): nothing is wrong, nothing to do.
+INFORMATIONAL = {FileProblem.Code.DUPLICATE, FileProblem.Code.SKIPPED_PROGRAM}
+PATHS_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class ProblemGroup:
+    code: str
+    title: str  # e.g. "Not a medical image file"
+    messages: list[str]  # the distinct plain-words explanations in this group
+    count: int
+    paths: list[str]  # up to PATHS_SHOWN file paths (patient data: show only to allowed users)
+    informational: bool
+
+
+def case_problems(*, case: CaseRow) -> list[ProblemGroup]:
+    """The case's file problems grouped by kind, most important first."""
+    messages_by_code: dict[str, list[str]] = {}
+    counts: dict[str, int] = {}
+    paths_by_code: dict[str, list[str]] = {}
+    rows = FileProblem.objects.filter(case=case).order_by("id").values_list("code", "message", "path")
+    for code, message, path in rows.iterator():
+        group_messages = messages_by_code.setdefault(code, [])
+        if message not in group_messages:
+            group_messages.append(message)
+        counts[code] = counts.get(code, 0) + 1
+        group_paths = paths_by_code.setdefault(code, [])
+        if path and len(group_paths) < PATHS_SHOWN:
+            group_paths.append(path)
+    order = {str(code): index for index, code in enumerate(PROBLEM_ORDER)}
+    return [
+        ProblemGroup(
+            code=code,
+            title=str(FileProblem.Code(code).label) if code in FileProblem.Code.values else code,
+            messages=messages_by_code[code],
+            count=counts[code],
+            paths=paths_by_code[code],
+            informational=code in INFORMATIONAL,
+        )
+        for code in sorted(counts, key=lambda code: order.get(code, len(order)))
+    ]
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    waiting: int  # complete, not yet processed
+    processing: int
+    done: int
+    failed: int
+
+    @property
+    def finished(self) -> bool:
+        return self.waiting == 0 and self.processing == 0
+
+
+def case_ingest_progress(*, case: CaseRow) -> IngestProgress:
+    """How far the processing of the case's complete uploads has got (for a progress line)."""
+    counts = dict(
+        Upload.objects.filter(case=case)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    return IngestProgress(
+        waiting=counts.get(Upload.Status.RECEIVED, 0),
+        processing=counts.get(Upload.Status.INGESTING, 0),
+        done=counts.get(Upload.Status.DONE, 0),
+        failed=counts.get(Upload.Status.FAILED, 0),
+    )

@@ -1,0 +1,186 @@
+"""Everything a case holds as files: the uploads received for it and what ingest makes of them
+(studies, series and instances of DICOM images; reports; problems found with files).
+
+The rows belong to a case (``intake.Case``, named by string: this app sits below intake and never
+imports it). Names, dates of birth and paths here are patient data: they never go into logs, URLs
+or error pages. Storage keys are opaque (uuids), never file names.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Upload(models.Model):
+    """One file (or zip) sent by a patient, resumable (tus). Its bytes go to storage."""
+
+    class Status(models.TextChoices):
+        RECEIVING = "receiving", "Receiving"
+        RECEIVED = "received", "Received"
+        INGESTING = "ingesting", "Processing"
+        DONE = "done", "Processed"
+        FAILED = "failed", "Could not be processed"
+        EXPIRED = "expired", "Expired"
+
+    class Kind(models.TextChoices):
+        IMAGING = "imaging", "Imaging"
+        REPORT = "report", "Report"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    case = models.ForeignKey("intake.Case", on_delete=models.CASCADE, related_name="uploads")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="uploads")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.IMAGING)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RECEIVING, db_index=True)
+    # The path inside the folder the patient picked (e.g. "DICOM/IM000001"); patient data.
+    relative_path = models.CharField(max_length=1000, blank=True)
+    length = models.BigIntegerField(null=True, blank=True)
+    offset = models.BigIntegerField(default=0)
+    storage_key = models.CharField(max_length=300)
+    multipart_id = models.CharField(max_length=200, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # tus receiving state (intake.tus): the multipart parts flushed so far as [number, etag],
+    # and the staged object holding the bytes past the last full part (< 5 MiB, S3's minimum).
+    # offset == sum of part sizes + size of the tail.
+    parts = models.JSONField(default=list, blank=True)
+    tail_key = models.CharField(max_length=300, blank=True)
+    # Why the upload failed or was refused, in words the patient understands.
+    error_message = models.CharField(max_length=300, blank=True)
+
+
+class Study(models.Model):
+    case = models.ForeignKey("intake.Case", on_delete=models.CASCADE, related_name="studies")
+    study_instance_uid = models.CharField(max_length=64)
+    study_date = models.DateField(null=True, blank=True)
+    study_time = models.CharField(max_length=16, blank=True)
+    description = models.CharField(max_length=200, blank=True)
+    accession_number = models.CharField(max_length=64, blank=True)
+    modalities = models.CharField(max_length=64, blank=True)  # e.g. "CT,MR"
+    body_part = models.CharField(max_length=64, blank=True)
+    referring_physician = models.CharField(max_length=200, blank=True)
+    # As written in the files; compared across the upload by the consistency checks.
+    patient_name_in_files = models.CharField(max_length=200, blank=True)
+    patient_id_in_files = models.CharField(max_length=64, blank=True)
+    patient_birth_date_in_files = models.CharField(max_length=16, blank=True)
+    patient_sex_in_files = models.CharField(max_length=16, blank=True)
+    series_count = models.PositiveIntegerField(default=0)
+    instance_count = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study_date", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "study_instance_uid"], name="study_unique_per_case")
+        ]
+
+
+class Series(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
+    series_instance_uid = models.CharField(max_length=64)
+    series_number = models.IntegerField(null=True, blank=True)
+    modality = models.CharField(max_length=16, blank=True)
+    description = models.CharField(max_length=200, blank=True)
+    body_part = models.CharField(max_length=64, blank=True)
+    instance_count = models.PositiveIntegerField(default=0)
+    preview_key = models.CharField(max_length=300, blank=True)
+    # The instance count the preview was drawn at: a series that grew since gets a new preview.
+    preview_instance_count = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["series_number", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "series_instance_uid"], name="series_unique_per_study")
+        ]
+
+
+class Instance(models.Model):
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances")
+    sop_instance_uid = models.CharField(max_length=64)
+    sop_class_uid = models.CharField(max_length=64, blank=True)
+    instance_number = models.IntegerField(null=True, blank=True)
+    transfer_syntax_uid = models.CharField(max_length=64, blank=True)
+    rows = models.PositiveIntegerField(null=True, blank=True)
+    columns = models.PositiveIntegerField(null=True, blank=True)
+    number_of_frames = models.PositiveIntegerField(default=1)
+    slice_location = models.FloatField(null=True, blank=True)
+    storage_key = models.CharField(max_length=300)
+    size = models.BigIntegerField(default=0)
+    preamble_cleared = models.BooleanField(default=False)
+    # The upload the file came from: a retried ingest of the same upload is not a duplicate.
+    upload = models.ForeignKey(
+        Upload, null=True, blank=True, on_delete=models.SET_NULL, related_name="instances"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["instance_number", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["series", "sop_instance_uid"], name="instance_unique_per_series")
+        ]
+
+
+class Report(models.Model):
+    """A report the patient uploaded (PDF, or a photo of a paper report)."""
+
+    class Kind(models.TextChoices):
+        RADIOLOGY = "radiology", "Radiology report"
+        PATHOLOGY = "pathology", "Pathology report"
+        CLINICAL = "clinical", "Clinical letter or summary"
+        OTHER = "other", "Other"
+
+    class Match(models.TextChoices):
+        PENDING = "pending", "Not yet matched"
+        MATCHED = "matched", "Matched automatically"
+        UNMATCHED = "unmatched", "No matching study found"
+        CORRECTED = "corrected", "Matched by staff"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    case = models.ForeignKey("intake.Case", on_delete=models.CASCADE, related_name="reports")
+    upload = models.OneToOneField(Upload, null=True, blank=True, on_delete=models.SET_NULL)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.RADIOLOGY)
+    original_name = models.CharField(max_length=255, blank=True)  # patient data: never logged
+    content_type = models.CharField(max_length=100)
+    storage_key = models.CharField(max_length=300)
+    size = models.BigIntegerField(default=0)
+    extracted_text = models.TextField(blank=True)
+    study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
+    match_status = models.CharField(max_length=12, choices=Match.choices, default=Match.PENDING)
+    match_reason = models.CharField(max_length=300, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+
+class FileProblem(models.Model):
+    """A file of an upload that was set aside or changed, in words a patient understands."""
+
+    class Code(models.TextChoices):
+        NOT_DICOM = "not_dicom", "Not a medical image file"
+        SKIPPED_PROGRAM = "skipped_program", "Viewer program or system file, skipped"
+        TRUNCATED = "truncated", "The file is damaged or incomplete"
+        UNSAFE_ARCHIVE = "unsafe_archive", "Unsafe archive entry, skipped"
+        ARCHIVE_LIMIT = "archive_limit", "Archive too large or too many files"
+        DUPLICATE = "duplicate", "Duplicate image, stored once"
+        PREAMBLE_CLEARED = "preamble_cleared", "Suspicious file header removed"
+        EMPTY = "empty", "Empty file"
+        UNREADABLE = "unreadable", "Could not be read"
+        INCONSISTENT_PATIENT = "inconsistent_patient", "Images of more than one patient"
+        MISSING_FILES = "missing_files", "Images listed on the disc but not uploaded"
+        REPORT_REFUSED = "report_refused", "Not a readable PDF or photo"
+
+    case = models.ForeignKey("intake.Case", on_delete=models.CASCADE, related_name="file_problems")
+    upload = models.ForeignKey(
+        Upload, null=True, blank=True, on_delete=models.CASCADE, related_name="problems"
+    )
+    path = models.CharField(max_length=1000, blank=True)  # inside the upload; patient data
+    code = models.CharField(max_length=24, choices=Code.choices)
+    message = models.CharField(max_length=300)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]

@@ -1,8 +1,0 @@
-from django.urls import path
-
-from review.viewer import views
-
-app_name = "viewer"
-urlpatterns = [
-    path("<uuid:case_id>/", views.viewer_page, name="page"),
-]
