@@ -17,6 +17,7 @@ urlpatterns = [
     path("embed.js", branding_views.embed_script, name="embed_script"),
     path("embed/", branding_views.embed_portal, name="embed_portal"),
     path("embed/probe", branding_views.embed_probe, name="embed_probe"),
+    path("settings/integrations/", include("imaging.integrations.urls")),
     path("settings/", include("branding.settings_urls")),
     path("invitations/<str:token>/", tenant_views.invitation_accept_view, name="invitation_accept"),
     path("files/", include("storage.urls")),

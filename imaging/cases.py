@@ -25,8 +25,10 @@ from imaging.models import Study
 # A case: an ``intake.Case`` row. Typed loosely here because this layer never imports intake.
 CaseRow = Any
 CasesVisibleTo = Callable[[User | AnonymousUser], "QuerySet[Any]"]
+CasesForIntegrations = Callable[[], "QuerySet[Any]"]
 
 _cases_visible_to: CasesVisibleTo | None = None
+_cases_for_integrations: CasesForIntegrations | None = None
 
 
 def case_model() -> type[models.Model]:
@@ -36,10 +38,21 @@ def case_model() -> type[models.Model]:
     return model
 
 
-def case_visibility_register(cases_visible_to: CasesVisibleTo) -> None:
-    """Called once at start-up by the app that decides who may see which case."""
-    global _cases_visible_to
+def case_visibility_register(
+    cases_visible_to: CasesVisibleTo, *, cases_for_integrations: CasesForIntegrations
+) -> None:
+    """Called once at start-up by the app that decides who may see which case: for a person,
+    and for a machine client of the institution (an integration credential)."""
+    global _cases_visible_to, _cases_for_integrations
     _cases_visible_to = cases_visible_to
+    _cases_for_integrations = cases_for_integrations
+
+
+def cases_for_integrations() -> QuerySet[Any]:
+    """The cases an institution's integration credentials reach (none when nobody registered)."""
+    if _cases_for_integrations is None:
+        return case_model()._default_manager.none()
+    return _cases_for_integrations()
 
 
 def cases_visible_to(user: User | AnonymousUser) -> QuerySet[Any]:

@@ -61,6 +61,7 @@ class Study(models.Model):
     study_time = models.CharField(max_length=16, blank=True)
     description = models.CharField(max_length=200, blank=True)
     accession_number = models.CharField(max_length=64, blank=True)
+    study_id = models.CharField(max_length=16, blank=True)  # Study ID (0020,0010), as in the files
     modalities = models.CharField(max_length=64, blank=True)  # e.g. "CT,MR"
     body_part = models.CharField(max_length=64, blank=True)
     referring_physician = models.CharField(max_length=200, blank=True)
@@ -109,6 +110,7 @@ class Instance(models.Model):
     rows = models.PositiveIntegerField(null=True, blank=True)
     columns = models.PositiveIntegerField(null=True, blank=True)
     number_of_frames = models.PositiveIntegerField(default=1)
+    bits_allocated = models.PositiveSmallIntegerField(null=True, blank=True)
     slice_location = models.FloatField(null=True, blank=True)
     storage_key = models.CharField(max_length=300)
     size = models.BigIntegerField(default=0)
@@ -184,3 +186,32 @@ class FileProblem(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class IntegrationCredential(models.Model):
+    """A machine client's key to this institution's imaging API (DICOMweb): a PACS pulling
+    studies, a referring clinic's system. Created and revoked by the institution's admins.
+
+    The secret is shown once, at creation; only its SHA-256 is kept, so a database backup holds
+    no usable key. Every request made with it is audited under the credential's name.
+    """
+
+    class Scope(models.TextChoices):
+        DICOMWEB_READ = "dicomweb.read", "Search and read studies (QIDO-RS, WADO-RS)"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100)
+    # The first characters of the key, shown in lists so admins can tell keys apart.
+    prefix = models.CharField(max_length=16)
+    secret_sha256 = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField(default=list)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created"]

@@ -43,6 +43,12 @@ def cases_visible_to(user: User | AnonymousUser) -> QuerySet[Case]:
     return Case.objects.filter(owner=user)
 
 
+def cases_for_integrations() -> QuerySet[Case]:
+    """What an institution's machine clients (integration credentials, e.g. its PACS) may read:
+    every submitted case, as a coordinator sees them; never a patient's unsent draft."""
+    return Case.objects.exclude(status=Case.Status.DRAFT)
+
+
 def access_case(user: User | AnonymousUser, public_id: str | uuid.UUID, *, for_write: bool = False) -> Case:
     """The case with ``public_id`` if ``user`` may see it (404 otherwise, so an outsider
     cannot tell a case exists). ``for_write`` additionally requires staff."""

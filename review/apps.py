@@ -9,6 +9,6 @@ class ReviewConfig(AppConfig):
         # The imaging layer (DICOMweb, the viewer) sits below review and asks, through this
         # registration, which cases a user may see: the same rule as every review page.
         from imaging.cases import case_visibility_register
-        from review.access import cases_visible_to
+        from review.access import cases_for_integrations, cases_visible_to
 
-        case_visibility_register(cases_visible_to)
+        case_visibility_register(cases_visible_to, cases_for_integrations=cases_for_integrations)

@@ -62,6 +62,9 @@ def _relabel(ds: Dataset, *, study_uid: str, series_uid: str, series_number: int
     ds.PatientID = "SR-TEST-1"
     ds.StudyDate = "20240115"
     ds.AccessionNumber = "ACC-VIEW-1"
+    ds.StudyID = "SR-7"
+    ds.PatientBirthDate = "19610304"
+    ds.PatientSex = "M"
     return ds
 
 
@@ -169,6 +172,9 @@ def case_with_study(
                     accession_number=str(first.get("AccessionNumber", "")),
                     patient_name_in_files=str(first.get("PatientName", "")),
                     patient_id_in_files=str(first.get("PatientID", "")),
+                    patient_birth_date_in_files=str(first.get("PatientBirthDate", "")),
+                    patient_sex_in_files=str(first.get("PatientSex", "")),
+                    study_id=str(first.get("StudyID", "")),
                 )
             row = Series.objects.create(
                 study=study,
@@ -191,6 +197,7 @@ def case_with_study(
                     rows=int(ds.Rows),
                     columns=int(ds.Columns),
                     number_of_frames=int(ds.get("NumberOfFrames") or 1),
+                    bits_allocated=ds.get("BitsAllocated"),
                     storage_key=key,
                     size=len(data),
                 )

@@ -224,6 +224,11 @@ if STORAGE_BACKEND == "s3" and not (S3_ENDPOINT and S3_ACCESS_KEY and S3_SECRET_
     raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY.")
 SIGNED_URL_SECONDS = env_int("SIGNED_URL_SECONDS", 300, minimum=10)
 
+# --- DICOMweb -------------------------------------------------------------------------------
+# Web origins (scheme://host[:port]) whose pages may call DICOMweb across origins (CORS), e.g. a
+# hospital's own OHIF. They authenticate with an integration key; cookies never cross origins.
+DICOMWEB_CORS_ORIGINS = env_list("DICOMWEB_CORS_ORIGINS", [])
+
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [

@@ -23,10 +23,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from audit.services import audit_record
-from imaging.cases import CaseRow, case_known, cases_visible_to
-from imaging.models import Instance, Series, Study
+from imaging.cases import CaseRow, case_known, cases_for_integrations, cases_visible_to
+from imaging.integrations.credentials import CredentialRefused, bearer_token, credential_authenticate
+from imaging.models import Instance, IntegrationCredential, Series, Study
 
 SIGN_IN_REQUIRED = "Sign in to see images."
+BAD_CREDENTIAL = "This API key is not valid (unknown, revoked, or without permission to read studies)."
 NOT_FOUND = "No such study, series or instance."
 
 
@@ -47,15 +49,56 @@ class Scope:
     case: CaseRow | None
 
 
+def request_credential(request: HttpRequest) -> IntegrationCredential | None:
+    """The integration credential a request was authenticated with, if any."""
+    credential = getattr(request, "sr_credential", None)
+    return credential if isinstance(credential, IntegrationCredential) else None
+
+
+def _detail(request: HttpRequest, detail: dict[str, object] | None = None) -> dict[str, object] | None:
+    """The audit detail, naming the integration credential when a machine client asked."""
+    credential = request_credential(request)
+    if credential is None:
+        return detail
+    return {**(detail or {}), "credential": str(credential.public_id), "credential_name": credential.name}
+
+
 def _refuse_not_found(request: HttpRequest, *, kind: str, case: CaseRow | None, ref: str) -> DicomwebRefused:
     if case is not None:
-        audit_record(request=request, action=f"dicomweb.{kind}", case=case, object_ref=ref, allowed=False)
+        audit_record(
+            request=request,
+            action=f"dicomweb.{kind}",
+            case=case,
+            object_ref=ref,
+            allowed=False,
+            detail=_detail(request),
+        )
     return DicomwebRefused(404, NOT_FOUND)
 
 
 def access_dicomweb_scope(request: HttpRequest, *, case_id: uuid.UUID | None, kind: str) -> Scope:
     """The cases this request may read from; refuses a logged-out visitor (401) and a case the
-    user may not see (404, audited against that case)."""
+    user may not see (404, audited against that case).
+
+    A machine client sends ``Authorization: Bearer <key>`` (an integration credential, see
+    imaging/integrations): it reads the cases the institution's integrations may reach, and a
+    bad key is refused (401) even if a browser session came along with it.
+    """
+    token = bearer_token(request)
+    if token is not None:
+        try:
+            credential = credential_authenticate(token=token, scope=IntegrationCredential.Scope.DICOMWEB_READ)
+        except CredentialRefused:
+            audit_record(
+                request=request,
+                action=f"dicomweb.{kind}",
+                object_ref="",
+                allowed=False,
+                detail={"reason": "bad_credential"},
+            )
+            raise DicomwebRefused(401, BAD_CREDENTIAL) from None
+        request.sr_credential = credential  # type: ignore[attr-defined]
+        return _scope_of(request, cases_for_integrations(), case_id=case_id, kind=kind)
     if not request.user.is_authenticated:
         if case_id is not None:
             # Looked up only to put the refusal on the case's audit trail; nothing is served.
@@ -65,7 +108,12 @@ def access_dicomweb_scope(request: HttpRequest, *, case_id: uuid.UUID | None, ki
                     request=request, action=f"dicomweb.{kind}", case=known, object_ref="", allowed=False
                 )
         raise DicomwebRefused(401, SIGN_IN_REQUIRED)
-    visible = cases_visible_to(request.user)
+    return _scope_of(request, cases_visible_to(request.user), case_id=case_id, kind=kind)
+
+
+def _scope_of(
+    request: HttpRequest, visible: QuerySet[CaseRow], *, case_id: uuid.UUID | None, kind: str
+) -> Scope:
     if case_id is None:
         return Scope(cases=visible, case=None)
     case = visible.filter(public_id=case_id).first()
@@ -150,11 +198,17 @@ def audit_dicomweb(
     case = study.case if study is not None else scope.case
     detail = None
     if kind == "frames" and series_uid:
-        user_id = getattr(request.user, "pk", None)
+        credential = request_credential(request)
+        user_id = f"credential-{credential.pk}" if credential else getattr(request.user, "pk", None)
         # The cache key is per schema (django-tenants' key function), user and series.
         if not cache.add(f"dicomweb:frames-audited:{user_id}:{series_uid}", True, FRAMES_AUDIT_SECONDS):
             return
         detail = {"series": series_uid, "covers_seconds": FRAMES_AUDIT_SECONDS}
     audit_record(
-        request=request, action=f"dicomweb.{kind}", case=case, object_ref=ref, allowed=True, detail=detail
+        request=request,
+        action=f"dicomweb.{kind}",
+        case=case,
+        object_ref=ref,
+        allowed=True,
+        detail=_detail(request, detail),
     )

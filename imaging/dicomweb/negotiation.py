@@ -145,3 +145,48 @@ def multipart_body(parts: Iterable[tuple[str, Iterable[bytes]]], boundary: str) 
         yield from chunks
         yield b"\r\n"
     yield f"--{boundary}--\r\n".encode()
+
+
+# --- QIDO-RS and metadata: JSON or XML (PS3.18 §8.7.3.2, §10.6.3.2) ----------------------------
+
+JSON_TYPES = frozenset({"application/dicom+json", "application/json", "*/*", "application/*"})
+XML_TYPE = "application/dicom+xml"
+
+
+def choose_metadata_format(accept: str) -> str | None:
+    """ "json" or "xml" for a search or metadata answer to ``accept``; None: nothing acceptable.
+
+    XML is sent as PS3.18 says, a multipart/related body of ``application/dicom+xml`` parts
+    (one per instance or result); a bare ``application/dicom+xml`` is taken to mean the same.
+    """
+    for entry in parse_accept(accept):
+        if entry.media_type in JSON_TYPES:
+            return "json"
+        if entry.media_type == XML_TYPE:
+            return "xml"
+        if entry.media_type in ("multipart/related", "multipart/*"):
+            part = entry.part_type
+            if part in (None, XML_TYPE):
+                return "xml"
+            if part in JSON_TYPES:
+                return "json"
+    return None
+
+
+# --- Rendered resources (PS3.18 §8.7.4, Table 8.7.4-1) ------------------------------------------
+
+RENDERED_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF"}
+
+
+def choose_rendered_type(accept: str) -> str | None:
+    """The image media type to render for ``accept`` (PNG when anything goes: lossless); None
+    when the client accepts none of PNG, JPEG and GIF (a 406)."""
+    for entry in parse_accept(accept):
+        media_type = entry.media_type
+        if media_type == "multipart/related":
+            media_type = entry.part_type or "image/png"
+        if media_type in ("*/*", "image/*"):
+            return "image/png"
+        if media_type in RENDERED_FORMATS:
+            return media_type
+    return None

@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.db.models import Q
 from django.http import QueryDict
+
+from imaging.dicomweb.attributes import attribute_tag
 
 # Keyword of each attribute a client may match on, by keyword or by tag (both are allowed).
 MATCHABLE: dict[str, str] = {
@@ -20,13 +21,24 @@ MATCHABLE: dict[str, str] = {
     "StudyDate": "00080020",
     "AccessionNumber": "00080050",
     "ModalitiesInStudy": "00080061",
+    "ReferringPhysicianName": "00080090",
+    "StudyDescription": "00081030",
+    "PatientName": "00100010",
+    "PatientID": "00100020",
+    "PatientBirthDate": "00100030",
+    "PatientSex": "00100040",
+    "StudyID": "00200010",
     "SeriesInstanceUID": "0020000E",
     "Modality": "00080060",
     "SeriesNumber": "00200011",
+    "SeriesDescription": "0008103E",
     "SOPInstanceUID": "00080018",
     "SOPClassUID": "00080016",
     "InstanceNumber": "00200013",
 }
+# Person names match case-insensitively (PS3.4 C.2.2.2.1 leaves case to the implementation;
+# patients' CDs spell names in every case).
+PERSON_NAMES = {"PatientName", "ReferringPhysicianName"}
 _BY_TAG = {tag: keyword for keyword, tag in MATCHABLE.items()}
 
 # Which model field each key matches, per level of the search (a series search at the root can
@@ -37,11 +49,19 @@ _FIELDS: dict[str, dict[str, str]] = {
         "StudyDate": "study_date",
         "AccessionNumber": "accession_number",
         "ModalitiesInStudy": "modalities",
+        "ReferringPhysicianName": "referring_physician",
+        "StudyDescription": "description",
+        "PatientName": "patient_name_in_files",
+        "PatientID": "patient_id_in_files",
+        "PatientBirthDate": "patient_birth_date_in_files",
+        "PatientSex": "patient_sex_in_files",
+        "StudyID": "study_id",
     },
     "series": {
         "SeriesInstanceUID": "series_instance_uid",
         "Modality": "modality",
         "SeriesNumber": "series_number",
+        "SeriesDescription": "description",
     },
     "instance": {
         "SOPInstanceUID": "sop_instance_uid",
@@ -59,6 +79,9 @@ _LEVELS = {"study": ("study",), "series": ("series", "study"), "instance": ("ins
 BAD_DATE = "StudyDate must be a date (YYYYMMDD) or a range of dates (YYYYMMDD-YYYYMMDD)."
 BAD_NUMBER = "{key} must be a whole number."
 BAD_LIMIT = "limit and offset must be whole numbers (limit at least 1)."
+BAD_INCLUDEFIELD = (
+    "includefield names an unknown attribute: {name} (use a keyword, a tag as 8 hex digits, or all)."
+)
 MAX_LIMIT = 1000
 
 
@@ -97,16 +120,46 @@ def _date_filter(column: str, value: str) -> Q:
     return condition
 
 
-def _wildcard_filter(column: str, value: str) -> Q:
+def _wildcard_filter(column: str, value: str, *, ignore_case: bool = False) -> Q:
+    lookup = "iregex" if ignore_case else "regex"
     if "*" not in value and "?" not in value:
-        return Q(**{column: value})
+        return Q(**{f"{column}__iexact" if ignore_case else column: value})
     pattern = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in value)
-    return Q(**{f"{column}__regex": f"^{pattern}$"})
+    return Q(**{f"{column}__{lookup}": f"^{pattern}$"})
 
 
-def _key_filter(keyword: str, column: str, value: str) -> Q:
+def _name_filter(column: str, value: str, *, fuzzy: bool) -> Q:
+    """PN matching: wildcards and case-insensitive; with ``fuzzymatching=true`` each word of the
+    value matches the start of any name component ("smi" finds SMITH^JOHN and JONES^SMITHERS)."""
+    if not fuzzy:
+        return _wildcard_filter(column, value, ignore_case=True)
+    condition = Q()
+    for word in re.split(r"[\s^,*?]+", value):
+        if word:
+            condition &= Q(**{f"{column}__iregex": rf"(^|[\^ ]){re.escape(word)}"})
+    return condition
+
+
+def _key_filter(keyword: str, column: str, value: str, *, fuzzy: bool = False) -> Q:
     if keyword == "StudyDate":
         return _date_filter(column, value)
+    if keyword == "PatientBirthDate":
+        # Stored as written in the files (YYYYMMDD text): a range compares as text.
+        if "-" in value:
+            start, _, end = value.partition("-")
+            for bound in (start, end):
+                if bound:
+                    _date(bound)  # refuses what is not a date
+            condition = Q()
+            if start:
+                condition &= Q(**{f"{column}__gte": start})
+            if end:
+                condition &= Q(**{f"{column}__lte": end})
+            return condition
+        _date(value)
+        return Q(**{column: value})
+    if keyword in PERSON_NAMES:
+        return _name_filter(column, value, fuzzy=fuzzy)
     if keyword in ("SeriesNumber", "InstanceNumber"):
         try:
             return Q(**{column: int(value)})
@@ -132,6 +185,7 @@ def parse_query(params: QueryDict, *, level: str) -> Query:
     ignored: list[str] = []
     include: set[str] = set()
     include_all = False
+    fuzzy = params.get("fuzzymatching", "").lower() == "true"
     try:
         limit = int(params.get("limit", MAX_LIMIT))
         offset = int(params.get("offset", 0))
@@ -145,8 +199,14 @@ def parse_query(params: QueryDict, *, level: str) -> Query:
         if key == "includefield":
             for value in values:
                 for name in value.split(","):
-                    include_all = include_all or name == "all"
-                    include.add(_BY_TAG.get(name.upper(), name))
+                    name = name.strip()
+                    if name == "all":
+                        include_all = True
+                    elif name:
+                        tag = attribute_tag(name)
+                        if tag is None:
+                            raise QueryError(BAD_INCLUDEFIELD.format(name=name[:64]))
+                        include.add(tag)
             continue
         keyword = _BY_TAG.get(key.upper(), key)
         owner = next((lvl for lvl in _LEVELS[level] if keyword in _FIELDS[lvl]), None)
@@ -156,20 +216,5 @@ def parse_query(params: QueryDict, *, level: str) -> Query:
         column = _PATH_TO.get((level, owner), "") + _FIELDS[owner][keyword]
         for value in values:
             if value:
-                condition &= _key_filter(keyword, column, value)
+                condition &= _key_filter(keyword, column, value, fuzzy=fuzzy)
     return Query(condition, min(limit, MAX_LIMIT), offset, include_all, include, ignored)
-
-
-# --- DICOM JSON (PS3.18 Annex F) ------------------------------------------------------------
-
-
-def element(vr: str, *values: Any) -> dict[str, Any]:
-    """A DICOM JSON attribute; empty values give an attribute with no Value, as the model says."""
-    kept = [value for value in values if value not in (None, "")]
-    if vr == "PN":
-        kept = [{"Alphabetic": str(value)} for value in kept]
-    return {"vr": vr, "Value": kept} if kept else {"vr": vr}
-
-
-def dicom_date(value: dt.date | None) -> str | None:
-    return value.strftime("%Y%m%d") if value else None

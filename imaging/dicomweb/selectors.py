@@ -10,63 +10,49 @@ from django.core.cache import cache
 from django.db.models import Count, QuerySet
 
 from imaging.dicomweb.access import Scope, studies_in_scope
+from imaging.dicomweb.attributes import Selection, element, header_values, row_json, selection_for
 from imaging.dicomweb.frames import open_instance, read_header
-from imaging.dicomweb.qido import Query, dicom_date, element
+from imaging.dicomweb.qido import Query
 from imaging.models import Instance, Series, Study
 
 DicomJson = dict[str, Any]
 
 
-def _study_json(study: Study, base_url: str) -> DicomJson:
-    modalities = [m for m in study.modalities.split(",") if m]
-    return {
-        "00080020": element("DA", dicom_date(study.study_date)),
-        "00080030": element("TM", study.study_time),
-        "00080050": element("SH", study.accession_number),
-        "00080061": element("CS", *modalities),
-        "00080090": element("PN", study.referring_physician),
-        "00081030": element("LO", study.description),
-        "00081190": element("UR", f"{base_url}/studies/{study.study_instance_uid}"),
-        "00100010": element("PN", study.patient_name_in_files),
-        "00100020": element("LO", study.patient_id_in_files),
-        "00100030": element("DA", study.patient_birth_date_in_files),
-        "00100040": element("CS", study.patient_sex_in_files),
-        "0020000D": element("UI", study.study_instance_uid),
-        "00201206": element("IS", getattr(study, "n_series", study.series_count)),
-        "00201208": element("IS", getattr(study, "n_instances", study.instance_count)),
-    }
+def _header_extras(instance: Instance | None, selection: Selection) -> DicomJson:
+    """Attributes asked for by ``includefield`` that no row keeps, from one instance's header."""
+    if not selection.from_header or instance is None:
+        return {}
+    return header_values(json.loads(instance_metadata_bytes(instance)), selection.from_header)
 
 
-def _series_json(series: Series, base_url: str, study_uid: str) -> DicomJson:
-    return {
-        "00080060": element("CS", series.modality),
-        "0008103E": element("LO", series.description),
-        "00081190": element("UR", f"{base_url}/studies/{study_uid}/series/{series.series_instance_uid}"),
-        "00180015": element("CS", series.body_part),
-        "0020000D": element("UI", study_uid),
-        "0020000E": element("UI", series.series_instance_uid),
-        "00200011": element("IS", series.series_number),
-        "00201209": element("IS", getattr(series, "n_instances", series.instance_count)),
-    }
+def _answer(
+    level: str, rows: list[Any], selection: Selection, urls: list[str], firsts: list[Any]
+) -> list[DicomJson]:
+    out = []
+    for row, url, first in zip(rows, urls, firsts, strict=True):
+        result = row_json(level, row, selection, url)
+        result.update(_header_extras(first, selection))
+        out.append(dict(sorted(result.items())))
+    return out
 
 
-def _instance_json(instance: Instance, base_url: str, study_uid: str, series_uid: str) -> DicomJson:
-    url = f"{base_url}/studies/{study_uid}/series/{series_uid}/instances/{instance.sop_instance_uid}"
-    return {
-        "00080016": element("UI", instance.sop_class_uid),
-        "00080018": element("UI", instance.sop_instance_uid),
-        "00081190": element("UR", url),
-        "00083002": element("UI", instance.transfer_syntax_uid),
-        "0020000D": element("UI", study_uid),
-        "0020000E": element("UI", series_uid),
-        "00200013": element("IS", instance.instance_number),
-        "00280008": element("IS", instance.number_of_frames),
-        "00280010": element("US", instance.rows),
-        "00280011": element("US", instance.columns),
-    }
+def _first_instances(rows: list[Any], level: str, selection: Selection) -> list[Instance | None]:
+    """An instance of each result, only when header attributes were asked for."""
+    if not selection.from_header:
+        return [None] * len(rows)
+    if level == "instance":
+        return list(rows)
+    field = "series__study" if level == "study" else "series"
+    firsts: dict[int, Instance] = {}
+    for instance in Instance.objects.filter(**{f"{field}__in": rows}).order_by(
+        f"{field}_id" if level == "series" else "series__study_id", "instance_number", "id"
+    ):
+        key = instance.series_id if level == "series" else instance.series.study_id
+        firsts.setdefault(key, instance)
+    return [firsts.get(row.pk) for row in rows]
 
 
-def study_search(*, scope: Scope, query: Query, base_url: str) -> list[Study]:
+def study_search(*, scope: Scope, query: Query) -> list[Study]:
     return list(
         studies_in_scope(scope)
         .filter(query.filter)
@@ -79,8 +65,10 @@ def study_search(*, scope: Scope, query: Query, base_url: str) -> list[Study]:
     )
 
 
-def study_search_json(*, studies: list[Study], base_url: str) -> list[DicomJson]:
-    return [_study_json(study, base_url) for study in studies]
+def study_search_json(*, studies: list[Study], query: Query, base_url: str) -> list[DicomJson]:
+    selection = selection_for("study", include=query.include, include_all=query.include_all)
+    urls = [f"{base_url}/studies/{study.study_instance_uid}" for study in studies]
+    return _answer("study", studies, selection, urls, _first_instances(studies, "study", selection))
 
 
 def series_search(*, scope: Scope, study: Study | None, query: Query, base_url: str) -> list[DicomJson]:
@@ -90,13 +78,18 @@ def series_search(*, scope: Scope, study: Study | None, query: Query, base_url: 
         if study
         else Series.objects.filter(study__in=studies_in_scope(scope))
     )
-    rows = (
+    found = list(
         rows.filter(query.filter)
         .select_related("study")
         .annotate(n_instances=Count("instances"))
         .order_by("study_id", "series_number", "id")[query.offset : query.offset + query.limit]
     )
-    return [_series_json(series, base_url, series.study.study_instance_uid) for series in rows]
+    selection = selection_for("series", include=query.include, include_all=query.include_all)
+    urls = [
+        f"{base_url}/studies/{series.study.study_instance_uid}/series/{series.series_instance_uid}"
+        for series in found
+    ]
+    return _answer("series", found, selection, urls, _first_instances(found, "series", selection))
 
 
 def instance_search(
@@ -108,17 +101,18 @@ def instance_search(
         rows = Instance.objects.filter(series__study=study)
     else:
         rows = Instance.objects.filter(series__study__in=studies_in_scope(scope))
-    rows = (
+    found = list(
         rows.filter(query.filter)
         .select_related("series__study")
         .order_by("series_id", "instance_number", "id")[query.offset : query.offset + query.limit]
     )
-    return [
-        _instance_json(
-            instance, base_url, instance.series.study.study_instance_uid, instance.series.series_instance_uid
-        )
-        for instance in rows
+    selection = selection_for("instance", include=query.include, include_all=query.include_all)
+    urls = [
+        f"{base_url}/studies/{i.series.study.study_instance_uid}/series/{i.series.series_instance_uid}"
+        f"/instances/{i.sop_instance_uid}"
+        for i in found
     ]
+    return _answer("instance", found, selection, urls, _first_instances(found, "instance", selection))
 
 
 def instances_of(*, study: Study, series: Series | None = None) -> list[Instance]:

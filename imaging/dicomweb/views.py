@@ -14,9 +14,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.urls import reverse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_http_methods
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian
 
@@ -40,12 +41,17 @@ from imaging.dicomweb.frames import (
     parse_window,
 )
 from imaging.dicomweb.negotiation import (
+    RENDERED_FORMATS,
+    XML_TYPE,
     choose_frame_encoding,
+    choose_metadata_format,
+    choose_rendered_type,
     multipart_body,
     new_boundary,
     wants_stored_instance,
 )
 from imaging.dicomweb.qido import QueryError, parse_query
+from imaging.dicomweb.xml import dicom_xml
 from imaging.models import Instance
 from storage.base import CHUNK_SIZE
 
@@ -55,6 +61,11 @@ BAD_FRAME_LIST = "Frame numbers must be a comma-separated list of whole numbers 
 BAD_VIEWPORT = "viewport must be two whole numbers, width,height (each 1 to 2048)."
 THUMBNAIL_SIZE = (128, 128)
 
+ORIGIN_REFUSED = "This origin may not use this DICOMweb service (ask the institution to allow it)."
+# What a browser on an allowed origin may send (PS3.18 §8.10: CORS for web clients).
+CORS_HEADERS = "Authorization, Accept, Content-Type"
+CORS_METHODS = "GET, HEAD, OPTIONS"
+
 View = Callable[..., HttpResponseBase]
 
 
@@ -62,12 +73,49 @@ def _plain(status: int, message: str) -> HttpResponse:
     return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
 
 
-def dicomweb_view(view: View) -> View:
-    """GET only; refusals and bad input become short plain-text answers; nothing is cached."""
+def _cors(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """Cross-origin reads for the origins the deployment allows (``DICOMWEB_CORS_ORIGINS``).
+    Credentials (cookies) are never allowed cross-origin: a web client elsewhere uses an
+    integration key, so no other site can read images with a signed-in user's session."""
+    origin = request.headers.get("Origin")
+    if origin and origin in settings.DICOMWEB_CORS_ORIGINS:
+        response["Access-Control-Allow-Origin"] = origin
+        response["Access-Control-Expose-Headers"] = "Content-Type, Warning"
+    response["Vary"] = "Origin"
+    return response
 
-    @require_GET
+
+def _preflight(request: HttpRequest) -> HttpResponseBase:
+    origin = request.headers.get("Origin")
+    if not origin or origin not in settings.DICOMWEB_CORS_ORIGINS:
+        return _plain(403, ORIGIN_REFUSED)
+    response = HttpResponse(status=204)
+    response["Access-Control-Allow-Methods"] = CORS_METHODS
+    response["Access-Control-Allow-Headers"] = CORS_HEADERS
+    response["Access-Control-Max-Age"] = "600"
+    return _cors(request, response)
+
+
+def _without_body(response: HttpResponseBase) -> HttpResponseBase:
+    """A HEAD answer: the GET's status and headers, no body (and no body produced: a streaming
+    body's generator is dropped before it starts, so no file is opened; ``close()`` would also
+    fire request_finished, which closes the request's database connection)."""
+    head = HttpResponse(status=response.status_code)
+    for name, value in response.items():
+        if name.lower() != "content-length":
+            head[name] = value
+    return head
+
+
+def dicomweb_view(view: View) -> View:
+    """GET and HEAD (same answer without a body) and CORS preflight; refusals and bad input
+    become short plain-text answers; nothing is cached."""
+
+    @require_http_methods(["GET", "HEAD", "OPTIONS"])
     @functools.wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.method == "OPTIONS":
+            return _preflight(request)
         try:
             response = view(request, *args, **kwargs)
         except DicomwebRefused as refused:
@@ -79,7 +127,9 @@ def dicomweb_view(view: View) -> View:
         except FrameError as error:
             response = _plain(404 if error.message == FRAME_OUT_OF_RANGE else 406, error.message)
         response["Cache-Control"] = "private, no-store"
-        return response
+        if request.method == "HEAD":
+            response = _without_body(response)
+        return _cors(request, response)
 
     return wrapped
 
@@ -91,8 +141,29 @@ def _base_url(request: HttpRequest, case_id: uuid.UUID | None) -> str:
     )
 
 
-def _json(data: list[Any], ignored: list[str]) -> HttpResponse:
-    response = HttpResponse(json.dumps(data, separators=(",", ":")), content_type=DICOM_JSON)
+def _search_format(request: HttpRequest) -> str:
+    """ "json" or "xml" for a search; a 406 when the client accepts neither."""
+    chosen = choose_metadata_format(request.headers.get("Accept", ""))
+    if chosen is None:
+        raise DicomwebRefused(406, NOT_ACCEPTABLE)
+    return chosen
+
+
+def _xml_parts(datasets: Iterator[bytes]) -> StreamingHttpResponse:
+    boundary = new_boundary()
+    parts = ((XML_TYPE, [document]) for document in datasets)
+    return StreamingHttpResponse(
+        multipart_body(parts, boundary),
+        content_type=f'multipart/related; type="{XML_TYPE}"; boundary={boundary}',
+    )
+
+
+def _json(data: list[Any], ignored: list[str], answer_format: str = "json") -> HttpResponseBase:
+    response: HttpResponseBase
+    if answer_format == "xml":
+        response = _xml_parts(dicom_xml(item) for item in data)
+    else:
+        response = HttpResponse(json.dumps(data, separators=(",", ":")), content_type=DICOM_JSON)
     if ignored:
         # PS3.18 §8.3.4: keys the server cannot match on are named in a Warning, not refused.
         response["Warning"] = f'299 SecondRead "Matching is not supported on: {", ".join(sorted(ignored))}"'
@@ -104,12 +175,15 @@ def _json(data: list[Any], ignored: list[str]) -> HttpResponse:
 
 @dicomweb_view
 def search_studies(request: HttpRequest, case_id: uuid.UUID | None = None) -> HttpResponseBase:
+    answer_format = _search_format(request)
     scope = access_dicomweb_scope(request, case_id=case_id, kind="search_studies")
     query = parse_query(request.GET, level="study")
-    studies = selectors.study_search(scope=scope, query=query, base_url="")
+    studies = selectors.study_search(scope=scope, query=query)
     audit_dicomweb(request, kind="search_studies", scope=scope, study=None, ref="")
     return _json(
-        selectors.study_search_json(studies=studies, base_url=_base_url(request, case_id)), query.ignored
+        selectors.study_search_json(studies=studies, query=query, base_url=_base_url(request, case_id)),
+        query.ignored,
+        answer_format,
     )
 
 
@@ -117,6 +191,7 @@ def search_studies(request: HttpRequest, case_id: uuid.UUID | None = None) -> Ht
 def search_series(
     request: HttpRequest, study_uid: str | None = None, case_id: uuid.UUID | None = None
 ) -> HttpResponseBase:
+    answer_format = _search_format(request)
     scope = access_dicomweb_scope(request, case_id=case_id, kind="search_series")
     study = (
         access_dicomweb_study(request, scope=scope, study_uid=study_uid, kind="search_series")
@@ -128,7 +203,7 @@ def search_series(
         scope=scope, study=study, query=query, base_url=_base_url(request, case_id)
     )
     audit_dicomweb(request, kind="search_series", scope=scope, study=study, ref=study_uid or "")
-    return _json(results, query.ignored)
+    return _json(results, query.ignored, answer_format)
 
 
 @dicomweb_view
@@ -138,6 +213,7 @@ def search_instances(
     series_uid: str | None = None,
     case_id: uuid.UUID | None = None,
 ) -> HttpResponseBase:
+    answer_format = _search_format(request)
     scope = access_dicomweb_scope(request, case_id=case_id, kind="search_instances")
     study = series = None
     if study_uid and series_uid:
@@ -154,13 +230,17 @@ def search_instances(
     audit_dicomweb(
         request, kind="search_instances", scope=scope, study=study, ref=series_uid or study_uid or ""
     )
-    return _json(results, query.ignored)
+    return _json(results, query.ignored, answer_format)
 
 
 # --- WADO-RS: metadata ----------------------------------------------------------------------
 
 
-def _metadata_response(instances: list[Instance]) -> StreamingHttpResponse:
+def _metadata_response(request: HttpRequest, instances: list[Instance]) -> StreamingHttpResponse:
+    if _search_format(request) == "xml":
+        return _xml_parts(
+            dicom_xml(json.loads(selectors.instance_metadata_bytes(instance))) for instance in instances
+        )
     return StreamingHttpResponse(selectors.metadata_stream(instances), content_type=DICOM_JSON)
 
 
@@ -171,7 +251,7 @@ def study_metadata(
     scope = access_dicomweb_scope(request, case_id=case_id, kind="metadata")
     study = access_dicomweb_study(request, scope=scope, study_uid=study_uid, kind="metadata")
     audit_dicomweb(request, kind="metadata", scope=scope, study=study, ref=study_uid)
-    return _metadata_response(selectors.instances_of(study=study))
+    return _metadata_response(request, selectors.instances_of(study=study))
 
 
 @dicomweb_view
@@ -183,7 +263,7 @@ def series_metadata(
         request, scope=scope, study_uid=study_uid, series_uid=series_uid, kind="metadata"
     )
     audit_dicomweb(request, kind="metadata", scope=scope, study=series.study, ref=series_uid)
-    return _metadata_response(selectors.instances_of(study=series.study, series=series))
+    return _metadata_response(request, selectors.instances_of(study=series.study, series=series))
 
 
 def _instance(
@@ -209,7 +289,7 @@ def instance_metadata(
     _, instance = _instance(
         request, "metadata", case_id, study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
     )
-    return _metadata_response([instance])
+    return _metadata_response(request, [instance])
 
 
 # --- WADO-RS: instances ---------------------------------------------------------------------
@@ -354,10 +434,61 @@ def _picture(
         if not (0 < width <= 2048 and 0 < height <= 2048):
             return _plain(400, BAD_VIEWPORT)
         size = (width, height)
-    accept = request.headers.get("Accept", "")
-    image_format = "JPEG" if "image/jpeg" in accept and "image/png" not in accept else "PNG"
-    data = frame_rendered(instance, number, window=window, size=size, image_format=image_format)
-    return HttpResponse(data, content_type=f"image/{image_format.lower()}")
+    media_type = choose_rendered_type(request.headers.get("Accept", ""))
+    if media_type is None:
+        return _plain(406, NOT_ACCEPTABLE)
+    data = frame_rendered(
+        instance, number, window=window, size=size, image_format=RENDERED_FORMATS[media_type]
+    )
+    return HttpResponse(data, content_type=media_type)
+
+
+def _pictures(request: HttpRequest, instances: list[Instance]) -> HttpResponseBase:
+    """Study- and series-level rendered resources (PS3.18 §8.3.5.1.1): a multipart/related body
+    of each instance's first frame, rendered one at a time as the body is sent."""
+    media_type = choose_rendered_type(request.headers.get("Accept", ""))
+    if media_type is None:
+        return _plain(406, NOT_ACCEPTABLE)
+    window = parse_window(request.GET.get("window", ""))
+    boundary = new_boundary()
+    image_format = RENDERED_FORMATS[media_type]
+
+    def parts() -> Iterator[tuple[str, list[bytes]]]:
+        # Each picture is drawn before its part begins, so one that cannot be drawn (a video,
+        # a compression the server cannot decode) is left out instead of breaking the body.
+        for instance in instances:
+            try:
+                picture = frame_rendered(instance, 1, window=window, size=None, image_format=image_format)
+            except FrameError:
+                continue
+            yield media_type, [picture]
+
+    return StreamingHttpResponse(
+        multipart_body(parts(), boundary),
+        content_type=f'multipart/related; type="{media_type}"; boundary={boundary}',
+    )
+
+
+@dicomweb_view
+def study_rendered(
+    request: HttpRequest, study_uid: str, case_id: uuid.UUID | None = None
+) -> HttpResponseBase:
+    scope = access_dicomweb_scope(request, case_id=case_id, kind="rendered")
+    study = access_dicomweb_study(request, scope=scope, study_uid=study_uid, kind="rendered")
+    audit_dicomweb(request, kind="rendered", scope=scope, study=study, ref=study_uid)
+    return _pictures(request, selectors.instances_of(study=study))
+
+
+@dicomweb_view
+def series_rendered(
+    request: HttpRequest, study_uid: str, series_uid: str, case_id: uuid.UUID | None = None
+) -> HttpResponseBase:
+    scope = access_dicomweb_scope(request, case_id=case_id, kind="rendered")
+    series = access_dicomweb_series(
+        request, scope=scope, study_uid=study_uid, series_uid=series_uid, kind="rendered"
+    )
+    audit_dicomweb(request, kind="rendered", scope=scope, study=series.study, ref=series_uid)
+    return _pictures(request, selectors.instances_of(study=series.study, series=series))
 
 
 @dicomweb_view

@@ -135,6 +135,7 @@ class DicomHeader:
     study_time: str = ""
     study_description: str = ""
     accession_number: str = ""
+    study_id: str = ""
     referring_physician: str = ""
     patient_name: str = ""
     patient_id: str = ""
@@ -148,6 +149,7 @@ class DicomHeader:
     rows: int | None = None
     columns: int | None = None
     number_of_frames: int = 1
+    bits_allocated: int | None = None
     slice_location: float | None = None
     preamble_suspicious: bool = False
     is_dicomdir: bool = False
@@ -185,6 +187,12 @@ def _int(ds: pydicom.Dataset, keyword: str) -> int | None:
         return None if value is None or value == "" else int(value)
     except Exception:
         return None
+
+
+def _bits_allocated(ds: pydicom.Dataset) -> int | None:
+    """Bits Allocated when sensible (1 to 64); a hostile value never reaches the database."""
+    bits = _int(ds, "BitsAllocated")
+    return bits if bits is not None and 0 < bits <= 64 else None
 
 
 # Elements whose value representation allows only ASCII (UI, DA, TM, CS, IS, DS): their value is
@@ -378,6 +386,7 @@ def header_read(fp: BinaryIO, size: int) -> DicomHeader:
                 study_time=_ascii(ds, "StudyTime", 16),
                 study_description=_text(ds, "StudyDescription", 200),
                 accession_number=_text(ds, "AccessionNumber", 64),
+                study_id=_text(ds, "StudyID", 16),
                 referring_physician=_text(ds, "ReferringPhysicianName", 200),
                 patient_name=_text(ds, "PatientName", 200),
                 patient_id=_text(ds, "PatientID", 64),
@@ -391,6 +400,7 @@ def header_read(fp: BinaryIO, size: int) -> DicomHeader:
                 rows=_int(ds, "Rows"),
                 columns=_int(ds, "Columns"),
                 number_of_frames=max(_ascii_int(ds, "NumberOfFrames") or 1, 1),
+                bits_allocated=_bits_allocated(ds),
                 slice_location=_ascii_float(ds, "SliceLocation"),
                 preamble_suspicious=preamble_is_suspicious(head),
             )
