@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from config.celery_app import app
+from celery import shared_task
 
 
-@app.task(name="tenants.institution_go_live")
+@shared_task(name="tenants.institution_go_live")
 def institution_go_live(onboarding_id: int) -> bool:
     """Provision a new institution (queued from the public schema; see the service)."""
     from tenants.provisioning import institution_go_live as go_live
@@ -11,7 +11,7 @@ def institution_go_live(onboarding_id: int) -> bool:
     return go_live(onboarding_id=onboarding_id)
 
 
-@app.task(name="tenants.institution_usage_refresh")
+@shared_task(name="tenants.institution_usage_refresh")
 def institution_usage_refresh() -> int:
     """Measure every institution's usage for the operator console (periodic)."""
     from tenants.usage import institution_usage_refresh as refresh
@@ -19,7 +19,7 @@ def institution_usage_refresh() -> int:
     return refresh()
 
 
-@app.task(name="tenants.onboardings_discard_abandoned")
+@shared_task(name="tenants.onboardings_discard_abandoned")
 def onboardings_discard_abandoned() -> int:
     """Delete applications untouched for 30 days that never went live (periodic)."""
     from tenants.onboarding import onboarding_discard_abandoned
