@@ -1,5 +1,6 @@
 """Staff security on an institution's domain: a second factor before any page, and sign-out
-after inactivity.
+after inactivity. It lives with the staff workspace because its policy (the idle limit) is one of
+the workspace's settings (``review.ReviewSettings``).
 
 Patients are not affected (their own data only, and many would be locked out by an
 authenticator app). Staff see every patient's data, so for them:
@@ -33,6 +34,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from accounts.models import User
+from review.selectors import review_settings_cached, review_settings_get
 
 # Paths staff may reach before passing the second factor: signing in/out and the MFA pages
 # themselves, health checks, static files and the brand's logo (no patient data in any).
@@ -53,8 +55,6 @@ class StaffSecurityMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        from review.selectors import review_settings_cached
-
         with review_settings_cached():
             refusal = self._check(request)
             if refusal is not None:
@@ -73,8 +73,6 @@ class StaffSecurityMiddleware:
         assert isinstance(user, User)
         if not user.is_institution_staff:
             return None
-
-        from review.selectors import review_settings_get
 
         idle_seconds = review_settings_get().session_idle_minutes * 60
         now = time.time()

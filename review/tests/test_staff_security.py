@@ -9,8 +9,8 @@ from allauth.mfa.models import Authenticator
 from django.test import Client
 from django_tenants.utils import schema_context
 
-from accounts.middleware import IDLE_SIGNED_OUT_MESSAGE, LAST_SEEN_SESSION_KEY
 from accounts.models import User
+from review.middleware import IDLE_SIGNED_OUT_MESSAGE, LAST_SEEN_SESSION_KEY
 from tenants.management.commands.seed_demo import DEMO_PASSWORD
 from tenants.models import Institution
 from tests.staff import MFA_URL, staff_force_login, staff_sign_in, totp_code

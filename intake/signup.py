@@ -1,4 +1,5 @@
-"""Sign-up of patients (and of people acting for them) on an institution's domain.
+"""Sign-up of patients (and of people acting for them) on an institution's domain. It lives in
+intake, not accounts, because signing up starts the patient's first request (a ``Case``).
 
 allauth builds its sign-up form on top of this one (ACCOUNT_SIGNUP_FORM_CLASS): it adds the
 email and password fields and calls ``signup`` once the account exists. Staff accounts are
