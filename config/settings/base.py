@@ -75,6 +75,7 @@ THIRD_PARTY_APPS = [
 ]
 LOCAL_SHARED_APPS = [
     "tenants",
+    "institutions",  # no models: the sign-up wizard, settings pages, operator console
     "branding",
     "accounts",
     "storage",

@@ -10,8 +10,8 @@ from django.test import Client
 from django_tenants.utils import schema_context
 
 from accounts.models import User
+from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from review.middleware import IDLE_SIGNED_OUT_MESSAGE, LAST_SEEN_SESSION_KEY
-from tenants.management.commands.seed_demo import DEMO_PASSWORD
 from tenants.models import Institution
 from tests.staff import MFA_URL, staff_force_login, staff_sign_in, totp_code
 
