@@ -4,40 +4,19 @@ embeddable portal page) and the administrator's settings pages."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from django.conf import settings
-from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
 
 from branding.colours import readable_text_on
-from branding.forms import BrandTextsForm, EmbedOriginsForm, brand_form_values, brand_look_submit
 from branding.models import Brand
 from branding.selectors import brand_for_institution
-from branding.services import brand_update
 from storage.tenant import tenant_storage
-from tenants.access import access_institution_settings, request_institution
-from tenants.custom_domains import (
-    DOMAIN_VERIFIED,
-    VERIFY_PREFIX,
-    DomainRefused,
-    custom_domain_claim,
-    custom_domain_remove,
-    custom_domain_verify,
-)
-from tenants.forms import CustomDomainForm, FeeForm, InvitationForm, ServiceForm
-from tenants.institution_settings import (
-    institution_fee_update,
-    institution_service_update,
-    institution_settings_get,
-)
-from tenants.invitations import InvitationRefused, invitation_create, invitation_revoke, invitation_send
-from tenants.models import CustomDomain, Institution, Invitation
+from tenants.access import request_institution
+from tenants.models import Institution
 from tenants.schema import current_schema_name
-from tenants.selectors import institution_portal_url
 
 EMBED_PROBE_COOKIE = "sr_embed_probe"
 SAVED = "Saved."
@@ -140,194 +119,3 @@ def embed_probe(request: HttpRequest) -> JsonResponse:
 
 
 # --- Settings (the institution's administrator) --------------------------------------------
-
-
-def _settings_context(
-    request: HttpRequest, institution: Institution, section: str, **extra: Any
-) -> dict[str, Any]:
-    return {"section": section, "settings_institution": institution, **extra}
-
-
-@login_required
-def settings_home(request: HttpRequest) -> HttpResponse:
-    institution = access_institution_settings(request)
-    return render(
-        request,
-        "branding/settings/home.html",
-        _settings_context(
-            request, institution, "home", portal_url=institution_portal_url(institution=institution)
-        ),
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def settings_look(request: HttpRequest) -> HttpResponse:
-    institution = access_institution_settings(request)
-    brand = Brand.objects.get(institution=institution)
-    form, logo_form, saved = brand_look_submit(request=request, brand=brand)
-    if saved:
-        messages.success(request, SAVED)
-        return redirect("settings:look")
-    return render(
-        request,
-        "branding/settings/look.html",
-        _settings_context(
-            request,
-            institution,
-            "look",
-            form=form,
-            logo_form=logo_form,
-            logo_url=f"/brand/logo.png?v={brand.logo_version}" if brand.logo_key else "",
-            preview_name=institution.name,
-        ),
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def settings_texts(request: HttpRequest) -> HttpResponse:
-    institution = access_institution_settings(request)
-    brand = Brand.objects.get(institution=institution)
-    form = BrandTextsForm(request.POST or None, instance=brand)
-    if request.method == "POST" and form.is_valid():
-        brand_update(brand=brand, values=brand_form_values(form))
-        messages.success(request, SAVED)
-        return redirect("settings:texts")
-    return render(
-        request, "branding/settings/texts.html", _settings_context(request, institution, "texts", form=form)
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def settings_service(request: HttpRequest) -> HttpResponse:
-    institution = access_institution_settings(request)
-    row = institution_settings_get(institution=institution)
-    is_post = request.method == "POST"
-    fee_form = FeeForm(request.POST if is_post else None, instance=row, prefix="fee")
-    service_form = ServiceForm(request.POST if is_post else None, instance=row, prefix="service")
-    if is_post and fee_form.is_valid() and service_form.is_valid():
-        institution_fee_update(
-            institution=institution,
-            fee_enabled=fee_form.cleaned_data["fee_enabled"],
-            fee_amount=fee_form.cleaned_data["fee_amount"],
-            fee_currency=fee_form.cleaned_data["fee_currency"],
-        )
-        institution_service_update(
-            institution=institution,
-            turnaround_business_days=service_form.cleaned_data["turnaround_business_days"],
-            specialties=service_form.cleaned_data["specialties"],
-        )
-        messages.success(request, SAVED)
-        return redirect("settings:service")
-    return render(
-        request,
-        "branding/settings/service.html",
-        _settings_context(request, institution, "service", fee_form=fee_form, service_form=service_form),
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def settings_team(request: HttpRequest) -> HttpResponse:
-    institution = access_institution_settings(request)
-    action = request.POST.get("action")
-    form = InvitationForm(request.POST if action == "invite" else None)
-    if request.method == "POST":
-        if action == "invite" and form.is_valid():
-            try:
-                invitation_create(institution=institution, **form.cleaned_data)
-            except InvitationRefused as refusal:
-                form.add_error(None, str(refusal))
-            else:
-                messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
-                return redirect("settings:team")
-        elif action in ("revoke", "resend"):
-            invitation = Invitation.objects.filter(
-                institution=institution, pk=int(request.POST.get("invitation") or 0), accepted__isnull=True
-            ).first()
-            if invitation is None:
-                raise Http404
-            if action == "revoke":
-                invitation_revoke(institution=institution, invitation_id=invitation.pk)
-            else:
-                invitation_send(invitation=invitation)
-                messages.success(request, f"Invitation sent again to {invitation.email}.")
-            return redirect("settings:team")
-    invitations = Invitation.objects.filter(institution=institution, revoked__isnull=True).order_by(
-        "-created"
-    )
-    return render(
-        request,
-        "branding/settings/team.html",
-        _settings_context(request, institution, "team", form=form, invitations=invitations),
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def settings_website(request: HttpRequest) -> HttpResponse:
-    institution = access_institution_settings(request)
-    brand = Brand.objects.get(institution=institution)
-    form = EmbedOriginsForm(request.POST or None, instance=brand)
-    if request.method == "POST" and form.is_valid():
-        brand_update(brand=brand, values=brand_form_values(form))
-        messages.success(request, SAVED)
-        return redirect("settings:website")
-    return render(
-        request,
-        "branding/settings/website.html",
-        _settings_context(
-            request,
-            institution,
-            "website",
-            form=form,
-            portal_url=institution_portal_url(institution=institution),
-        ),
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def settings_domains(request: HttpRequest) -> HttpResponse:
-    institution = access_institution_settings(request)
-    form = CustomDomainForm(request.POST if request.POST.get("action") == "add" else None)
-    if request.method == "POST":
-        action = request.POST.get("action")
-        if action == "add" and form.is_valid():
-            try:
-                custom_domain_claim(institution=institution, domain=form.cleaned_data["domain"])
-            except DomainRefused as refusal:
-                form.add_error("domain", str(refusal))
-            else:
-                return redirect("settings:domains")
-        elif action in ("verify", "remove"):
-            claim = CustomDomain.objects.filter(
-                institution=institution, pk=int(request.POST.get("claim") or 0)
-            ).first()
-            if claim is None:
-                raise Http404
-            if action == "remove":
-                custom_domain_remove(institution=institution, claim_id=claim.pk)
-                return redirect("settings:domains")
-            try:
-                custom_domain_verify(institution=institution, claim_id=claim.pk)
-            except DomainRefused as refusal:
-                messages.error(request, str(refusal))
-            else:
-                messages.success(request, DOMAIN_VERIFIED.format(domain=claim.domain))
-            return redirect("settings:domains")
-    return render(
-        request,
-        "branding/settings/domains.html",
-        _settings_context(
-            request,
-            institution,
-            "domains",
-            form=form,
-            claims=CustomDomain.objects.filter(institution=institution),
-            cname_target=settings.CUSTOM_DOMAIN_CNAME_TARGET,
-            verify_prefix=VERIFY_PREFIX,
-        ),
-    )

@@ -3,20 +3,21 @@
 from django.urls import include, path
 
 from config.health import healthz
+from institutions import views as institution_views
 from payments import views as payment_views
 from tenants import views as tenant_views
 
 urlpatterns = [
-    path("", tenant_views.platform_home, name="platform_home"),
+    path("", institution_views.platform_home, name="platform_home"),
     path("healthz", healthz, name="healthz"),
-    path("operators/", tenant_views.operator_console, name="operator_console"),
+    path("operators/", institution_views.operator_console, name="operator_console"),
     path(
         "operators/institutions/<int:institution_id>/action",
-        tenant_views.operator_institution_action,
+        institution_views.operator_institution_action,
         name="operator_institution_action",
     ),
-    path("operators/usage/refresh", tenant_views.operator_usage_refresh, name="operator_usage_refresh"),
-    path("start/", include("tenants.urls")),
+    path("operators/usage/refresh", institution_views.operator_usage_refresh, name="operator_usage_refresh"),
+    path("start/", include("institutions.urls")),
     # Asked by the reverse proxy (Caddy on_demand_tls) before it gets a certificate.
     path("tls/ask", tenant_views.tls_ask, name="tls_ask"),
     path("accounts/", include("allauth.urls")),

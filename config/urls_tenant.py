@@ -4,7 +4,7 @@ from django.urls import include, path
 
 from branding import views as branding_views
 from config.health import healthz
-from tenants import views as tenant_views
+from institutions import views as institution_views
 
 urlpatterns = [
     # Before intake.urls (mounted at the root) so no pattern there can shadow the tus endpoint.
@@ -13,13 +13,12 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
     path("brand/", include("branding.urls")),
-    # Website embed (a button script and an embeddable portal page) and the admin's settings.
+    # Website embed (a button script and an embeddable portal page), and the admin's settings.
     path("embed.js", branding_views.embed_script, name="embed_script"),
     path("embed/", branding_views.embed_portal, name="embed_portal"),
     path("embed/probe", branding_views.embed_probe, name="embed_probe"),
-    path("settings/integrations/", include("imaging.integrations.urls")),
-    path("settings/", include("branding.settings_urls")),
-    path("invitations/<str:token>/", tenant_views.invitation_accept_view, name="invitation_accept"),
+    path("settings/", include("institutions.settings_urls")),
+    path("invitations/<str:token>/", institution_views.invitation_accept_view, name="invitation_accept"),
     path("files/", include("storage.urls")),
     # The workspace (/workspace/...) and the patient's opinion page (/opinions/...).
     path("", include("review.urls")),

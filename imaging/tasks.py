@@ -3,10 +3,10 @@ and an id, and calls one service; running one twice does no harm."""
 
 from __future__ import annotations
 
-from config.celery_app import app
+from celery import shared_task
 
 
-@app.task(name="imaging.upload_ingest")
+@shared_task(name="imaging.upload_ingest")
 def upload_ingest(upload_id: int) -> None:
     """Ingest a complete upload, and with it a batch of its case's other waiting imaging uploads
     (a folder drop). Claims them first: the tasks of uploads already claimed, and a second
@@ -16,7 +16,7 @@ def upload_ingest(upload_id: int) -> None:
     upload_ingest_run(upload_id=upload_id)
 
 
-@app.task(name="imaging.series_preview")
+@shared_task(name="imaging.series_preview")
 def series_preview(series_id: int) -> None:
     """Draw a series' preview if it has none yet or grew since the last one (idempotent)."""
     from imaging.ingest.preview import series_preview_ensure
@@ -24,7 +24,7 @@ def series_preview(series_id: int) -> None:
     series_preview_ensure(series_id=series_id)
 
 
-@app.task(name="imaging.uploads_ingest_resume_all")
+@shared_task(name="imaging.uploads_ingest_resume_all")
 def uploads_ingest_resume_all() -> int:
     """Beat publishes from the public schema: queue the stalled-upload sweep in every
     institution's schema; return how many were queued."""
@@ -43,7 +43,7 @@ def uploads_ingest_resume_all() -> int:
     return len(schemas)
 
 
-@app.task(name="imaging.uploads_ingest_resume")
+@shared_task(name="imaging.uploads_ingest_resume")
 def uploads_ingest_resume() -> int:
     """Queue ingest again for this schema's stalled uploads (see the service)."""
     from imaging.ingest.pipeline import uploads_stalled_requeue

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from branding.emails import branded_email_send
 from intake.models import Case
-from intake.status import PATIENT_NOTICES
 from tenants.schema import current_institution
+
+# The states a patient is told about, and the words we use for them.
+PATIENT_NOTICES: dict[str, tuple[str, str]] = {
+    Case.Status.SUBMITTED: ("Your case has been received", "intake/email/case_submitted"),
+    Case.Status.IN_REVIEW: ("A physician is reviewing your case", "intake/email/case_in_review"),
+    Case.Status.INFO_REQUESTED: (
+        "We need more information for your case",
+        "intake/email/case_info_requested",
+    ),
+    Case.Status.RELEASED: ("Your second opinion is ready", "intake/email/case_released"),
+    Case.Status.DECLINED: ("About your second-opinion request", "intake/email/case_declined"),
+}
 
 
 def case_status_email_send(*, case_id: int, status: str, note: str = "") -> bool:

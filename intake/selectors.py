@@ -14,6 +14,7 @@ from django.db.models import Count, QuerySet, Sum
 from accounts.models import User
 from imaging.ingest.selectors import case_problems
 from imaging.models import FileProblem, Report, Study, Upload
+from intake.fees import case_payment_required
 from intake.models import Case
 from tenants.models import Institution
 
@@ -51,19 +52,6 @@ ALL_STEPS: tuple[WizardStep, ...] = (
     WizardStep("submitted", "Sent", "intake:case_submitted"),
 )
 STEP_SLUGS = frozenset(step.slug for step in ALL_STEPS)
-
-
-def case_payment_required(*, case: Case) -> bool:
-    """Whether the institution charges for this case (payments app, when installed).
-
-    The payments app is optional: an institution without it, or a deployment without the
-    app, never charges.
-    """
-    try:
-        from payments.services import case_payment_required as payments_required  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return False
-    return bool(payments_required(case=case))
 
 
 def case_wizard_steps(*, case: Case, payment_required: bool | None = None) -> list[WizardStep]:

@@ -13,11 +13,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from intake.fees import case_payment_required
 from intake.models import Case
 from intake.selectors import (
     STEP_SLUGS,
     case_missing_items,
-    case_payment_required,
     institution_case_prefix,
 )
 from intake.status import case_number_assign, case_status_change

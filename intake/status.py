@@ -10,18 +10,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from intake.models import Case
-
-# The states a patient is told about, and the words we use for them.
-PATIENT_NOTICES: dict[str, tuple[str, str]] = {
-    Case.Status.SUBMITTED: ("Your case has been received", "intake/email/case_submitted"),
-    Case.Status.IN_REVIEW: ("A physician is reviewing your case", "intake/email/case_in_review"),
-    Case.Status.INFO_REQUESTED: (
-        "We need more information for your case",
-        "intake/email/case_info_requested",
-    ),
-    Case.Status.RELEASED: ("Your second opinion is ready", "intake/email/case_released"),
-    Case.Status.DECLINED: ("About your second-opinion request", "intake/email/case_declined"),
-}
+from intake.notifications import PATIENT_NOTICES
+from intake.tasks import case_status_email
 
 
 def case_number_assign(*, case: Case, prefix: str) -> str:
@@ -52,8 +42,6 @@ def case_status_change(*, case: Case, status: str, note: str = "") -> Case:
         fields.append("submitted_at")
     case.save(update_fields=fields)
     if status in PATIENT_NOTICES:
-        from intake.tasks import case_status_email
-
         case_id, note_text = case.pk, note
         transaction.on_commit(lambda: case_status_email.delay(case_id, status, note_text))
     return case

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from config.celery_app import app
+from celery import shared_task
+
+from intake.notifications import case_status_email_send
 
 
-@app.task(name="intake.case_status_email")
+@shared_task(name="intake.case_status_email")
 def case_status_email(case_id: int, status: str, note: str = "") -> None:
     """Email the patient about a state their case reached (runs in the case's schema)."""
-    from intake.notifications import case_status_email_send
-
     case_status_email_send(case_id=case_id, status=status, note=note)

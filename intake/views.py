@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from branding.selectors import brand_for_institution
 from imaging.models import Report
 from intake.access import access_patient_case
+from intake.fees import case_payment_required
 from intake.forms import CasePatientForm, CaseQuestionForm
 from intake.models import Case
 from intake.selectors import (
@@ -29,7 +30,6 @@ from intake.selectors import (
     case_milestones,
     case_missing_items,
     case_patient_status,
-    case_payment_required,
     case_reusable_draft,
     case_upload_overview,
     case_wizard_steps,

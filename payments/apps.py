@@ -6,3 +6,11 @@ class PaymentsConfig(AppConfig):
 
     name = "payments"
     verbose_name = "Payments"
+
+    def ready(self) -> None:
+        # Intake sits below payments and asks, through this registration, whether a case
+        # still waits for its fee (the wizard's payment step, submission).
+        from intake.fees import case_payment_rule_register
+        from payments.services import case_payment_required
+
+        case_payment_rule_register(case_payment_required)

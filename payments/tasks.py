@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from config.celery_app import app
+from celery import shared_task
 
 
-@app.task(name="payments.payment_receipt")
+@shared_task(name="payments.payment_receipt")
 def payment_receipt(payment_id: int) -> None:
     from payments.notifications import payment_receipt_send
 
     payment_receipt_send(payment_id=payment_id)
 
 
-@app.task(name="payments.payment_refund_notice")
+@shared_task(name="payments.payment_refund_notice")
 def payment_refund_notice(payment_id: int) -> None:
     from payments.notifications import payment_refund_notice_send
 

@@ -85,7 +85,7 @@ _settings_cache: ContextVar[dict[str, ReviewSettings] | None] = ContextVar("revi
 def review_settings_cached() -> Iterator[None]:
     """Within this block ``review_settings_get`` reads the row once per schema.
 
-    Wrapped around each request by ``accounts.middleware.StaffSecurityMiddleware``: the idle
+    Wrapped around each request by ``review.middleware.StaffSecurityMiddleware``: the idle
     timeout, the access helper and the page all need the settings, and one read is enough for a
     request (a change made by the request itself goes through ``review_settings_update``, which
     updates the cached row in place)."""

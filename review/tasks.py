@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from config.celery_app import app
+from celery import shared_task
 
 
-@app.task(name="review.follow_up_answer_email")
+@shared_task(name="review.follow_up_answer_email")
 def follow_up_answer_email(question_id: int) -> None:
     """Email the patient that their follow-up question was answered (runs in the case's schema;
     claims the question first: a second delivery sends nothing)."""

@@ -36,8 +36,8 @@ class Institution(TenantMixin):
     status_changed = models.DateTimeField(null=True, blank=True)
     went_live = models.DateTimeField(null=True, blank=True)
 
-    # Schemas are created explicitly (tenants.services.institution_create, or at go-live from
-    # a template by tenants.provisioning), never as a side effect of save(): a draft's row is
+    # Schemas are created explicitly (institutions.services.institution_create, or at go-live from
+    # a template by institutions.provisioning), never as a side effect of save(): a draft's row is
     # saved many times before it has a schema.
     auto_create_schema = False
     auto_drop_schema = False
@@ -136,7 +136,7 @@ class Onboarding(models.Model):
     institution = models.OneToOneField(
         Institution, on_delete=models.SET_NULL, null=True, blank=True, related_name="onboarding"
     )
-    # The wizard steps completed so far (names from tenants.onboarding.STEPS).
+    # The wizard steps completed so far (names from institutions.onboarding.STEPS).
     completed_steps = models.JSONField(default=list, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
     progress = models.PositiveSmallIntegerField(default=0)  # percent, shown while going live

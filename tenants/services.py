@@ -1,20 +1,10 @@
-"""Creating institutions and changing their status (public schema)."""
+"""The platform's addresses, and its own row (public schema)."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
 
-from branding.models import Brand
-from tenants.models import Domain, Institution, InstitutionSettings, OperatorAction
-
-REASON_REQUIRED = "Please give a reason: it is recorded with the action."
-ACTION_NOT_ALLOWED = "This action does not apply to an institution in its current status."
-
-
-class OperatorActionRefused(ValueError):
-    pass
+from tenants.models import Domain, Institution
 
 
 def platform_host(*, slug: str | None = None) -> str:
@@ -41,86 +31,3 @@ def public_tenant_ensure() -> Institution:
     )
     Domain.objects.get_or_create(domain=platform_host(), defaults={"tenant": public, "is_primary": True})
     return public
-
-
-def institution_create(
-    *,
-    name: str,
-    slug: str,
-    status: str = Institution.Status.ACTIVE,
-    primary_colour: str = "#1f4e79",
-    accent_colour: str = "#a84d0b",
-) -> Institution:
-    """Create an institution, its schema (migrated), its platform subdomain and its brand.
-
-    Used by the demo seed and operators; self-service institutions go through the onboarding
-    wizard (tenants.onboarding), which clones a template schema instead. If anything fails
-    after the schema was made, it is dropped again so no orphan is left behind.
-    """
-    institution = Institution(schema_name=slug.replace("-", "_"), name=name, slug=slug, status=status)
-    institution.save()
-    try:
-        institution.create_schema(check_if_exists=True, verbosity=0)
-        with transaction.atomic():
-            Domain.objects.create(domain=platform_host(slug=slug), tenant=institution, is_primary=True)
-            Brand.objects.create(
-                institution=institution, primary_colour=primary_colour, accent_colour=accent_colour
-            )
-            InstitutionSettings.objects.create(institution=institution)
-            institution.went_live = timezone.now()
-            institution.save(update_fields=["went_live"])
-    except Exception:
-        institution.auto_drop_schema = True
-        institution.delete(force_drop=True)
-        raise
-    return institution
-
-
-def institution_set_status(*, institution: Institution, status: str) -> Institution:
-    institution.status = status
-    institution.status_changed = timezone.now()
-    institution.save(update_fields=["status", "status_changed"])
-    return institution
-
-
-# What each operator action does, and from which statuses it may be taken.
-OPERATOR_ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
-    OperatorAction.Action.APPROVE: ((Institution.Status.PENDING,), Institution.Status.ACTIVE),
-    OperatorAction.Action.SUSPEND: (
-        (Institution.Status.PENDING, Institution.Status.ACTIVE),
-        Institution.Status.SUSPENDED,
-    ),
-    OperatorAction.Action.REACTIVATE: ((Institution.Status.SUSPENDED,), Institution.Status.ACTIVE),
-}
-
-
-def institution_operator_action(
-    *, institution_id: int, operator_email: str, action: str, reason: str
-) -> OperatorAction:
-    """Change an institution's status as an operator, recording who, what and why.
-
-    The row is locked so two operators acting at once cannot both apply a transition from
-    the same status.
-    """
-    reason = reason.strip()
-    if not reason:
-        raise OperatorActionRefused(REASON_REQUIRED)
-    if action not in OPERATOR_ACTIONS:
-        raise OperatorActionRefused(ACTION_NOT_ALLOWED)
-    allowed_from, to_status = OPERATOR_ACTIONS[action]
-    with transaction.atomic():
-        institution = (
-            Institution.objects.select_for_update().exclude(schema_name="public").get(pk=institution_id)
-        )
-        if institution.status not in allowed_from:
-            raise OperatorActionRefused(ACTION_NOT_ALLOWED)
-        from_status = institution.status
-        institution_set_status(institution=institution, status=to_status)
-        return OperatorAction.objects.create(
-            institution=institution,
-            operator_email=operator_email,
-            action=action,
-            reason=reason,
-            from_status=from_status,
-            to_status=to_status,
-        )

@@ -30,9 +30,9 @@ from pydicom.uid import UID, generate_uid
 
 from accounts.models import User
 from imaging.models import Instance, Series, Study
+from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
 from storage.tenant import tenant_storage
-from tenants.management.commands.seed_demo import DEMO_PASSWORD
 from tests.staff import totp_code  # the one way tests compute a TOTP code
 
 # A compression the viewer cannot decode (MPEG-2 video): used to check the viewer says so.

@@ -23,8 +23,8 @@ from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from django.test import Client
 from django_tenants.utils import schema_context
 
+from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from review.demo import DEMO_TOTP_SECRET
-from tenants.management.commands.seed_demo import DEMO_PASSWORD
 from tenants.models import Domain
 
 MFA_URL = "/accounts/2fa/authenticate/"

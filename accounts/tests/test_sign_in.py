@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.test import Client
 
-from tenants.management.commands.seed_demo import DEMO_PASSWORD
+from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from tests.staff import staff_force_login
 
 

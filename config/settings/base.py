@@ -75,6 +75,7 @@ THIRD_PARTY_APPS = [
 ]
 LOCAL_SHARED_APPS = [
     "tenants",
+    "institutions",  # no models: the sign-up wizard, settings pages, operator console
     "branding",
     "accounts",
     "storage",
@@ -127,7 +128,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     # Staff: a second factor before any patient data, and sign-out after inactivity.
-    "accounts.middleware.StaffSecurityMiddleware",
+    "review.middleware.StaffSecurityMiddleware",
     "tenants.middleware.InstitutionStatusMiddleware",
 ]
 
@@ -256,12 +257,12 @@ ACCOUNT_DEFAULT_HTTP_PROTOCOL = PLATFORM_SCHEME
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 # Patients give their name and who they act for at sign-up (the email and password fields are
 # allauth's); emails name the institution in their subject instead of a "[site]" prefix.
-ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.PatientSignupForm"
+ACCOUNT_SIGNUP_FORM_CLASS = "intake.signup.PatientSignupForm"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = ""
 # Following the emailed link signs a new patient in, but only in the browser that signed up
 # (allauth checks the pending sign-up in the session), so a leaked link cannot sign anyone in.
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
-# Staff must use a second factor (TOTP, enforced by accounts.middleware); recovery codes are the
+# Staff must use a second factor (TOTP, enforced by review.middleware); recovery codes are the
 # way back in when a phone is lost.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "SecondRead"

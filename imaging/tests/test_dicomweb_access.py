@@ -13,8 +13,8 @@ from pydicom.uid import generate_uid
 from accounts.models import User
 from audit.models import AuditEvent
 from imaging.dicomweb.access import NOT_FOUND, SIGN_IN_REQUIRED
+from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
-from tenants.management.commands.seed_demo import DEMO_PASSWORD
 from tenants.models import Institution
 from tests.dicomweb_cases import SeriesFiles, case_with_study, ct_stack, demo_study, sign_in
 

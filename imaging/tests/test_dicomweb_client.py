@@ -15,8 +15,8 @@ import requests.adapters
 from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 
+from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
-from tenants.management.commands.seed_demo import DEMO_PASSWORD
 from tests.dicomweb_cases import SeriesFiles, case_remove, case_with_study, demo_study
 from tests.live import LiveServer
 

@@ -9,8 +9,8 @@ from django.core import mail
 from django.test import Client
 from django_tenants.utils import tenant_context
 
-from accounts import forms as account_forms
 from accounts.models import User
+from intake import signup
 from intake.models import Case
 from tenants.models import Institution
 
@@ -66,7 +66,7 @@ def test_it_sends_a_branded_verification_email_that_signs_the_patient_in(
 def test_it_explains_a_missing_name_and_creates_no_account(neuro: Institution, neuro_client: Client) -> None:
     response = neuro_client.post("/accounts/signup/", {**SIGN_UP, "full_name": ""})
     assert response.status_code == 200
-    assert account_forms.FULL_NAME_REQUIRED in response.content.decode()
+    assert signup.FULL_NAME_REQUIRED in response.content.decode()
     with tenant_context(neuro):
         assert not User.objects.filter(email=SIGN_UP["email"]).exists()
 

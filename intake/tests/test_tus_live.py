@@ -30,13 +30,13 @@ from tusclient.exceptions import TusCommunicationError
 
 from accounts.models import User
 from imaging.models import Upload
+from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
 from intake.tus import messages
 from intake.tus.services import PART_SIZE, upload_staging_prefix
 from intake.tus.tasks import uploads_expire_all
 from storage.base import MiB, MultipartError
 from storage.tenant import tenant_storage
-from tenants.management.commands.seed_demo import DEMO_PASSWORD
 
 # The live server and worker fixtures (and what they depend on) live in tests/conftest.py, which
 # only tests/ sees by itself: bring all of them into this module.

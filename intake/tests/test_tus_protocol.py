@@ -17,6 +17,7 @@ from django_tenants.utils import tenant_context
 
 from accounts.models import User
 from imaging.models import Instance, Series, Study, Upload
+from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
 from intake.tus import messages
 from intake.tus.protocol import encode_metadata
@@ -24,7 +25,6 @@ from intake.tus.services import CASE_QUOTA, MAX_UPLOAD_SIZE, PART_SIZE, upload_s
 from intake.tus.tasks import uploads_expire
 from storage.base import MultipartError
 from storage.tenant import tenant_storage
-from tenants.management.commands.seed_demo import DEMO_PASSWORD
 from tenants.models import Institution
 from tenants.schema import activate_institution
 from tests.staff import staff_force_login

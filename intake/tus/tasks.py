@@ -6,12 +6,11 @@ tenant-schemas-celery runs each of those in its institution's schema.
 
 from __future__ import annotations
 
+from celery import shared_task
 from django_tenants.utils import get_public_schema_name, schema_context
 
-from config.celery_app import app
 
-
-@app.task(name="intake.tus.uploads_expire_all")
+@shared_task(name="intake.tus.uploads_expire_all")
 def uploads_expire_all() -> int:
     """Queue an expiry sweep in every institution's schema; return how many were queued."""
     from tenants.models import Institution
@@ -27,7 +26,7 @@ def uploads_expire_all() -> int:
     return len(schemas)
 
 
-@app.task(name="intake.tus.uploads_expire")
+@shared_task(name="intake.tus.uploads_expire")
 def uploads_expire() -> int:
     """Expire the current schema's unfinished uploads past their time (safe to run twice)."""
     from intake.tus.services import uploads_expired_cleanup

@@ -11,6 +11,7 @@ from django_tenants.utils import schema_context
 from pypdf import PdfReader
 
 from audit.models import AuditEvent
+from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
 from review.models import CaseAssignment, Opinion
 from review.services import (
@@ -21,7 +22,6 @@ from review.services import (
 )
 from storage.tenant import tenant_storage
 from storage.views import INVALID_LINK_MESSAGE
-from tenants.management.commands.seed_demo import DEMO_PASSWORD
 from tenants.models import Institution
 from tests.cases import user_in
 from tests.staff import staff_force_login

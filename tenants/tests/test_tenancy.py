@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django.test import Client
 
+from institutions.services import institution_set_status
 from tenants.models import Institution
-from tenants.services import institution_set_status
 
 
 def test_it_shows_each_institution_its_own_portal(neuro_client: Client, cancer_client: Client) -> None:

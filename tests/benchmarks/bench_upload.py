@@ -188,7 +188,7 @@ def make_file(path: Path, size: int) -> None:
 def sign_in(port: int) -> str:
     import requests
 
-    from tenants.management.commands.seed_demo import DEMO_PASSWORD
+    from institutions.management.commands.seed_demo import DEMO_PASSWORD
 
     session = requests.Session()
     base = f"http://127.0.0.1:{port}"

@@ -16,8 +16,8 @@ import pytest
 
 from branding.forms import TEXT_HAS_CODE
 from branding.services import LOGO_NOT_AN_IMAGE, LOGO_TOO_MANY_PIXELS
+from institutions.tests.helpers import PASSWORD, png_bomb, png_bytes
 from tenants.subdomains import SUBDOMAIN_RESERVED, SUBDOMAIN_TAKEN
-from tenants.tests.helpers import PASSWORD, png_bomb, png_bytes
 from tests.live import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]

@@ -21,11 +21,11 @@ import pytest
 from django.conf import settings
 from django_tenants.utils import schema_context
 
+from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
 from intake.status import case_number_assign
 from payments.connect.models import ProcessedEvent, StripeAccount
 from payments.models import Payment
-from tenants.management.commands.seed_demo import DEMO_PASSWORD
 from tenants.models import Institution, InstitutionSettings
 from tests.live import BASE_DIR, BIN, LiveServer, _wait_for_http, child_env, free_port
 from tests.staff import staff_sign_in

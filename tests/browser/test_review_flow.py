@@ -17,9 +17,9 @@ from reportlab.pdfgen import canvas
 
 from audit.models import AuditEvent
 from imaging.models import Report
+from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
 from storage.tenant import tenant_storage
-from tenants.management.commands.seed_demo import DEMO_PASSWORD
 from tests.dicomweb_cases import case_remove, case_with_study, demo_study
 from tests.staff import staff_sign_in
 

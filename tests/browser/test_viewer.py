@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
 from review.demo import DEMO_TOTP_SECRET
-from tenants.management.commands.seed_demo import DEMO_PASSWORD
 from tests.dicomweb_cases import case_remove, case_with_study, demo_study, totp_code
 
 pytestmark = pytest.mark.browser

@@ -1,0 +1,174 @@
+"""Inviting coordinators and reviewers, and accepting an invitation on the institution's own
+domain (which creates the account in the institution's schema).
+
+Tokens are signed (``django.core.signing``, salted), expire (signature age and ``expires``)
+and are single-use (``accepted`` claimed with a conditional UPDATE).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from allauth.account.models import EmailAddress
+from django.conf import settings
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from accounts.models import User
+from branding.emails import branded_email_send
+from tenants.models import Institution, Invitation
+from tenants.selectors import institution_primary_url
+
+logger = logging.getLogger(__name__)
+
+INVITATION_LIFETIME = timedelta(days=7)
+# The salt keeps the module's old name: invitations already emailed must still open.
+_SALT = "tenants.invitations"
+
+INVITATION_NEEDS_ROLE = "Choose at least one role: coordinator or reviewer."
+INVITATION_DUPLICATE = "This person already has an open invitation."
+INVITATION_ALREADY_STAFF = "This person is already on your team."
+INVITATION_INVALID = "This invitation link is not valid. Ask your administrator for a new one."
+INVITATION_EXPIRED = "This invitation has expired. Ask your administrator for a new one."
+INVITATION_USED = "This invitation has already been used. Sign in with your account."
+INVITATION_ACCEPTED = "Welcome to the team. Your account is ready: sign in to continue."
+INVITATION_ROLES_ADDED = "Your existing account now has the invited roles: sign in to continue."
+
+
+class InvitationRefused(ValueError):
+    pass
+
+
+def invitation_create(
+    *, institution: Institution, email: str, is_coordinator: bool, is_reviewer: bool
+) -> Invitation:
+    """An invitation; sent now if the institution is live, else at go-live."""
+    email = email.strip().lower()
+    if not (is_coordinator or is_reviewer):
+        raise InvitationRefused(INVITATION_NEEDS_ROLE)
+    if institution.status != Institution.Status.DRAFT:
+        with schema_context(institution.schema_name):
+            if (
+                User.objects.filter(email=email)
+                .filter(is_coordinator__gte=is_coordinator, is_reviewer__gte=is_reviewer)
+                .exists()
+            ):
+                raise InvitationRefused(INVITATION_ALREADY_STAFF)
+    try:
+        with transaction.atomic():
+            invitation = Invitation.objects.create(
+                institution=institution, email=email, is_coordinator=is_coordinator, is_reviewer=is_reviewer
+            )
+    except IntegrityError as exc:
+        raise InvitationRefused(INVITATION_DUPLICATE) from exc
+    if institution.status != Institution.Status.DRAFT:
+        transaction.on_commit(lambda: invitation_send(invitation=invitation))
+    return invitation
+
+
+def invitation_revoke(*, institution: Institution, invitation_id: int) -> None:
+    Invitation.objects.filter(institution=institution, pk=invitation_id, accepted__isnull=True).update(
+        revoked=timezone.now()
+    )
+
+
+def invitation_token(*, invitation: Invitation) -> str:
+    return signing.dumps(str(invitation.public_id), salt=_SALT)
+
+
+def invitation_send(*, invitation: Invitation) -> Invitation:
+    """Email the invitation link (on the institution's own domain) and start its validity."""
+    institution = invitation.institution
+    now = timezone.now()
+    invitation.sent = now
+    invitation.expires = now + INVITATION_LIFETIME
+    invitation.save(update_fields=["sent", "expires"])
+    link = institution_primary_url(institution=institution).rstrip("/") + reverse(
+        "invitation_accept",
+        kwargs={"token": invitation_token(invitation=invitation)},
+        urlconf=settings.ROOT_URLCONF,
+    )
+    branded_email_send(
+        institution=institution,
+        to=[invitation.email],
+        subject=f"You are invited to {institution.name}'s second-opinion service",
+        template="institutions/email/invitation",
+        context={
+            "invitation": invitation,
+            "link": link,
+            "roles": " and ".join(invitation.role_names).lower(),
+        },
+    )
+    return invitation
+
+
+def institution_invitations_send_pending(*, institution: Institution) -> int:
+    """Send every invitation drafted during onboarding (called once the institution is live)."""
+    sent = 0
+    pending = Invitation.objects.filter(
+        institution=institution, sent__isnull=True, accepted__isnull=True, revoked__isnull=True
+    )
+    for invitation in pending.select_related("institution"):
+        try:
+            invitation_send(invitation=invitation)
+            sent += 1
+        except Exception:  # one bad address must not stop the others; re-sendable later
+            logger.exception("invitation email failed", extra={"invitation": invitation.pk})
+    return sent
+
+
+def invitation_for_token(*, institution: Institution, token: str) -> Invitation:
+    """The open invitation of ``institution`` the token names, or InvitationRefused."""
+    try:
+        public_id = signing.loads(token, salt=_SALT, max_age=INVITATION_LIFETIME)
+    except signing.SignatureExpired as exc:
+        raise InvitationRefused(INVITATION_EXPIRED) from exc
+    except signing.BadSignature as exc:
+        raise InvitationRefused(INVITATION_INVALID) from exc
+    invitation = Invitation.objects.filter(
+        public_id=public_id, institution=institution, revoked__isnull=True
+    ).first()
+    if invitation is None or invitation.sent is None:
+        raise InvitationRefused(INVITATION_INVALID)
+    if invitation.accepted is not None:
+        raise InvitationRefused(INVITATION_USED)
+    if invitation.expires is None or invitation.expires < timezone.now():
+        raise InvitationRefused(INVITATION_EXPIRED)
+    return invitation
+
+
+def invitation_accept(*, institution: Institution, token: str, full_name: str, password: str) -> str:
+    """Create the invited account (or add the roles to an existing one) in the institution's
+    schema. Precondition: the connection is on ``institution``'s schema (a request on its
+    domain). Returns the message to show."""
+    invitation = invitation_for_token(institution=institution, token=token)
+    with transaction.atomic():
+        claimed = Invitation.objects.filter(
+            pk=invitation.pk, accepted__isnull=True, revoked__isnull=True, expires__gte=timezone.now()
+        ).update(accepted=timezone.now())
+        if not claimed:
+            raise InvitationRefused(INVITATION_USED)
+        user = User.objects.select_for_update().filter(email=invitation.email).first()
+        if user is not None:
+            user.is_coordinator = user.is_coordinator or invitation.is_coordinator
+            user.is_reviewer = user.is_reviewer or invitation.is_reviewer
+            user.save(update_fields=["is_coordinator", "is_reviewer"])
+            message = INVITATION_ROLES_ADDED
+        else:
+            user = User.objects.create_user(
+                invitation.email,
+                password,
+                full_name=full_name.strip(),
+                is_coordinator=invitation.is_coordinator,
+                is_reviewer=invitation.is_reviewer,
+            )
+            message = INVITATION_ACCEPTED
+        # The link reached this address, so the address is confirmed.
+        EmailAddress.objects.update_or_create(
+            user=user, email=invitation.email, defaults={"verified": True, "primary": True}
+        )
+    return message

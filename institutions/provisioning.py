@@ -1,0 +1,185 @@
+"""Taking a draft institution live: its schema, its administrator, its address.
+
+Speed: a new schema is cloned (django-tenants' ``clone_schema`` SQL function) from a template
+schema that is kept migrated, instead of running every migration again: seconds, not a minute.
+The template holds no data but the migration records (and content types/permissions).
+
+Nothing half-made: if any step fails, what this run created (schema, Domain row) is removed
+again, the institution stays a draft and the applicant sees a message and may retry.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from allauth.account.models import EmailAddress
+from django.conf import settings
+from django.core.management import call_command
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django_tenants.clone import CloneSchema
+from django_tenants.utils import schema_context, schema_exists
+
+from tenants.models import Domain, Institution, Onboarding
+from tenants.schema import activate_public
+from tenants.services import platform_host
+
+logger = logging.getLogger(__name__)
+
+# Not a valid institution schema name (those are slugs or "inst_<hex>"), and refused as a
+# storage folder (leading "_"), so it can never be mistaken for a tenant.
+TEMPLATE_SCHEMA = "_sr_template"
+_TEMPLATE_LOCK = 7_310_001  # pg_advisory_lock key: one process (re)builds the template at a time
+
+GO_LIVE_FAILED = (
+    "We could not set up your portal ({reason}). Nothing was left half-made: you can try again, "
+    "or contact us if it keeps failing."
+)
+GO_LIVE_ADDRESS_TAKEN = "its web address was taken meanwhile; choose another on the Web address step"
+GO_LIVE_INTERNAL = "an internal error"
+
+
+class GoLiveFailed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def tenant_template_ensure() -> None:
+    """Create the template schema if missing and bring it to the latest migrations.
+
+    Cheap when it is current (the migration executor only compares records). Run at deploy /
+    seed time so the first go-live does not pay for it.
+    """
+    activate_public()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [_TEMPLATE_LOCK])
+        if not schema_exists(TEMPLATE_SCHEMA):
+            cursor.execute(f'CREATE SCHEMA "{TEMPLATE_SCHEMA}"')
+    try:
+        call_command(
+            "migrate_schemas", tenant=True, schema_name=TEMPLATE_SCHEMA, interactive=False, verbosity=0
+        )
+    finally:
+        # The migrate command may close the connection (which releases the lock by itself);
+        # unlocking on a fresh connection is then a harmless no-op.
+        activate_public()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_TEMPLATE_LOCK])
+
+
+def _schema_clone(*, schema_name: str) -> None:
+    tenant_template_ensure()
+    CloneSchema().clone_schema(TEMPLATE_SCHEMA, schema_name, "DATA")
+    activate_public()
+
+
+def _schema_drop(*, schema_name: str) -> None:
+    activate_public()
+    if schema_exists(schema_name):
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA "{schema_name}" CASCADE')
+
+
+def _progress(onboarding_id: int, percent: int, message: str) -> None:
+    # Outside any transaction: the applicant's page polls and must see each step at once.
+    Onboarding.objects.filter(pk=onboarding_id).update(
+        progress=percent, progress_message=message, updated=timezone.now()
+    )
+
+
+def _administrator_create(*, onboarding: Onboarding) -> None:
+    """The applicant becomes the institution's first administrator, with the same password and
+    an already-confirmed email. Precondition: the connection is on the institution's schema."""
+    from accounts.models import User
+
+    user = User(
+        email=onboarding.email,
+        full_name=onboarding.full_name,
+        is_institution_admin=True,
+        password=onboarding.password_hash,
+    )
+    user.save()
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+
+
+def institution_go_live(*, onboarding_id: int) -> bool:
+    """Provision the onboarding's institution. Idempotent: only a QUEUED onboarding is claimed
+    (conditional UPDATE), so a task delivered twice does the work once. Returns whether it went live."""
+    claimed = Onboarding.objects.filter(pk=onboarding_id, state=Onboarding.State.QUEUED).update(
+        state=Onboarding.State.PROVISIONING,
+        progress=5,
+        progress_message="Starting…",
+        updated=timezone.now(),
+    )
+    if not claimed:
+        return False
+    onboarding = Onboarding.objects.select_related("institution").get(pk=onboarding_id)
+    institution = onboarding.institution
+    assert institution is not None  # onboarding_go_live_request checked it
+    host = platform_host(slug=institution.slug)
+    schema_made = False
+    try:
+        _progress(onboarding_id, 10, f"Reserving {host}…")
+        if Domain.objects.filter(domain=host).exists():
+            raise GoLiveFailed(GO_LIVE_ADDRESS_TAKEN)
+        # A schema already there can only be left from a run killed half-way (the name is
+        # this draft's own, random and never reused): it holds nothing yet, start afresh.
+        _schema_drop(schema_name=institution.schema_name)
+
+        _progress(onboarding_id, 25, "Creating your institution's private database…")
+        _schema_clone(schema_name=institution.schema_name)
+        schema_made = True
+
+        _progress(onboarding_id, 60, "Creating your administrator account…")
+        # Savepoints: a failing step must leave the connection usable for the clean-up below
+        # (also when the caller holds a transaction).
+        with schema_context(institution.schema_name), transaction.atomic():
+            _administrator_create(onboarding=onboarding)
+            from institutions.institution_settings import review_settings_sync
+
+            review_settings_sync(institution=institution)
+
+        _progress(onboarding_id, 80, f"Connecting {host}…")
+        status = (
+            Institution.Status.PENDING if settings.INSTITUTIONS_NEED_APPROVAL else Institution.Status.ACTIVE
+        )
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                Domain.objects.create(domain=host, tenant=institution, is_primary=True)
+                Institution.objects.filter(pk=institution.pk).update(
+                    status=status, went_live=now, status_changed=now
+                )
+                Onboarding.objects.filter(pk=onboarding_id).update(
+                    state=Onboarding.State.LIVE,
+                    progress=90,
+                    progress_message="Sending invitations to your team…",
+                    updated=now,
+                )
+        except IntegrityError as exc:
+            raise GoLiveFailed(GO_LIVE_ADDRESS_TAKEN) from exc
+    except Exception as exc:
+        reason = exc.reason if isinstance(exc, GoLiveFailed) else GO_LIVE_INTERNAL
+        if not isinstance(exc, GoLiveFailed):
+            logger.exception("go-live failed", extra={"onboarding": onboarding_id})
+        activate_public()
+        if schema_made:
+            _schema_drop(schema_name=institution.schema_name)
+        Domain.objects.filter(tenant=institution).delete()
+        Onboarding.objects.filter(pk=onboarding_id).update(
+            state=Onboarding.State.FAILED,
+            progress=0,
+            progress_message=GO_LIVE_FAILED.format(reason=reason),
+            updated=timezone.now(),
+        )
+        return False
+
+    # Live. What follows may fail without undoing that: an unsent invitation can be re-sent
+    # from the team settings page.
+    from institutions.invitations import institution_invitations_send_pending
+
+    institution.refresh_from_db()
+    institution_invitations_send_pending(institution=institution)
+    _progress(onboarding_id, 100, "Your portal is live.")
+    return True

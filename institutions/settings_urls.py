@@ -1,0 +1,23 @@
+"""The institution administrator's settings (included at ``settings/`` by config.urls_tenant)."""
+
+from django.urls import path
+
+from institutions import integration_views
+from institutions import settings_views as views
+
+app_name = "settings"
+urlpatterns = [
+    path("", views.settings_home, name="home"),
+    path("look/", views.settings_look, name="look"),
+    path("texts/", views.settings_texts, name="texts"),
+    path("service/", views.settings_service, name="service"),
+    path("team/", views.settings_team, name="team"),
+    path("website/", views.settings_website, name="website"),
+    path("domains/", views.settings_domains, name="domains"),
+    path("integrations/", integration_views.integrations, name="integrations"),
+    path(
+        "integrations/<uuid:credential_id>/revoke",
+        integration_views.integration_revoke,
+        name="integration_revoke",
+    ),
+]

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+# Task names keep the app they were born in (tenants.*): queued messages and the beat schedule
+# carry them, so a rename would strand work queued before a deploy.
+
+
+@shared_task(name="tenants.institution_go_live")
+def institution_go_live(onboarding_id: int) -> bool:
+    """Provision a new institution (queued from the public schema; see the service)."""
+    from institutions.provisioning import institution_go_live as go_live
+
+    return go_live(onboarding_id=onboarding_id)
+
+
+@shared_task(name="tenants.institution_usage_refresh")
+def institution_usage_refresh() -> int:
+    """Measure every institution's usage for the operator console (periodic)."""
+    from institutions.usage import institution_usage_refresh as refresh
+
+    return refresh()
+
+
+@shared_task(name="tenants.onboardings_discard_abandoned")
+def onboardings_discard_abandoned() -> int:
+    """Delete applications untouched for 30 days that never went live (periodic)."""
+    from institutions.onboarding import onboarding_discard_abandoned
+
+    return onboarding_discard_abandoned()

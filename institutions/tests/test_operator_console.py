@@ -1,0 +1,101 @@
+"""The operator console is for platform operators on the platform's domain only."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import DatabaseError, transaction
+from django.test import Client
+
+from institutions.management.commands.seed_demo import DEMO_PASSWORD
+from institutions.services import ACTION_NOT_ALLOWED, REASON_REQUIRED, institution_operator_action
+from institutions.usage import institution_usage_refresh
+from tenants.models import Institution, OperatorAction
+
+
+def test_it_lists_institutions_for_an_operator(platform_client: Client) -> None:
+    platform_client.post(
+        "/accounts/login/", {"login": "operator@secondread.example.com", "password": DEMO_PASSWORD}
+    )
+    page = platform_client.get("/operators/").content.decode()
+    assert "Northfield Neurological Institute" in page
+    assert "Lakeside Cancer Center" in page
+
+
+def test_it_sends_a_logged_out_visitor_to_sign_in(platform_client: Client) -> None:
+    response = platform_client.get("/operators/")
+    assert response.status_code == 302
+
+
+def test_it_does_not_exist_on_an_institutions_domain(neuro_client: Client) -> None:
+    neuro_client.post("/accounts/login/", {"login": "admin@neuro.example.com", "password": DEMO_PASSWORD})
+    assert neuro_client.get("/operators/").status_code == 404
+
+
+def _operator() -> Client:
+    client = Client(HTTP_HOST="localhost")
+    client.post("/accounts/login/", {"login": "operator@secondread.example.com", "password": DEMO_PASSWORD})
+    return client
+
+
+def test_it_shows_figures_but_never_patient_data(neuro: Institution) -> None:
+    from django_tenants.utils import schema_context
+
+    from accounts.models import User
+    from intake.models import Case
+
+    with schema_context(neuro.schema_name):
+        patient = User.objects.get(email="patient@neuro.example.com")
+        Case.objects.create(owner=patient, patient_name="Zebedee Quartermain", question="Is it benign?")
+    institution_usage_refresh()
+    page = _operator().get("/operators/").content.decode()
+    assert "Zebedee" not in page and "benign" not in page and "patient@neuro" not in page
+    row = page.split('data-testid="institution-neuro"')[1].split("</tr>")[0]
+    cases = row.split('data-testid="cases">')[1].split("<")[0]
+    assert int(cases) >= 1
+    assert "not measured" not in row  # storage was measured (the logo at least)
+
+
+def test_it_suspends_and_reactivates_with_a_reason_recorded(neuro: Institution) -> None:
+    operator = _operator()
+    url = f"/operators/institutions/{neuro.pk}/action"
+    page = operator.post(url, {"action": "suspend", "reason": ""}, follow=True).content.decode()
+    assert REASON_REQUIRED in page
+    operator.post(url, {"action": "suspend", "reason": "Unpaid invoices"})
+    neuro.refresh_from_db()
+    assert neuro.status == Institution.Status.SUSPENDED
+    patient_page = Client(HTTP_HOST="neuro.localhost").get("/")
+    assert patient_page.status_code == 503 and "temporarily unavailable" in patient_page.content.decode()
+    page = operator.post(url, {"action": "approve", "reason": "x"}, follow=True).content.decode()
+    assert ACTION_NOT_ALLOWED in page
+    operator.post(url, {"action": "reactivate", "reason": "Paid"})
+    neuro.refresh_from_db()
+    assert neuro.status == Institution.Status.ACTIVE
+    actions = list(OperatorAction.objects.filter(institution=neuro).order_by("created"))
+    assert [(a.action, a.reason, a.operator_email) for a in actions] == [
+        ("suspend", "Unpaid invoices", "operator@secondread.example.com"),
+        ("reactivate", "Paid", "operator@secondread.example.com"),
+    ]
+    assert "Unpaid invoices" in operator.get("/operators/").content.decode()
+
+
+def test_it_keeps_operator_actions_append_only(neuro: Institution) -> None:
+    institution_operator_action(
+        institution_id=neuro.pk,
+        operator_email="operator@secondread.example.com",
+        action="suspend",
+        reason="Test",
+    )
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        OperatorAction.objects.update(reason="rewritten")
+
+
+def test_it_refuses_actions_from_non_operators(neuro: Institution, platform_client: Client) -> None:
+    url = f"/operators/institutions/{neuro.pk}/action"
+    response = platform_client.post(url, {"action": "suspend", "reason": "x"})
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    admin = Client(HTTP_HOST="neuro.localhost")
+    admin.post("/accounts/login/", {"login": "admin@neuro.example.com", "password": DEMO_PASSWORD})
+    assert admin.post(url, {"action": "suspend", "reason": "x"}).status_code == 404
+    neuro.refresh_from_db()
+    assert neuro.status == Institution.Status.ACTIVE
+    assert not OperatorAction.objects.exists()

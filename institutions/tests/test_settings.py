@@ -1,0 +1,122 @@
+"""The institution's administrator changes everything from the wizard later, with the same
+rules; nobody else reaches the settings."""
+
+from __future__ import annotations
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from branding.forms import COLOUR_TOO_LIGHT, TEXT_HAS_CODE
+from branding.models import Brand
+from branding.services import LOGO_NOT_AN_IMAGE
+from institutions.tests.helpers import png_bytes
+from tenants.models import Institution, InstitutionSettings, Invitation
+from tests.staff import staff_force_login
+
+SETTINGS_PAGES = ["/settings/", "/settings/look/", "/settings/texts/", "/settings/service/",
+                  "/settings/team/", "/settings/website/", "/settings/domains/"]  # fmt: skip
+
+
+def _admin(host: str = "neuro.localhost", email: str = "admin@neuro.example.com") -> Client:
+    client = Client(HTTP_HOST=host)
+    staff_force_login(client, email)
+    return client
+
+
+def test_it_shows_every_settings_page_to_the_admin(neuro: Institution) -> None:
+    admin = _admin()
+    for path in SETTINGS_PAGES:
+        assert admin.get(path).status_code == 200, path
+
+
+def test_it_refuses_coordinators_reviewers_and_patients(neuro: Institution) -> None:
+    for role in ("coordinator", "reviewer1"):
+        client = _admin(email=f"{role}@neuro.example.com")
+        for path in SETTINGS_PAGES:
+            assert client.get(path).status_code == 403, (role, path)
+    patient = Client(HTTP_HOST="neuro.localhost")
+    patient.post("/accounts/login/", {"login": "patient@neuro.example.com", "password": "secondread-demo"})
+    for path in SETTINGS_PAGES:
+        assert patient.get(path).status_code == 403, path
+
+
+def test_it_sends_a_logged_out_visitor_to_sign_in(neuro: Institution) -> None:
+    response = Client(HTTP_HOST="neuro.localhost").get("/settings/look/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_it_refuses_another_institutions_admin(neuro: Institution, cancer: Institution) -> None:
+    # The neuro admin's session cookie means nothing on the cancer centre's domain.
+    admin = _admin()
+    cookie = admin.cookies["sessionid"].value
+    other = Client(HTTP_HOST="cancer.localhost")
+    other.cookies["sessionid"] = cookie
+    response = other.get("/settings/look/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    response = other.post("/settings/look/", {"primary_colour": "#000000"})
+    assert response.status_code in (302, 403)
+    assert Brand.objects.get(institution=cancer).primary_colour == "#0b5e55"
+
+
+def test_it_changes_the_look_with_the_wizards_rules(neuro: Institution) -> None:
+    admin = _admin()
+    values = {"primary_colour": "#ffcc00", "accent_colour": "#0f7b6c", "tagline": "", "welcome_text": "Hi",
+              "support_email": "", "support_phone": ""}  # fmt: skip
+    page = admin.post("/settings/look/", values).content.decode()
+    assert COLOUR_TOO_LIGHT.split(":")[0] in page
+    fake = SimpleUploadedFile("logo.png", b"<svg onload=alert(1)>", content_type="image/png")
+    page = admin.post(
+        "/settings/look/", {**values, "primary_colour": "#123456", "logo": fake}
+    ).content.decode()
+    assert LOGO_NOT_AN_IMAGE in page
+    assert Brand.objects.get(institution=neuro).primary_colour == "#4b2e83"
+    logo = SimpleUploadedFile("logo.webp", png_bytes(), content_type="image/png")
+    response = admin.post("/settings/look/", {**values, "primary_colour": "#123456", "logo": logo})
+    assert response.status_code == 302
+    assert "--brand-primary:#123456" in Client(HTTP_HOST="neuro.localhost").get("/").content.decode()
+
+
+def test_it_changes_texts_fee_and_service(neuro: Institution) -> None:
+    admin = _admin()
+    page = admin.post(
+        "/settings/texts/",
+        {"consent_text": '<a href="javascript:alert(1)">x</a>', "terms_text": "", "privacy_text": ""},
+    ).content.decode()
+    assert TEXT_HAS_CODE in page
+    admin.post(
+        "/settings/texts/",
+        {"consent_text": "", "terms_text": "<h2>Terms</h2><p>Be kind.</p>", "privacy_text": ""},
+    )
+    assert (
+        "<h2>Terms</h2><p>Be kind.</p>"
+        in Client(HTTP_HOST="neuro.localhost").get("/brand/texts/terms/").content.decode()
+    )
+    admin.post(
+        "/settings/service/",
+        {"fee-fee_enabled": "on", "fee-fee_amount": "100", "fee-fee_currency": "usd",
+         "service-turnaround_business_days": "9", "service-specialties": "Neurosurgery"},
+    )  # fmt: skip
+    row = InstitutionSettings.objects.get(institution=neuro)
+    assert (row.fee_enabled, row.fee_amount_minor, row.turnaround_business_days) == (True, 10000, 9)
+
+
+def test_it_invites_staff_and_refuses_a_duplicate(neuro: Institution) -> None:
+    admin = _admin()
+    form = {"action": "invite", "email": "new.reviewer@neuro.example.com", "is_reviewer": "on"}
+    admin.post("/settings/team/", form)
+    assert Invitation.objects.filter(institution=neuro, email="new.reviewer@neuro.example.com").exists()
+    page = admin.post("/settings/team/", form).content.decode()
+    assert "already has an open invitation" in page
+    page = admin.post("/settings/team/", {**form, "email": "reviewer1@neuro.example.com"}).content.decode()
+    assert "already on your team" in page
+    page = admin.post(
+        "/settings/team/", {"action": "invite", "email": "x@neuro.example.com"}
+    ).content.decode()
+    assert "Choose at least one role" in page
+
+
+def test_it_shows_the_settings_link_to_the_admin_only(neuro: Institution) -> None:
+    link = '<a href="/settings/">Settings</a>'
+    assert link in _admin().get("/brand/texts/terms/").content.decode()
+    coordinator = _admin(email="coordinator@neuro.example.com")
+    assert link not in coordinator.get("/brand/texts/terms/").content.decode()
