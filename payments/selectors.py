@@ -179,22 +179,16 @@ CSV_HEADER = [
 ]
 
 
-def _csv_safe(value: str) -> str:
-    # A cell starting with = + - @ is run as a formula by spreadsheet programs.
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def _iso(value: datetime.datetime | None) -> str:
     return value.isoformat() if value else ""
 
 
 def payments_export_rows() -> Iterator[list[str]]:
-    """Rows of the payments CSV (header first). No patient names: the case number identifies
-    the case for those allowed to look it up."""
-    yield CSV_HEADER
+    """Rows of the payments CSV (under :data:`CSV_HEADER`). No patient names: the case number
+    identifies the case for those allowed to look it up."""
     for payment in payments_list().iterator(chunk_size=500):
         yield [
-            _csv_safe(payment.case.number or ""),
+            payment.case.number or "",
             payment.status,
             f"{Decimal(payment.amount) / 100:.2f}",
             payment.currency.upper(),
@@ -202,7 +196,7 @@ def payments_export_rows() -> Iterator[list[str]]:
             f"{Decimal(payment.amount_refunded) / 100:.2f}",
             _iso(payment.paid_at),
             _iso(payment.refunded_at),
-            _csv_safe(payment.waiver.code if payment.waiver else ""),
-            _csv_safe(payment.payment_intent_id),
+            payment.waiver.code if payment.waiver else "",
+            payment.payment_intent_id,
             _iso(payment.created),
         ]

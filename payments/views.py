@@ -3,7 +3,6 @@ and the platform's Stripe webhook endpoint."""
 
 from __future__ import annotations
 
-import csv
 import datetime
 import uuid
 
@@ -16,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from exports.csv import csv_response
 from payments.access import (
     access_case_to_pay,
     access_payment_reports,
@@ -25,6 +25,7 @@ from payments.access import (
 from payments.forms import WaiverApplyForm, WaiverCodeForm
 from payments.models import Payment
 from payments.selectors import (
+    CSV_HEADER,
     payment_setup_get,
     payments_export_rows,
     payments_list,
@@ -291,24 +292,16 @@ def payments_overview(request: HttpRequest) -> HttpResponse:
     )
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 @login_required
 @require_GET
 def payments_export(request: HttpRequest) -> StreamingHttpResponse:
     access_payment_reports(request.user)
-    writer = csv.writer(_Echo())
-    response = StreamingHttpResponse(
-        (writer.writerow(row) for row in payments_export_rows()), content_type="text/csv; charset=utf-8"
-    )
     stamp = timezone.now().strftime("%Y%m%d")
-    response["Content-Disposition"] = (
-        f'attachment; filename="payments-{_institution(request).slug}-{stamp}.csv"'
+    return csv_response(
+        filename=f"payments-{_institution(request).slug}-{stamp}.csv",
+        header=CSV_HEADER,
+        rows=payments_export_rows(),
     )
-    return response
 
 
 # --- Stripe's webhook (platform domain) -------------------------------------------------------

@@ -1,4 +1,10 @@
-"""Files under a local folder: the embedded default, and the backend of single-machine installs."""
+"""Files under a local folder: the embedded default, and the backend of single-machine installs.
+
+Longer than most modules (~460 lines) on purpose: one backend implementing the whole
+:class:`storage.base.StorageBackend` interface (objects, multipart uploads, moves, signed URLs),
+with the crash-safe file helpers only it uses (fsync, atomic concatenation, part records);
+splitting it would hide which of the interface's promises it keeps and how.
+"""
 
 import contextlib
 import hashlib

@@ -7,6 +7,9 @@ with Pillow and is re-encoded, which drops its metadata (GPS position, camera ow
 Matching reads the report's text for dates, kinds of scan, body parts and accession numbers:
 an accession number that equals a study's wins; otherwise date and kind of scan must agree
 (body part breaks ties); otherwise the report is left for staff, with the reason in words.
+
+A little over 400 lines on purpose: checking a report and matching it to a study read the same
+text, and the matching rules are easiest to check against each other on one page.
 """
 
 from __future__ import annotations

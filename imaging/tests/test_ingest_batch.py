@@ -17,8 +17,8 @@ from django.utils import timezone
 from django_tenants.utils import schema_context, tenant_context
 
 from accounts.models import User
-from imaging.ingest import messages, pipeline
-from imaging.ingest.pipeline import IngestOutcome, upload_ingest_run
+from imaging.ingest import messages
+from imaging.ingest.pipeline import IngestOutcome, batch, claim, index, unpack, upload_ingest_run
 from imaging.models import FileProblem, Instance, Report, Series, Study, Upload
 from imaging.tests.fixtures.ingest import (
     PROGRAM,
@@ -163,7 +163,7 @@ def test_it_keeps_a_report_once_and_a_refused_ones_raw_bytes(case: Case) -> None
 
 
 def test_it_claims_a_large_upload_alone(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "CLAIM_BATCH_MAX_BYTES", 100_000)
+    monkeypatch.setattr(claim, "CLAIM_BATCH_MAX_BYTES", 100_000)
     small = [upload_make(case, data, path=f"IM{n}") for n, data in enumerate(_series_files(2))]
     large = upload_make(
         case,
@@ -198,19 +198,19 @@ def test_it_takes_back_files_a_dead_worker_had_moved_but_not_recorded(
 ) -> None:
     files = _series_files(3)
     uploads = [upload_make(case, data, path=f"IM{n}") for n, data in enumerate(files)]
-    real_flush = pipeline._ImagingRun.flush
+    real_flush = unpack.ImagingRun.flush
 
-    def die_before_writing(run: pipeline._ImagingRun) -> None:
+    def die_before_writing(run: unpack.ImagingRun) -> None:
         for pending in run.batch:  # the bytes reached their new keys, the instances never did
             if pending.saved is not None:
                 pending.saved.result()
         raise _WorkerKilled
 
-    monkeypatch.setattr(pipeline._ImagingRun, "flush", die_before_writing)
+    monkeypatch.setattr(unpack.ImagingRun, "flush", die_before_writing)
     with pytest.raises(_WorkerKilled):
         upload_ingest_run(upload_id=uploads[0].pk)
     assert not any(_raw_kept(upload) for upload in uploads)  # moved, not copied
-    monkeypatch.setattr(pipeline._ImagingRun, "flush", real_flush)
+    monkeypatch.setattr(unpack.ImagingRun, "flush", real_flush)
     Upload.objects.filter(case=case).update(updated=timezone.now() - timedelta(hours=1))
 
     outcome = upload_ingest_run(upload_id=uploads[0].pk)
@@ -247,9 +247,9 @@ def test_it_keeps_the_raw_bytes_of_a_file_it_could_not_store(
 def test_it_fails_only_the_unsettled_uploads_when_the_database_fails_and_keeps_their_bytes(
     case: Case, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "BATCH_SIZE", 2)
+    monkeypatch.setattr(batch, "BATCH_SIZE", 2)
     uploads = [upload_make(case, data, path=f"IM{n}") for n, data in enumerate(_series_files(5))]
-    real = pipeline.counts_recompute
+    real = index.counts_recompute
     calls = []
 
     def database_gone_on_the_second_batch(**kwargs: Any) -> None:
@@ -258,7 +258,7 @@ def test_it_fails_only_the_unsettled_uploads_when_the_database_fails_and_keeps_t
             raise OperationalError("server closed the connection unexpectedly")
         real(**kwargs)
 
-    monkeypatch.setattr(pipeline, "counts_recompute", database_gone_on_the_second_batch)
+    monkeypatch.setattr(index, "counts_recompute", database_gone_on_the_second_batch)
     outcome = upload_ingest_run(upload_id=uploads[0].pk)
     assert outcome is not None
     status = [_status(upload) for upload in uploads]
@@ -300,7 +300,7 @@ def test_it_ingests_each_file_exactly_once_when_two_workers_race(
 ) -> None:
     case, ids = committed_folder
     # Small batches, so that both workers get some.
-    monkeypatch.setattr(pipeline, "CLAIM_BATCH_UPLOADS", 3)
+    monkeypatch.setattr(claim, "CLAIM_BATCH_UPLOADS", 3)
     start = threading.Barrier(2)
     outcomes: list[list[IngestOutcome]] = [[], []]
     errors: list[BaseException] = []

@@ -21,6 +21,9 @@ as the tests' live server) and signs in over HTTP. Then it measures:
 Targets (issue 4): tus rate >= half the baseline's, worker memory growth < 100 MB, and a resume
 re-sends at most one chunk. Completed uploads are queued for ingest on this run's own Celery
 queue, which no worker consumes; the queue is deleted at the end with the database and files.
+
+Longer than most modules (~490 lines) on purpose: a benchmark is one script run by hand; its
+set-up (database, server, sign-in) and its measurements read best top to bottom in one file.
 """
 
 from __future__ import annotations

@@ -1,0 +1,312 @@
+"""The case workspace: what came in (studies, reports, previews) and the staff's work on it
+(assignment, notes, requests to the patient, decline, close, outcomes, report matching)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib import messages
+from django.db.models import Prefetch
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+)
+from django.shortcuts import redirect, render
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.models import User
+from audit.services import audit_record
+from imaging.ingest.selectors import case_problems
+from imaging.models import Report, Series, Study
+from intake.models import Case
+from payments.services import REFUND_NOTHING_PAID
+from review import services
+from review.access import is_coordinator
+from review.decorators import case_endpoint
+from review.forms import (
+    AnswerForm,
+    AssignForm,
+    DeclineForm,
+    InfoRequestForm,
+    MatchForm,
+    NoteForm,
+    OpinionForm,
+    OutcomeForm,
+    SignForm,
+)
+from review.models import CaseNote, FollowUpQuestion, Opinion, Outcome
+from review.selectors import case_due_at, review_settings_get
+from review.views.common import back_to_case, queue_filters_query, request_user, run_step
+from storage.base import ObjectNotFound
+from storage.tenant import tenant_storage
+
+VIEWER_TEMPLATE = "imaging/viewer/viewer.html"
+REPORT_UNAVAILABLE_MESSAGE = "This report file is not available."
+PREVIEW_UNAVAILABLE_MESSAGE = "No preview for this series yet."
+
+
+def _viewer_template() -> str | None:
+    # The viewer is built separately; until its template exists the page shows the previews only.
+    try:
+        get_template(VIEWER_TEMPLATE)
+    except TemplateDoesNotExist:
+        return None
+    return VIEWER_TEMPLATE
+
+
+@require_GET
+@case_endpoint(action="case.view")
+def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
+    user = request_user(request)
+    assignment = getattr(case, "assignment", None)
+    is_assigned_reviewer = bool(assignment and assignment.reviewer_id == user.pk and user.is_reviewer)
+    if is_assigned_reviewer:
+        services.case_review_start(case=case, reviewer=user)
+    opinion = Opinion.objects.filter(case=case).select_related("author").first()
+    studies = list(
+        Study.objects.filter(case=case).prefetch_related(
+            Prefetch("series", queryset=Series.objects.order_by("series_number", "id"))
+        )
+    )
+    reports = list(Report.objects.filter(case=case).select_related("study").order_by("created", "id"))
+    settings_row = review_settings_get()
+    opinion_initial = (
+        {name: getattr(opinion, name) for name in services.OPINION_FIELDS}
+        if opinion
+        else {"question_restated": case.question}
+    )
+    return render(
+        request,
+        "review/case.html",
+        {
+            "case": case,
+            "assignment": assignment,
+            "due_at": case_due_at(case=case, turnaround_business_days=settings_row.turnaround_business_days),
+            "studies": studies,
+            "reports": reports,
+            "notes": CaseNote.objects.filter(case=case).select_related("author"),
+            "opinion": opinion,
+            "follow_ups": FollowUpQuestion.objects.filter(case=case).select_related(
+                "asked_by", "answered_by"
+            ),
+            "outcomes": Outcome.objects.filter(case=case).select_related("recorded_by"),
+            "reviewers": User.objects.filter(is_reviewer=True, is_active=True).order_by("full_name", "email"),
+            "viewer_template": _viewer_template(),
+            "problems": case_problems(case=case),
+            "is_coordinator": is_coordinator(user),
+            "is_assigned_reviewer": is_assigned_reviewer,
+            "can_edit_opinion": is_assigned_reviewer and not (opinion and opinion.is_signed),
+            "can_release": bool(
+                opinion
+                and opinion.is_signed
+                and opinion.released_at is None
+                and (is_coordinator(user) or is_assigned_reviewer)
+            ),
+            "is_open": case.status not in services.FINISHED_STATES,
+            "opinion_form": OpinionForm(initial=opinion_initial),
+            "sign_form": SignForm(),
+            "note_form": NoteForm(),
+            "info_form": InfoRequestForm(),
+            "decline_form": DeclineForm(),
+            "outcome_form": OutcomeForm(),
+            "answer_form": AnswerForm(),
+            "pdfjs_worker": settings.STATIC_URL + "dist/pdfworker.js",
+        },
+    )
+
+
+def _assign_back(request: HttpRequest, case: Case) -> HttpResponseRedirect:
+    # The queue's per-row form comes back to the queue, with its filters (never a search term).
+    if request.POST.get("back") == "queue":
+        return redirect(reverse("review:queue") + queue_filters_query(request.POST.get("filters", "")))
+    return back_to_case(case, "assignment")
+
+
+@require_POST
+@case_endpoint(action="case.assign", role="coordinator", audit_success=False)
+def case_assign(request: HttpRequest, case: Case) -> HttpResponse:
+    """Assign from the case page or from a row of the queue (same service, same audit)."""
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, services.NOT_A_REVIEWER_MESSAGE)
+        return _assign_back(request, case)
+    choice = form.cleaned_data["reviewer"]
+    try:
+        if choice == "rules":
+            assignment = services.case_assign_by_rules(case=case, by=request_user(request))
+        else:
+            reviewer = User.objects.filter(pk=int(choice) if choice.isdigit() else 0).first()
+            if reviewer is None:
+                raise services.ReviewError(services.NOT_A_REVIEWER_MESSAGE)
+            assignment = services.case_assign(case=case, reviewer=reviewer, by=request_user(request))
+    except services.ReviewError as error:
+        messages.error(request, f"{case.number}: {error}" if case.number else str(error))
+        return _assign_back(request, case)
+    audit_record(
+        request=request,
+        action="case.assign",
+        case=case,
+        object_ref=str(case.public_id),
+        detail={"reviewer_id": assignment.reviewer_id, "by_rules": assignment.by_rules},
+    )
+    messages.success(request, f"{case.number or 'The case'} assigned to {assignment.reviewer}.")
+    return _assign_back(request, case)
+
+
+@require_POST
+@case_endpoint(action="case.note", audit_success=False)
+def case_note(request: HttpRequest, case: Case) -> HttpResponse:
+    form = NoteForm(request.POST)
+    text = form.cleaned_data["text"] if form.is_valid() else ""
+    return run_step(
+        request,
+        case,
+        lambda: services.case_note_add(case=case, author=request_user(request), text=text),
+        success="Note added.",
+        anchor="notes",
+    )
+
+
+@require_POST
+@case_endpoint(action="case.request_info", audit_success=True)
+def case_request_info(request: HttpRequest, case: Case) -> HttpResponse:
+    form = InfoRequestForm(request.POST)
+    note = form.cleaned_data["note"] if form.is_valid() else ""
+    return run_step(
+        request,
+        case,
+        lambda: services.case_info_request(case=case, by=request_user(request), note=note),
+        success="The patient has been asked for more information by email.",
+    )
+
+
+@require_POST
+@case_endpoint(action="case.decline", role="coordinator", audit_success=True)
+def case_decline(request: HttpRequest, case: Case) -> HttpResponse:
+    form = DeclineForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        money = services.case_decline(case=case, by=request_user(request), reason=reason)
+    except services.ReviewError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "The case was declined and the patient told why.")
+        # A refund that was due and did not happen is staff's to finish: a warning, not news.
+        refund_failed = not money.refunded and money.message != REFUND_NOTHING_PAID
+        (messages.warning if refund_failed else messages.info)(request, money.message)
+    return back_to_case(case)
+
+
+@require_POST
+@case_endpoint(action="case.close", role="coordinator", audit_success=True)
+def case_close(request: HttpRequest, case: Case) -> HttpResponse:
+    return run_step(
+        request,
+        case,
+        lambda: services.case_close(case=case, by=request_user(request)),
+        success="Case closed.",
+    )
+
+
+@require_POST
+@case_endpoint(action="case.outcome", role="coordinator", audit_success=True)
+def case_outcome(request: HttpRequest, case: Case) -> HttpResponse:
+    form = OutcomeForm(request.POST)
+    kind = form.cleaned_data["kind"] if form.is_valid() else ""
+    note = form.cleaned_data.get("note", "") if form.is_valid() else ""
+    return run_step(
+        request,
+        case,
+        lambda: services.outcome_record(case=case, by=request_user(request), kind=kind, note=note),
+        success="Outcome recorded.",
+        anchor="outcomes",
+    )
+
+
+@require_POST
+@case_endpoint(action="report.match", audit_success=False)
+def report_match(request: HttpRequest, case: Case, report_id: uuid.UUID) -> HttpResponse:
+    report = Report.objects.filter(case=case, public_id=report_id).first()
+    if report is None:
+        raise Http404
+    form = MatchForm(request.POST)
+    study_id = form.cleaned_data["study"] if form.is_valid() else ""
+    study = Study.objects.filter(case=case, pk=int(study_id)).first() if study_id.isdigit() else None
+    if study_id and study is None:
+        messages.error(request, services.WRONG_STUDY_MESSAGE)
+        return back_to_case(case, "reports")
+    before = report.study_id
+    services.report_match_set(report=report, study=study, by=request_user(request))
+    audit_record(
+        request=request,
+        action="report.match",
+        case=case,
+        object_ref=str(report.public_id),
+        detail={"from_study": before, "to_study": study.pk if study else None},
+    )
+    messages.success(request, "Report match updated.")
+    return back_to_case(case, "reports")
+
+
+@require_GET
+@case_endpoint(action="report.view", audit_success=False)
+def report_file(request: HttpRequest, case: Case, report_id: uuid.UUID) -> HttpResponseBase:
+    """The report's bytes for the in-page pdf.js viewer (and for a new tab).
+
+    ``Content-Security-Policy: sandbox`` makes a browser that opens it directly treat it as a
+    unique origin with scripts off: a hostile PDF (or a file pretending to be one) cannot act in
+    the staff member's session. The workspace renders it with pdf.js into a canvas instead of
+    the browser's plug-in.
+    """
+    report = Report.objects.filter(case=case, public_id=report_id).first()
+    if report is None:
+        raise Http404(REPORT_UNAVAILABLE_MESSAGE)
+    try:
+        reader = tenant_storage().open(report.storage_key)
+    except (ObjectNotFound, ValueError):
+        raise Http404(REPORT_UNAVAILABLE_MESSAGE) from None
+    audit_record(request=request, action="report.view", case=case, object_ref=str(report.public_id))
+    is_pdf = report.content_type == "application/pdf"
+    response = FileResponse(
+        reader,
+        content_type=report.content_type
+        if is_pdf or report.content_type.startswith("image/")
+        else "application/octet-stream",
+        as_attachment=not is_pdf and not report.content_type.startswith("image/"),
+        filename="report.pdf" if is_pdf else "report",
+    )
+    response["Content-Security-Policy"] = (
+        "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+    )
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response
+
+
+@require_GET
+@case_endpoint(action="series.preview", audit_success=False)
+def series_preview(request: HttpRequest, case: Case, series_id: int) -> HttpResponseBase:
+    series = Series.objects.filter(study__case=case, pk=series_id).first()
+    if series is None or not series.preview_key:
+        raise Http404(PREVIEW_UNAVAILABLE_MESSAGE)
+    try:
+        reader = tenant_storage().open(series.preview_key)
+    except (ObjectNotFound, ValueError):
+        raise Http404(PREVIEW_UNAVAILABLE_MESSAGE) from None
+    audit_record(request=request, action="series.preview", case=case, object_ref=f"series:{series.pk}")
+    content_type = "image/png" if series.preview_key.endswith(".png") else "image/jpeg"
+    if series.preview_key.endswith(".webp"):
+        content_type = "image/webp"
+    response = FileResponse(reader, content_type=content_type)
+    response["Cache-Control"] = "private, max-age=300"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -1,0 +1,159 @@
+"""The opinion: draft (autosave), sign, release, its PDF, and answers to the patient's follow-up
+questions."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    JsonResponse,
+)
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from audit.services import audit_record
+from intake.models import Case
+from review import services
+from review.access import is_coordinator
+from review.decorators import case_endpoint, json_or_redirect
+from review.forms import AnswerForm, OpinionForm, SignForm
+from review.models import FollowUpQuestion, Opinion
+from review.views.common import back_to_case, request_user, run_step
+from storage.tenant import tenant_storage
+
+
+@require_POST
+@case_endpoint(action="opinion.draft", role="reviewer", audit_success=False)
+def opinion_draft(request: HttpRequest, case: Case) -> HttpResponse:
+    """Autosave (fetch, answers JSON) and the "Save draft" button (redirects back)."""
+    form = OpinionForm(request.POST)
+    wants_json = json_or_redirect(request)
+    if not form.is_valid():
+        if wants_json:
+            return JsonResponse({"saved": False, "errors": form.errors}, status=400)
+        messages.error(
+            request, "The draft could not be saved: " + "; ".join(str(e) for e in form.errors.values())
+        )
+        return back_to_case(case, "opinion")
+    submitted = {name: form.cleaned_data[name] for name in services.OPINION_FIELDS if name in request.POST}
+    try:
+        opinion = services.opinion_draft_save(case=case, author=request_user(request), data=submitted)
+    except services.ReviewError as error:
+        # Refused edits of a signed opinion are audited as such.
+        audit_record(
+            request=request,
+            action="opinion.edit_signed",
+            case=case,
+            allowed=False,
+            detail={"reason": "signed"},
+        )
+        if wants_json:
+            return JsonResponse({"saved": False, "error": str(error)}, status=409)
+        messages.error(request, str(error))
+        return back_to_case(case, "opinion")
+    if wants_json:
+        return JsonResponse(
+            {"saved": True, "updated": timezone.localtime(opinion.updated).strftime("%H:%M:%S")}
+        )
+    messages.success(request, "Draft saved.")
+    return back_to_case(case, "opinion")
+
+
+@require_POST
+@case_endpoint(action="opinion.sign", role="reviewer", audit_success=False)
+def opinion_sign(request: HttpRequest, case: Case) -> HttpResponse:
+    form = SignForm(request.POST)
+    secret = form.cleaned_data["secret"] if form.is_valid() else ""
+    try:
+        opinion = services.opinion_sign(
+            case=case,
+            signer=request_user(request),
+            secret=secret,
+            institution=request.tenant,  # type: ignore[attr-defined]
+        )
+    except services.ReviewError as error:
+        audit_record(
+            request=request, action="opinion.sign", case=case, allowed=False, detail={"reason": "refused"}
+        )
+        messages.error(request, str(error))
+        return back_to_case(case, "opinion")
+    audit_record(
+        request=request,
+        action="opinion.sign",
+        case=case,
+        object_ref=str(opinion.public_id),
+        detail={"sha256": opinion.content_sha256},
+    )
+    messages.success(request, "Opinion signed. It can no longer be changed.")
+    return back_to_case(case, "opinion")
+
+
+@require_POST
+@case_endpoint(action="opinion.release", audit_success=False)
+def opinion_release(request: HttpRequest, case: Case) -> HttpResponse:
+    user = request_user(request)
+    assignment = getattr(case, "assignment", None)
+    if not (is_coordinator(user) or (assignment and assignment.reviewer_id == user.pk)):
+        audit_record(
+            request=request,
+            action="opinion.release",
+            case=case,
+            allowed=False,
+            detail={"reason": "forbidden"},
+        )
+        raise PermissionDenied
+    try:
+        opinion = services.opinion_release(case=case, by=user)
+    except services.ReviewError as error:
+        messages.error(request, str(error))
+        return back_to_case(case, "opinion")
+    audit_record(request=request, action="opinion.release", case=case, object_ref=str(opinion.public_id))
+    messages.success(request, "The opinion was released; the patient has been emailed.")
+    return back_to_case(case, "opinion")
+
+
+def opinion_pdf_redirect(request: HttpRequest, case: Case, opinion: Opinion | None) -> HttpResponseBase:
+    """A short-lived signed link to the stored PDF (the storage serves it, S3 or ours)."""
+    if opinion is None or not opinion.pdf_key:
+        raise Http404
+    key = services.opinion_pdf_ensure(opinion=opinion, institution=request.tenant)  # type: ignore[attr-defined]
+    url = tenant_storage().signed_url(
+        key,
+        expires=dt.timedelta(seconds=settings.SIGNED_URL_SECONDS),
+        filename=f"second-opinion-{case.number or 'case'}.pdf",
+    )
+    response = HttpResponseRedirect(url)
+    response["Cache-Control"] = "private, no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@require_GET
+@case_endpoint(action="opinion.download")
+def opinion_pdf(request: HttpRequest, case: Case) -> HttpResponseBase:
+    return opinion_pdf_redirect(request, case, Opinion.objects.filter(case=case).first())
+
+
+@require_POST
+@case_endpoint(action="followup.answer", audit_success=True)
+def follow_up_answer(request: HttpRequest, case: Case, question_id: int) -> HttpResponse:
+    question = FollowUpQuestion.objects.filter(case=case, pk=question_id).first()
+    if question is None:
+        raise Http404
+    form = AnswerForm(request.POST)
+    answer = form.cleaned_data["answer"] if form.is_valid() else ""
+    return run_step(
+        request,
+        case,
+        lambda: services.follow_up_answer(question=question, by=request_user(request), answer=answer),
+        success="Answer sent.",
+        anchor="follow-ups",
+    )
