@@ -70,16 +70,3 @@ class User(AbstractUser):
         if self.is_reviewer:
             names.append("Reviewer")
         return names or (["Operator"] if self.is_operator else ["Patient"])
-
-
-class WorkerHeartbeat(models.Model):
-    """Proof that a Celery worker ran a task in this schema (one table per schema).
-
-    ``schema_name`` is what the worker's connection was set to when it ran: it must equal the
-    schema the row lives in, which is how health checks and tests see tenant routing work.
-    """
-
-    token = models.CharField(max_length=64, unique=True)
-    schema_name = models.CharField(max_length=63)
-    account_count = models.PositiveIntegerField()
-    created = models.DateTimeField(auto_now_add=True)

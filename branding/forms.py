@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django import forms
-from django.http import HttpRequest
 
 from branding.colours import contrast_ratio
 from branding.models import Brand, hex_colour
@@ -178,26 +177,3 @@ class EmbedOriginsForm(PlainLabels, forms.ModelForm):
 def brand_form_values(form: forms.ModelForm[Brand]) -> dict[str, Any]:
     """The validated values of one of the forms above (its fields are Brand fields)."""
     return {name: form.cleaned_data[name] for name in form._meta.fields or ()}
-
-
-def brand_look_submit(*, request: HttpRequest, brand: Brand) -> tuple[BrandLookForm, LogoForm, bool]:
-    """Bind the look and logo forms to ``request``; on a valid POST save both (the logo is
-    re-encoded first, so a refused logo leaves the colours unsaved too). Returns both forms,
-    with any logo refusal on the logo field, and whether everything was saved.
-
-    Shared by the onboarding wizard and the institution's settings: same rules in both.
-    """
-    from branding.services import LogoRejected, brand_logo_set, brand_update
-
-    form = BrandLookForm(request.POST or None, instance=brand)
-    logo_form = LogoForm(request.POST or None, request.FILES or None)
-    if request.method != "POST" or not (form.is_valid() and logo_form.is_valid()):
-        return form, logo_form, False
-    try:
-        if logo_form.cleaned_data["logo"]:
-            brand_logo_set(brand=brand, data=logo_form.cleaned_data["logo"])
-    except LogoRejected as refusal:
-        logo_form.add_error("logo", str(refusal))
-        return form, logo_form, False
-    brand_update(brand=brand, values=brand_form_values(form))
-    return form, logo_form, True

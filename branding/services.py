@@ -87,3 +87,14 @@ def brand_logo_set(*, brand: Brand, data: bytes) -> Brand:
         brand.logo_version += 1
         brand.save(update_fields=["logo_key", "logo_version"])
     return brand
+
+
+def brand_look_save(*, brand: Brand, values: dict[str, Any], logo: bytes | None) -> Brand:
+    """Save the look (colours) and, if one was sent, the logo: the logo is re-encoded first, so
+    a refused logo (``LogoRejected``) leaves the colours unsaved too.
+
+    Precondition: ``values`` passed ``branding.forms.BrandLookForm``. Shared by the onboarding
+    wizard and the institution's settings: same rules in both."""
+    if logo:
+        brand_logo_set(brand=brand, data=logo)
+    return brand_update(brand=brand, values=values)

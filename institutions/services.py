@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from branding.models import Brand
+from institutions.institution_settings import review_settings_sync
 from tenants.models import Domain, Institution, InstitutionSettings, OperatorAction
 from tenants.services import platform_host
 
@@ -44,6 +45,8 @@ def institution_create(
             InstitutionSettings.objects.create(institution=institution)
             institution.went_live = timezone.now()
             institution.save(update_fields=["went_live"])
+        # The review rules' row, as go-live writes it (institutions.provisioning): reads never do.
+        review_settings_sync(institution=institution)
     except Exception:
         institution.auto_drop_schema = True
         institution.delete(force_drop=True)

@@ -12,9 +12,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from branding.forms import BrandTextsForm, EmbedOriginsForm, brand_form_values, brand_look_submit
+from branding.forms import BrandLookForm, BrandTextsForm, EmbedOriginsForm, LogoForm, brand_form_values
 from branding.models import Brand
-from branding.services import brand_update
+from branding.services import LogoRejected, brand_look_save, brand_update
 from institutions.access import access_institution_settings
 from institutions.forms import CustomDomainForm, FeeForm, InvitationForm, ServiceForm
 from institutions.institution_settings import (
@@ -60,10 +60,16 @@ def settings_home(request: HttpRequest) -> HttpResponse:
 def settings_look(request: HttpRequest) -> HttpResponse:
     institution = access_institution_settings(request)
     brand = Brand.objects.get(institution=institution)
-    form, logo_form, saved = brand_look_submit(request=request, brand=brand)
-    if saved:
-        messages.success(request, SAVED)
-        return redirect("settings:look")
+    form = BrandLookForm(request.POST or None, instance=brand)
+    logo_form = LogoForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid() and logo_form.is_valid():
+        try:
+            brand_look_save(brand=brand, values=brand_form_values(form), logo=logo_form.cleaned_data["logo"])
+        except LogoRejected as refusal:
+            logo_form.add_error("logo", str(refusal))
+        else:
+            messages.success(request, SAVED)
+            return redirect("settings:look")
     return render(
         request,
         "institutions/settings/look.html",

@@ -17,9 +17,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from branding.forms import BrandTextsForm, EmbedOriginsForm, brand_form_values, brand_look_submit
+from branding.forms import BrandLookForm, BrandTextsForm, EmbedOriginsForm, LogoForm, brand_form_values
 from branding.models import Brand
-from branding.services import brand_update
+from branding.services import LogoRejected, brand_look_save, brand_update
 from institutions import onboarding as wizard
 from institutions.access import ONBOARDING_SESSION_KEY, access_onboarding, access_operator
 from institutions.forms import (
@@ -214,10 +214,16 @@ def _step_branding(request: HttpRequest, onboarding: Onboarding) -> HttpResponse
     institution = onboarding.institution
     assert institution is not None
     brand = Brand.objects.get(institution=institution)
-    form, logo_form, saved = brand_look_submit(request=request, brand=brand)
-    if saved:
-        wizard.onboarding_step_complete(onboarding=onboarding, step="branding")
-        return _next_step("branding")
+    form = BrandLookForm(request.POST or None, instance=brand)
+    logo_form = LogoForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid() and logo_form.is_valid():
+        try:
+            brand_look_save(brand=brand, values=brand_form_values(form), logo=logo_form.cleaned_data["logo"])
+        except LogoRejected as refusal:
+            logo_form.add_error("logo", str(refusal))
+        else:
+            wizard.onboarding_step_complete(onboarding=onboarding, step="branding")
+            return _next_step("branding")
     return render(
         request,
         "institutions/onboarding/branding.html",

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from intake.fees import case_payment_required
+from intake.fees import case_payment_required, case_price_freeze
 from intake.models import Case
 from intake.selectors import (
     STEP_SLUGS,
@@ -33,17 +33,20 @@ class CaseIncomplete(ValidationError):
 def case_start(
     *, owner: User, submitter_relation: str = Case.Relation.SELF, submitter_name: str = ""
 ) -> Case:
-    """A new draft case for ``owner``; when they are the patient, their account's name and
-    email are the patient's until they say otherwise."""
+    """A new draft case for ``owner``, with today's fee as its price; when they are the patient,
+    their account's name and email are the patient's until they say otherwise."""
     is_self = submitter_relation == Case.Relation.SELF
-    return Case.objects.create(
-        owner=owner,
-        submitter_relation=submitter_relation,
-        submitter_name="" if is_self else (submitter_name or owner.full_name),
-        patient_name=owner.full_name if is_self else "",
-        patient_email=owner.email if is_self else "",
-        wizard_step="patient",
-    )
+    with transaction.atomic():
+        case = Case.objects.create(
+            owner=owner,
+            submitter_relation=submitter_relation,
+            submitter_name="" if is_self else (submitter_name or owner.full_name),
+            patient_name=owner.full_name if is_self else "",
+            patient_email=owner.email if is_self else "",
+            wizard_step="patient",
+        )
+        case_price_freeze(case=case)
+    return case
 
 
 def case_wizard_step_set(*, case: Case, step: str) -> Case:
@@ -126,6 +129,7 @@ def case_submit(*, case: Case, institution: Institution) -> Case:
             return case_wizard_step_set(case=case, step="submitted")
         case_number_assign(case=case, prefix=institution_case_prefix(institution=institution))
         if case_payment_required(case=case):
+            case_price_freeze(case=case)  # the payment page needs the record (a case made before it)
             case_wizard_step_set(case=case, step="payment")
             return case_status_change(case=case, status=Case.Status.AWAITING_PAYMENT)
         case_wizard_step_set(case=case, step="submitted")

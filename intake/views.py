@@ -15,7 +15,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from branding.selectors import brand_for_institution
@@ -231,15 +231,7 @@ def case_summary(request: HttpRequest, case: Case) -> HttpResponse:
 
 
 def _checkout_url(case: Case) -> str:
-    for kwargs in ({"public_id": case.public_id}, {"case_id": case.public_id}):
-        try:
-            return reverse("payments:checkout", kwargs=kwargs)
-        except NoReverseMatch:
-            continue
-    try:
-        return reverse("payments:checkout", args=[case.public_id])
-    except NoReverseMatch:
-        return ""
+    return reverse("payments:checkout", kwargs={"case_id": case.public_id})
 
 
 @login_required
@@ -265,13 +257,7 @@ def case_submitted(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
 
 
 def _opinion_url(case: Case) -> str:
-    try:
-        return reverse("review:patient_opinion", args=[case.public_id])
-    except NoReverseMatch:
-        try:
-            return reverse("review:patient_opinion", kwargs={"public_id": case.public_id})
-        except NoReverseMatch:
-            return ""
+    return reverse("review:patient_opinion", kwargs={"public_id": case.public_id})
 
 
 @login_required

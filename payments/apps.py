@@ -9,8 +9,10 @@ class PaymentsConfig(AppConfig):
 
     def ready(self) -> None:
         # Intake sits below payments and asks, through this registration, whether a case
-        # still waits for its fee (the wizard's payment step, submission).
-        from intake.fees import case_payment_rule_register
-        from payments.services import case_payment_required
+        # still waits for its fee (the wizard's payment step, submission), and has it fix a case's
+        # price when the patient starts it.
+        from intake.fees import case_payment_rule_register, case_price_freeze_register
+        from payments.services import case_payment_required, payment_quote_ensure
 
         case_payment_rule_register(case_payment_required)
+        case_price_freeze_register(payment_quote_ensure)

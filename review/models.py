@@ -10,7 +10,8 @@ from django.db import models
 
 
 class ReviewSettings(models.Model):
-    """The institution's review rules: one row per schema (``review_settings_get`` creates it).
+    """The institution's review rules: one row per schema, written at go-live and by the roster page
+    (until then ``review_settings_get`` answers the defaults).
 
     Kept here until the onboarding settings hold these values; the queue, the session timeout and
     the patient's follow-up thread read them only through ``review.selectors``.

@@ -2,6 +2,10 @@
 
 Every case query starts from ``review.access.cases_visible_to(user)`` so a reviewer restricted
 to their own cases never sees another's, and nothing crosses the institution's schema.
+
+Longer than most modules (~460 lines) on purpose: every read of the workspace starts from the
+same visibility rule and the same business-day arithmetic, kept in one place; the sections
+(settings, business days, queue, roster, dashboard, audit log) are headed.
 """
 
 from __future__ import annotations
@@ -97,14 +101,15 @@ def review_settings_cached() -> Iterator[None]:
 
 
 def review_settings_get() -> ReviewSettings:
-    """The institution's review settings (created with the defaults on first use)."""
+    """The institution's review settings; the defaults (an unsaved row) while none was saved.
+
+    A read only: the row is written by go-live (``tenants.institution_settings``) and by
+    ``review.services.review_settings_update``, never here."""
     cache = _settings_cache.get()
     schema = str(getattr(connection, "schema_name", ""))
     if cache is not None and schema in cache:
         return cache[schema]
-    settings_row = ReviewSettings.objects.order_by("id").first()
-    if settings_row is None:
-        settings_row = ReviewSettings.objects.create()
+    settings_row = ReviewSettings.objects.order_by("id").first() or ReviewSettings()
     if cache is not None:
         cache[schema] = settings_row
     return settings_row

@@ -79,6 +79,8 @@ def review_settings_update(
     reviewers_see_only_assigned: bool,
     follow_up_questions_allowed: int,
 ) -> ReviewSettings:
+    # The cached row of this request (updated in place, so the rest of the request sees the
+    # change); an unsaved row of defaults if the institution never saved its settings.
     row = review_settings_get()
     row.turnaround_business_days = turnaround_business_days
     row.soon_due_business_days = soon_due_business_days

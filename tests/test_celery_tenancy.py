@@ -1,58 +1,115 @@
-"""A task queued from one institution runs in that institution's schema, on a real worker
-over the real broker."""
+"""A task runs in the schema of the institution it was queued from, on a real worker over the
+real broker: shown with a product task, the expiry of abandoned uploads, which finds and
+changes only the rows of its own institution."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
-import uuid
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any, TypeVar
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from accounts.models import User, WorkerHeartbeat
-from accounts.tasks import worker_heartbeat
+from accounts.models import User
+from imaging.models import Upload
+from intake.models import Case
+from intake.tus.tasks import uploads_expire
 from tenants.models import Institution
 from tenants.schema import activate_institution, activate_public
 
 pytestmark = pytest.mark.worker
 
+LIVE = ("neuro", "cancer")
+T = TypeVar("T")
 
-def _heartbeats(schema: str, token: str) -> list[WorkerHeartbeat]:
+
+def committed(work: Callable[[], T]) -> T:
+    """Run ``work`` on a connection of its own (another thread), so that what it writes is
+    committed at once and the worker (another process) sees it: the test's own connection is
+    inside a transaction that is rolled back at its end."""
+    results: list[T] = []
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(work())
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if failures:
+        raise failures[0]
+    return results[0]
+
+
+def _abandoned_upload(schema: str) -> tuple[int, int]:
+    """An upload left unfinished past its expiry, in ``schema``: (case id, upload id)."""
     with schema_context(schema):
-        return list(WorkerHeartbeat.objects.filter(token=token))
+        owner = User.objects.get(email=f"patient@{schema}.example.com")
+        case = Case.objects.create(owner=owner)
+        upload = Upload.objects.create(
+            case=case,
+            owner=owner,
+            length=10,
+            storage_key=f"uploads/{case.public_id}/abandoned",
+            expires_at=timezone.now() - timedelta(minutes=1),
+        )
+        return case.pk, upload.pk
 
 
-@pytest.mark.django_db(transaction=False)
+def _cases_delete(made: dict[str, tuple[int, int]]) -> None:
+    for schema, (case_id, _) in made.items():
+        with schema_context(schema):
+            Case.objects.filter(pk=case_id).delete()
+
+
+@pytest.fixture
+def abandoned_uploads() -> Iterator[dict[str, int]]:
+    """In each demo institution, an upload left unfinished past its expiry (committed)."""
+    made = {schema: committed(functools.partial(_abandoned_upload, schema)) for schema in LIVE}
+    yield {schema: upload_id for schema, (_, upload_id) in made.items()}
+    committed(functools.partial(_cases_delete, made))
+
+
+def _status(schema: str, upload_id: int) -> str:
+    with schema_context(schema):
+        return str(Upload.objects.get(pk=upload_id).status)
+
+
+def _queued_from(slug: str) -> int:
+    activate_institution(Institution.objects.get(slug=slug))
+    try:
+        return int(uploads_expire.delay().get(timeout=30))
+    finally:
+        activate_public()
+
+
 def test_it_runs_a_task_in_the_schema_it_was_queued_from(
-    celery_worker_process: subprocess.Popen[Any],
+    celery_worker_process: subprocess.Popen[Any], abandoned_uploads: dict[str, int]
 ) -> None:
-    neuro = Institution.objects.get(slug="neuro")
-    token = uuid.uuid4().hex
-    activate_institution(neuro)
-    result = worker_heartbeat.delay(token).get(timeout=30)
-    activate_public()
-
-    with schema_context("neuro"):
-        neuro_accounts = User.objects.count()
-    assert result == {"schema": "neuro", "accounts": neuro_accounts}
-    # The row was written in neuro's schema, and nowhere else.
-    assert [h.schema_name for h in _heartbeats("neuro", token)] == ["neuro"]
-    assert _heartbeats("cancer", token) == []
-    assert _heartbeats("public", token) == []
+    assert _queued_from("neuro") == 1
+    assert _status("neuro", abandoned_uploads["neuro"]) == Upload.Status.EXPIRED
+    assert _status("cancer", abandoned_uploads["cancer"]) == Upload.Status.RECEIVING  # not its schema
 
 
-@pytest.mark.django_db(transaction=False)
-def test_it_keeps_tasks_of_two_institutions_apart(celery_worker_process: subprocess.Popen[Any]) -> None:
-    tokens = {}
-    for slug in ("cancer", "neuro", "cancer"):
-        activate_institution(Institution.objects.get(slug=slug))
-        token = uuid.uuid4().hex
-        tokens[token] = slug
-        worker_heartbeat.delay(token).get(timeout=30)
-    activate_public()
-    for token, slug in tokens.items():
-        other = "neuro" if slug == "cancer" else "cancer"
-        assert len(_heartbeats(slug, token)) == 1
-        assert _heartbeats(other, token) == []
-        assert _heartbeats("public", token) == []
+def test_it_keeps_tasks_of_two_institutions_apart(
+    celery_worker_process: subprocess.Popen[Any], abandoned_uploads: dict[str, int]
+) -> None:
+    assert _queued_from("cancer") == 1
+    assert _status("neuro", abandoned_uploads["neuro"]) == Upload.Status.RECEIVING
+    assert _queued_from("neuro") == 1
+    assert _queued_from("cancer") == 0  # its one upload was expired by the first task, in its schema
+    assert {schema: _status(schema, upload_id) for schema, upload_id in abandoned_uploads.items()} == {
+        "neuro": Upload.Status.EXPIRED,
+        "cancer": Upload.Status.EXPIRED,
+    }

@@ -1,5 +1,5 @@
-"""The price of a case: frozen the first time the patient is shown it, and whether the case
-still waits for it."""
+"""The price of a case: frozen when the patient starts it, and whether the case still waits for
+it."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ logger = logging.getLogger(__name__)
 
 
 def payment_quote_ensure(*, case: Case) -> Payment:
-    """The case's payment record, created with today's price the first time the patient is
-    shown it. Call it when the price is shown (the wizard's start and payment step): from
-    then on, what the patient pays no longer follows changes of the fee."""
+    """The case's payment record, created with today's price the first time. Called when the
+    patient starts the case (``intake.services.case_start``), at submission, and on the payment
+    page: from the start on, what the patient pays no longer follows changes of the fee."""
     payment = Payment.objects.filter(case=case).first()
     if payment is not None:
         return payment
@@ -33,17 +33,20 @@ def payment_quote_ensure(*, case: Case) -> Payment:
 
 
 def case_payment_required(*, case: Case) -> bool:
-    """Whether the case still waits for a fee (paid, waived or free cases do not).
+    """Whether the case still waits for a fee (paid, waived or free cases do not). A read:
+    nothing is written here.
 
-    The wizard asks this from its first step on, so the first answer for a case still being
-    prepared freezes the price it was shown (``payment_quote_ensure``). A payment being
-    confirmed (PROCESSING) still counts as required: only Stripe's webhook settles it. A case
-    past submission that never had a fee needs none.
+    The price frozen for the case (``payment_quote_ensure``) decides; a case still being
+    prepared that has none yet (made before it was frozen at the start) is asked of today's
+    fee. A payment being confirmed (PROCESSING) still counts as required: only Stripe's webhook
+    settles it. A case past submission that never had a fee needs none.
     """
-    if case.status in (Case.Status.DRAFT, Case.Status.AWAITING_PAYMENT):
-        return not payment_quote_ensure(case=case).is_settled
     payment = Payment.objects.filter(case=case).first()
-    return payment is not None and not payment.is_settled
+    if payment is not None:
+        return not payment.is_settled
+    if case.status in (Case.Status.DRAFT, Case.Status.AWAITING_PAYMENT):
+        return price_quote_current(institution=institution_current()).required
+    return False
 
 
 def case_to_queue_if_waiting(*, case: Case) -> None:

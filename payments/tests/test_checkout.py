@@ -158,17 +158,32 @@ def test_it_refuses_another_patients_case(cancer: Institution, charging_cancer: 
     assert stranger.post(f"/payments/case/{case.public_id}/waiver/", {"code": "X"}).status_code == 404
 
 
-def test_it_freezes_the_price_the_first_time_the_wizard_asks(cancer: Institution, no_stripe: None) -> None:
+def test_it_freezes_the_price_when_the_patient_starts_the_case(cancer: Institution, no_stripe: None) -> None:
+    from accounts.models import User
+    from intake.services import case_start
+
+    fee_set(cancer, "100.00")
+    with tenant_context(cancer):
+        case = case_start(owner=User.objects.get(email="patient@cancer.example.com"))
+    fee_set(cancer, "250.00")
+    with tenant_context(cancer):
+        assert case_payment_required(case=case)
+        assert Payment.objects.get(case=case).amount_display == "$100.00"
+
+
+def test_it_asks_whether_a_case_needs_paying_without_writing_anything(
+    cancer: Institution, no_stripe: None
+) -> None:
     from accounts.models import User
 
     fee_set(cancer, "100.00")
     with tenant_context(cancer):
         case = Case.objects.create(owner=User.objects.get(email="patient@cancer.example.com"))
-        assert case_payment_required(case=case)
-    fee_set(cancer, "250.00")
+        assert case_payment_required(case=case)  # today's fee, for a case that has no price yet
+        assert not Payment.objects.filter(case=case).exists()
+    fee_set(cancer, enabled=False)
     with tenant_context(cancer):
-        assert case_payment_required(case=case)
-        assert Payment.objects.get(case=case).amount_display == "$100.00"
+        assert not case_payment_required(case=case)
 
 
 def test_it_shows_the_fee_before_a_patient_starts(

@@ -110,3 +110,30 @@ def test_it_shows_revenue_as_payments_formats_it(
     assert '<strong data-testid="revenue-total">$125.00</strong> net from 3 payments' in page
     export = client.get("/workspace/dashboard.csv").getvalue().decode()
     assert "revenue_last_12_weeks,USD,$125.00" in export
+
+
+def test_it_reads_default_settings_without_writing_a_row(
+    neuro: Institution, staff_client: Callable[[str], Client]
+) -> None:
+    from review.selectors import review_settings_get
+
+    with schema_context(neuro.schema_name):
+        ReviewSettings.objects.all().delete()
+        row = review_settings_get()
+        assert row.pk is None and row.turnaround_business_days == 7 and row.reviewers_see_only_assigned
+        assert not ReviewSettings.objects.exists()  # a read wrote nothing
+    assert staff_client("coordinator").get("/workspace/").status_code == 200
+    with schema_context(neuro.schema_name):
+        assert not ReviewSettings.objects.exists()  # nor did a page that reads them
+
+    staff_client("admin").post(
+        "/workspace/settings",
+        {
+            "turnaround_business_days": "6",
+            "soon_due_business_days": "1",
+            "session_idle_minutes": "15",
+            "follow_up_questions_allowed": "3",
+        },
+    )
+    with schema_context(neuro.schema_name):
+        assert ReviewSettings.objects.get().turnaround_business_days == 6  # saving writes the row

@@ -250,7 +250,7 @@ def test_it_reads_the_review_settings_once_per_request(
 ) -> None:
     case = make_case()
     with schema_context(neuro.schema_name):
-        if not ReviewSettings.objects.exists():  # the first use creates it
+        if not ReviewSettings.objects.exists():  # go-live writes it; the demo seed may not
             ReviewSettings.objects.create()
     client = staff_client("coordinator")
     for path in ("/workspace/", f"/workspace/cases/{case.public_id}/"):

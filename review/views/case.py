@@ -17,8 +17,6 @@ from django.http import (
     HttpResponseRedirect,
 )
 from django.shortcuts import redirect, render
-from django.template import TemplateDoesNotExist
-from django.template.loader import get_template
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -48,18 +46,8 @@ from review.views.common import back_to_case, queue_filters_query, request_user,
 from storage.base import ObjectNotFound
 from storage.tenant import tenant_storage
 
-VIEWER_TEMPLATE = "imaging/viewer/viewer.html"
 REPORT_UNAVAILABLE_MESSAGE = "This report file is not available."
 PREVIEW_UNAVAILABLE_MESSAGE = "No preview for this series yet."
-
-
-def _viewer_template() -> str | None:
-    # The viewer is built separately; until its template exists the page shows the previews only.
-    try:
-        get_template(VIEWER_TEMPLATE)
-    except TemplateDoesNotExist:
-        return None
-    return VIEWER_TEMPLATE
 
 
 @require_GET
@@ -99,7 +87,6 @@ def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
             ),
             "outcomes": Outcome.objects.filter(case=case).select_related("recorded_by"),
             "reviewers": User.objects.filter(is_reviewer=True, is_active=True).order_by("full_name", "email"),
-            "viewer_template": _viewer_template(),
             "problems": case_problems(case=case),
             "is_coordinator": is_coordinator(user),
             "is_assigned_reviewer": is_assigned_reviewer,
