@@ -27,16 +27,12 @@ def series_preview(series_id: int) -> None:
 @shared_task(name="imaging.uploads_ingest_resume_all")
 def uploads_ingest_resume_all() -> int:
     """Beat publishes from the public schema: queue the stalled-upload sweep in every
-    institution's schema; return how many were queued."""
-    from django_tenants.utils import get_public_schema_name, schema_context
+    institution's schema (drafts have none yet); return how many were queued."""
+    from django_tenants.utils import schema_context
 
-    from tenants.models import Institution
+    from tenants.selectors import institution_schemas_live
 
-    schemas = list(
-        Institution.objects.exclude(schema_name=get_public_schema_name()).values_list(
-            "schema_name", flat=True
-        )
-    )
+    schemas = institution_schemas_live()  # drafts have no schema to run in yet
     for schema in schemas:
         with schema_context(schema):
             uploads_ingest_resume.delay()

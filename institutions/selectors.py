@@ -10,6 +10,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from tenants.models import Institution, InstitutionUsage, OperatorAction
+from tenants.selectors import institution_schemas_live
 
 
 def institution_list_for_operators() -> QuerySet[Institution]:
@@ -51,9 +52,7 @@ def _live_schema_figures(schemas: list[str]) -> dict[str, tuple[int, datetime | 
 def institution_rows_for_operators() -> list[InstitutionRow]:
     """What operators see per institution: status and aggregate figures, never patient data."""
     institutions = list(institution_list_for_operators())
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT nspname FROM pg_namespace")
-        existing = {row[0] for row in cursor.fetchall()}
+    existing = set(institution_schemas_live())
     live = [i.schema_name for i in institutions if i.schema_name in existing]
     figures = _live_schema_figures(live)
     usage = {u.institution_id: u for u in InstitutionUsage.objects.filter(institution__in=institutions)}

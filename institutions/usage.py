@@ -3,19 +3,17 @@ measured by a periodic task, not on every page view)."""
 
 from __future__ import annotations
 
-from django.db import connection
 from django.utils import timezone
 
 from institutions.selectors import _live_schema_figures
 from storage.tenant import tenant_storage
 from tenants.models import Institution, InstitutionUsage
+from tenants.selectors import institution_schemas_live
 
 
 def institution_usage_refresh() -> int:
     """Measure storage, cases and last activity of every live institution. Idempotent."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT nspname FROM pg_namespace")
-        existing = {row[0] for row in cursor.fetchall()}
+    existing = set(institution_schemas_live())
     institutions = [i for i in Institution.objects.exclude(schema_name="public") if i.schema_name in existing]
     figures = _live_schema_figures([i.schema_name for i in institutions])
     now = timezone.now()

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+from django.db import connection
+
 from tenants.models import CustomDomain, Domain, Institution
 from tenants.services import host_url, platform_url
+
+
+def institution_schemas_live() -> list[str]:
+    """The schema of every institution that has one, in name order: what a sweep across
+    institutions (beat's periodic tasks) must visit. An institution still in its sign-up wizard
+    (a draft) has a row but no schema until it goes live, so a task queued into it would fail."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nspname FROM pg_namespace")
+        existing = {row[0] for row in cursor.fetchall()}
+    schemas = Institution.objects.exclude(schema_name="public").order_by("schema_name")
+    return [schema for schema in schemas.values_list("schema_name", flat=True) if schema in existing]
 
 
 def institution_primary_domain(*, institution: Institution) -> str | None:

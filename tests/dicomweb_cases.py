@@ -17,9 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from django.core.cache import cache
 from django.db import transaction
-from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import schema_context
 from pydicom import dcmread
@@ -30,10 +28,8 @@ from pydicom.uid import UID, generate_uid
 
 from accounts.models import User
 from imaging.models import Instance, Series, Study
-from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
 from storage.tenant import tenant_storage
-from tests.staff import totp_code  # the one way tests compute a TOTP code
 
 # A compression the viewer cannot decode (MPEG-2 video): used to check the viewer says so.
 UNSUPPORTED_TRANSFER_SYNTAX = "1.2.840.10008.1.2.4.100"
@@ -215,24 +211,3 @@ def case_remove(*, schema_name: str, case: Case) -> None:
     with schema_context(schema_name):
         tenant_storage(schema_name).delete_prefix(f"cases/{case.public_id}")
         Case.objects.filter(pk=case.pk).delete()
-
-
-def sign_in(client: Client, *, schema_name: str, email: str) -> None:
-    """Sign ``client`` in through the real forms: password, then (staff) the TOTP code of the
-    demo staff authenticator."""
-    from allauth.mfa.models import Authenticator
-    from allauth.mfa.totp.internal.auth import TOTP
-
-    from review.demo import DEMO_TOTP_SECRET
-
-    response = client.post("/accounts/login/", {"login": email, "password": DEMO_PASSWORD})
-    if response.get("Location", "").endswith("/2fa/authenticate/"):
-        code = totp_code(DEMO_TOTP_SECRET)
-        with schema_context(schema_name):
-            # allauth refuses a code used twice within its period (a replay); tests sign the same
-            # account in many times a minute, so forget this process's record of the code.
-            authenticator = Authenticator.objects.get(user__email=email, type=Authenticator.Type.TOTP)
-            cache.delete(TOTP(authenticator)._get_used_cache_key(code))
-        client.post("/accounts/2fa/authenticate/", {"code": code})
-    with schema_context(schema_name):
-        assert "_auth_user_id" in client.session, "sign-in failed"

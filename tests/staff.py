@@ -10,6 +10,9 @@ computes the current code exactly as an authenticator app would.
 
 allauth refuses a TOTP code used once already (for one period), so the real flow waits for the
 next code when the same account signed in moments before in the same server process.
+
+This is the one way tests sign staff in: no test writes allauth's session keys or clears its
+record of used codes itself.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from django_tenants.utils import schema_context
 from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from review.demo import DEMO_TOTP_SECRET
 from tenants.models import Domain
+from tests.waiting import wait_until
 
 MFA_URL = "/accounts/2fa/authenticate/"
 
@@ -36,9 +40,14 @@ def totp_code(secret: str = DEMO_TOTP_SECRET, *, at: float | None = None) -> str
     return format_hotp_value(hotp_value(secret, counter))
 
 
-def _wait_for_next_code() -> None:
-    period = mfa_settings.TOTP_PERIOD
-    time.sleep(period - (time.time() % period) + 0.5)
+def _wait_for_next_code(used: str) -> None:
+    """Until the authenticator shows a code other than ``used`` (the next period's)."""
+    wait_until(
+        lambda: totp_code() != used,
+        timeout=mfa_settings.TOTP_PERIOD + 5,
+        message="the authenticator never showed a new code",
+        interval=0.25,
+    )
 
 
 def staff_sign_in(
@@ -59,11 +68,12 @@ def _client_sign_in(client: Client, email: str, password: str) -> None:
     response = client.post("/accounts/login/", {"login": email, "password": password})
     assert response.status_code == 302 and response["Location"].startswith(MFA_URL), "password step failed"
     for attempt in range(2):
-        response = client.post(MFA_URL, {"code": totp_code()})
+        code = totp_code()
+        response = client.post(MFA_URL, {"code": code})
         if response.status_code == 302:
             return
         if attempt == 0:
-            _wait_for_next_code()
+            _wait_for_next_code(code)
     raise AssertionError("the authenticator code was refused")
 
 
@@ -77,13 +87,14 @@ def _page_sign_in(page: Any, email: str, password: str, base_url: str | None) ->
     page.click("form button[type=submit]")
     page.wait_for_url("**" + MFA_URL + "**")
     for attempt in range(2):
-        page.fill("input[name=code]", totp_code())
+        code = totp_code()
+        page.fill("input[name=code]", code)
         page.click("form button[type=submit]")
         page.wait_for_load_state()
         if MFA_URL not in page.url:
             return
         if attempt == 0:
-            _wait_for_next_code()
+            _wait_for_next_code(code)
     raise AssertionError("the authenticator code was refused")
 
 

@@ -1,6 +1,8 @@
 """A task runs in the schema of the institution it was queued from, on a real worker over the
 real broker: shown with a product task, the expiry of abandoned uploads, which finds and
-changes only the rows of its own institution."""
+changes only the rows of its own institution; and beat's sweep of it, published from the public
+schema, reaches every live institution and passes over drafts (an institution still in its
+sign-up wizard has no schema yet)."""
 
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ from django_tenants.utils import schema_context
 from accounts.models import User
 from imaging.models import Upload
 from intake.models import Case
-from intake.tus.tasks import uploads_expire
+from intake.tus.tasks import uploads_expire, uploads_expire_all
 from tenants.models import Institution
 from tenants.schema import activate_institution, activate_public
+from tenants.selectors import institution_schemas_live
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.worker
 
@@ -81,6 +85,24 @@ def abandoned_uploads() -> Iterator[dict[str, int]]:
     committed(functools.partial(_cases_delete, made))
 
 
+def _draft_create() -> int:
+    return Institution.objects.create(
+        name="Draft Clinic", slug="draft-clinic", schema_name="draft_clinic", status=Institution.Status.DRAFT
+    ).pk
+
+
+def _draft_delete(pk: int) -> None:
+    Institution.objects.filter(pk=pk).delete()  # a row only: there is no schema to drop
+
+
+@pytest.fixture
+def draft_institution() -> Iterator[str]:
+    """An institution in the sign-up wizard: a row in the public schema, no schema of its own."""
+    pk = committed(_draft_create)
+    yield "draft_clinic"
+    committed(functools.partial(_draft_delete, pk))
+
+
 def _status(schema: str, upload_id: int) -> str:
     with schema_context(schema):
         return str(Upload.objects.get(pk=upload_id).status)
@@ -113,3 +135,20 @@ def test_it_keeps_tasks_of_two_institutions_apart(
         "neuro": Upload.Status.EXPIRED,
         "cancer": Upload.Status.EXPIRED,
     }
+
+
+def test_it_sweeps_every_live_institution_and_passes_over_drafts(
+    celery_worker_process: subprocess.Popen[Any], abandoned_uploads: dict[str, int], draft_institution: str
+) -> None:
+    live = institution_schemas_live()
+    assert draft_institution not in live and set(LIVE) <= set(live) and "public" not in live
+
+    queued = uploads_expire_all.delay().get(timeout=30)  # what beat sends, from the public schema
+
+    assert queued == len(live)  # one task per live institution, none into the draft's missing schema
+    for schema, upload_id in abandoned_uploads.items():
+        wait_until(
+            functools.partial(lambda s, u: _status(s, u) == Upload.Status.EXPIRED, schema, upload_id),
+            timeout=30,
+            message=f"the sweep did not reach {schema}",
+        )

@@ -16,7 +16,8 @@ from imaging.dicomweb.access import NOT_FOUND, SIGN_IN_REQUIRED
 from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
 from tenants.models import Institution
-from tests.dicomweb_cases import SeriesFiles, case_with_study, ct_stack, demo_study, sign_in
+from tests.dicomweb_cases import SeriesFiles, case_with_study, ct_stack, demo_study
+from tests.staff import staff_force_login
 
 HOST = "neuro.localhost"
 
@@ -36,7 +37,7 @@ def study(neuro: Institution) -> Iterator[tuple[Case, str]]:
 def _client(email: str | None = None, host: str = HOST, schema: str = "neuro") -> Client:
     client = Client(HTTP_HOST=host)
     if email:
-        sign_in(client, schema_name=schema, email=email)
+        staff_force_login(client, email)
     return client
 
 

@@ -15,7 +15,8 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from intake.models import Case
 from tenants.models import Institution
-from tests.dicomweb_cases import SeriesFiles, case_with_study, sign_in
+from tests.dicomweb_cases import SeriesFiles, case_with_study
+from tests.staff import staff_force_login
 
 RAW = 'multipart/related; type="application/octet-stream"'
 DICOM = 'multipart/related; type="application/dicom"'
@@ -70,7 +71,7 @@ def _url(case: Case, ds: pydicom.Dataset) -> str:
 
 def _patient() -> Client:
     client = Client(HTTP_HOST="neuro.localhost")
-    sign_in(client, schema_name="neuro", email="patient@neuro.example.com")
+    staff_force_login(client, "patient@neuro.example.com")
     return client
 
 
@@ -125,7 +126,7 @@ def test_it_refuses_the_frames_to_another_patient(files: tuple[Case, dict[str, p
     from imaging.tests.test_dicomweb_access import _another_patient
 
     client = Client(HTTP_HOST="neuro.localhost")
-    sign_in(client, schema_name="neuro", email=_another_patient())
+    staff_force_login(client, _another_patient())
     assert client.get(f"{_url(case, named['emri_small.dcm'])}/frames/1", HTTP_ACCEPT=RAW).status_code == 404
     with schema_context("neuro"):
         from audit.models import AuditEvent

@@ -14,7 +14,8 @@ from imaging.dicomweb.qido import BAD_DATE
 from imaging.tests.test_dicomweb_access import _another_patient
 from intake.models import Case
 from tenants.models import Institution
-from tests.dicomweb_cases import case_with_study, demo_study, sign_in
+from tests.dicomweb_cases import case_with_study, demo_study
+from tests.staff import staff_force_login
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def case(neuro: Institution) -> Case:
 
 def _signed_in(email: str, host: str = "neuro.localhost", schema: str = "neuro") -> Client:
     client = Client(HTTP_HOST=host)
-    sign_in(client, schema_name=schema, email=email)
+    staff_force_login(client, email)
     return client
 
 

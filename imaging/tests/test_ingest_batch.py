@@ -310,7 +310,9 @@ def test_it_ingests_each_file_exactly_once_when_two_workers_race(
         try:
             with schema_context("neuro"):
                 start.wait()
-                for upload_id in ids:  # every task reaches both workers, as with a redelivery
+                # Every task reaches both workers, as with a redelivery; one worker starts from
+                # the other end, so each has uploads to claim before the other can take them.
+                for upload_id in ids if index == 0 else reversed(ids):
                     outcome = upload_ingest_run(upload_id=upload_id, previews_now=True)
                     if outcome is not None:
                         outcomes[index].append(outcome)
@@ -326,6 +328,7 @@ def test_it_ingests_each_file_exactly_once_when_two_workers_race(
         thread.join(60)
     assert not errors
     claimed = [{upload_id for o in mine for upload_id in o.uploads} for mine in outcomes]
+    assert claimed[0] and claimed[1]  # both workers did some of the work
     assert not claimed[0] & claimed[1]  # no upload was ingested by both
     assert claimed[0] | claimed[1] == set(ids)
     with schema_context("neuro"):

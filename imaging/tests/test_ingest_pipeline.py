@@ -16,6 +16,7 @@ from imaging.ingest.pipeline import upload_ingest_enqueue, upload_ingest_run
 from imaging.ingest.preview import series_preview_ensure
 from imaging.ingest.selectors import case_imaging_summary, case_ingest_progress, case_problems
 from imaging.models import FileProblem, Instance, Series, Study, Upload
+from imaging.tasks import upload_ingest
 from imaging.tests.fixtures.ingest import (
     PROGRAM,
     case_make,
@@ -29,6 +30,7 @@ from imaging.tests.fixtures.ingest import (
 from intake.models import Case
 from storage.tenant import tenant_storage
 from tenants.models import Institution
+from tests.queued import task_calls
 
 
 @pytest.fixture
@@ -234,12 +236,16 @@ def test_it_reingests_a_stale_claim_without_calling_its_own_files_duplicates(cas
 
 
 def test_it_queues_the_ingest_after_the_upload_commits(
-    case: Case, django_capture_on_commit_callbacks: Any
+    case: Case, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     upload = upload_make(case, sample("CT_small.dcm"))
+    queued = task_calls(monkeypatch, upload_ingest)
     with django_capture_on_commit_callbacks() as callbacks:
         upload_ingest_enqueue(upload=upload)
-    assert len(callbacks) == 1
+    assert queued == []  # not before the commit: the worker would not see the upload yet
+    for callback in callbacks:
+        callback()
+    assert queued == [(upload.pk,)]
 
 
 def test_it_redraws_a_preview_only_when_the_series_grew(case: Case) -> None:

@@ -53,3 +53,18 @@ def test_it_leaves_uploads_that_are_being_worked_on(case: Case, queued: list[int
     Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.INGESTING)  # just claimed
     assert uploads_stalled_requeue() == 0
     assert queued == []
+
+
+def test_it_sweeps_every_live_institution_and_passes_over_drafts(
+    neuro: Institution, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tenants.selectors import institution_schemas_live
+    from tests.queued import task_calls
+
+    Institution.objects.create(
+        name="Draft Clinic", slug="draft-clinic", schema_name="draft_clinic", status=Institution.Status.DRAFT
+    )
+    sweeps = task_calls(monkeypatch, tasks.uploads_ingest_resume)
+    live = institution_schemas_live()
+    assert "draft_clinic" not in live and "neuro" in live
+    assert tasks.uploads_ingest_resume_all() == len(sweeps) == len(live)

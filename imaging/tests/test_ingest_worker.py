@@ -5,8 +5,7 @@ the task does nothing."""
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,8 +17,7 @@ from imaging.tasks import upload_ingest
 from imaging.tests.fixtures.ingest import cd_zip, upload_make
 from intake.models import Case
 from storage.tenant import tenant_storage
-
-# The worker fixture lives in tests/conftest.py, which only tests/ sees by itself.
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.django_db, pytest.mark.worker]
 
@@ -39,15 +37,6 @@ def committed_upload(django_db_setup: None, django_db_blocker: Any) -> Iterator[
         Case.objects.filter(pk=case.pk).delete()
 
 
-def _wait_for(check: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_it_ingests_a_cd_on_the_worker_in_the_right_schema(
     celery_worker_process: subprocess.Popen[Any],
     committed_upload: Upload,
@@ -60,14 +49,16 @@ def test_it_ingests_a_cd_on_the_worker_in_the_right_schema(
         def done() -> bool:
             return Upload.objects.get(pk=upload.pk).status == Upload.Status.DONE
 
-        assert _wait_for(done, 60), "the worker did not finish the ingest"
+        wait_until(done, timeout=60, message="the worker did not finish the ingest")
         studies = Study.objects.filter(case=upload.case)
         assert studies.count() == 6
         assert sum(studies.values_list("instance_count", flat=True)) == 31
         assert Instance.objects.filter(series__study__case=upload.case).count() == 31
         series = Series.objects.filter(study__case=upload.case)
         # Previews come from a debounced task of their own, a few seconds later.
-        assert _wait_for(lambda: not series.filter(preview_key="").exists(), 30), "no previews drawn"
+        wait_until(
+            lambda: not series.filter(preview_key="").exists(), timeout=30, message="no previews drawn"
+        )
         assert all(tenant_storage().exists(key) for key in series.values_list("preview_key", flat=True))
     with schema_context("cancer"):
         assert not Upload.objects.filter(storage_key=upload.storage_key).exists()

@@ -20,6 +20,7 @@ from django.test import Client
 from django_tenants.utils import tenant_context
 
 from accounts.models import User
+from imaging.ingest import pipeline
 from imaging.models import Instance, Series, Study, Upload
 from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
@@ -62,9 +63,6 @@ def case(neuro: Institution) -> Iterator[Case]:
 @pytest.fixture
 def ingest_calls(monkeypatch: pytest.MonkeyPatch) -> list[Upload]:
     """Spy on the hand-over to ingest (owned by the ingest pipeline), calling through to it."""
-    pipeline = pytest.importorskip(
-        "imaging.ingest.pipeline", reason="imaging.ingest.pipeline.upload_ingest_enqueue is not written yet"
-    )
     calls: list[Upload] = []
     real = pipeline.upload_ingest_enqueue
 

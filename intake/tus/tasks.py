@@ -7,19 +7,16 @@ tenant-schemas-celery runs each of those in its institution's schema.
 from __future__ import annotations
 
 from celery import shared_task
-from django_tenants.utils import get_public_schema_name, schema_context
+from django_tenants.utils import schema_context
 
 
 @shared_task(name="intake.tus.uploads_expire_all")
 def uploads_expire_all() -> int:
-    """Queue an expiry sweep in every institution's schema; return how many were queued."""
-    from tenants.models import Institution
+    """Queue an expiry sweep in every institution's schema (drafts have none yet); return how
+    many were queued."""
+    from tenants.selectors import institution_schemas_live
 
-    schemas = list(
-        Institution.objects.exclude(schema_name=get_public_schema_name()).values_list(
-            "schema_name", flat=True
-        )
-    )
+    schemas = institution_schemas_live()  # drafts have no schema to run in yet
     for schema in schemas:
         with schema_context(schema):
             uploads_expire.delay()

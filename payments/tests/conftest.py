@@ -3,16 +3,11 @@ connected Stripe account, a case waiting for payment, and signed webhook deliver
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from allauth.account.internal.flows.login import (
-    _AUTHENTICATION_METHODS_USER_SESSION_KEY,
-    AUTHENTICATION_METHODS_SESSION_KEY,
-)
 from django.conf import settings
 from django.test import Client
 from django_tenants.utils import tenant_context
@@ -23,6 +18,7 @@ from intake.models import Case
 from intake.status import case_number_assign
 from payments.connect.models import StripeAccount
 from tenants.models import Institution, InstitutionSettings
+from tests.staff import staff_force_login
 from tests.stripe_double import StripeDouble, signature_header
 
 WEBHOOK_SECRET = "whsec_test_secondread_payments"
@@ -120,19 +116,13 @@ def host_of(institution: Institution) -> str:
 
 def signed_in(institution: Institution, email: str, *, staff_second_factor: bool = False) -> Client:
     """A client of ``institution``'s site signed in as ``email``. Staff pages need a session
-    that passed the second factor; ``staff_second_factor`` records that, as allauth does."""
+    that passed the second factor: ``staff_second_factor`` gives one (tests/staff.py's way)."""
     client = Client(HTTP_HOST=host_of(institution))
+    if staff_second_factor:
+        staff_force_login(client, email)
+        return client
     with tenant_context(institution):
-        user = User.objects.get(email=email)
-        client.force_login(user)
-        if staff_second_factor:
-            session = client.session
-            session[_AUTHENTICATION_METHODS_USER_SESSION_KEY] = str(user.pk)
-            session[AUTHENTICATION_METHODS_SESSION_KEY] = [
-                {"method": "password", "at": time.time(), "email": email},
-                {"method": "mfa", "at": time.time(), "type": "totp"},
-            ]
-            session.save()
+        client.force_login(User.objects.get(email=email))
     return client
 
 

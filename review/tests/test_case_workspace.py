@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from django.test import Client
 from django_tenants.utils import schema_context
 
 from audit.models import AuditEvent
 from imaging.models import Report
 from intake.models import Case
+from intake.tasks import case_status_email
 from review.models import CaseAssignment
 from review.services import DECLINE_REASON_MESSAGE
 from tenants.models import Institution
 from tests.cases import user_in
+from tests.queued import task_calls
 from tests.staff import staff_force_login
 
 
@@ -141,19 +144,24 @@ def test_it_asks_the_patient_for_more_and_reopens_their_upload(
     make_case: Callable[..., Case],
     staff_client: Callable[[str], Client],
     django_capture_on_commit_callbacks: Callable,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     case = make_case()
+    emails = task_calls(monkeypatch, case_status_email)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = staff_client("coordinator").post(
             f"/workspace/cases/{case.public_id}/request-info", {"note": "Please upload the 2023 MRI."}
         )
     assert response.status_code == 302
+    assert emails == []  # nothing is queued before the request commits
+    for callback in callbacks:
+        callback()
+    assert emails == [(case.pk, Case.Status.INFO_REQUESTED, "Please upload the 2023 MRI.")]
     with schema_context(neuro.schema_name):
         case.refresh_from_db()
     assert case.status == Case.Status.INFO_REQUESTED
     assert case.wizard_step == "images"
     assert case.status_note == "Please upload the 2023 MRI."
-    assert callbacks  # the patient's email is queued once the request commits
     # What the worker then sends: a branded email carrying the coordinator's words.
     from django.core import mail
 

@@ -13,6 +13,7 @@ from pypdf import PdfReader
 from audit.models import AuditEvent
 from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
+from intake.tasks import case_status_email
 from review.models import CaseAssignment, Opinion
 from review.services import (
     FOLLOW_UP_LIMIT_MESSAGE,
@@ -24,6 +25,7 @@ from storage.tenant import tenant_storage
 from storage.views import INVALID_LINK_MESSAGE
 from tenants.models import Institution
 from tests.cases import user_in
+from tests.queued import task_calls
 from tests.staff import staff_force_login
 
 OPINION = {
@@ -161,15 +163,20 @@ def test_it_releases_to_the_patient_who_reads_and_downloads_it(
     staff_client: Callable[[str], Client],
     neuro_client: Client,
     django_capture_on_commit_callbacks: Callable,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     reviewer = staff_client("reviewer1")
     _signed(reviewer, assigned_case)
+    emails = task_calls(monkeypatch, case_status_email)
     staff_force_login(neuro_client, "patient@neuro.example.com")
     page = neuro_client.get(f"/opinions/{assigned_case.public_id}/").content.decode()
     assert "not ready yet" in page and OPINION["findings"] not in page  # not before release
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         staff_client("coordinator").post(_url(assigned_case, "opinion/release"))
-    assert callbacks  # the patient's email is queued once the release commits
+    assert emails == []  # nothing is queued before the release commits
+    for callback in callbacks:
+        callback()
+    assert emails == [(assigned_case.pk, Case.Status.RELEASED, "")]  # the patient is told
     with schema_context(neuro.schema_name):
         assigned_case.refresh_from_db()
     assert assigned_case.status == Case.Status.RELEASED

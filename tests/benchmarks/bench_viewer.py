@@ -57,8 +57,9 @@ from pydicom.uid import generate_uid  # noqa: E402
 from accounts.models import User  # noqa: E402
 from institutions.management.commands.seed_demo import DEMO_PASSWORD  # noqa: E402
 from review.demo import DEMO_TOTP_SECRET  # noqa: E402
-from tests.dicomweb_cases import SeriesFiles, case_with_study, ct_stack, totp_code  # noqa: E402
+from tests.dicomweb_cases import SeriesFiles, case_with_study, ct_stack  # noqa: E402
 from tests.live import BIN, CHROMIUM, CHROMIUM_ARGS, _wait_for_http, child_env, free_port  # noqa: E402
+from tests.staff import totp_code  # noqa: E402
 
 FIRST_IMAGE = """
 async () => {

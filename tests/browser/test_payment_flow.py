@@ -10,7 +10,6 @@ import email
 import email.policy
 import json
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
@@ -21,6 +20,7 @@ import pytest
 from django.conf import settings
 from django_tenants.utils import schema_context
 
+from config.celery_app import app as celery_app
 from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
 from intake.status import case_number_assign
@@ -30,6 +30,7 @@ from tenants.models import Institution, InstitutionSettings
 from tests.live import BASE_DIR, BIN, LiveServer, _wait_for_http, child_env, free_port
 from tests.staff import staff_sign_in
 from tests.stripe_double import StripeDouble, signature_header
+from tests.waiting import celery_idle, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 
@@ -137,10 +138,19 @@ def _emails_about(mail_dir: Path, case_number: str) -> list[str]:
 
 
 def _wait_for_emails(mail_dir: Path, case_number: str, count: int) -> list[str]:
-    deadline = time.monotonic() + 30
-    while len(_emails_about(mail_dir, case_number)) < count and time.monotonic() < deadline:
-        time.sleep(0.3)
-    time.sleep(2)  # and long enough to catch a duplicate
+    """The subjects of the emails about the case, once ``count`` have arrived and the worker has
+    nothing left to run (so a duplicate would already be there)."""
+    wait_until(
+        lambda: len(_emails_about(mail_dir, case_number)) >= count,
+        timeout=30,
+        message=f"fewer than {count} emails about the case arrived",
+    )
+    wait_until(
+        lambda: celery_idle(celery_app, settings.CELERY_TASK_DEFAULT_QUEUE),
+        timeout=30,
+        message="the worker never ran out of work",
+        interval=0.3,
+    )
     return _emails_about(mail_dir, case_number)
 
 

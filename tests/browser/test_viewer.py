@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
-from review.demo import DEMO_TOTP_SECRET
-from tests.dicomweb_cases import case_remove, case_with_study, demo_study, totp_code
+from tests.dicomweb_cases import case_remove, case_with_study, demo_study
+from tests.staff import staff_sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -51,14 +50,7 @@ def viewer_case(live_platform: Any, django_db_blocker: Any) -> Iterator[Case]:
 
 
 def sign_in_as_reviewer(page: Any, live_platform: Any) -> None:
-    page.goto(live_platform.url("neuro", "/accounts/login/"))
-    page.fill("input[name=login]", "reviewer1@neuro.example.com")
-    page.fill("input[name=password]", DEMO_PASSWORD)
-    page.click("form [type=submit]")
-    page.wait_for_url("**/2fa/authenticate/**")
-    page.fill("input[name=code]", totp_code(DEMO_TOTP_SECRET))
-    page.click("form [type=submit]")
-    page.wait_for_load_state()
+    staff_sign_in(page, "reviewer1@neuro.example.com", base_url=live_platform.url("neuro", "/"))
 
 
 def _rendered(page: Any) -> dict[str, int]:
