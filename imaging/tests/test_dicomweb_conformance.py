@@ -20,7 +20,8 @@ from imaging.dicomweb.qido import BAD_INCLUDEFIELD
 from imaging.models import IntegrationCredential
 from intake.models import Case
 from tenants.models import Institution
-from tests.dicomweb_cases import case_with_study, demo_study, sign_in
+from tests.dicomweb_cases import case_with_study, demo_study
+from tests.staff import staff_force_login
 
 HOST = "neuro.localhost"
 STUDY_ID, INSTANCE_AVAILABILITY, BITS_ALLOCATED = "00200010", "00080056", "00280100"
@@ -37,7 +38,7 @@ def study(neuro: Institution) -> Iterator[tuple[Case, str]]:
 @pytest.fixture
 def reader(study: tuple[Case, str]) -> Client:
     client = Client(HTTP_HOST=HOST)
-    sign_in(client, schema_name="neuro", email="coordinator@neuro.example.com")
+    staff_force_login(client, "coordinator@neuro.example.com")
     return client
 
 
@@ -176,7 +177,7 @@ def test_it_answers_cors_only_for_allowed_origins(reader: Client, study: tuple[C
 
 def _admin() -> Client:
     client = Client(HTTP_HOST=HOST)
-    sign_in(client, schema_name="neuro", email="admin@neuro.example.com")
+    staff_force_login(client, "admin@neuro.example.com")
     return client
 
 
@@ -221,7 +222,7 @@ def test_it_shows_the_keys_page_to_admins_only(study: tuple[Case, str], cancer: 
         "patient@neuro.example.com",
     ):
         client = Client(HTTP_HOST=HOST)
-        sign_in(client, schema_name="neuro", email=email)
+        staff_force_login(client, email)
         assert client.get("/settings/integrations/").status_code == 403
         assert (
             client.post("/settings/integrations/", {"name": "x", "scopes": ["dicomweb.read"]}).status_code
