@@ -1,6 +1,5 @@
-"""The platform's own pages (public schema): home, the onboarding wizard and the operators'
-console; and, on an institution's domain, accepting an invitation to its team. (The answers
-about hosts, unknown ones and the reverse proxy's TLS question, are tenants.views.)"""
+"""The onboarding wizard on the platform's domain: the applicant's account (sign-up, email
+confirmation, sign-in), then one step per page until the institution goes live."""
 
 from __future__ import annotations
 
@@ -9,25 +8,22 @@ from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from branding.forms import BrandLookForm, BrandTextsForm, EmbedOriginsForm, LogoForm, brand_form_values
 from branding.models import Brand
 from branding.services import LogoRejected, brand_look_save, brand_update
 from institutions import onboarding as wizard
-from institutions.access import ONBOARDING_SESSION_KEY, access_onboarding, access_operator
+from institutions.access import ONBOARDING_SESSION_KEY, access_onboarding
 from institutions.forms import (
     FeeForm,
-    InvitationAcceptForm,
     InvitationForm,
     OnboardingSignInForm,
-    OperatorActionForm,
     ServiceForm,
     SignUpForm,
     SubdomainForm,
@@ -37,29 +33,13 @@ from institutions.institution_settings import (
     institution_service_update,
     institution_settings_get,
 )
-from institutions.invitations import (
-    InvitationRefused,
-    invitation_accept,
-    invitation_create,
-    invitation_for_token,
-    invitation_revoke,
-)
-from institutions.selectors import institution_rows_for_operators, operator_actions_recent
-from institutions.services import OperatorActionRefused, institution_operator_action
+from institutions.invitations import InvitationRefused, invitation_create, invitation_revoke
 from storage.tenant import tenant_storage
-from tenants.access import request_institution
-from tenants.models import Institution, Invitation, Onboarding
+from tenants.models import Invitation, Onboarding
 from tenants.services import platform_host
 from tenants.subdomains import SUBDOMAIN_AVAILABLE, subdomain_problem
 
 ViewFunc = Callable[..., HttpResponseBase]
-
-
-def platform_home(request: HttpRequest) -> HttpResponse:
-    return render(request, "institutions/platform_home.html")
-
-
-# --- Onboarding: account --------------------------------------------------------------------
 
 
 def onboarding_start(request: HttpRequest) -> HttpResponse:
@@ -394,87 +374,3 @@ def onboarding_logo(request: HttpRequest, onboarding: Onboarding) -> FileRespons
     response = FileResponse(files.open(brand.logo_key), content_type="image/png")
     response["Cache-Control"] = "private, max-age=60"
     return response
-
-
-# --- Institution domain: accepting an invitation ------------------------------------------
-
-
-@require_http_methods(["GET", "POST"])
-def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
-    institution = request_institution(request)
-    if institution is None:
-        raise Http404
-    try:
-        invitation = invitation_for_token(institution=institution, token=token)
-    except InvitationRefused as refusal:
-        return render(request, "institutions/invitation_invalid.html", {"message": str(refusal)}, status=400)
-    form = InvitationAcceptForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            message = invitation_accept(
-                institution=institution,
-                token=token,
-                full_name=form.cleaned_data["full_name"],
-                password=form.cleaned_data["password1"],
-            )
-        except InvitationRefused as refusal:
-            return render(
-                request, "institutions/invitation_invalid.html", {"message": str(refusal)}, status=400
-            )
-        messages.success(request, message)
-        return redirect("account_login")
-    return render(request, "institutions/invitation_accept.html", {"form": form, "invitation": invitation})
-
-
-# --- Operators -------------------------------------------------------------------------------
-
-
-@login_required
-def operator_console(request: HttpRequest) -> HttpResponse:
-    access_operator(request)
-    return render(
-        request,
-        "institutions/operator_console.html",
-        {
-            "rows": institution_rows_for_operators(),
-            "actions": operator_actions_recent(),
-            "action_form": OperatorActionForm(),
-        },
-    )
-
-
-@login_required
-@require_POST
-def operator_institution_action(request: HttpRequest, institution_id: int) -> HttpResponse:
-    operator = access_operator(request)
-    form = OperatorActionForm(request.POST)
-    if not form.is_valid():
-        from institutions.services import REASON_REQUIRED
-
-        messages.error(request, REASON_REQUIRED if "reason" in form.errors else "Choose an action.")
-        return redirect("operator_console")
-    try:
-        institution_operator_action(
-            institution_id=institution_id,
-            operator_email=operator.email,
-            action=form.cleaned_data["action"],
-            reason=form.cleaned_data["reason"],
-        )
-    except Institution.DoesNotExist as exc:
-        raise Http404 from exc
-    except OperatorActionRefused as refusal:
-        messages.error(request, str(refusal))
-    else:
-        messages.success(request, "Done. The action is recorded.")
-    return redirect("operator_console")
-
-
-@login_required
-@require_POST
-def operator_usage_refresh(request: HttpRequest) -> HttpResponse:
-    access_operator(request)
-    from institutions.tasks import institution_usage_refresh
-
-    institution_usage_refresh.delay()
-    messages.info(request, "Usage is being measured; reload in a moment.")
-    return redirect("operator_console")
