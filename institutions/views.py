@@ -8,6 +8,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -15,8 +16,10 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.ratelimits import TOO_MANY_ATTEMPTS, attempt_allowed
 from branding.forms import BrandTextsForm, EmbedOriginsForm, brand_form_values, brand_look_submit
 from branding.models import Brand
 from branding.services import brand_update
@@ -27,6 +30,7 @@ from institutions.forms import (
     InvitationAcceptForm,
     InvitationForm,
     OnboardingSignInForm,
+    OnboardingVerifyForm,
     OperatorActionForm,
     ServiceForm,
     SignUpForm,
@@ -38,10 +42,12 @@ from institutions.institution_settings import (
     institution_settings_get,
 )
 from institutions.invitations import (
+    INVITATION_SIGN_IN_FIRST,
     InvitationRefused,
     invitation_accept,
     invitation_create,
     invitation_for_token,
+    invitation_needs_sign_in,
     invitation_revoke,
 )
 from institutions.selectors import institution_rows_for_operators, operator_actions_recent
@@ -62,45 +68,74 @@ def platform_home(request: HttpRequest) -> HttpResponse:
 # --- Onboarding: account --------------------------------------------------------------------
 
 
+PENDING_ONBOARDING_SESSION_KEY = "onboarding_pending_email"
+
+
 def onboarding_start(request: HttpRequest) -> HttpResponse:
     if request.session.get(ONBOARDING_SESSION_KEY):
         return redirect("onboarding:resume")
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
-            onboarding = wizard.onboarding_start(
-                institution_name=form.cleaned_data["institution_name"],
-                full_name=form.cleaned_data["full_name"],
-                email=form.cleaned_data["email"],
-                password=form.cleaned_data["password1"],
-            )
-        except wizard.OnboardingRefused as refusal:
-            form.add_error("email", str(refusal))
-        else:
-            return render(request, "institutions/onboarding/check_email.html", {"email": onboarding.email})
+        email = form.cleaned_data["email"].strip().lower()
+        if not attempt_allowed(request, action="onboarding_start", key=email):
+            form.add_error(None, TOO_MANY_ATTEMPTS)
+            return render(request, "institutions/onboarding/start.html", {"form": form}, status=429)
+        wizard.onboarding_start(
+            institution_name=form.cleaned_data["institution_name"],
+            full_name=form.cleaned_data["full_name"],
+            email=email,
+            password=form.cleaned_data["password1"],
+        )
+        # This browser typed the password: following the link here proves both.
+        request.session[PENDING_ONBOARDING_SESSION_KEY] = email
+        return render(request, "institutions/onboarding/check_email.html", {"email": email})
     return render(request, "institutions/onboarding/start.html", {"form": form})
 
 
 def _sign_applicant_in(request: HttpRequest, onboarding: Onboarding) -> None:
     request.session.cycle_key()  # no session fixation across the sign-in
+    request.session.pop(PENDING_ONBOARDING_SESSION_KEY, None)
     request.session[ONBOARDING_SESSION_KEY] = onboarding.pk
 
 
+@require_http_methods(["GET", "POST"])
 def onboarding_verify(request: HttpRequest, token: str) -> HttpResponse:
     try:
-        onboarding = wizard.onboarding_verify(token=token)
+        onboarding = wizard.onboarding_for_verification(token=token)
     except wizard.OnboardingRefused as refusal:
         return render(
             request, "institutions/onboarding/link_invalid.html", {"message": str(refusal)}, status=400
         )
-    _sign_applicant_in(request, onboarding)
-    messages.success(request, "Your email is confirmed. Let's set up your service.")
-    return redirect("onboarding:resume")
+    same_browser = request.session.get(PENDING_ONBOARDING_SESSION_KEY) == onboarding.email
+    form = OnboardingVerifyForm(request.POST if request.method == "POST" else None)
+    if (
+        not same_browser
+        and request.method == "POST"
+        and not attempt_allowed(request, action="onboarding_verify", key=onboarding.email)
+    ):
+        form = OnboardingVerifyForm()
+        form.add_error(None, TOO_MANY_ATTEMPTS)
+        return render(request, "institutions/onboarding/verify.html", {"form": form}, status=429)
+    if same_browser or form.is_valid():
+        try:
+            wizard.onboarding_verify(
+                onboarding=onboarding, password=None if same_browser else form.cleaned_data["password"]
+            )
+        except wizard.OnboardingRefused as refusal:
+            form.add_error("password", str(refusal))
+        else:
+            _sign_applicant_in(request, onboarding)
+            messages.success(request, "Your email is confirmed. Let's set up your service.")
+            return redirect("onboarding:resume")
+    return render(request, "institutions/onboarding/verify.html", {"form": form, "email": onboarding.email})
 
 
 def onboarding_sign_in(request: HttpRequest) -> HttpResponse:
     form = OnboardingSignInForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        if not attempt_allowed(request, action="onboarding_sign_in", key=form.cleaned_data["email"].lower()):
+            form.add_error(None, TOO_MANY_ATTEMPTS)
+            return render(request, "institutions/onboarding/sign_in.html", {"form": form}, status=429)
         onboarding = wizard.onboarding_authenticate(
             email=form.cleaned_data["email"], password=form.cleaned_data["password"]
         )
@@ -402,21 +437,31 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
         invitation = invitation_for_token(institution=institution, token=token)
     except InvitationRefused as refusal:
         return render(request, "institutions/invitation_invalid.html", {"message": str(refusal)}, status=400)
-    form = InvitationAcceptForm(request.POST or None)
+    user = request.user if request.user.is_authenticated else None
+    if invitation_needs_sign_in(invitation=invitation):
+        # A verified account holds the address: its owner accepts while signed in to it.
+        if user is None or str(getattr(user, "email", "")).lower() != invitation.email:
+            messages.info(request, INVITATION_SIGN_IN_FIRST)
+            return redirect(f"{reverse('account_login')}?{urlencode({'next': request.path})}")
+        # Nothing to fill in: an empty POST (a bound form) is the acceptance.
+        form: forms.Form = forms.Form(request.POST if request.method == "POST" else None)
+    else:
+        form = InvitationAcceptForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             message = invitation_accept(
                 institution=institution,
                 token=token,
-                full_name=form.cleaned_data["full_name"],
-                password=form.cleaned_data["password1"],
+                full_name=form.cleaned_data.get("full_name", ""),
+                password=form.cleaned_data.get("password1", ""),
+                signed_in=user,  # type: ignore[arg-type]
             )
         except InvitationRefused as refusal:
             return render(
                 request, "institutions/invitation_invalid.html", {"message": str(refusal)}, status=400
             )
         messages.success(request, message)
-        return redirect("account_login")
+        return redirect("/workspace/" if user is not None else "account_login")
     return render(request, "institutions/invitation_accept.html", {"form": form, "invitation": invitation})
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,9 +49,10 @@ CHECKOUT_STRIPE_ERROR = (
     "We could not reach the payment service, and nothing was charged. Please try again in a few minutes."
 )
 CASE_NOT_PAYABLE = "This case cannot be paid for in its current state."
-WAIVER_UNKNOWN = "This waiver code is not valid here. Please check it, or ask whoever gave it to you."
-WAIVER_EXPIRED = "This waiver code has expired."
-WAIVER_USED_UP = "This waiver code has already been used as many times as it allows."
+# One answer for every refused code (unknown, withdrawn, expired, used up): a guesser learns
+# nothing about which codes exist.
+WAIVER_REFUSED = "This code cannot be used. Please check it, or ask whoever gave it to you."
+WAIVER_UNKNOWN = WAIVER_EXPIRED = WAIVER_USED_UP = WAIVER_REFUSED
 WAIVER_APPLIED = "The fee is waived for this case."
 WAIVER_CODE_TAKEN = "There is already a waiver code with these letters."
 CONNECT_NOT_CONFIGURED = (
@@ -211,6 +213,17 @@ def waiver_code_normalise(code: str) -> str:
     return "".join(code.split()).upper()
 
 
+# Crockford's base32 alphabet: no I, L, O or U, so a code read aloud or copied by hand survives.
+_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+WAIVER_CODE_GROUPS = 4  # 4 groups of 4 characters: 16 × 5 = 80 random bits
+
+
+def waiver_code_generate() -> str:
+    """A new random code such as ``7K3M-Q9XD-2HPA-WN4R`` (80 bits: not guessable by trying)."""
+    groups = ("".join(secrets.choice(_CODE_ALPHABET) for _ in range(4)) for _ in range(WAIVER_CODE_GROUPS))
+    return "-".join(groups)
+
+
 def waiver_code_create(
     *,
     code: str,
@@ -219,7 +232,7 @@ def waiver_code_create(
     expires_at: datetime.datetime | None,
     by: User | None,
 ) -> WaiverCode:
-    normalised = waiver_code_normalise(code)
+    normalised = waiver_code_normalise(code) or waiver_code_generate()
     if WaiverCode.objects.filter(code=normalised).exists():
         raise PaymentError(WAIVER_CODE_TAKEN)
     return WaiverCode.objects.create(

@@ -34,6 +34,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
+from accounts.ratelimits import TOO_MANY_ATTEMPTS, attempt_allowed
 from audit.services import audit_record
 from imaging.ingest.selectors import case_problems
 from imaging.models import Report, Series, Study
@@ -99,7 +100,9 @@ def queue(request: HttpRequest) -> HttpResponse:
     filters = QueueFilters.from_params(request.GET, search=search)
     page_number = request.GET.get("page", "1")
     result = case_queue(
-        user=_user(request), filters=filters, page_number=int(page_number) if page_number.isdigit() else 1
+        user=_user(request),
+        filters=filters,
+        page_number=int(page_number) if page_number.isascii() and page_number.isdigit() else 1,
     )
     params = request.GET.copy()
     params.pop("page", None)
@@ -252,7 +255,9 @@ def case_assign(request: HttpRequest, case: Case) -> HttpResponse:
         if choice == "rules":
             assignment = services.case_assign_by_rules(case=case, by=_user(request))
         else:
-            reviewer = User.objects.filter(pk=int(choice) if choice.isdigit() else 0).first()
+            reviewer = User.objects.filter(
+                pk=int(choice) if choice.isascii() and choice.isdigit() else 0
+            ).first()
             if reviewer is None:
                 raise services.ReviewError(services.NOT_A_REVIEWER_MESSAGE)
             assignment = services.case_assign(case=case, reviewer=reviewer, by=_user(request))
@@ -345,7 +350,11 @@ def report_match(request: HttpRequest, case: Case, report_id: uuid.UUID) -> Http
         raise Http404
     form = MatchForm(request.POST)
     study_id = form.cleaned_data["study"] if form.is_valid() else ""
-    study = Study.objects.filter(case=case, pk=int(study_id)).first() if study_id.isdigit() else None
+    study = (
+        Study.objects.filter(case=case, pk=int(study_id)).first()
+        if study_id.isascii() and study_id.isdigit()
+        else None
+    )
     if study_id and study is None:
         messages.error(request, services.WRONG_STUDY_MESSAGE)
         return _back(case, "reports")
@@ -463,6 +472,18 @@ def opinion_draft(request: HttpRequest, case: Case) -> HttpResponse:
 def opinion_sign(request: HttpRequest, case: Case) -> HttpResponse:
     form = SignForm(request.POST)
     secret = form.cleaned_data["secret"] if form.is_valid() else ""
+    # Signing asks for the password or a TOTP code again: limited like a sign-in, so a stolen
+    # session cannot guess its way to a signature.
+    if not attempt_allowed(request, action="opinion_sign", user=_user(request)):
+        audit_record(
+            request=request,
+            action="opinion.sign",
+            case=case,
+            allowed=False,
+            detail={"reason": "rate_limited"},
+        )
+        messages.error(request, TOO_MANY_ATTEMPTS)
+        return _back(case, "opinion")
     try:
         opinion = services.opinion_sign(
             case=case,
@@ -641,7 +662,8 @@ def roster(request: HttpRequest) -> HttpResponse:
 @require_POST
 @staff_page(action="roster.update", need=admin_only)
 def roster_member(request: HttpRequest, user_id: int) -> HttpResponse:
-    member = User.objects.filter(pk=user_id).first()
+    # Only accounts that joined as staff are on the roster: a patient's id is not found here.
+    member = User.objects.filter(pk=user_id, is_invited_staff=True).first()
     if member is None:
         raise Http404
     form = StaffMemberForm(request.POST, prefix=f"u{member.pk}")
@@ -657,7 +679,7 @@ def roster_member(request: HttpRequest, user_id: int) -> HttpResponse:
     if member.pk == _user(request).pk and not form.cleaned_data["is_institution_admin"]:
         messages.error(request, "You cannot remove your own administrator role.")
         return redirect("review:roster")
-    services.staff_member_update(user=member, **form.cleaned_data)
+    services.staff_member_update(user=member, by=_user(request), **form.cleaned_data)
     audit_record(request=request, action="roster.update", object_ref=f"user:{member.pk}")
     messages.success(request, f"Saved {member}.")
     return redirect("review:roster")
