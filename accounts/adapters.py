@@ -5,10 +5,12 @@ from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context as allauth_context
+from django import forms
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.http import HttpRequest
 
+from accounts.ratelimits import TOO_MANY_ATTEMPTS, attempt_allowed
 from branding.selectors import brand_for_institution
 from tenants.models import Institution
 
@@ -20,6 +22,21 @@ class AccountAdapter(DefaultAccountAdapter):
     On the platform's own domain accounts are operators, created by other operators (or the
     demo seed); nobody may sign themselves up there, and its emails stay SecondRead's.
     """
+
+    def clean_email(self, email: str) -> str:
+        """Sign-ups are limited per address too (allauth limits them per client address only),
+        so nobody floods one person's inbox with confirmation emails."""
+        email = str(super().clean_email(email))
+        request = allauth_context.request
+        if (
+            request is not None
+            and request.method == "POST"
+            and request.resolver_match is not None
+            and request.resolver_match.url_name == "account_signup"
+            and not attempt_allowed(request, action="signup_email", key=email.lower())
+        ):
+            raise forms.ValidationError(TOO_MANY_ATTEMPTS)
+        return email
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         institution = getattr(request, "tenant", None)

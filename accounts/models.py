@@ -42,6 +42,10 @@ class User(AbstractUser):
     is_institution_admin = models.BooleanField(default=False)
     is_coordinator = models.BooleanField(default=False)
     is_reviewer = models.BooleanField(default=False)
+    # Staff roles may only be held by accounts that joined through a staff invitation (or were
+    # created as the institution's first administrator): a patient's self-made account never
+    # becomes staff, whatever the roster form is sent.
+    is_invited_staff = models.BooleanField(default=False)
     # Meaningful in the public schema only: platform operators, who never see patient data.
     is_operator = models.BooleanField(default=False)
 

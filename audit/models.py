@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class AuditEvent(models.Model):
@@ -20,7 +21,8 @@ class AuditEvent(models.Model):
     must leave its audit trail exactly as it was, not null it out.
     """
 
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set before the row is written (it is part of the row's hash), never after.
+    at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -43,6 +45,20 @@ class AuditEvent(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     allowed = models.BooleanField(default=True)
     detail = models.JSONField(default=dict, blank=True)
+    # The hash chain (audit.services): ``seq`` numbers the chained rows 1, 2, 3... and
+    # ``row_hash`` = sha256(previous row_hash + this row's content). Rows written before the
+    # chain existed have neither. Any change, removal or insertion breaks the chain, which
+    # ``manage.py audit_verify`` recomputes.
+    seq = models.PositiveBigIntegerField(null=True, blank=True, unique=True)
+    row_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-at", "-id"]
+
+
+class AuditChainHead(models.Model):
+    """One row per schema: the last chained event. Locked (SELECT FOR UPDATE) by every append,
+    so appends are numbered one after another; it also shows if the newest rows were removed."""
+
+    seq = models.PositiveBigIntegerField(default=0)
+    row_hash = models.CharField(max_length=64, blank=True)

@@ -38,10 +38,26 @@ class SignUpForm(NewPasswordMixin, PlainLabels, forms.Form):
     password1 = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
     password2 = forms.CharField(label="Password (again)", widget=forms.PasswordInput, strip=False)
 
+    def clean_institution_name(self) -> str:
+        from tenants.lookalike import NAME_HAS_MARKUP, NAME_LOOKS_LIKE_ANOTHER, lookalike_of, name_has_markup
+
+        name = " ".join(str(self.cleaned_data["institution_name"]).split())
+        if name_has_markup(name):
+            raise forms.ValidationError(NAME_HAS_MARKUP)
+        if lookalike_of(text=name):
+            raise forms.ValidationError(NAME_LOOKS_LIKE_ANOTHER)
+        return name
+
 
 class OnboardingSignInForm(PlainLabels, forms.Form):
     email = forms.EmailField(label="Email")
     password = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+
+
+class OnboardingVerifyForm(PlainLabels, forms.Form):
+    password = forms.CharField(
+        label="The password you chose when you signed up", widget=forms.PasswordInput, strip=False
+    )
 
 
 class SubdomainForm(PlainLabels, forms.Form):

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from accounts.models import User
+from accounts.signals import roles_changed
 from branding.emails import branded_email_send
 from tenants.models import Institution, Invitation
 from tenants.selectors import institution_primary_url
@@ -36,7 +37,11 @@ INVITATION_INVALID = "This invitation link is not valid. Ask your administrator 
 INVITATION_EXPIRED = "This invitation has expired. Ask your administrator for a new one."
 INVITATION_USED = "This invitation has already been used. Sign in with your account."
 INVITATION_ACCEPTED = "Welcome to the team. Your account is ready: sign in to continue."
-INVITATION_ROLES_ADDED = "Your existing account now has the invited roles: sign in to continue."
+INVITATION_ROLES_ADDED = "Your existing account now has the invited roles."
+INVITATION_SIGN_IN_FIRST = (
+    "An account with this email address already exists: sign in to it first, then open the "
+    "invitation link again to accept."
+)
 
 
 class InvitationRefused(ValueError):
@@ -141,10 +146,40 @@ def invitation_for_token(*, institution: Institution, token: str) -> Invitation:
     return invitation
 
 
-def invitation_accept(*, institution: Institution, token: str, full_name: str, password: str) -> str:
-    """Create the invited account (or add the roles to an existing one) in the institution's
-    schema. Precondition: the connection is on ``institution``'s schema (a request on its
-    domain). Returns the message to show."""
+def invitation_needs_sign_in(*, invitation: Invitation) -> bool:
+    """Whether a verified account already holds the invited address: only that account,
+    signed in, may accept (the invitee must prove the account's credentials, not only the
+    email). Precondition: the connection is on the invitation's institution's schema."""
+    return EmailAddress.objects.filter(email__iexact=invitation.email, verified=True).exists()
+
+
+def invitation_accept(
+    *,
+    institution: Institution,
+    token: str,
+    full_name: str = "",
+    password: str = "",
+    signed_in: User | None = None,
+) -> str:
+    """Give the invited roles to the account of the invited address, in the institution's schema.
+
+    The link proves the invitee controls the address, and nothing more, so roles only ever go to
+    credentials the invitee proved:
+
+    - no account holds the address: one is created with the invitee's name and password;
+    - a *verified* account holds it: only that account, signed in (``signed_in``), may accept;
+      anyone else gets ``INVITATION_SIGN_IN_FIRST`` and nothing changes;
+    - an *unverified* account holds it (someone signed up with the address and never proved
+      it: possibly an attacker pre-creating the staff member's account): the invitee takes it
+      over. Its password becomes the invitee's, its authenticators and other addresses are
+      removed, and every session of the old credentials ends (Django ends sessions whose
+      password hash no longer matches; they are also deleted here).
+
+    Precondition: the connection is on ``institution``'s schema (a request on its domain).
+    Returns the message to show.
+    """
+    from allauth.mfa.models import Authenticator
+
     invitation = invitation_for_token(institution=institution, token=token)
     with transaction.atomic():
         claimed = Invitation.objects.filter(
@@ -153,22 +188,46 @@ def invitation_accept(*, institution: Institution, token: str, full_name: str, p
         if not claimed:
             raise InvitationRefused(INVITATION_USED)
         user = User.objects.select_for_update().filter(email=invitation.email).first()
-        if user is not None:
-            user.is_coordinator = user.is_coordinator or invitation.is_coordinator
-            user.is_reviewer = user.is_reviewer or invitation.is_reviewer
-            user.save(update_fields=["is_coordinator", "is_reviewer"])
+        verified = (
+            user is not None
+            and EmailAddress.objects.filter(user=user, email__iexact=invitation.email, verified=True).exists()
+        )
+        if user is not None and verified:
+            if signed_in is None or signed_in.pk != user.pk:
+                raise InvitationRefused(INVITATION_SIGN_IN_FIRST)  # rolls the claim back
             message = INVITATION_ROLES_ADDED
-        else:
-            user = User.objects.create_user(
-                invitation.email,
-                password,
-                full_name=full_name.strip(),
-                is_coordinator=invitation.is_coordinator,
-                is_reviewer=invitation.is_reviewer,
-            )
+        elif user is not None:
+            if not password:
+                raise InvitationRefused(INVITATION_INVALID)
+            user.set_password(password)
+            user.full_name = full_name.strip()
+            user.is_active = True
+            user.save(update_fields=["password", "full_name", "is_active"])
+            Authenticator.objects.filter(user=user).delete()
+            EmailAddress.objects.filter(user=user).exclude(email__iexact=invitation.email).delete()
+            _sessions_end(user=user)
             message = INVITATION_ACCEPTED
+        else:
+            user = User.objects.create_user(invitation.email, password, full_name=full_name.strip())
+            message = INVITATION_ACCEPTED
+        user.is_coordinator = user.is_coordinator or invitation.is_coordinator
+        user.is_reviewer = user.is_reviewer or invitation.is_reviewer
+        user.is_invited_staff = True
+        user.save(update_fields=["is_coordinator", "is_reviewer", "is_invited_staff"])
         # The link reached this address, so the address is confirmed.
         EmailAddress.objects.update_or_create(
             user=user, email=invitation.email, defaults={"verified": True, "primary": True}
         )
+        roles_changed.send(
+            sender=User, user=user, by=signed_in, roles=user.role_names, reason=f"invitation:{invitation.pk}"
+        )
     return message
+
+
+def _sessions_end(*, user: User) -> None:
+    """Delete every session of ``user`` in the current schema (sessions are per schema)."""
+    from django.contrib.sessions.models import Session
+
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
+            session.delete()

@@ -43,11 +43,10 @@ VERIFY_MAX_AGE = timedelta(days=3)
 # Salts keep the module's old name: links already emailed must still verify.
 _VERIFY_SALT = "tenants.onboarding.verify"
 
-EMAIL_ALREADY_STARTED = (
-    "An application with this email address already exists. Sign in to continue it, or use the "
-    "link in the email we sent you."
+VERIFY_PASSWORD_WRONG = (
+    "That is not the password chosen for this application. If you did not start it, sign up "  # noqa: S105
+    "again with your own password: a new link will be sent."
 )
-EMAIL_BELONGS_TO_OPERATOR = "This email address cannot be used for an application."
 VERIFY_LINK_INVALID = "This confirmation link is not valid or has expired. Sign up again to get a new one."
 SIGN_IN_FAILED = "The email address or password is not right, or the email address is not confirmed yet."
 SUBDOMAIN_FIRST = "Choose your web address first."
@@ -59,28 +58,48 @@ class OnboardingRefused(ValueError):
     pass
 
 
-def onboarding_start(*, institution_name: str, full_name: str, email: str, password: str) -> Onboarding:
+def onboarding_start(*, institution_name: str, full_name: str, email: str, password: str) -> None:
     """Create an unverified application and email the confirmation link.
 
-    An unverified application for the same address is replaced (the person may have lost the
-    email); a verified one is refused, so nobody can take over another's application.
+    The answer is the same for every address ("check your email"), so the form tells nobody
+    which addresses are operators' or already have an application: an operator's address gets
+    an email saying it cannot be used, a verified application's owner an email saying how to
+    continue it. An unverified application for the same address is replaced (the person may
+    have lost the email, or someone else typed it: only the confirmed owner's password counts,
+    see ``onboarding_verify``).
     """
     email = email.strip().lower()
     from accounts.models import User
 
+    password_hash = make_password(password)  # same work whichever branch is taken
     if User.objects.filter(email=email, is_operator=True).exists():
-        raise OnboardingRefused(EMAIL_BELONGS_TO_OPERATOR)
+        transaction.on_commit(lambda: _onboarding_notice_send(email=email, reason="operator"))
+        return
     with transaction.atomic():
         existing = Onboarding.objects.select_for_update().filter(email=email).first()
         if existing is not None and existing.email_verified is not None:
-            raise OnboardingRefused(EMAIL_ALREADY_STARTED)
+            transaction.on_commit(lambda: _onboarding_notice_send(email=email, reason="started"))
+            return
         onboarding = existing or Onboarding(email=email)
         onboarding.institution_name = institution_name.strip()
         onboarding.full_name = full_name.strip()
-        onboarding.password_hash = make_password(password)
+        onboarding.password_hash = password_hash
         onboarding.save()
         transaction.on_commit(lambda: onboarding_verification_send(onboarding=onboarding))
-    return onboarding
+
+
+def _onboarding_notice_send(*, email: str, reason: str) -> None:
+    branded_email_send(
+        institution=public_tenant_ensure(),
+        to=[email],
+        subject="About your request to set up a second-opinion service",
+        template="institutions/email/onboarding_notice",
+        context={
+            "reason": reason,
+            "sign_in": platform_url().rstrip("/")
+            + reverse("onboarding:sign_in", urlconf=settings.PUBLIC_SCHEMA_URLCONF),
+        },
+    )
 
 
 def onboarding_verification_token(*, onboarding: Onboarding) -> str:
@@ -103,7 +122,8 @@ def onboarding_verification_send(*, onboarding: Onboarding) -> None:
     )
 
 
-def onboarding_verify(*, token: str) -> Onboarding:
+def onboarding_for_verification(*, token: str) -> Onboarding:
+    """The application a confirmation link names, or OnboardingRefused."""
     try:
         public_id = signing.loads(token, salt=_VERIFY_SALT, max_age=VERIFY_MAX_AGE)
     except signing.BadSignature as exc:
@@ -111,6 +131,19 @@ def onboarding_verify(*, token: str) -> Onboarding:
     onboarding = Onboarding.objects.filter(public_id=public_id).first()
     if onboarding is None:
         raise OnboardingRefused(VERIFY_LINK_INVALID)
+    return onboarding
+
+
+def onboarding_verify(*, onboarding: Onboarding, password: str | None) -> Onboarding:
+    """Confirm the application's email.
+
+    The link proves the address, not the password: someone may have started an application
+    with another person's address (to share the institution-to-be later). So the password is
+    proved too: either the browser that signed up follows the link (``password`` None, checked
+    by the caller through the session), or the person types the password chosen at sign-up.
+    """
+    if password is not None and not check_password(password, onboarding.password_hash):
+        raise OnboardingRefused(VERIFY_PASSWORD_WRONG)
     if onboarding.email_verified is None:
         onboarding.email_verified = timezone.now()
         onboarding.completed_steps = _with_step(onboarding.completed_steps, "account")

@@ -97,6 +97,7 @@ def _administrator_create(*, onboarding: Onboarding) -> None:
         email=onboarding.email,
         full_name=onboarding.full_name,
         is_institution_admin=True,
+        is_invited_staff=True,
         password=onboarding.password_hash,
     )
     user.save()

@@ -13,7 +13,12 @@ EXPIRY_IN_PAST = "Choose a date in the future, or leave it empty for a code that
 
 class WaiverCodeForm(forms.Form):
     code = forms.CharField(
-        max_length=40, min_length=4, help_text="Letters, digits and dashes; not case-sensitive."
+        max_length=40,
+        min_length=12,
+        required=False,
+        label="Code (leave empty for a random one)",
+        help_text="Empty: a random code of 16 characters that nobody can guess. Your own: at least "
+        "12 letters, digits and dashes; not case-sensitive.",
     )
     purpose = forms.CharField(max_length=200, required=False, help_text="For your team, e.g. “Hardship”.")
     max_uses = forms.IntegerField(

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.ratelimits import TOO_MANY_ATTEMPTS, attempt_allowed
 from exports.csv import csv_response
 from payments.access import (
     access_case_to_pay,
@@ -130,6 +131,10 @@ def checkout_cancelled(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse
 @require_POST
 def waiver_use(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
     case = access_case_to_pay(request.user, case_id)
+    # Codes are guessable only by trying: every try counts, per patient and per address.
+    if not attempt_allowed(request, action="waiver_code", user=case.owner):
+        messages.error(request, TOO_MANY_ATTEMPTS)
+        return redirect("payments:checkout", case_id=case.public_id)
     form = WaiverApplyForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Enter the waiver code you were given.")

@@ -26,10 +26,10 @@ DEMO_REVIEWERS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
 
 
 def demo_staff_mfa_ensure() -> int:
-    """Give every staff account of the current schema without one the demo TOTP authenticator."""
+    """Give every staff or operator account of this schema without one the demo TOTP authenticator."""
     count = 0
     for user in User.objects.filter(is_active=True):
-        if not user.is_institution_staff:
+        if not (user.is_institution_staff or user.is_operator):
             continue
         if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
             TOTP.activate(user, DEMO_TOTP_SECRET)

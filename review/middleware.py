@@ -1,15 +1,16 @@
-"""Staff security on an institution's domain: a second factor before any page, and sign-out
-after inactivity. It lives with the staff workspace because its policy (the idle limit) is one of
-the workspace's settings (``review.ReviewSettings``).
+"""Account security: a second factor before any page for staff and operators, and sign-out
+after inactivity for everyone.
 
-Patients are not affected (their own data only, and many would be locked out by an
-authenticator app). Staff see every patient's data, so for them:
+Patients need no second factor (their own data only, and many would be locked out by an
+authenticator app), but are signed out after ``PATIENT_IDLE_MINUTES`` idle minutes (a shared
+family computer). Staff see every patient's data and operators run the platform, so for them:
 
 - without an activated TOTP authenticator, every page but the account pages sends them to set
   one up;
 - with one, a session that did not pass it (signed in before activating it, or a session created
   another way) is sent to prove it (allauth's reauthenticate step records "mfa" in the session);
-- a session idle longer than the institution's ``session_idle_minutes`` is signed out.
+- a session idle longer than the institution's ``session_idle_minutes`` (operators:
+  ``OPERATOR_IDLE_MINUTES``) is signed out.
 
 Activating an authenticator takes a current code from it, so the session that activates one
 has proved the second factor: it is recorded as such (as allauth records a sign-in's code) and
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from allauth.account.authentication import get_authentication_records
 from allauth.account.internal.flows.login import record_authentication
 from allauth.mfa.models import Authenticator
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -43,7 +45,26 @@ EXEMPT_PREFIXES = ("/accounts/", "/static/", "/healthz", "/brand/", "/favicon")
 LAST_SEEN_SESSION_KEY = "staff_last_seen"
 SEEN_WRITE_SECONDS = 30
 IDLE_SIGNED_OUT_MESSAGE = "You were signed out after a period of inactivity. Please sign in again."
-MFA_SETUP_MESSAGE = "Staff accounts need a second factor: set up an authenticator app to continue."
+MFA_SETUP_MESSAGE = (
+    "Staff and operator accounts need a second factor: set up an authenticator app to continue."
+)
+OPERATOR_IDLE_MINUTES = 15
+
+
+def needs_second_factor(request: HttpRequest, user: User) -> bool:
+    """Operators on the platform's domain, staff on an institution's."""
+    tenant = getattr(request, "tenant", None)
+    if tenant is None:
+        return False
+    return user.is_operator if tenant.schema_name == "public" else user.is_institution_staff
+
+
+def _idle_minutes(request: HttpRequest, user: User) -> int:
+    if request.tenant.schema_name == "public":  # type: ignore[attr-defined]
+        return OPERATOR_IDLE_MINUTES if user.is_operator else int(settings.PATIENT_IDLE_MINUTES)
+    if not user.is_institution_staff:
+        return int(settings.PATIENT_IDLE_MINUTES)
+    return review_settings_get().session_idle_minutes
 
 
 def session_passed_mfa(request: HttpRequest, user: User) -> bool:
@@ -68,13 +89,11 @@ class StaffSecurityMiddleware:
     def _check(self, request: HttpRequest) -> HttpResponse | None:
         tenant = getattr(request, "tenant", None)
         user = getattr(request, "user", None)
-        if tenant is None or tenant.schema_name == "public" or user is None or not user.is_authenticated:
+        if tenant is None or user is None or not user.is_authenticated:
             return None
         assert isinstance(user, User)
-        if not user.is_institution_staff:
-            return None
 
-        idle_seconds = review_settings_get().session_idle_minutes * 60
+        idle_seconds = _idle_minutes(request, user) * 60
         now = time.time()
         last_seen = request.session.get(LAST_SEEN_SESSION_KEY)
         if isinstance(last_seen, int | float) and now - last_seen > idle_seconds:
@@ -88,6 +107,8 @@ class StaffSecurityMiddleware:
             # The session itself also dies after the idle time, should the browser stay away.
             request.session.set_expiry(idle_seconds)
 
+        if not needs_second_factor(request, user):
+            return None
         if request.path.startswith(EXEMPT_PREFIXES) or session_passed_mfa(request, user):
             return None
         if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
@@ -103,8 +124,7 @@ def _staff_activating_totp(request: HttpRequest) -> User | None:
     if request.method != "POST" or user is None or not user.is_authenticated:
         return None
     assert isinstance(user, User)
-    tenant = getattr(request, "tenant", None)
-    if tenant is None or tenant.schema_name == "public" or not user.is_institution_staff:
+    if not needs_second_factor(request, user):
         return None
     if request.path != reverse("mfa_activate_totp"):
         return None

@@ -183,7 +183,7 @@ class QueueFilters:
         urgency = params.get("urgency", "")
         return cls(
             state=state if state in states else "",
-            reviewer_id=int(reviewer) if reviewer.isdigit() else None,
+            reviewer_id=int(reviewer) if reviewer.isascii() and reviewer.isdigit() else None,
             due=due if due in {"overdue", "soon"} else "",
             urgency=urgency if urgency in Case.Urgency.values else "",
             search=search.strip()[:100],

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.signals import roles_changed
 from imaging.ingest.reports import report_match_set as intake_report_match_set
 from imaging.models import Report, Study
 from intake.models import Case
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 NO_REVIEWER_MESSAGE = (
     "No reviewer can take this case now: every reviewer is unavailable or at their maximum of open cases."
 )
+NOT_INVITED_STAFF_MESSAGE = "Only people who joined through a staff invitation can hold staff roles."
 NOT_A_REVIEWER_MESSAGE = "Choose an active reviewer from the roster."
 NOT_ASSIGNABLE_MESSAGE = "This case cannot be assigned in its current state."
 OPINION_SIGNED_MESSAGE = "This opinion is signed and can no longer be changed."
@@ -94,6 +96,7 @@ def review_settings_update(
 def staff_member_update(
     *,
     user: User,
+    by: User | None,
     is_institution_admin: bool,
     is_coordinator: bool,
     is_reviewer: bool,
@@ -103,11 +106,19 @@ def staff_member_update(
     available: bool,
     max_open_cases: int,
 ) -> User:
-    """Set a staff member's roles and, for reviewers, their roster entry."""
+    """Set a staff member's roles and, for reviewers, their roster entry.
+
+    Precondition: ``user.is_invited_staff`` (the access check of the roster): accounts that did
+    not join through an invitation never hold staff roles. Every change of roles is audited."""
+    if not user.is_invited_staff:
+        raise ReviewError(NOT_INVITED_STAFF_MESSAGE)
+    before = user.role_names
     user.is_institution_admin = is_institution_admin
     user.is_coordinator = is_coordinator
     user.is_reviewer = is_reviewer
     user.save(update_fields=["is_institution_admin", "is_coordinator", "is_reviewer"])
+    if user.role_names != before:
+        roles_changed.send(sender=User, user=user, by=by, roles=user.role_names, reason="roster")
     profile, _ = ReviewerProfile.objects.get_or_create(user=user)
     profile.credentials = credentials.strip()
     profile.specialties = ",".join(s.strip().lower() for s in specialties.split(",") if s.strip())
@@ -292,7 +303,10 @@ def _secret_ok(user: User, secret: str) -> bool:
 
     authenticator = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
     return bool(
-        authenticator and secret.strip().isdigit() and TOTP(authenticator).validate_code(secret.strip())
+        authenticator
+        and secret.strip().isascii()
+        and secret.strip().isdigit()
+        and TOTP(authenticator).validate_code(secret.strip())
     )
 
 

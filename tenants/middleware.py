@@ -55,6 +55,10 @@ class InstitutionStatusMiddleware:
     """
 
     ALWAYS_OPEN = ("/healthz", "/static/")
+    # A pending institution's own staff set up and preview everything; to reach that, anyone
+    # may sign in (and accept an invitation). Patients see "not open yet" until approval.
+    PENDING_OPEN = ("/accounts/login/", "/accounts/logout/", "/accounts/2fa/", "/accounts/password/reset/",
+                    "/accounts/reauthenticate/", "/invitations/", "/brand/")  # fmt: skip
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -66,6 +70,7 @@ class InstitutionStatusMiddleware:
             and not institution.is_public
             and institution.status != Institution.Status.ACTIVE
             and not request.path.startswith(self.ALWAYS_OPEN)
+            and not (institution.status == Institution.Status.PENDING and _pending_preview(request))
         ):
             template = (
                 "tenants/suspended.html"
@@ -74,3 +79,10 @@ class InstitutionStatusMiddleware:
             )
             return render(request, template, {"institution": institution}, status=503)
         return self.get_response(request)
+
+
+def _pending_preview(request: HttpRequest) -> bool:
+    if request.path.startswith(InstitutionStatusMiddleware.PENDING_OPEN):
+        return True
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated and getattr(user, "is_institution_staff", False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from tenants.lookalike import SUBDOMAIN_LOOKS_LIKE_ANOTHER, lookalike_of
 from tenants.models import Domain, Institution
 from tenants.services import platform_host
 
@@ -48,4 +49,6 @@ def subdomain_problem(*, slug: str, institution: Institution | None = None) -> s
         domains = domains.exclude(tenant=institution)
     if others.exists() or domains.exists():
         return SUBDOMAIN_TAKEN
+    if lookalike_of(text=slug, exclude_pk=institution.pk if institution is not None else None):
+        return SUBDOMAIN_LOOKS_LIKE_ANOTHER
     return None

@@ -14,14 +14,16 @@ from tenants.models import Institution
 def test_it_denies_framing_when_no_website_is_allowed(neuro: Institution) -> None:
     response = Client(HTTP_HOST="neuro.localhost").get("/embed/")
     assert response["X-Frame-Options"] == "DENY"
-    assert "frame-ancestors" not in response.get("Content-Security-Policy", "")
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
 
 
 def test_it_allows_only_the_institutions_listed_origins(neuro: Institution, cancer: Institution) -> None:
     Brand.objects.filter(institution=neuro).update(embed_origins="https://www.northfield.example.org")
     response = Client(HTTP_HOST="neuro.localhost").get("/embed/")
     assert "X-Frame-Options" not in response
-    assert response["Content-Security-Policy"] == "frame-ancestors 'self' https://www.northfield.example.org"
+    policy = response["Content-Security-Policy"]
+    assert policy.endswith("frame-ancestors 'self' https://www.northfield.example.org")
+    assert "'none'; frame" not in policy and policy.count("frame-ancestors") == 1
     # another institution's pages are not affected
     assert Client(HTTP_HOST="cancer.localhost").get("/embed/")["X-Frame-Options"] == "DENY"
 
@@ -29,10 +31,32 @@ def test_it_allows_only_the_institutions_listed_origins(neuro: Institution, canc
 def test_it_never_lets_staff_pages_or_settings_be_framed(neuro: Institution) -> None:
     Brand.objects.filter(institution=neuro).update(embed_origins="https://www.northfield.example.org")
     client = Client(HTTP_HOST="neuro.localhost")
-    for path in ("/settings/", "/workspace/", "/accounts/2fa/authenticate/"):
+    for path in (
+        "/settings/",
+        "/workspace/",
+        "/accounts/2fa/authenticate/",
+        "/accounts/password/reset/",
+        "/accounts/email/",
+        "/accounts/password/change/",
+        "/payments/settings/",
+        "/payments/case/00000000-0000-0000-0000-000000000000/checkout/",
+        "/files/x",
+        "/opinions/00000000-0000-0000-0000-000000000000/",
+    ):
         response = client.get(path)
         assert response.get("X-Frame-Options") == "DENY", path
-        assert "frame-ancestors" not in response.get("Content-Security-Policy", ""), path
+        assert "frame-ancestors 'none'" in response["Content-Security-Policy"], path
+
+
+def test_it_lets_the_portal_pages_meant_for_embedding_be_framed(neuro: Institution) -> None:
+    Brand.objects.filter(institution=neuro).update(embed_origins="https://www.northfield.example.org")
+    client = Client(HTTP_HOST="neuro.localhost")
+    for path in ("/embed/", "/", "/accounts/login/", "/accounts/signup/", "/cases/new/"):
+        response = client.get(path)
+        assert "X-Frame-Options" not in response, path
+        assert (
+            "frame-ancestors 'self' https://www.northfield.example.org" in response["Content-Security-Policy"]
+        )
 
 
 def test_it_serves_a_button_script_in_the_institutions_colours(neuro: Institution) -> None:

@@ -7,6 +7,7 @@ embedded PostgreSQL and Redis, so both modes run the same code path.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
@@ -45,9 +46,9 @@ PLATFORM_DOMAIN = env_str("PLATFORM_DOMAIN", "localhost").lower()
 PLATFORM_PORT = env_optional("PLATFORM_PORT") or ("" if PRODUCTION else "8000")
 PLATFORM_SCHEME = env_choice("PLATFORM_SCHEME", "https" if PRODUCTION else "http", ("http", "https"))
 
-# Self-service onboarding: institutions that finish the wizard go live at once, or wait for an
-# operator's approval when this is on.
-INSTITUTIONS_NEED_APPROVAL = env_bool("INSTITUTIONS_NEED_APPROVAL", False)
+# Self-service onboarding: institutions that finish the wizard can set up and preview at once,
+# but take patients (and payments) only once an operator approved them; off: live at once.
+INSTITUTIONS_NEED_APPROVAL = env_bool("INSTITUTIONS_NEED_APPROVAL", True)
 # Custom domains: the CNAME target institutions point their domain at, and the DNS servers
 # (default: the system's resolver) used to verify the CNAME and the TXT token.
 CUSTOM_DOMAIN_CNAME_TARGET = env_str("CUSTOM_DOMAIN_CNAME_TARGET", PLATFORM_DOMAIN).lower().rstrip(".")
@@ -58,6 +59,18 @@ DNS_RESOLVER_PORT = env_int("DNS_RESOLVER_PORT", 53, minimum=1)
 # 404 to every host that is not a Domain row (the platform's or an institution's verified
 # domain). Institutions add custom domains at run time, so a static list cannot hold them.
 ALLOWED_HOSTS = ["*"]
+
+# Reverse proxies whose X-Forwarded-For is believed (IP addresses or networks, comma-separated,
+# e.g. "10.0.0.0/8" for the Caddy pods). Empty: nobody's; the connection's address is the
+# client's (config.proxy).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or network."
+        ) from _error
 
 DJANGO_APPS_SHARED = [
     "django_tenants",
@@ -115,7 +128,12 @@ ROOT_URLCONF = "config.urls_tenant"
 DEFAULT_NOT_FOUND_TENANT_VIEW = "tenants.views.unknown_host"
 
 MIDDLEWARE = [
+    # First: everything after it sees the client's address, not the proxy's.
+    "config.proxy.ClientAddressMiddleware",
+    "config.request_checks.MalformedQueryMiddleware",
     "tenants.middleware.InstitutionMiddleware",
+    # Before FrameAncestorsMiddleware, so it sees that one's frame-ancestors on the way out.
+    "config.csp.ContentSecurityPolicyMiddleware",
     # Before (so after, on the way out) XFrameOptionsMiddleware: per-institution embedding.
     "branding.middleware.FrameAncestorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -145,6 +163,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "branding.context_processors.branding",
+                "config.csp.csp_nonce",
             ],
         },
     },
@@ -254,7 +273,24 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = PLATFORM_SCHEME
-ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+# Per client address ("ip", the real client behind TRUSTED_PROXIES) and per account ("key": the
+# email; "user": the signed-in account). allauth applies its own actions (sign-in, failed
+# sign-in and TOTP codes, sign-up, password reset); the others are ours (accounts.ratelimits).
+SR_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/5m/key",  # also allauth's TOTP step, keyed per account
+    "signup": "10/m/ip",
+    "signup_email": "3/h/key",
+    "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "reauthenticate": "10/m/user",
+    "onboarding_start": "10/m/ip,3/h/key",
+    "onboarding_sign_in": "10/m/ip,5/5m/key",
+    "onboarding_verify": "10/m/ip,5/5m/key",
+    "opinion_sign": "10/m/ip,5/5m/user",
+    "waiver_code": "10/m/ip,10/h/user",
+}
+ACCOUNT_RATE_LIMITS = SR_RATE_LIMITS
 # Patients give their name and who they act for at sign-up (the email and password fields are
 # allauth's); emails name the institution in their subject instead of a "[site]" prefix.
 ACCOUNT_SIGNUP_FORM_CLASS = "intake.signup.PatientSignupForm"
@@ -266,12 +302,33 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 # way back in when a phone is lost.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "SecondRead"
+# Second-factor secrets are encrypted at rest (accounts.mfa_adapter) with these keys: the first
+# encrypts, all decrypt (rotation: put a new key first, run `manage.py mfa_secrets_reencrypt`,
+# then drop the old). Production has no default; development derives one from SECRET_KEY.
+MFA_ADAPTER = "accounts.mfa_adapter.MFAAdapter"
+MFA_ENCRYPTION_KEYS = env_list("MFA_ENCRYPTION_KEYS", [] if PRODUCTION else [f"mfa:{SECRET_KEY}"])
+if not MFA_ENCRYPTION_KEYS or any(len(key) < 32 for key in MFA_ENCRYPTION_KEYS):
+    raise ImproperlyConfigured(
+        "MFA_ENCRYPTION_KEYS (or MFA_ENCRYPTION_KEYS_FILE) needs one or more keys of 32+ characters, "
+        "comma-separated, newest first (e.g. `python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'`)."
+    )
 
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
+# Patients (and applicants) are signed out after this many idle minutes; staff follow their
+# institution's setting, operators 15 minutes (accounts.middleware).
+PATIENT_IDLE_MINUTES = env_int("PATIENT_IDLE_MINUTES", 30, minimum=5)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
+# Production: plain HTTP is redirected and browsers are told to use HTTPS only (HSTS), by the
+# app itself, whatever proxy is in front. Probes and the proxy's certificate question reach the
+# app over plain HTTP inside the deployment, so those two paths are exempt.
+SECURE_SSL_REDIRECT = PRODUCTION and env_bool("SR_HTTPS_REDIRECT", True)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^tls/ask$"]
+SECURE_HSTS_SECONDS = 31536000 if PRODUCTION else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION  # every institution's subdomain is HTTPS too
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

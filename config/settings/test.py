@@ -9,7 +9,7 @@ machine (or a running ``./sr run``) never touch each other's data or tasks.
 import os
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import DATA_DIR, DATABASES, env_str
+from config.settings.base import DATA_DIR, DATABASES, SR_RATE_LIMITS, env_str
 
 TEST_RUN = env_str("SR_TEST_RUN", str(os.getpid()))
 os.environ["SR_TEST_RUN"] = TEST_RUN
@@ -29,6 +29,10 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
-ACCOUNT_RATE_LIMITS = False  # type: ignore[assignment]
+# Off for speed and independence of tests; the rate-limit tests turn them on (in-process with
+# override_settings, in a live server with SR_TEST_RATE_LIMITS=1).
+ACCOUNT_RATE_LIMITS = SR_RATE_LIMITS if os.environ.get("SR_TEST_RATE_LIMITS") else False  # type: ignore[assignment]
 CELERY_TASK_DEFAULT_QUEUE = f"secondread-test-{TEST_RUN}"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Most go-live tests want a live institution; the approval tests turn this on (the default).
+INSTITUTIONS_NEED_APPROVAL = False

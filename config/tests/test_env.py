@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.test import Client
 
 from config.env import env_bool, env_choice, env_int, env_str, env_url
 
@@ -63,7 +65,11 @@ _PRINT_SETTINGS = "from django.conf import settings; print(settings.DEBUG, setti
 
 
 def _load_settings(**env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "SR_MODE", "DEBUG"}}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"SECRET_KEY", "SR_MODE", "DEBUG", "MFA_ENCRYPTION_KEYS", "SR_HTTPS_REDIRECT"}
+    }
     clean.update(DJANGO_SETTINGS_MODULE="config.settings.base", **env)
     return subprocess.run(
         [sys.executable, "-c", _PRINT_SETTINGS],
@@ -80,7 +86,50 @@ def test_it_refuses_to_start_in_production_without_a_real_secret_key() -> None:
     assert "SECRET_KEY" in result.stderr
 
 
-def test_it_starts_in_production_with_a_secret_key_and_debug_off() -> None:
+def test_it_refuses_to_start_in_production_without_an_mfa_encryption_key() -> None:
     result = _load_settings(SR_MODE="production", SECRET_KEY="k" * 50)
+    assert result.returncode != 0
+    assert "MFA_ENCRYPTION_KEYS" in result.stderr
+
+
+def test_it_starts_in_production_with_a_secret_key_and_debug_off() -> None:
+    result = _load_settings(SR_MODE="production", SECRET_KEY="k" * 50, MFA_ENCRYPTION_KEYS="m" * 44)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "kkkk"]
+
+
+def test_it_redirects_to_https_and_sends_hsts_in_production() -> None:
+    script = (
+        "from django.conf import settings as s; "
+        "print(s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, s.SESSION_COOKIE_SECURE, "
+        "s.SECURE_REDIRECT_EXEMPT)"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "SR_MODE", "SR_HTTPS_REDIRECT"}}
+    clean.update(
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        SR_MODE="production",
+        SECRET_KEY="k" * 50,
+        MFA_ENCRYPTION_KEYS="m" * 44,
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=BASE_DIR, env=clean, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("True 31536000 True ['^healthz$', '^tls/ask$']")
+
+
+def test_the_https_redirect_spares_probes_and_the_proxys_certificate_question(
+    neuro_client: Client, platform_client: Client, settings: Any
+) -> None:
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 31536000
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    response = neuro_client.get("/accounts/login/?next=/cases/")
+    assert (
+        response.status_code == 301
+        and response["Location"] == "https://neuro.localhost/accounts/login/?next=/cases/"
+    )
+    assert neuro_client.get("/healthz").status_code in (200, 503)
+    assert platform_client.get("/tls/ask?domain=neuro.localhost").status_code != 301
+    secure = neuro_client.get("/accounts/login/", HTTP_X_FORWARDED_PROTO="https")
+    assert secure.status_code == 200 and secure["Strict-Transport-Security"].startswith("max-age=31536000")

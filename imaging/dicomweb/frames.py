@@ -52,6 +52,32 @@ NO_PIXEL_DATA = "This instance holds no image."
 CANNOT_DECODE = "The image's compression (transfer syntax {ts}) cannot be decoded on the server."
 
 
+# One frames request answers at most this many frames and this many (decoded) bytes: each frame
+# is produced and sent on its own, so memory stays one frame, and the bytes bound the work a
+# single request can ask for.
+MAX_FRAMES_PER_REQUEST = 100
+MAX_FRAME_BYTES_PER_REQUEST = 256 * 1024 * 1024
+FRAMES_TOO_LARGE = "Too many bytes of frames in one request: ask for fewer frames at a time."
+
+
+def frames_request_check(instance: Instance, numbers: list[int]) -> None:
+    """Before any byte is sent: every frame exists (FrameError FRAME_OUT_OF_RANGE), and the
+    frames' decoded size is within MAX_FRAME_BYTES_PER_REQUEST (FrameError FRAMES_TOO_LARGE)."""
+    with open_instance(instance) as stream:
+        header = read_header(stream)
+    count = _frame_count(header)
+    if any(not 1 <= number <= count for number in numbers):
+        raise FrameError(FRAME_OUT_OF_RANGE)
+    per_frame = (
+        int(getattr(header, "Rows", 0) or 0)
+        * int(getattr(header, "Columns", 0) or 0)
+        * int(getattr(header, "SamplesPerPixel", 1) or 1)
+        * ((int(getattr(header, "BitsAllocated", 8) or 8) + 7) // 8)
+    )
+    if per_frame * len(numbers) > MAX_FRAME_BYTES_PER_REQUEST:
+        raise FrameError(FRAMES_TOO_LARGE)
+
+
 @dataclass(frozen=True)
 class Frame:
     data: bytes

@@ -33,10 +33,13 @@ from imaging.dicomweb.access import (
 )
 from imaging.dicomweb.frames import (
     FRAME_OUT_OF_RANGE,
+    FRAMES_TOO_LARGE,
+    MAX_FRAMES_PER_REQUEST,
     FrameError,
     frame_decoded,
     frame_rendered,
     frame_stored,
+    frames_request_check,
     open_instance,
     parse_window,
 )
@@ -58,6 +61,8 @@ from storage.base import CHUNK_SIZE
 DICOM_JSON = "application/dicom+json"
 NOT_ACCEPTABLE = "None of the media types or transfer syntaxes in Accept can be produced for this resource."
 BAD_FRAME_LIST = "Frame numbers must be a comma-separated list of whole numbers from 1."
+DUPLICATE_FRAMES = "Each frame number may appear only once in a request."
+TOO_MANY_FRAMES = f"Ask for at most {MAX_FRAMES_PER_REQUEST} frames in one request."
 BAD_VIEWPORT = "viewport must be two whole numbers, width,height (each 1 to 2048)."
 THUMBNAIL_SIZE = (128, 128)
 
@@ -125,7 +130,8 @@ def dicomweb_view(view: View) -> View:
         except QueryError as error:
             response = _plain(400, str(error))
         except FrameError as error:
-            response = _plain(404 if error.message == FRAME_OUT_OF_RANGE else 406, error.message)
+            status = {FRAME_OUT_OF_RANGE: 404, FRAMES_TOO_LARGE: 400}.get(error.message, 406)
+            response = _plain(status, error.message)
         response["Cache-Control"] = "private, no-store"
         if request.method == "HEAD":
             response = _without_body(response)
@@ -373,12 +379,16 @@ def retrieve_instance(
 
 
 def _frame_numbers(text: str) -> list[int]:
-    try:
-        numbers = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise FrameError(BAD_FRAME_LIST) from None
-    if not numbers or min(numbers) < 1 or len(numbers) > 1000:
-        raise FrameError(BAD_FRAME_LIST)
+    parts = text.split(",")
+    if len(parts) > MAX_FRAMES_PER_REQUEST:
+        raise QueryError(TOO_MANY_FRAMES)
+    if not all(part.isascii() and part.isdigit() and len(part) <= 9 for part in parts):
+        raise QueryError(BAD_FRAME_LIST)
+    numbers = [int(part) for part in parts]
+    if min(numbers) < 1:
+        raise QueryError(BAD_FRAME_LIST)
+    if len(set(numbers)) != len(numbers):
+        raise QueryError(DUPLICATE_FRAMES)
     return numbers
 
 
@@ -391,29 +401,25 @@ def retrieve_frames(
     frames: str,
     case_id: uuid.UUID | None = None,
 ) -> HttpResponseBase:
-    try:
-        numbers = _frame_numbers(frames)
-    except FrameError as error:
-        return _plain(400, error.message)
+    numbers = _frame_numbers(frames)  # QueryError: 400
     _, instance = _instance(
         request, "frames", case_id, study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
     )
     choice = choose_frame_encoding(request.headers.get("Accept", ""), instance.transfer_syntax_uid)
     if choice is None:
         return _plain(406, NOT_ACCEPTABLE)
-    # Frames are produced before the answer starts, so a missing frame is a clean 404 and not a
-    # broken body; each costs only its own size in memory.
-    produced = [
-        frame_decoded(instance, number) if choice.decode else frame_stored(instance, number)
-        for number in numbers
-    ]
+    # Checked before the answer starts (a missing frame is a clean 404, too many bytes a 400);
+    # then each frame is produced as it is sent, so the request holds one frame at a time.
+    frames_request_check(instance, numbers)
+
+    def parts() -> Iterator[tuple[str, list[bytes]]]:
+        for number in numbers:
+            frame = frame_decoded(instance, number) if choice.decode else frame_stored(instance, number)
+            yield f"{choice.part_type}; transfer-syntax={frame.transfer_syntax_uid}", [frame.data]
+
     boundary = new_boundary()
-    parts = (
-        (f"{choice.part_type}; transfer-syntax={frame.transfer_syntax_uid}", [frame.data])
-        for frame in produced
-    )
     return StreamingHttpResponse(
-        multipart_body(parts, boundary),
+        multipart_body(parts(), boundary),
         content_type=(
             f'multipart/related; type="{choice.part_type}"; '
             f"transfer-syntax={choice.transfer_syntax}; boundary={boundary}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -153,3 +154,61 @@ def test_it_audits_reading_a_series_frames_once_not_per_frame(
         )
         assert all(event.actor_email == "patient@neuro.example.com" and event.allowed for event in frames)
         assert AuditEvent.objects.filter(case_id=case.pk, action="dicomweb.metadata").count() == 1
+
+
+def test_it_refuses_duplicate_and_absurd_frame_lists(files: tuple[Case, dict[str, pydicom.Dataset]]) -> None:
+    from imaging.dicomweb.views import BAD_FRAME_LIST, DUPLICATE_FRAMES, TOO_MANY_FRAMES
+
+    case, named = files
+    client = _patient()
+    url = f"{_url(case, named['emri_small.dcm'])}/frames/"
+    for frames, message in (
+        (",".join(["1"] * 250), TOO_MANY_FRAMES),
+        ("1,2,1", DUPLICATE_FRAMES),
+        ("1," * 10 + "1", DUPLICATE_FRAMES),
+        ("0", BAD_FRAME_LIST),
+        ("99999999999999999999", BAD_FRAME_LIST),
+        ("１", BAD_FRAME_LIST),  # a full-width digit
+    ):
+        response = client.get(url + frames, HTTP_ACCEPT=RAW)
+        assert response.status_code == 400, frames
+        assert response.content.decode() == message
+
+
+def test_it_bounds_the_bytes_of_one_request(
+    files: tuple[Case, dict[str, pydicom.Dataset]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imaging.dicomweb import frames as frames_module
+
+    case, named = files
+    client = _patient()
+    url = f"{_url(case, named['emri_small.dcm'])}/frames/"
+    one_frame = 64 * 64 * 2
+    monkeypatch.setattr(frames_module, "MAX_FRAME_BYTES_PER_REQUEST", 3 * one_frame)
+    assert client.get(url + "1,2,3", HTTP_ACCEPT=RAW).status_code == 200
+    response = client.get(url + "1,2,3,4", HTTP_ACCEPT=RAW)
+    assert response.status_code == 400 and response.content.decode() == frames_module.FRAMES_TOO_LARGE
+
+
+def test_it_streams_frames_one_at_a_time(
+    files: tuple[Case, dict[str, pydicom.Dataset]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imaging.dicomweb import views
+
+    case, named = files
+    produced: list[int] = []
+
+    def counting(original: Any) -> Any:
+        def produce(instance: object, number: int) -> object:
+            produced.append(number)
+            return original(instance, number)
+
+        return produce
+
+    monkeypatch.setattr(views, "frame_decoded", counting(views.frame_decoded))
+    monkeypatch.setattr(views, "frame_stored", counting(views.frame_stored))
+    response = _patient().get(f"{_url(case, named['emri_small.dcm'])}/frames/1,2,3", HTTP_ACCEPT=RAW)
+    assert response.status_code == 200 and produced == []  # nothing built before the body is read
+    body = iter(response.streaming_content)  # type: ignore[attr-defined]
+    next(body), next(body)  # the first part's header and its frame
+    assert produced == [1]

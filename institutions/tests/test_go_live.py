@@ -174,3 +174,40 @@ def test_it_refuses_forged_and_expired_invitations(queued: Onboarding) -> None:
     path = _invitation_path()
     Invitation.objects.update(expires="2000-01-01T00:00:00Z")
     assert "expired" in site.get(path).content.decode()
+
+
+@override_settings(INSTITUTIONS_NEED_APPROVAL=True)
+def test_a_pending_institution_lets_its_staff_set_up_but_no_patient_in(queued: Onboarding) -> None:
+    from tests.staff import staff_force_login
+
+    institution_go_live(onboarding_id=queued.pk)
+    site = Client(HTTP_HOST="northgate.localhost")
+    assert site.get("/accounts/signup/").status_code == 503  # no patient sign-up yet
+    assert site.get("/accounts/login/").status_code == 200
+    admin = Client(HTTP_HOST="northgate.localhost")
+    staff_force_login(admin, queued.email)
+    page = admin.get("/settings/")
+    assert page.status_code == 200 and 'data-testid="awaiting-approval"' in page.content.decode()
+
+
+def test_approval_is_required_by_default() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.live import BASE_DIR
+
+    env = {k: v for k, v in os.environ.items() if k != "INSTITUTIONS_NEED_APPROVAL"}
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from django.conf import settings; print(settings.INSTITUTIONS_NEED_APPROVAL)",
+        ],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.strip() == "True", result.stderr

@@ -14,7 +14,7 @@ from branding.forms import COLOUR_TOO_LIGHT, TEXT_HAS_CODE
 from branding.models import Brand
 from branding.services import LOGO_NOT_AN_IMAGE, LOGO_TOO_MANY_PIXELS
 from institutions.forms import FEE_AMOUNT_NEEDED
-from institutions.onboarding import EMAIL_ALREADY_STARTED, SIGN_IN_FAILED, VERIFY_LINK_INVALID
+from institutions.onboarding import SIGN_IN_FAILED, VERIFY_LINK_INVALID, VERIFY_PASSWORD_WRONG
 from institutions.tests.helpers import PASSWORD, applicant_sign_up, confirmation_path, png_bomb, png_bytes
 from storage.tenant import tenant_storage
 from tenants.models import Institution, InstitutionSettings, Onboarding
@@ -78,21 +78,71 @@ def test_it_refuses_a_forged_confirmation_link(platform_client: Client) -> None:
     assert VERIFY_LINK_INVALID in response.content.decode()
 
 
-def test_it_refuses_a_second_application_for_a_confirmed_email(
-    applicant: Client, django_capture_on_commit_callbacks: Any
-) -> None:
-    other = Client(HTTP_HOST="localhost")
-    page = other.post(
+def _start(client: Client, email: str, password: str = PASSWORD) -> str:
+    return client.post(
         "/start/",
         {
             "institution_name": "X",
             "full_name": "Eve",
-            "email": EMAIL,
-            "password1": PASSWORD,
-            "password2": PASSWORD,
+            "email": email,
+            "password1": password,
+            "password2": password,
         },
     ).content.decode()
-    assert EMAIL_ALREADY_STARTED.split(".")[0] in page.replace("&#x27;", "'")
+
+
+def test_it_never_hands_a_confirmed_application_to_a_second_sign_up(
+    applicant: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    before = Onboarding.objects.get(email=EMAIL).password_hash
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        page = _start(Client(HTTP_HOST="localhost"), EMAIL, password="another-Passphrase-9")
+    assert "Check your email" in page  # the same answer as for a new address
+    assert Onboarding.objects.get(email=EMAIL).password_hash == before
+    (notice,) = mail.outbox
+    assert "already exists" in notice.body and "/start/confirm/" not in notice.body
+
+
+def test_it_does_not_reveal_which_addresses_are_operators(
+    platform_client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        operator_page = _start(platform_client, "operator@secondread.example.com")
+        stranger_page = _start(Client(HTTP_HOST="localhost"), "nobody@example.org")
+    assert operator_page.replace("operator@secondread.example.com", "@") == stranger_page.replace(
+        "nobody@example.org", "@"
+    )
+    assert not Onboarding.objects.filter(email="operator@secondread.example.com").exists()
+    notice = next(m for m in mail.outbox if m.to == ["operator@secondread.example.com"])
+    assert "cannot be used" in notice.body
+
+
+def test_it_confirms_an_application_in_another_browser_only_with_its_password(
+    db: None,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """Pre-hijacking: someone starts an application with another person's address; that person
+    following the emailed link must not confirm an application whose password the other knows."""
+    attacker = Client(HTTP_HOST="localhost")
+    with django_capture_on_commit_callbacks(execute=True):
+        _start(attacker, EMAIL, password="attacker-Passphrase-1")
+    victim = Client(HTTP_HOST="localhost")
+    path = confirmation_path(to=EMAIL)
+    page = victim.get(path)
+    assert page.status_code == 200 and "type the password" in page.content.decode()
+    assert Onboarding.objects.get(email=EMAIL).email_verified is None
+    wrong = victim.post(path, {"password": PASSWORD}).content.decode()
+    assert VERIFY_PASSWORD_WRONG.split(".")[0] in wrong.replace("&#x27;", "'")
+    assert Onboarding.objects.get(email=EMAIL).email_verified is None
+    # The real owner signs up again with their own password; the attacker's no longer works.
+    with django_capture_on_commit_callbacks(execute=True):
+        _start(victim, EMAIL)
+    assert victim.get(confirmation_path(to=EMAIL)).status_code == 302
+    assert Onboarding.objects.get(email=EMAIL).email_verified is not None
+    attacker.post("/start/sign-in/", {"email": EMAIL, "password": "attacker-Passphrase-1"})
+    assert attacker.get("/start/step/subdomain/")["Location"] == "/start/sign-in/"
 
 
 def test_it_keeps_outsiders_out_of_the_wizard_and_its_endpoints(platform_client: Client) -> None:

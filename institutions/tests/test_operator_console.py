@@ -10,12 +10,11 @@ from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from institutions.services import ACTION_NOT_ALLOWED, REASON_REQUIRED, institution_operator_action
 from institutions.usage import institution_usage_refresh
 from tenants.models import Institution, OperatorAction
+from tests.staff import staff_force_login, staff_sign_in
 
 
 def test_it_lists_institutions_for_an_operator(platform_client: Client) -> None:
-    platform_client.post(
-        "/accounts/login/", {"login": "operator@secondread.example.com", "password": DEMO_PASSWORD}
-    )
+    staff_sign_in(platform_client, "operator@secondread.example.com")  # password and TOTP
     page = platform_client.get("/operators/").content.decode()
     assert "Northfield Neurological Institute" in page
     assert "Lakeside Cancer Center" in page
@@ -31,9 +30,33 @@ def test_it_does_not_exist_on_an_institutions_domain(neuro_client: Client) -> No
     assert neuro_client.get("/operators/").status_code == 404
 
 
+def test_it_needs_the_operators_second_factor(platform_client: Client) -> None:
+    platform_client.post(
+        "/accounts/login/", {"login": "operator@secondread.example.com", "password": DEMO_PASSWORD}
+    )
+    assert "_auth_user_id" not in platform_client.session  # the password alone is not enough
+    response = platform_client.get("/operators/")
+    assert response.status_code == 302 and "/operators/" not in response["Location"].split("?")[0]
+
+
+def test_it_sends_an_operator_without_an_authenticator_to_set_one_up(db: None) -> None:
+    from allauth.mfa.models import Authenticator
+
+    from accounts.models import User
+
+    operator = User.objects.create_user(
+        "new.operator@secondread.example.com", DEMO_PASSWORD, is_operator=True
+    )
+    assert not Authenticator.objects.filter(user=operator).exists()
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(operator)
+    response = client.get("/operators/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/2fa/totp/activate")
+
+
 def _operator() -> Client:
     client = Client(HTTP_HOST="localhost")
-    client.post("/accounts/login/", {"login": "operator@secondread.example.com", "password": DEMO_PASSWORD})
+    staff_force_login(client, "operator@secondread.example.com")
     return client
 
 

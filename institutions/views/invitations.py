@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods
 
 from institutions.forms import InvitationAcceptForm
-from institutions.invitations import InvitationRefused, invitation_accept, invitation_for_token
+from institutions.invitations import (
+    INVITATION_SIGN_IN_FIRST,
+    InvitationRefused,
+    invitation_accept,
+    invitation_for_token,
+    invitation_needs_sign_in,
+)
 from tenants.access import request_institution
 
 
@@ -21,19 +30,29 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
         invitation = invitation_for_token(institution=institution, token=token)
     except InvitationRefused as refusal:
         return render(request, "institutions/invitation_invalid.html", {"message": str(refusal)}, status=400)
-    form = InvitationAcceptForm(request.POST or None)
+    user = request.user if request.user.is_authenticated else None
+    if invitation_needs_sign_in(invitation=invitation):
+        # A verified account holds the address: its owner accepts while signed in to it.
+        if user is None or str(getattr(user, "email", "")).lower() != invitation.email:
+            messages.info(request, INVITATION_SIGN_IN_FIRST)
+            return redirect(f"{reverse('account_login')}?{urlencode({'next': request.path})}")
+        # Nothing to fill in: an empty POST (a bound form) is the acceptance.
+        form: forms.Form = forms.Form(request.POST if request.method == "POST" else None)
+    else:
+        form = InvitationAcceptForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             message = invitation_accept(
                 institution=institution,
                 token=token,
-                full_name=form.cleaned_data["full_name"],
-                password=form.cleaned_data["password1"],
+                full_name=form.cleaned_data.get("full_name", ""),
+                password=form.cleaned_data.get("password1", ""),
+                signed_in=user,  # type: ignore[arg-type]
             )
         except InvitationRefused as refusal:
             return render(
                 request, "institutions/invitation_invalid.html", {"message": str(refusal)}, status=400
             )
         messages.success(request, message)
-        return redirect("account_login")
+        return redirect("/workspace/" if user is not None else "account_login")
     return render(request, "institutions/invitation_accept.html", {"form": form, "invitation": invitation})

@@ -13,8 +13,9 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.ratelimits import TOO_MANY_ATTEMPTS, attempt_allowed
 from branding.forms import BrandLookForm, BrandTextsForm, EmbedOriginsForm, LogoForm, brand_form_values
 from branding.models import Brand
 from branding.services import LogoRejected, brand_look_save, brand_update
@@ -24,6 +25,7 @@ from institutions.forms import (
     FeeForm,
     InvitationForm,
     OnboardingSignInForm,
+    OnboardingVerifyForm,
     ServiceForm,
     SignUpForm,
     SubdomainForm,
@@ -42,45 +44,77 @@ from tenants.subdomains import SUBDOMAIN_AVAILABLE, subdomain_problem
 ViewFunc = Callable[..., HttpResponseBase]
 
 
+# --- Onboarding: account --------------------------------------------------------------------
+
+
+PENDING_ONBOARDING_SESSION_KEY = "onboarding_pending_email"
+
+
 def onboarding_start(request: HttpRequest) -> HttpResponse:
     if request.session.get(ONBOARDING_SESSION_KEY):
         return redirect("onboarding:resume")
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
-            onboarding = wizard.onboarding_start(
-                institution_name=form.cleaned_data["institution_name"],
-                full_name=form.cleaned_data["full_name"],
-                email=form.cleaned_data["email"],
-                password=form.cleaned_data["password1"],
-            )
-        except wizard.OnboardingRefused as refusal:
-            form.add_error("email", str(refusal))
-        else:
-            return render(request, "institutions/onboarding/check_email.html", {"email": onboarding.email})
+        email = form.cleaned_data["email"].strip().lower()
+        if not attempt_allowed(request, action="onboarding_start", key=email):
+            form.add_error(None, TOO_MANY_ATTEMPTS)
+            return render(request, "institutions/onboarding/start.html", {"form": form}, status=429)
+        wizard.onboarding_start(
+            institution_name=form.cleaned_data["institution_name"],
+            full_name=form.cleaned_data["full_name"],
+            email=email,
+            password=form.cleaned_data["password1"],
+        )
+        # This browser typed the password: following the link here proves both.
+        request.session[PENDING_ONBOARDING_SESSION_KEY] = email
+        return render(request, "institutions/onboarding/check_email.html", {"email": email})
     return render(request, "institutions/onboarding/start.html", {"form": form})
 
 
 def _sign_applicant_in(request: HttpRequest, onboarding: Onboarding) -> None:
     request.session.cycle_key()  # no session fixation across the sign-in
+    request.session.pop(PENDING_ONBOARDING_SESSION_KEY, None)
     request.session[ONBOARDING_SESSION_KEY] = onboarding.pk
 
 
+@require_http_methods(["GET", "POST"])
 def onboarding_verify(request: HttpRequest, token: str) -> HttpResponse:
     try:
-        onboarding = wizard.onboarding_verify(token=token)
+        onboarding = wizard.onboarding_for_verification(token=token)
     except wizard.OnboardingRefused as refusal:
         return render(
             request, "institutions/onboarding/link_invalid.html", {"message": str(refusal)}, status=400
         )
-    _sign_applicant_in(request, onboarding)
-    messages.success(request, "Your email is confirmed. Let's set up your service.")
-    return redirect("onboarding:resume")
+    same_browser = request.session.get(PENDING_ONBOARDING_SESSION_KEY) == onboarding.email
+    form = OnboardingVerifyForm(request.POST if request.method == "POST" else None)
+    if (
+        not same_browser
+        and request.method == "POST"
+        and not attempt_allowed(request, action="onboarding_verify", key=onboarding.email)
+    ):
+        form = OnboardingVerifyForm()
+        form.add_error(None, TOO_MANY_ATTEMPTS)
+        return render(request, "institutions/onboarding/verify.html", {"form": form}, status=429)
+    if same_browser or form.is_valid():
+        try:
+            wizard.onboarding_verify(
+                onboarding=onboarding, password=None if same_browser else form.cleaned_data["password"]
+            )
+        except wizard.OnboardingRefused as refusal:
+            form.add_error("password", str(refusal))
+        else:
+            _sign_applicant_in(request, onboarding)
+            messages.success(request, "Your email is confirmed. Let's set up your service.")
+            return redirect("onboarding:resume")
+    return render(request, "institutions/onboarding/verify.html", {"form": form, "email": onboarding.email})
 
 
 def onboarding_sign_in(request: HttpRequest) -> HttpResponse:
     form = OnboardingSignInForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        if not attempt_allowed(request, action="onboarding_sign_in", key=form.cleaned_data["email"].lower()):
+            form.add_error(None, TOO_MANY_ATTEMPTS)
+            return render(request, "institutions/onboarding/sign_in.html", {"form": form}, status=429)
         onboarding = wizard.onboarding_authenticate(
             email=form.cleaned_data["email"], password=form.cleaned_data["password"]
         )

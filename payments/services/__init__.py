@@ -37,6 +37,7 @@ from payments.services.common import (
     WAIVER_APPLIED,
     WAIVER_CODE_TAKEN,
     WAIVER_EXPIRED,
+    WAIVER_REFUSED,
     WAIVER_UNKNOWN,
     WAIVER_USED_UP,
     PaymentError,
@@ -62,6 +63,7 @@ from payments.services.waivers import (
     waiver_apply,
     waiver_code_create,
     waiver_code_deactivate,
+    waiver_code_generate,
     waiver_code_normalise,
 )
 
@@ -82,6 +84,7 @@ __all__ = [
     "WAIVER_APPLIED",
     "WAIVER_CODE_TAKEN",
     "WAIVER_EXPIRED",
+    "WAIVER_REFUSED",
     "WAIVER_UNKNOWN",
     "WAIVER_USED_UP",
     "PaymentError",
@@ -105,5 +108,6 @@ __all__ = [
     "waiver_apply",
     "waiver_code_create",
     "waiver_code_deactivate",
+    "waiver_code_generate",
     "waiver_code_normalise",
 ]

@@ -25,9 +25,10 @@ CHECKOUT_STRIPE_ERROR = (
     "We could not reach the payment service, and nothing was charged. Please try again in a few minutes."
 )
 CASE_NOT_PAYABLE = "This case cannot be paid for in its current state."
-WAIVER_UNKNOWN = "This waiver code is not valid here. Please check it, or ask whoever gave it to you."
-WAIVER_EXPIRED = "This waiver code has expired."
-WAIVER_USED_UP = "This waiver code has already been used as many times as it allows."
+# One answer for every refused code (unknown, withdrawn, expired, used up): a guesser learns
+# nothing about which codes exist.
+WAIVER_REFUSED = "This code cannot be used. Please check it, or ask whoever gave it to you."
+WAIVER_UNKNOWN = WAIVER_EXPIRED = WAIVER_USED_UP = WAIVER_REFUSED
 WAIVER_APPLIED = "The fee is waived for this case."
 WAIVER_CODE_TAKEN = "There is already a waiver code with these letters."
 CONNECT_NOT_CONFIGURED = (

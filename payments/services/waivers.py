@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import secrets
 
 from django.db import transaction
 from django.db.models import F, Q
@@ -32,6 +33,17 @@ def waiver_code_normalise(code: str) -> str:
     return "".join(code.split()).upper()
 
 
+# Crockford's base32 alphabet: no I, L, O or U, so a code read aloud or copied by hand survives.
+_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+WAIVER_CODE_GROUPS = 4  # 4 groups of 4 characters: 16 × 5 = 80 random bits
+
+
+def waiver_code_generate() -> str:
+    """A new random code such as ``7K3M-Q9XD-2HPA-WN4R`` (80 bits: not guessable by trying)."""
+    groups = ("".join(secrets.choice(_CODE_ALPHABET) for _ in range(4)) for _ in range(WAIVER_CODE_GROUPS))
+    return "-".join(groups)
+
+
 def waiver_code_create(
     *,
     code: str,
@@ -40,7 +52,7 @@ def waiver_code_create(
     expires_at: datetime.datetime | None,
     by: User | None,
 ) -> WaiverCode:
-    normalised = waiver_code_normalise(code)
+    normalised = waiver_code_normalise(code) or waiver_code_generate()
     if WaiverCode.objects.filter(code=normalised).exists():
         raise PaymentError(WAIVER_CODE_TAKEN)
     return WaiverCode.objects.create(

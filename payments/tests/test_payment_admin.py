@@ -197,3 +197,25 @@ def test_it_lets_a_charging_institution_without_stripe_take_waiver_codes_only(
     patient = signed_in(cancer, "patient@cancer.example.com")
     page = patient.post(f"/payments/case/{case.public_id}/waiver/", {"code": "demo-waiver"}, follow=True)
     assert "The fee is waived for this case." in page.content.decode()
+
+
+def test_it_generates_an_unguessable_waiver_code_by_default(cancer: Institution, no_stripe: None) -> None:
+    import re
+
+    from payments.services.waivers import _CODE_ALPHABET
+
+    admin = _admin(cancer)
+    page = admin.post("/payments/settings/waiver-codes/", {"code": "", "purpose": "Hardship"}, follow=True)
+    match = re.search(r"Waiver code ([0-9A-Z-]+) created\.", page.content.decode())
+    assert match, page.content.decode()[:2000]
+    code = match.group(1)
+    letters = code.replace("-", "")
+    assert re.fullmatch(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}", code)
+    assert set(letters) <= set(_CODE_ALPHABET) and len(_CODE_ALPHABET) == 32
+    assert len(letters) * 5 >= 64  # bits of randomness
+    with tenant_context(cancer):
+        assert WaiverCode.objects.filter(code=code, purpose="Hardship").exists()
+    # A code of one's own must be long enough not to be guessed in a few tries.
+    page = admin.post("/payments/settings/waiver-codes/", {"code": "FREE"}, follow=True)
+    with tenant_context(cancer):
+        assert not WaiverCode.objects.filter(code="FREE").exists()

@@ -15,6 +15,7 @@ from payments.models import Payment, WaiverCode
 from payments.services import (
     WAIVER_APPLIED,
     WAIVER_EXPIRED,
+    WAIVER_REFUSED,
     WAIVER_UNKNOWN,
     WAIVER_USED_UP,
     PaymentError,
@@ -158,3 +159,40 @@ def test_it_gives_the_last_use_of_a_code_to_exactly_one_of_two_racing_patients(
         thread = threading.Thread(target=cleanup)
         thread.start()
         thread.join()
+
+
+def test_it_gives_one_answer_for_every_refused_code(cancer: Institution, no_stripe: None) -> None:
+    fee_set(cancer)
+    _code(cancer, "OLD-CODE-2020", expires_at=timezone.now() - datetime.timedelta(days=1))
+    _code(cancer, "WITHDRAWN-CODE", active=False)
+    case = case_awaiting_payment(cancer)
+
+    def message(code: str) -> str:
+        page = _use(cancer, case, code)
+        return page.split('class="messages"')[1].split("</ul>")[0] if 'class="messages"' in page else page
+
+    answers = {message(code) for code in ("OLD-CODE-2020", "WITHDRAWN-CODE", "NO-SUCH-CODE-AT-ALL")}
+    assert len(answers) == 1 and WAIVER_REFUSED in answers.pop()
+
+
+def test_it_throttles_waiver_code_tries(cancer: Institution, no_stripe: None) -> None:
+    from django.core.cache import cache
+    from django.test import override_settings
+
+    from accounts.ratelimits import TOO_MANY_ATTEMPTS
+    from config.settings.base import SR_RATE_LIMITS
+
+    fee_set(cancer)
+    _code(cancer, "THE-REAL-CODE-1", max_uses=5)
+    case = case_awaiting_payment(cancer)
+    cache.clear()
+    with override_settings(ACCOUNT_RATE_LIMITS=SR_RATE_LIMITS):
+        client = signed_in(cancer, case.owner.email)
+        url = f"/payments/case/{case.public_id}/waiver/"
+        for guess in range(10):
+            page = client.post(url, {"code": f"GUESS-{guess:08d}"}, follow=True).content.decode()
+            assert WAIVER_REFUSED in page
+        page = client.post(url, {"code": "THE-REAL-CODE-1"}, follow=True).content.decode()
+    cache.clear()
+    assert TOO_MANY_ATTEMPTS in page
+    assert _state(cancer, case)[1] != Payment.Status.WAIVED

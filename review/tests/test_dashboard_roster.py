@@ -7,6 +7,7 @@ from collections.abc import Callable
 from django.test import Client
 from django_tenants.utils import schema_context
 
+from audit.models import AuditEvent
 from intake.models import Case
 from review.models import Outcome, ReviewerProfile, ReviewSettings
 from tenants.models import Institution
@@ -137,3 +138,32 @@ def test_it_reads_default_settings_without_writing_a_row(
     )
     with schema_context(neuro.schema_name):
         assert ReviewSettings.objects.get().turnaround_business_days == 6  # saving writes the row
+
+
+def test_it_never_gives_a_patient_account_a_staff_role(
+    neuro: Institution, staff_client: Callable[[str], Client]
+) -> None:
+    admin = staff_client("admin")
+    patient = user_in(neuro, "patient@neuro.example.com")
+    prefix = f"u{patient.pk}-"
+    response = admin.post(
+        f"/workspace/roster/{patient.pk}",
+        {prefix + "is_reviewer": "on", prefix + "is_institution_admin": "on", prefix + "max_open_cases": "4"},
+    )
+    assert response.status_code == 404
+    patient.refresh_from_db()
+    assert not patient.is_institution_staff
+
+
+def test_it_audits_every_role_change(neuro: Institution, staff_client: Callable[[str], Client]) -> None:
+    admin = staff_client("admin")
+    reviewer = user_in(neuro, "reviewer2@neuro.example.com")
+    prefix = f"u{reviewer.pk}-"
+    admin.post(
+        f"/workspace/roster/{reviewer.pk}",
+        {prefix + "is_reviewer": "on", prefix + "is_coordinator": "on", prefix + "max_open_cases": "4"},
+    )
+    with schema_context(neuro.schema_name):
+        event = AuditEvent.objects.get(action="roles.change", object_ref=f"user:{reviewer.pk}")
+    assert event.actor_email == "admin@neuro.example.com"
+    assert event.detail == {"roles": ["Coordinator", "Reviewer"], "reason": "roster"}

@@ -347,3 +347,26 @@ def test_it_emails_the_patient_when_their_question_is_answered(
     with schema_context(neuro.schema_name):
         assert follow_up_answer_email_send(question_id=question.pk) is False
     assert len(mail.outbox) == 1
+
+
+def test_it_limits_signing_attempts(
+    neuro: Institution, assigned_case: Case, staff_client: Callable[[str], Client]
+) -> None:
+    from django.core.cache import cache
+    from django.test import override_settings
+
+    from accounts.ratelimits import TOO_MANY_ATTEMPTS
+    from config.settings.base import SR_RATE_LIMITS
+
+    reviewer = staff_client("reviewer1")
+    reviewer.post(_url(assigned_case, "opinion/draft"), OPINION)
+    cache.clear()
+    with override_settings(ACCOUNT_RATE_LIMITS=SR_RATE_LIMITS):
+        for _ in range(5):
+            page = reviewer.post(_url(assigned_case, "opinion/sign"), {"secret": "guess"}, follow=True)
+            assert WRONG_SECRET_MESSAGE in page.content.decode()
+        page = reviewer.post(_url(assigned_case, "opinion/sign"), {"secret": DEMO_PASSWORD}, follow=True)
+    cache.clear()
+    assert TOO_MANY_ATTEMPTS in page.content.decode()
+    with schema_context(neuro.schema_name):
+        assert Opinion.objects.get(case=assigned_case).signed_at is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from allauth.mfa.models import Authenticator
@@ -81,3 +82,14 @@ def test_it_leaves_patients_without_a_second_factor(neuro_client: Client) -> Non
     neuro_client.post("/accounts/login/", {"login": "patient@neuro.example.com", "password": DEMO_PASSWORD})
     assert "_auth_user_id" in neuro_client.session
     assert neuro_client.get("/").status_code == 200
+
+
+def test_it_signs_patients_out_after_their_idle_time(neuro_client: Client, settings: Any) -> None:
+    neuro_client.post("/accounts/login/", {"login": "patient@neuro.example.com", "password": DEMO_PASSWORD})
+    assert neuro_client.get("/").status_code == 200
+    session = neuro_client.session
+    session[LAST_SEEN_SESSION_KEY] = time.time() - (settings.PATIENT_IDLE_MINUTES + 1) * 60
+    session.save()
+    response = neuro_client.get("/", follow=True)
+    assert IDLE_SIGNED_OUT_MESSAGE in response.content.decode()
+    assert "_auth_user_id" not in neuro_client.session

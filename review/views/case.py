@@ -130,7 +130,9 @@ def case_assign(request: HttpRequest, case: Case) -> HttpResponse:
         if choice == "rules":
             assignment = services.case_assign_by_rules(case=case, by=request_user(request))
         else:
-            reviewer = User.objects.filter(pk=int(choice) if choice.isdigit() else 0).first()
+            reviewer = User.objects.filter(
+                pk=int(choice) if choice.isascii() and choice.isdigit() else 0
+            ).first()
             if reviewer is None:
                 raise services.ReviewError(services.NOT_A_REVIEWER_MESSAGE)
             assignment = services.case_assign(case=case, reviewer=reviewer, by=request_user(request))
@@ -226,7 +228,11 @@ def report_match(request: HttpRequest, case: Case, report_id: uuid.UUID) -> Http
         raise Http404
     form = MatchForm(request.POST)
     study_id = form.cleaned_data["study"] if form.is_valid() else ""
-    study = Study.objects.filter(case=case, pk=int(study_id)).first() if study_id.isdigit() else None
+    study = (
+        Study.objects.filter(case=case, pk=int(study_id)).first()
+        if study_id.isascii() and study_id.isdigit()
+        else None
+    )
     if study_id and study is None:
         messages.error(request, services.WRONG_STUDY_MESSAGE)
         return back_to_case(case, "reports")

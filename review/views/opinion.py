@@ -19,6 +19,7 @@ from django.http import (
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.ratelimits import TOO_MANY_ATTEMPTS, attempt_allowed
 from audit.services import audit_record
 from intake.models import Case
 from review import services
@@ -72,6 +73,18 @@ def opinion_draft(request: HttpRequest, case: Case) -> HttpResponse:
 def opinion_sign(request: HttpRequest, case: Case) -> HttpResponse:
     form = SignForm(request.POST)
     secret = form.cleaned_data["secret"] if form.is_valid() else ""
+    # Signing asks for the password or a TOTP code again: limited like a sign-in, so a stolen
+    # session cannot guess its way to a signature.
+    if not attempt_allowed(request, action="opinion_sign", user=request_user(request)):
+        audit_record(
+            request=request,
+            action="opinion.sign",
+            case=case,
+            allowed=False,
+            detail={"reason": "rate_limited"},
+        )
+        messages.error(request, TOO_MANY_ATTEMPTS)
+        return back_to_case(case, "opinion")
     try:
         opinion = services.opinion_sign(
             case=case,

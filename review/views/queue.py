@@ -30,7 +30,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     result = case_queue(
         user=request_user(request),
         filters=filters,
-        page_number=int(page_number) if page_number.isdigit() else 1,
+        page_number=int(page_number) if page_number.isascii() and page_number.isdigit() else 1,
     )
     params = request.GET.copy()
     params.pop("page", None)

@@ -58,7 +58,8 @@ def roster(request: HttpRequest) -> HttpResponse:
 @require_POST
 @staff_page(action="roster.update", need=admin_only)
 def roster_member(request: HttpRequest, user_id: int) -> HttpResponse:
-    member = User.objects.filter(pk=user_id).first()
+    # Only accounts that joined as staff are on the roster: a patient's id is not found here.
+    member = User.objects.filter(pk=user_id, is_invited_staff=True).first()
     if member is None:
         raise Http404
     form = StaffMemberForm(request.POST, prefix=f"u{member.pk}")
@@ -74,7 +75,7 @@ def roster_member(request: HttpRequest, user_id: int) -> HttpResponse:
     if member.pk == request_user(request).pk and not form.cleaned_data["is_institution_admin"]:
         messages.error(request, "You cannot remove your own administrator role.")
         return redirect("review:roster")
-    services.staff_member_update(user=member, **form.cleaned_data)
+    services.staff_member_update(user=member, by=request_user(request), **form.cleaned_data)
     audit_record(request=request, action="roster.update", object_ref=f"user:{member.pk}")
     messages.success(request, f"Saved {member}.")
     return redirect("review:roster")

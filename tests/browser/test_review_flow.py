@@ -120,7 +120,7 @@ def test_it_walks_a_case_from_assignment_to_the_patients_pdf(
     reviewer.locator("#id_comments").focus()  # leaving a field saves at once
     reviewer.fill("#id_comments", "Discuss resection with your neurosurgeon.")
     reviewer.wait_for_function(
-        "document.querySelector('[data-testid=autosave-status]').textContent.startsWith('Draft saved')",
+        "() => document.querySelector('[data-testid=autosave-status]').textContent.startsWith('Draft saved')",
         timeout=15_000,
     )
     _screenshot(reviewer, "case-workspace")

@@ -84,12 +84,14 @@ def test_it_lets_a_reviewer_read_scroll_window_and_measure_a_study(
     box = viewport.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.wheel(0, 120)
-    page.wait_for_function("document.querySelector('[data-position]').textContent === 'Image 2 / 12'")
+    page.wait_for_function("() => document.querySelector('[data-position]').textContent === 'Image 2 / 12'")
     second = _rendered(page)
     assert second["hash"] != first["hash"]
     viewport.focus()
     page.keyboard.press("PageDown")
-    page.wait_for_function("!document.querySelector('[data-position]').textContent.startsWith('Image 2 ')")
+    page.wait_for_function(
+        "() => !document.querySelector('[data-position]').textContent.startsWith('Image 2 ')"
+    )
 
     # Window/level by dragging, then a preset.
     before = _rendered(page)
@@ -100,7 +102,7 @@ def test_it_lets_a_reviewer_read_scroll_window_and_measure_a_study(
     after = _rendered(page)
     assert after["hash"] != before["hash"]
     page.click("[data-presets] button[data-preset=bone]")
-    page.wait_for_function("document.querySelector('[data-voi]').textContent === 'W 1800 / L 400'")
+    page.wait_for_function("() => document.querySelector('[data-voi]').textContent === 'W 1800 / L 400'")
 
     # A length measurement, in millimetres from the pixel spacing.
     page.click("[data-tools] button[data-tool=length]")
@@ -108,7 +110,7 @@ def test_it_lets_a_reviewer_read_scroll_window_and_measure_a_study(
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.5, steps=6)
     page.mouse.up()
-    page.wait_for_function("document.querySelector('[data-measurement]').textContent.includes('mm')")
+    page.wait_for_function("() => document.querySelector('[data-measurement]').textContent.includes('mm')")
     assert page.text_content("[data-measurement]").startswith("Length: ")
 
     # Compressed series decode in the browser: JPEG 2000, RLE, JPEG baseline, JPEG lossless.

@@ -87,7 +87,9 @@ def _logo_png(initials: str, primary: str, accent: str) -> bytes:
 def _user_ensure(email: str, full_name: str, roles: dict[str, bool]) -> User:
     user = User.objects.filter(email=email).first()
     if user is None:
-        user = User.objects.create_user(email, DEMO_PASSWORD, full_name=full_name, **roles)
+        user = User.objects.create_user(
+            email, DEMO_PASSWORD, full_name=full_name, is_invited_staff=any(roles.values()), **roles
+        )
     EmailAddress.objects.get_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
     return user
 
@@ -103,11 +105,12 @@ class Command(BaseCommand):
             _user_ensure(
                 "operator@secondread.example.com", "Olivia Operator", {"is_operator": True, "is_staff": True}
             )
+            demo_staff_mfa_ensure()  # operators need a second factor too
         lines = [
             "",
             "SecondRead demo (password for every account: " + DEMO_PASSWORD + ")",
             f"  Platform & operator console: {platform_url()}  ·  operator@secondread.example.com",
-            f"  Institution staff sign in with a second factor: add the TOTP secret {DEMO_TOTP_SECRET}",
+            f"  Staff and operators sign in with a second factor: add the TOTP secret {DEMO_TOTP_SECRET}",
             "  to an authenticator app (the same secret for every demo staff account).",
         ]
         for demo in DEMO_INSTITUTIONS:

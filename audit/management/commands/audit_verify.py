@@ -1,0 +1,28 @@
+"""Recompute the audit log's hash chain in every institution's schema; exit 1 if one is broken."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django_tenants.utils import get_tenant_model, schema_context
+
+from audit.services import audit_chain_verify
+
+
+class Command(BaseCommand):
+    help = "Verify the audit log's hash chain of every institution."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        broken = []
+        institutions = get_tenant_model().objects.exclude(schema_name="public").exclude(status="draft")
+        for schema in institutions.values_list("schema_name", flat=True):
+            with schema_context(schema):
+                report = audit_chain_verify()
+            if report.intact:
+                self.stdout.write(f"{schema}: {report.checked} event(s), chain intact\n")
+            else:
+                self.stdout.write(f"{schema}: chain BROKEN at event {report.broken_at}\n")
+                broken.append(schema)
+        if broken:
+            raise CommandError(f"The audit chain is broken in: {', '.join(broken)}")
