@@ -8,8 +8,11 @@ import os
 
 from tenant_schemas_celery.app import CeleryApp
 
+from config.celery_probes import install_worker_probe
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
 app = CeleryApp("secondread")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+install_worker_probe(app)

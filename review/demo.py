@@ -37,6 +37,16 @@ def demo_staff_mfa_ensure() -> int:
     return count
 
 
+def demo_operator_mfa_ensure() -> int:
+    """Give the public schema's operators without one the demo TOTP authenticator."""
+    count = 0
+    for user in User.objects.filter(is_active=True, is_operator=True):
+        if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+            TOTP.activate(user, DEMO_TOTP_SECRET)
+            count += 1
+    return count
+
+
 def demo_roster_ensure(*, slug: str) -> None:
     for role, credentials, specialties, modalities in DEMO_REVIEWERS.get(slug, ()):
         user = User.objects.filter(email=f"{role}@{slug}.example.com").first()

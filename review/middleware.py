@@ -1,6 +1,7 @@
 """Staff security on an institution's domain: a second factor before any page, and sign-out
 after inactivity. It lives with the staff workspace because its policy (the idle limit) is one of
 the workspace's settings (``review.ReviewSettings``).
+Platform operators on the platform's domain need the second factor too.
 
 Patients are not affected (their own data only, and many would be locked out by an
 authenticator app). Staff see every patient's data, so for them:
@@ -68,11 +69,14 @@ class StaffSecurityMiddleware:
     def _check(self, request: HttpRequest) -> HttpResponse | None:
         tenant = getattr(request, "tenant", None)
         user = getattr(request, "user", None)
-        if tenant is None or tenant.schema_name == "public" or user is None or not user.is_authenticated:
+        if tenant is None or user is None or not user.is_authenticated:
             return None
         assert isinstance(user, User)
-        if not user.is_institution_staff:
+        if not needs_second_factor(user, tenant.schema_name):
             return None
+        if tenant.schema_name == "public":
+            # Operators: the second factor only (no institution's idle setting applies).
+            return _second_factor_refusal(request, user)
 
         idle_seconds = review_settings_get().session_idle_minutes * 60
         now = time.time()
@@ -88,12 +92,22 @@ class StaffSecurityMiddleware:
             # The session itself also dies after the idle time, should the browser stay away.
             request.session.set_expiry(idle_seconds)
 
-        if request.path.startswith(EXEMPT_PREFIXES) or session_passed_mfa(request, user):
-            return None
-        if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
-            messages.info(request, MFA_SETUP_MESSAGE)
-            return HttpResponseRedirect(_with_next(reverse("mfa_activate_totp"), request))
-        return HttpResponseRedirect(_with_next(reverse("mfa_reauthenticate"), request))
+        return _second_factor_refusal(request, user)
+
+
+def needs_second_factor(user: User, schema_name: str) -> bool:
+    """Institution staff on their institution's domain, and platform operators on the
+    platform's (they approve and suspend institutions)."""
+    return user.is_operator if schema_name == "public" else user.is_institution_staff
+
+
+def _second_factor_refusal(request: HttpRequest, user: User) -> HttpResponse | None:
+    if request.path.startswith(EXEMPT_PREFIXES) or session_passed_mfa(request, user):
+        return None
+    if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+        messages.info(request, MFA_SETUP_MESSAGE)
+        return HttpResponseRedirect(_with_next(reverse("mfa_activate_totp"), request))
+    return HttpResponseRedirect(_with_next(reverse("mfa_reauthenticate"), request))
 
 
 def _staff_activating_totp(request: HttpRequest) -> User | None:
@@ -104,7 +118,7 @@ def _staff_activating_totp(request: HttpRequest) -> User | None:
         return None
     assert isinstance(user, User)
     tenant = getattr(request, "tenant", None)
-    if tenant is None or tenant.schema_name == "public" or not user.is_institution_staff:
+    if tenant is None or not needs_second_factor(user, tenant.schema_name):
         return None
     if request.path != reverse("mfa_activate_totp"):
         return None

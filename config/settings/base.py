@@ -22,6 +22,7 @@ from config.env import (
     env_str,
     env_url,
 )
+from config.proxy import trusted_networks
 from config.static import immutable_file_test
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -115,6 +116,9 @@ ROOT_URLCONF = "config.urls_tenant"
 DEFAULT_NOT_FOUND_TENANT_VIEW = "tenants.views.unknown_host"
 
 MIDDLEWARE = [
+    # /livez, /readyz, /healthz on any host, before the tenant lookup needs the database.
+    "config.probes.ProbeMiddleware",
+    "config.proxy.TrustedProxyMiddleware",
     "tenants.middleware.InstitutionMiddleware",
     # Before (so after, on the way out) XFrameOptionsMiddleware: per-institution embedding.
     "branding.middleware.FrameAncestorsMiddleware",
@@ -190,7 +194,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # our JSON logging applies to workers too
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "secondread")
 # Task modules outside an app's tasks.py (autodiscovery only finds those).
-CELERY_IMPORTS = ("intake.tus.tasks",)
+CELERY_IMPORTS = ("intake.tus.tasks", "config.mail")
+# Beat touches its liveness file at every tick (config.celery_probes); tick at least this often.
+CELERY_BEAT_SCHEDULER = "config.celery_probes:ProbedScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = 30
 CELERY_BEAT_SCHEDULE = {
     # Unfinished uploads expire 24 h after their last chunk: abort their multipart uploads,
     # delete their staged bytes, mark them EXPIRED (tus expiration extension).
@@ -212,6 +219,10 @@ CACHES = {
     }
 }
 
+# How long /readyz and /healthz wait for each dependency (config.probes); the kubelet's own
+# probe timeout is 2 s.
+PROBE_TIMEOUT_MS = env_int("PROBE_TIMEOUT_MS", 800, minimum=50)
+
 # --- Storage --------------------------------------------------------------------------------
 STORAGE_BACKEND = env_choice("STORAGE_BACKEND", "filesystem", ("filesystem", "s3"))
 STORAGE_FILESYSTEM_ROOT = env_path("STORAGE_FILESYSTEM_ROOT", DATA_DIR / "files")
@@ -221,6 +232,8 @@ S3_SECRET_KEY = env_optional("S3_SECRET_KEY") or env_optional("MINIO_SECRET_KEY"
 S3_BUCKET = env_str("S3_BUCKET", "secondread")
 S3_SECURE = env_bool("S3_SECURE", True)
 S3_REGION = env_str("S3_REGION", "us-east-1")
+# Encryption at rest: the bucket's default encryption is set to SSE-S3 when it has none.
+S3_SSE = env_bool("S3_SSE", True)
 if STORAGE_BACKEND == "s3" and not (S3_ENDPOINT and S3_ACCESS_KEY and S3_SECRET_KEY):
     raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY.")
 SIGNED_URL_SECONDS = env_int("SIGNED_URL_SECONDS", 300, minimum=10)
@@ -271,24 +284,35 @@ SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
+# The reverse proxies (CIDRs) whose X-Forwarded-For entries are believed (config.proxy): the
+# Caddy pods' network in production. Empty: the socket's address is the client's.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+try:
+    TRUSTED_PROXY_NETWORKS = trusted_networks(TRUSTED_PROXIES)
+except ValueError as error:
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES: {error}") from error
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 # --- Email ----------------------------------------------------------------------------------
+# Requests never talk to a mail server: EMAIL_BACKEND queues each message (config.mail) and a
+# Celery task sends it with EMAIL_DELIVERY_BACKEND, whose connections give up after EMAIL_TIMEOUT.
 EMAIL_URL = env_url("EMAIL_URL", ("smtp", "smtps", "console", "file"))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "SecondRead <no-reply@secondread.localhost>")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+EMAIL_BACKEND = "config.mail.QueuedEmailBackend"
 if EMAIL_URL is None or EMAIL_URL.startswith("console:"):
-    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    EMAIL_DELIVERY_BACKEND = "django.core.mail.backends.console.EmailBackend"
 elif EMAIL_URL.startswith("file:"):
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_DELIVERY_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = str(DATA_DIR / "mail")
 else:
     from urllib.parse import unquote, urlsplit
 
     _mail = urlsplit(EMAIL_URL)
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_DELIVERY_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     EMAIL_HOST = _mail.hostname or ""
     EMAIL_PORT = _mail.port or (465 if _mail.scheme == "smtps" else 587)
     EMAIL_HOST_USER = unquote(_mail.username or "")

@@ -20,7 +20,12 @@ from institutions.provisioning import tenant_template_ensure
 from institutions.services import institution_create
 from intake.demo import demo_case_ensure
 from payments.demo import demo_payments_ensure
-from review.demo import DEMO_TOTP_SECRET, demo_roster_ensure, demo_staff_mfa_ensure
+from review.demo import (
+    DEMO_TOTP_SECRET,
+    demo_operator_mfa_ensure,
+    demo_roster_ensure,
+    demo_staff_mfa_ensure,
+)
 from tenants.models import Institution
 from tenants.services import platform_url, public_tenant_ensure
 
@@ -103,12 +108,13 @@ class Command(BaseCommand):
             _user_ensure(
                 "operator@secondread.example.com", "Olivia Operator", {"is_operator": True, "is_staff": True}
             )
+            demo_operator_mfa_ensure()
         lines = [
             "",
             "SecondRead demo (password for every account: " + DEMO_PASSWORD + ")",
             f"  Platform & operator console: {platform_url()}  ·  operator@secondread.example.com",
-            f"  Institution staff sign in with a second factor: add the TOTP secret {DEMO_TOTP_SECRET}",
-            "  to an authenticator app (the same secret for every demo staff account).",
+            "  Operators and institution staff sign in with a second factor: add the TOTP secret",
+            f"  {DEMO_TOTP_SECRET} to an authenticator app (the same secret for every such account).",
         ]
         for demo in DEMO_INSTITUTIONS:
             institution = Institution.objects.filter(slug=demo.slug).first()
