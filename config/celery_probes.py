@@ -2,14 +2,14 @@
 
 Neither process serves HTTP, so each proves it is alive by touching a file in ``SR_PROBE_DIR``
 from inside its own loop: the worker from a timer of its event loop (a worker whose loop is
-stuck stops touching it), beat from every tick of its scheduler. The probe only compares the
-file's age with a limit (it loads no Django settings and connects to nothing).
+stuck stops touching it), beat from every tick of its scheduler. The probe
+(``python -m config.liveness_probe worker``) only compares the file's age with a limit: it
+loads no Django settings and connects to nothing.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -68,17 +68,3 @@ class ProbedScheduler(PersistentScheduler):
     def tick(self, *args: Any, **kwargs: Any) -> float:
         touch("beat")
         return float(super().tick(*args, **kwargs))
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in MAX_AGE:
-        print("usage: python -m config.celery_probes worker|beat", file=sys.stderr)
-        return 2
-    if alive(argv[0]):
-        return 0
-    print(f"{argv[0]}: no sign of life for {MAX_AGE[argv[0]]:.0f} s", file=sys.stderr)
-    return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -32,6 +32,7 @@ case "${1:-web}" in
       --concurrency "${WORKER_CONCURRENCY:-4}" --hostname "worker@%h"
     ;;
   beat)
+    mkdir -p "${SR_PROBE_DIR:-/tmp}"
     exec "$PYTHON" -m celery -A config beat --loglevel INFO \
       --schedule "${SR_PROBE_DIR:-/tmp}/celerybeat-schedule"
     ;;
@@ -47,7 +48,7 @@ case "${1:-web}" in
         exec "$PYTHON" -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/livez' % os.environ.get('PORT', '8000'), timeout=2)"
         ;;
       *)
-        exec "$PYTHON" -m config.celery_probes "$2"
+        exec "$PYTHON" -m config.liveness_probe "$2"
         ;;
     esac
     ;;

@@ -116,9 +116,10 @@ ROOT_URLCONF = "config.urls_tenant"
 DEFAULT_NOT_FOUND_TENANT_VIEW = "tenants.views.unknown_host"
 
 MIDDLEWARE = [
+    # The client's address first, so everything after it (probes and access log included) sees it.
+    "config.proxy.TrustedProxyMiddleware",
     # /livez, /readyz, /healthz on any host, before the tenant lookup needs the database.
     "config.probes.ProbeMiddleware",
-    "config.proxy.TrustedProxyMiddleware",
     "tenants.middleware.InstitutionMiddleware",
     # Before (so after, on the way out) XFrameOptionsMiddleware: per-institution embedding.
     "branding.middleware.FrameAncestorsMiddleware",

@@ -22,7 +22,7 @@ def probe_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _probe(name: str) -> int:
-    return subprocess.run([sys.executable, "-m", "config.celery_probes", name], env=os.environ).returncode
+    return subprocess.run([sys.executable, "-m", "config.liveness_probe", name], env=os.environ).returncode
 
 
 def test_it_is_dead_until_the_process_touched_its_file(probe_dir: Path) -> None:

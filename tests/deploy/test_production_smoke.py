@@ -5,9 +5,8 @@ collectstatic at build time, migrate, web with ``deploy/gunicorn.conf.py``, work
 ``SR_MODE=production`` with the production settings module, behind a real Caddy (Debian's
 package) loading the repository's Caddyfile with its internal CA, files in S3 (moto server).
 
-The platform domain is ``localhost``: curl and Chromium resolve ``*.localhost`` to loopback by
-themselves, so the institution's host needs no DNS. A custom domain is reached with curl's
-``--resolve``.
+The platform domain is ``secondread.localhost``: Chromium resolves ``*.localhost`` to loopback by
+itself, so the institution's host needs no DNS; curl is told with ``--resolve``.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 SCRIPT = BASE_DIR / "deploy" / "secondread.sh"
 CADDYFILE = BASE_DIR / "deploy" / "caddy" / "Caddyfile"
-PLATFORM = "localhost"
+PLATFORM = "secondread.localhost"  # two labels: no certificate is valid for "*.localhost"
 INSTITUTION = "smoke"
 CUSTOM_DOMAIN = "second-opinion.smoke-hospital.example"
 WEBHOOK_SECRET = "whsec_smoke_" + "0" * 24
@@ -155,6 +154,8 @@ def stack(empty_database: str, moto_endpoint: str) -> Iterator[Stack]:
         S3_SECURE="false",
         EMAIL_URL="file:",
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        # CI machines are shared: first connections may miss production's sub-second deadline.
+        PROBE_TIMEOUT_MS="5000",
     )
     processes: list[subprocess.Popen[Any]] = []
     logs: list[Any] = []
@@ -214,7 +215,10 @@ def stack(empty_database: str, moto_endpoint: str) -> Iterator[Stack]:
                 process.wait()
         for log in logs:
             log.close()
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("SR_SMOKE_KEEP"):  # debugging: keep the logs and Caddy's CA
+            print(f"smoke test files kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _logs(work: Path) -> str:
@@ -330,9 +334,15 @@ def test_it_serves_static_files_compressed_and_cached(stack: Stack) -> None:
     manifest = json.loads((stack.data_dir / "static" / "staticfiles.json").read_text())
     hashed = next(path for name, path in manifest["paths"].items() if name.endswith(".css"))
     result = stack.curl(
-        "-i", "-H", "Accept-Encoding: gzip", "--output", "-", stack.https(PLATFORM, f"/static/{hashed}")
+        "--dump-header",
+        "-",
+        "--output",
+        os.devnull,
+        "-H",
+        "Accept-Encoding: gzip",
+        stack.https(PLATFORM, f"/static/{hashed}"),
     )
-    headers = _headers(result.stdout.split("\r\n\r\n")[0] + "\r\n\r\n")
+    headers = _headers(result.stdout)
     assert headers["status"] == "200"
     assert headers["content-encoding"] == "gzip"
     assert "immutable" in headers["cache-control"] and "max-age=315360000" in headers["cache-control"]
@@ -347,7 +357,7 @@ def test_it_runs_worker_and_beat_with_live_probes(stack: Stack) -> None:
         )
 
 
-def test_it_lets_the_first_operator_in_with_a_second_factor(stack: Stack, browser: Any) -> None:
+def test_it_lets_the_first_operator_in_with_a_second_factor(stack: Stack, institution: str, browser: Any) -> None:
     output = stack.manage("createoperator", OPERATOR, "--name", "First Operator")
     link = re.search(r"https://\S+/accounts/password/reset/key/\S+/", output)
     assert link is not None, output
@@ -357,24 +367,29 @@ def test_it_lets_the_first_operator_in_with_a_second_factor(stack: Stack, browse
         page.goto(link.group(0))
         page.fill("input[name=password1]", OPERATOR_PASSWORD)
         page.fill("input[name=password2]", OPERATOR_PASSWORD)
-        page.click("form button[type=submit]")
+        _submit(page, "password1")
         page.goto(stack.https(PLATFORM, "/accounts/login/"))
         page.fill("input[name=login]", OPERATOR)
         page.fill("input[name=password]", OPERATOR_PASSWORD)
-        page.click("form button[type=submit]")
+        _submit(page, "login")
         page.goto(stack.https(PLATFORM, "/operators/"))
         # Not in yet: first the authenticator app (allauth confirms the password first).
         if "/reauthenticate/" in page.url:
             page.fill("input[name=password]", OPERATOR_PASSWORD)
-            page.click("form button[type=submit]")
-        assert "/accounts/2fa/totp/activate/" in page.url
+            _submit(page, "password")
+        assert "/accounts/2fa/totp/activate/" in page.url, page.url
         secret = re.search(r"\b[A-Z2-7]{32}\b", page.content())
         assert secret is not None
         page.fill("input[name=code]", totp_code(secret.group(0)))
-        page.click("form button[type=submit]")
+        _submit(page, "code")
         page.goto(stack.https(PLATFORM, "/operators/"))
-        assert page.url.startswith(stack.https(PLATFORM, "/operators/"))
-        assert "Smoke Hospital" in page.content() or "institution" in page.content().lower()
+        assert page.url == stack.https(PLATFORM, "/operators/")
+        assert "Smoke Hospital" in page.content()
     finally:
         context.close()
 
+
+def _submit(page: Any, field: str) -> None:
+    """Submit the form holding ``field`` (the page header has a sign-out form of its own)."""
+    page.click(f"form:has(input[name={field}]) button[type=submit]")
+    page.wait_for_load_state()
