@@ -30,7 +30,6 @@ from django.http import HttpRequest, HttpResponse
 logger = logging.getLogger("config.probes")
 
 
-
 def database_params() -> dict[str, object]:
     """libpq parameters of the configured database, with a short connect timeout."""
     db = settings.DATABASES["default"]

@@ -26,3 +26,20 @@ loglevel = os.environ.get("LOG_LEVEL", "info")
 # X-Forwarded-Proto is judged by Django (SECURE_PROXY_SSL_HEADER, behind TRUSTED_PROXIES), not
 # gunicorn: accept it from anyone here so gunicorn does not strip it.
 forwarded_allow_ips = "*"
+
+
+# Prometheus metrics on METRICS_PORT, served by this (master) process from the files every
+# worker writes to PROMETHEUS_MULTIPROC_DIR (set by deploy/secondread.sh); see config.metrics.
+def when_ready(server: object) -> None:
+    port = int(os.environ.get("METRICS_PORT") or 0)
+    if port:
+        from config.metrics import serve_metrics
+
+        serve_metrics(port, os.environ.get("METRICS_TOKEN", ""))
+
+
+def child_exit(server: object, worker: object) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

@@ -13,6 +13,13 @@ set -eu
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
 
+# Prometheus' per-process files (config.metrics) for processes that fork: emptied at start.
+metrics_dir() {
+  PROMETHEUS_MULTIPROC_DIR="${SR_PROBE_DIR:-/tmp}/metrics-$1"
+  rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+  export PROMETHEUS_MULTIPROC_DIR
+}
+
 case "${1:-web}" in
   collectstatic)
     exec "$PYTHON" manage.py collectstatic --noinput -v 0
@@ -25,9 +32,11 @@ case "${1:-web}" in
     exec "$PYTHON" manage.py platform_bootstrap
     ;;
   web)
+    metrics_dir web
     exec "$PYTHON" -m gunicorn -c deploy/gunicorn.conf.py config.wsgi:application
     ;;
   worker)
+    metrics_dir worker
     exec "$PYTHON" -m celery -A config worker --loglevel INFO \
       --concurrency "${WORKER_CONCURRENCY:-4}" --hostname "worker@%h"
     ;;

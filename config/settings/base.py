@@ -116,6 +116,8 @@ ROOT_URLCONF = "config.urls_tenant"
 DEFAULT_NOT_FOUND_TENANT_VIEW = "tenants.views.unknown_host"
 
 MIDDLEWARE = [
+    # Outermost: every request is counted and timed, refusals and probes included.
+    "config.metrics.MetricsMiddleware",
     # The client's address first, so everything after it (probes and access log included) sees it.
     "config.proxy.TrustedProxyMiddleware",
     # /livez, /readyz, /healthz on any host, before the tenant lookup needs the database.
@@ -195,11 +197,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # our JSON logging applies to workers too
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "secondread")
 # Task modules outside an app's tasks.py (autodiscovery only finds those).
-CELERY_IMPORTS = ("intake.tus.tasks", "config.mail")
+CELERY_IMPORTS = ("intake.tus.tasks", "config.mail", "config.metrics_tasks")
 # Beat touches its liveness file at every tick (config.celery_probes); tick at least this often.
 CELERY_BEAT_SCHEDULER = "config.celery_probes:ProbedScheduler"
 CELERY_BEAT_MAX_LOOP_INTERVAL = 30
 CELERY_BEAT_SCHEDULE = {
+    # Queue depth, storage and per-institution gauges for Prometheus (config.metrics).
+    "metrics-refresh": {"task": "config.metrics_refresh", "schedule": 30.0},
     # Unfinished uploads expire 24 h after their last chunk: abort their multipart uploads,
     # delete their staged bytes, mark them EXPIRED (tus expiration extension).
     "tus-uploads-expire": {"task": "intake.tus.uploads_expire_all", "schedule": 3600.0},
@@ -219,6 +223,11 @@ CACHES = {
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
     }
 }
+
+# Prometheus metrics on their own port (config.metrics), served by gunicorn's master and the
+# worker's main process; 0 turns them off. With METRICS_TOKEN, scrapes need that bearer token.
+METRICS_PORT = env_int("METRICS_PORT", 0, minimum=0)
+METRICS_TOKEN = env_optional("METRICS_TOKEN") or ""
 
 # How long /readyz and /healthz wait for each dependency (config.probes); the kubelet's own
 # probe timeout is 2 s.
@@ -371,3 +380,11 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# --- Error reports (optional) ---------------------------------------------------------------
+# Sentry, with patient data scrubbed from every event before it is sent (config.sentry).
+SENTRY_DSN = env_optional("SENTRY_DSN") or ""
+if SENTRY_DSN:
+    from config.sentry import sentry_init
+
+    sentry_init(dsn=SENTRY_DSN, environment=SR_MODE, release=env_optional("SR_RELEASE") or "")

@@ -103,7 +103,6 @@ def test_the_delivery_task_retries_transient_failures() -> None:
     assert OSError in email_deliver.autoretry_for
 
 
-
 @pytest.mark.worker
 def test_a_real_worker_delivers_a_queued_email(
     celery_worker_process: object,

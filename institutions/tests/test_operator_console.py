@@ -55,7 +55,9 @@ def test_it_makes_an_operator_without_an_authenticator_set_one_up(platform_clien
     from accounts.models import User
 
     with schema_context("public"):
-        user = User.objects.create_user("new-operator@secondread.example.com", DEMO_PASSWORD, is_operator=True)
+        user = User.objects.create_user(
+            "new-operator@secondread.example.com", DEMO_PASSWORD, is_operator=True
+        )
         EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
     platform_client.post("/accounts/login/", {"login": user.email, "password": DEMO_PASSWORD})
     response = platform_client.get("/operators/")

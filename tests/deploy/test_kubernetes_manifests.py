@@ -88,7 +88,9 @@ def test_beat_is_a_singleton_and_caddy_has_two_replicas_on_shared_storage(
     assert deployments["beat"]["spec"]["replicas"] == 1
     assert deployments["beat"]["spec"]["strategy"] == {"type": "Recreate"}
     assert deployments["caddy"]["spec"]["replicas"] == 2
-    assert _of_kind(manifests, "PersistentVolumeClaim")["caddy-data"]["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert _of_kind(manifests, "PersistentVolumeClaim")["caddy-data"]["spec"]["accessModes"] == [
+        "ReadWriteMany"
+    ]
 
 
 def test_disruption_budgets_autoscaling_and_network_policies(manifests: list[dict[str, Any]]) -> None:

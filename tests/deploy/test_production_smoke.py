@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,7 @@ CUSTOM_DOMAIN = "second-opinion.smoke-hospital.example"
 WEBHOOK_SECRET = "whsec_smoke_" + "0" * 24
 OPERATOR = "first-operator@smoke.example"
 OPERATOR_PASSWORD = "a-long-operator-password-7"
+METRICS_TOKEN = "smoke-metrics-token"
 CLIENT_ADDRESS = "127.0.0.2"  # curl binds here; Caddy and gunicorn talk over 127.0.0.1
 
 
@@ -54,6 +57,7 @@ class Stack:
     web_log: Path
     data_dir: Path
     s3_endpoint: str
+    metrics_ports: dict[str, int]
 
     def https(self, host: str, path: str = "/") -> str:
         return f"https://{host}:{self.https_port}{path}"
@@ -122,6 +126,7 @@ def stack(empty_database: str, moto_endpoint: str) -> Iterator[Stack]:
     caddy = _need_caddy()
     work = Path(tempfile.mkdtemp(prefix="secondread-smoke-"))
     web_port, https_port, http_port = free_port(), free_port(), free_port()
+    web_metrics, worker_metrics = free_port(), free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -156,6 +161,8 @@ def stack(empty_database: str, moto_endpoint: str) -> Iterator[Stack]:
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         # CI machines are shared: first connections may miss production's sub-second deadline.
         PROBE_TIMEOUT_MS="5000",
+        METRICS_PORT=str(web_metrics),
+        METRICS_TOKEN=METRICS_TOKEN,
     )
     processes: list[subprocess.Popen[Any]] = []
     logs: list[Any] = []
@@ -174,7 +181,7 @@ def stack(empty_database: str, moto_endpoint: str) -> Iterator[Stack]:
         _run([str(SCRIPT), "collectstatic"], env)
         _run([str(SCRIPT), "migrate"], env)
         start("web", [str(SCRIPT), "web"])
-        start("worker", [str(SCRIPT), "worker"])
+        start("worker", [str(SCRIPT), "worker"], {"METRICS_PORT": str(worker_metrics)})
         start("beat", [str(SCRIPT), "beat"])
         caddy_home = work / "caddy"
         start(
@@ -195,11 +202,20 @@ def stack(empty_database: str, moto_endpoint: str) -> Iterator[Stack]:
         )
         root_ca = caddy_home / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
         _wait_for(root_ca.exists, "Caddy's internal CA")
-        stack = Stack(env, https_port, http_port, root_ca, work / "web.log", work / "data", moto_endpoint)
+        stack = Stack(
+            env,
+            https_port,
+            http_port,
+            root_ca,
+            work / "web.log",
+            work / "data",
+            moto_endpoint,
+            {"web": web_metrics, "worker": worker_metrics},
+        )
 
         def answers() -> bool:
             for process in processes:
-                assert process.poll() is None, f"a process exited: {process.args}\n" + _logs(work)
+                assert process.poll() is None, f"a process exited: {process.args!r}\n" + _logs(work)
             return stack.curl("--fail", stack.https(PLATFORM, "/livez")).returncode == 0
 
         _wait_for(answers, "the platform over HTTPS")
@@ -357,7 +373,38 @@ def test_it_runs_worker_and_beat_with_live_probes(stack: Stack) -> None:
         )
 
 
-def test_it_lets_the_first_operator_in_with_a_second_factor(stack: Stack, institution: str, browser: Any) -> None:
+def _scrape(port: int, token: str | None = METRICS_TOKEN) -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+
+
+def test_it_serves_metrics_on_their_own_port_with_a_token(stack: Stack) -> None:
+    stack.curl(stack.https(PLATFORM, "/tls/ask?domain=nothing.example"))
+    assert _scrape(stack.metrics_ports["web"], token=None)[0] == 401
+    status, web = _scrape(stack.metrics_ports["web"])
+    assert status == 200
+    # Added up over gunicorn's workers (multiprocess mode), labelled by URL pattern.
+    assert re.search(r'secondread_http_requests_total\{method="GET",status="404",view="tls_ask"\} [1-9]', web)
+    # The worker's endpoint: the gauges of the beat task config.metrics_refresh (every 30 s).
+    _wait_for(
+        lambda: "secondread_storage_up 1.0" in _scrape(stack.metrics_ports["worker"])[1],
+        "the worker's gauges",
+        seconds=120,
+    )
+    worker = _scrape(stack.metrics_ports["worker"])[1]
+    assert "secondread_celery_queue_depth{" in worker
+    assert 'secondread_celery_tasks_total{outcome="succeeded",task="config.metrics_refresh"}' in worker
+
+
+def test_it_lets_the_first_operator_in_with_a_second_factor(
+    stack: Stack, institution: str, browser: Any
+) -> None:
     output = stack.manage("createoperator", OPERATOR, "--name", "First Operator")
     link = re.search(r"https://\S+/accounts/password/reset/key/\S+/", output)
     assert link is not None, output
