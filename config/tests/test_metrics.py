@@ -9,8 +9,8 @@ from django.test import Client
 from prometheus_client import REGISTRY
 
 from config.metrics import metrics_app, metrics_refresh
+from institutions.usage import institution_usage_refresh
 from tenants.models import Institution
-from tenants.usage import institution_usage_refresh
 
 
 def _value(name: str, **labels: str) -> float:

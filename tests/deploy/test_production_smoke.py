@@ -247,7 +247,7 @@ def institution(stack: Stack) -> str:
     stack.manage(
         "shell",
         "-c",
-        "from tenants.services import institution_create; from tenants.models import Domain; "
+        "from institutions.services import institution_create; from tenants.models import Domain; "
         f"i = institution_create(name='Smoke Hospital', slug='{INSTITUTION}'); "
         f"Domain.objects.create(domain='{CUSTOM_DOMAIN}', tenant=i, is_primary=False)",
     )

@@ -11,8 +11,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from institutions.transfer import TransferError, institution_delete
 from tenants.models import Institution
-from tenants.transfer import TransferError, institution_delete
 
 
 class Command(BaseCommand):

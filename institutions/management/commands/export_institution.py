@@ -1,4 +1,4 @@
-"""``export_institution SLUG --output FILE``: one archive of an institution (see tenants.transfer)."""
+"""``export_institution SLUG --output FILE``: one archive of an institution (see institutions.transfer)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from institutions.transfer import institution_export
 from tenants.models import Institution
-from tenants.transfer import institution_export
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ The archive (a gzipped tar) holds everything that is the institution's:
   SHA-256, and its rows of the public schema (the institution, its domains, brand, settings,
   invitations, custom domains, Stripe connection, operator actions) as Django serializes them.
 
-Import recreates the schema from the migrated template (tenants.provisioning), replaces every
+Import recreates the schema from the migrated template (institutions.provisioning), replaces every
 table's rows with the archive's (so ids, and every reference between rows, are kept), resets
 the id sequences, writes the files back (checking their hashes) and recreates the public rows.
 The archive must come from the same code version (same migrations): the schema's own
@@ -34,9 +34,9 @@ from django.core import serializers
 from django.db import connection, models, transaction
 from django_tenants.utils import schema_exists
 
+from institutions.provisioning import _schema_clone, _schema_drop
 from storage.tenant import tenant_storage
 from tenants.models import Domain, Institution
-from tenants.provisioning import _schema_clone, _schema_drop
 from tenants.schema import activate_public
 
 logger = logging.getLogger("tenants.transfer")

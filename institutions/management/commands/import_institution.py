@@ -1,4 +1,4 @@
-"""``import_institution FILE``: recreate an exported institution here (see tenants.transfer)."""
+"""``import_institution FILE``: recreate an exported institution here (see institutions.transfer)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tenants.transfer import TransferError, institution_import
+from institutions.transfer import TransferError, institution_import
 
 
 class Command(BaseCommand):

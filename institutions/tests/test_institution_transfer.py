@@ -13,14 +13,14 @@ from django.db import connection
 from django_tenants.utils import schema_context, schema_exists
 
 from branding.services import brand_logo_set
+from institutions.management.commands.seed_demo import DEMO_ROLES, _logo_png, _user_ensure, demo_email
+from institutions.services import institution_create
+from institutions.transfer import _tables
 from intake.demo import demo_case_ensure
 from payments.demo import demo_payments_ensure
 from review.demo import demo_staff_mfa_ensure
 from storage.tenant import tenant_storage
-from tenants.management.commands.seed_demo import DEMO_ROLES, _logo_png, _user_ensure, demo_email
 from tenants.models import Domain, Institution
-from tenants.services import institution_create
-from tenants.transfer import _tables
 
 SLUG = "roundtrip"
 
