@@ -2,14 +2,12 @@
 
 from django.urls import include, path
 
-from config.health import healthz
 from institutions import views as institution_views
 from payments import views as payment_views
 from tenants import views as tenant_views
 
 urlpatterns = [
     path("", institution_views.platform_home, name="platform_home"),
-    path("healthz", healthz, name="healthz"),
     path("operators/", institution_views.operator_console, name="operator_console"),
     path(
         "operators/institutions/<int:institution_id>/action",

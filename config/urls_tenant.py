@@ -3,14 +3,12 @@
 from django.urls import include, path
 
 from branding import views as branding_views
-from config.health import healthz
 from institutions import views as institution_views
 
 urlpatterns = [
     # Before intake.urls (mounted at the root) so no pattern there can shadow the tus endpoint.
     path("intake/tus/", include("intake.tus.urls")),
     path("", include("intake.urls")),
-    path("healthz", healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
     path("brand/", include("branding.urls")),
     # Website embed (a button script and an embeddable portal page), and the admin's settings.

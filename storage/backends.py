@@ -28,6 +28,7 @@ _SETTINGS = {
     "S3_BUCKET",
     "S3_SECURE",
     "S3_REGION",
+    "S3_SSE",
 }
 
 
@@ -51,6 +52,7 @@ def get_backend() -> StorageBackend:
             bucket=settings.S3_BUCKET,
             secure=settings.S3_SECURE,
             region=settings.S3_REGION,
+            encrypt=settings.S3_SSE,
         )
     raise ImproperlyConfigured("STORAGE_BACKEND must be 'filesystem' or 's3'.")
 

@@ -13,6 +13,7 @@ from minio.commonconfig import CopySource
 from minio.datatypes import Part
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
+from minio.sseconfig import Rule, SSEConfig
 
 from storage.base import (
     CHUNK_SIZE,
@@ -79,8 +80,14 @@ class S3Backend(StorageBackend):
         secure: bool,
         region: str,
         part_size: int = MIN_PART_SIZE,
+        encrypt: bool = False,
     ) -> None:
-        """Precondition: ``endpoint`` is ``host[:port]`` without a scheme (``secure`` picks it)."""
+        """Precondition: ``endpoint`` is ``host[:port]`` without a scheme (``secure`` picks it).
+
+        ``encrypt``: the bucket's default encryption is set to SSE-S3 (AES-256, keys held by the
+        S3 service) if it has none, so every object is encrypted at rest, including multipart
+        uploads and server-side copies, without a header on each request.
+        """
         if part_size < MIN_PART_SIZE:
             raise ValueError("S3 parts must be at least 5 MiB.")
         self._client = Minio(
@@ -94,6 +101,8 @@ class S3Backend(StorageBackend):
         self.bucket = bucket
         self._part_size = part_size
         self._ensure_bucket(region)
+        if encrypt:
+            self._ensure_encryption()
 
     def _ensure_bucket(self, region: str) -> None:
         if self._client.bucket_exists(self.bucket):
@@ -104,6 +113,17 @@ class S3Backend(StorageBackend):
             # Another process started at the same moment and won the race: that is fine.
             if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                 raise
+
+    def _ensure_encryption(self) -> None:
+        if self._client.get_bucket_encryption(self.bucket) is None:
+            self._client.set_bucket_encryption(self.bucket, SSEConfig(Rule.new_sse_s3_rule()))
+
+    def bucket_encryption(self) -> str | None:
+        """The bucket's default encryption algorithm ("AES256", "aws:kms"), or None."""
+        config = self._client.get_bucket_encryption(self.bucket)
+        if config is None or config.rule is None:
+            return None
+        return config.rule.sse_algorithm
 
     # -- writing -------------------------------------------------------------------------------
 

@@ -96,8 +96,11 @@ def test_mail_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def live_platform(django_db_setup: None, test_mail_dir: Path) -> Iterator[LiveServer]:
-    """SecondRead served by gunicorn (as in production) on the test database."""
+def live_platform(
+    django_db_setup: None, test_mail_dir: Path, celery_worker_process: subprocess.Popen[Any]
+) -> Iterator[LiveServer]:
+    """SecondRead served by gunicorn (as in production) on the test database, with a worker:
+    the server queues its emails and the worker sends them (config.mail)."""
     port = free_port()
     mail_dir = test_mail_dir
     process = subprocess.Popen(

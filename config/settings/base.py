@@ -128,8 +128,12 @@ ROOT_URLCONF = "config.urls_tenant"
 DEFAULT_NOT_FOUND_TENANT_VIEW = "tenants.views.unknown_host"
 
 MIDDLEWARE = [
-    # First: everything after it sees the client's address, not the proxy's.
+    # Outermost: every request is counted and timed, refusals and probes included.
+    "config.metrics.MetricsMiddleware",
+    # The client's address first, so everything after it (probes and access log included) sees it.
     "config.proxy.ClientAddressMiddleware",
+    # /livez, /readyz, /healthz on any host, before the tenant lookup needs the database.
+    "config.probes.ProbeMiddleware",
     "config.request_checks.MalformedQueryMiddleware",
     "tenants.middleware.InstitutionMiddleware",
     # Before FrameAncestorsMiddleware, so it sees that one's frame-ancestors on the way out.
@@ -209,8 +213,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # our JSON logging applies to workers too
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "secondread")
 # Task modules outside an app's tasks.py (autodiscovery only finds those).
-CELERY_IMPORTS = ("intake.tus.tasks",)
+CELERY_IMPORTS = ("intake.tus.tasks", "config.mail", "config.metrics_tasks")
+# Beat touches its liveness file at every tick (config.celery_probes); tick at least this often.
+CELERY_BEAT_SCHEDULER = "config.celery_probes:ProbedScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = 30
 CELERY_BEAT_SCHEDULE = {
+    # Queue depth, storage and per-institution gauges for Prometheus (config.metrics).
+    "metrics-refresh": {"task": "config.metrics_refresh", "schedule": 30.0},
     # Unfinished uploads expire 24 h after their last chunk: abort their multipart uploads,
     # delete their staged bytes, mark them EXPIRED (tus expiration extension).
     "tus-uploads-expire": {"task": "intake.tus.uploads_expire_all", "schedule": 3600.0},
@@ -231,6 +240,15 @@ CACHES = {
     }
 }
 
+# Prometheus metrics on their own port (config.metrics), served by gunicorn's master and the
+# worker's main process; 0 turns them off. With METRICS_TOKEN, scrapes need that bearer token.
+METRICS_PORT = env_int("METRICS_PORT", 0, minimum=0)
+METRICS_TOKEN = env_optional("METRICS_TOKEN") or ""
+
+# How long /readyz and /healthz wait for each dependency (config.probes); the kubelet's own
+# probe timeout is 2 s.
+PROBE_TIMEOUT_MS = env_int("PROBE_TIMEOUT_MS", 800, minimum=50)
+
 # --- Storage --------------------------------------------------------------------------------
 STORAGE_BACKEND = env_choice("STORAGE_BACKEND", "filesystem", ("filesystem", "s3"))
 STORAGE_FILESYSTEM_ROOT = env_path("STORAGE_FILESYSTEM_ROOT", DATA_DIR / "files")
@@ -240,6 +258,8 @@ S3_SECRET_KEY = env_optional("S3_SECRET_KEY") or env_optional("MINIO_SECRET_KEY"
 S3_BUCKET = env_str("S3_BUCKET", "secondread")
 S3_SECURE = env_bool("S3_SECURE", True)
 S3_REGION = env_str("S3_REGION", "us-east-1")
+# Encryption at rest: the bucket's default encryption is set to SSE-S3 when it has none.
+S3_SSE = env_bool("S3_SSE", True)
 if STORAGE_BACKEND == "s3" and not (S3_ENDPOINT and S3_ACCESS_KEY and S3_SECRET_KEY):
     raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY.")
 SIGNED_URL_SECONDS = env_int("SIGNED_URL_SECONDS", 300, minimum=10)
@@ -334,18 +354,22 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 # --- Email ----------------------------------------------------------------------------------
+# Requests never talk to a mail server: EMAIL_BACKEND queues each message (config.mail) and a
+# Celery task sends it with EMAIL_DELIVERY_BACKEND, whose connections give up after EMAIL_TIMEOUT.
 EMAIL_URL = env_url("EMAIL_URL", ("smtp", "smtps", "console", "file"))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "SecondRead <no-reply@secondread.localhost>")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+EMAIL_BACKEND = "config.mail.QueuedEmailBackend"
 if EMAIL_URL is None or EMAIL_URL.startswith("console:"):
-    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    EMAIL_DELIVERY_BACKEND = "django.core.mail.backends.console.EmailBackend"
 elif EMAIL_URL.startswith("file:"):
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_DELIVERY_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = str(DATA_DIR / "mail")
 else:
     from urllib.parse import unquote, urlsplit
 
     _mail = urlsplit(EMAIL_URL)
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_DELIVERY_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     EMAIL_HOST = _mail.hostname or ""
     EMAIL_PORT = _mail.port or (465 if _mail.scheme == "smtps" else 587)
     EMAIL_HOST_USER = unquote(_mail.username or "")
@@ -403,3 +427,11 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# --- Error reports (optional) ---------------------------------------------------------------
+# Sentry, with patient data scrubbed from every event before it is sent (config.sentry).
+SENTRY_DSN = env_optional("SENTRY_DSN") or ""
+if SENTRY_DSN:
+    from config.sentry import sentry_init
+
+    sentry_init(dsn=SENTRY_DSN, environment=SR_MODE, release=env_optional("SR_RELEASE") or "")

@@ -16,13 +16,22 @@ os.environ["SR_TEST_RUN"] = TEST_RUN
 
 DATABASES["default"]["TEST"] = {"NAME": f"test_secondread_{TEST_RUN}"}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# In the test process emails are kept in memory (mail.outbox), sent at once.
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-# The browser tests' live server is another process: it writes its emails to files the test
-# reads (e.g. the link of a sign-up's verification email).
+EMAIL_DELIVERY_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# The live server and the worker are other processes, set up as in production: the server
+# queues each email, the worker sends it into files the test reads (e.g. the link of a
+# sign-up's verification email).
 if os.environ.get("SR_TEST_MAIL_DIR"):
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_BACKEND = "config.mail.QueuedEmailBackend"
+    EMAIL_DELIVERY_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = os.environ["SR_TEST_MAIL_DIR"]
 STORAGE_FILESYSTEM_ROOT = DATA_DIR / "test-files" / TEST_RUN
+# The test machine is shared and loaded: a first connection may take longer than production's
+# sub-second probe deadline.
+PROBE_TIMEOUT_MS = 5000
+# The worker's and beat's liveness files (config.celery_probes), apart from other runs'.
+os.environ.setdefault("SR_PROBE_DIR", str(DATA_DIR / "probes" / TEST_RUN))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

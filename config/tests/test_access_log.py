@@ -25,7 +25,7 @@ def test_it_logs_paths_without_query_strings(tmp_path: Path) -> None:
             str(BIN / "gunicorn"),
             "config.wsgi:application",
             "--config",
-            "config/gunicorn_settings.py",
+            "deploy/gunicorn.conf.py",
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
@@ -56,5 +56,5 @@ def test_it_logs_paths_without_query_strings(tmp_path: Path) -> None:
 
 
 def test_the_container_uses_the_shared_gunicorn_settings() -> None:
-    dockerfile = (BASE_DIR / "deploy" / "Dockerfile").read_text()
-    assert '"--config", "config/gunicorn_settings.py"' in dockerfile
+    entry = (BASE_DIR / "deploy" / "secondread.sh").read_text()
+    assert "-c deploy/gunicorn.conf.py" in entry

@@ -9,7 +9,7 @@ import sys
 import pytest
 from django.test import Client
 
-from config import health
+from config import probes
 from config.logging import ContextFilter, JsonFormatter
 
 
@@ -26,7 +26,7 @@ def test_it_names_the_failing_service(platform_client: Client, monkeypatch: pyte
     def broken() -> bool:
         raise OSError("storage unreachable")
 
-    monkeypatch.setitem(health.CHECKS, "storage", broken)
+    monkeypatch.setitem(probes.HEALTH, "storage", broken)
     response = platform_client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["checks"] == {"database": "ok", "broker": "ok", "storage": "failing"}

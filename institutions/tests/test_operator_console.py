@@ -12,9 +12,11 @@ from institutions.usage import institution_usage_refresh
 from tenants.models import Institution, OperatorAction
 from tests.staff import staff_force_login, staff_sign_in
 
+OPERATOR = "operator@secondread.example.com"
+
 
 def test_it_lists_institutions_for_an_operator(platform_client: Client) -> None:
-    staff_sign_in(platform_client, "operator@secondread.example.com")  # password and TOTP
+    staff_force_login(platform_client, OPERATOR)
     page = platform_client.get("/operators/").content.decode()
     assert "Northfield Neurological Institute" in page
     assert "Lakeside Cancer Center" in page
@@ -56,8 +58,34 @@ def test_it_sends_an_operator_without_an_authenticator_to_set_one_up(db: None) -
 
 def _operator() -> Client:
     client = Client(HTTP_HOST="localhost")
-    staff_force_login(client, "operator@secondread.example.com")
+    staff_force_login(client, OPERATOR)
     return client
+
+
+def test_it_asks_an_operator_for_the_second_factor(platform_client: Client) -> None:
+    response = platform_client.post("/accounts/login/", {"login": OPERATOR, "password": DEMO_PASSWORD})
+    # The password alone does not sign in: the authenticator code comes first.
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/2fa/authenticate/")
+    assert platform_client.get("/operators/")["Location"].startswith("/accounts/login/")
+    operator = Client(HTTP_HOST="localhost")
+    staff_sign_in(operator, OPERATOR)
+    assert operator.get("/operators/").status_code == 200
+
+
+def test_it_makes_an_operator_without_an_authenticator_set_one_up(platform_client: Client) -> None:
+    from allauth.account.models import EmailAddress
+    from django_tenants.utils import schema_context
+
+    from accounts.models import User
+
+    with schema_context("public"):
+        user = User.objects.create_user(
+            "new-operator@secondread.example.com", DEMO_PASSWORD, is_operator=True
+        )
+        EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    platform_client.post("/accounts/login/", {"login": user.email, "password": DEMO_PASSWORD})
+    response = platform_client.get("/operators/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/2fa/totp/activate")
 
 
 def test_it_shows_figures_but_never_patient_data(neuro: Institution) -> None:

@@ -109,3 +109,18 @@ def test_it_releases_the_connection_when_a_reader_is_closed_early(s3_backend: S3
             assert reader.read(10) == b"x" * 10
 
     assert s3_backend.read_bytes("acme/k") == b"x" * 100_000
+
+
+def test_it_encrypts_at_rest_by_default_when_asked(moto_endpoint: str) -> None:
+    plain = make_s3_backend(moto_endpoint)
+    assert plain.bucket_encryption() is None
+    encrypted = S3Backend(
+        endpoint=moto_endpoint,
+        access_key="testing",
+        secret_key="testing",
+        bucket=plain.bucket,
+        secure=False,
+        region="us-east-1",
+        encrypt=True,
+    )
+    assert encrypted.bucket_encryption() == "AES256"

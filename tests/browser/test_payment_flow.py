@@ -47,7 +47,10 @@ def stripe_double() -> Iterator[StripeDouble]:
 
 @pytest.fixture(scope="module")
 def paying_platform(
-    django_db_setup: None, stripe_double: StripeDouble, test_mail_dir: Path
+    django_db_setup: None,
+    stripe_double: StripeDouble,
+    test_mail_dir: Path,
+    celery_worker_process: subprocess.Popen[Any],
 ) -> Iterator[LiveServer]:
     """SecondRead (gunicorn) with the platform's Stripe key, talking to the test double; its
     emails (and the worker's) land in ``test_mail_dir``."""

@@ -20,7 +20,11 @@ from institutions.provisioning import tenant_template_ensure
 from institutions.services import institution_create
 from intake.demo import demo_case_ensure
 from payments.demo import demo_payments_ensure
-from review.demo import DEMO_TOTP_SECRET, demo_roster_ensure, demo_staff_mfa_ensure
+from review.demo import (
+    DEMO_TOTP_SECRET,
+    demo_roster_ensure,
+    demo_staff_mfa_ensure,
+)
 from tenants.models import Institution
 from tenants.services import platform_url, public_tenant_ensure
 
