@@ -103,7 +103,8 @@ def review_settings_cached() -> Iterator[None]:
 def review_settings_get() -> ReviewSettings:
     """The institution's review settings; the defaults (an unsaved row) while none was saved.
 
-    A read only: the row is written by go-live (``tenants.institution_settings``) and by
+    A read only: the row is written at go-live and when an institution is created
+    (``institutions.institution_settings.review_settings_sync``) and by
     ``review.services.review_settings_update``, never here."""
     cache = _settings_cache.get()
     schema = str(getattr(connection, "schema_name", ""))

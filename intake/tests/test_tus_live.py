@@ -355,7 +355,7 @@ def test_it_expires_an_abandoned_upload_leaving_no_bytes(patient: Patient, commi
     uploads_expire_all.delay()  # what beat sends, from the public schema
     wait_until(
         lambda: _stored(uploader.url).status == Upload.Status.EXPIRED,
-        timeout=30,
+        timeout=60,  # the session's worker may be starting on a busy machine
         message="the worker did not expire the upload",
     )
     with schema_context("neuro"):
