@@ -31,4 +31,5 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 ACCOUNT_RATE_LIMITS = False  # type: ignore[assignment]
 CELERY_TASK_DEFAULT_QUEUE = f"secondread-test-{TEST_RUN}"
+CELERY_HOUSEKEEPING_QUEUE = f"secondread-test-{TEST_RUN}-housekeeping"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
