@@ -224,6 +224,8 @@ def cmd_run(port: int) -> int:
                 cwd=BASE_DIR,
                 preexec_fn=_stop_with_launcher,
             ),
+            # Patient-facing work (ingest, emails, go-live) has its own worker; sweeps across
+            # every institution run on the housekeeping worker, never in front of an upload.
             subprocess.Popen(
                 [
                     str(VENV_BIN / "celery"),
@@ -236,6 +238,25 @@ def cmd_run(port: int) -> int:
                     "2",
                     "--hostname",
                     "worker@%h",
+                ],
+                cwd=BASE_DIR,
+                preexec_fn=_stop_with_launcher,
+            ),
+            subprocess.Popen(
+                [
+                    str(VENV_BIN / "celery"),
+                    "-A",
+                    "config",
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "1",
+                    "--queues",
+                    os.environ.get("CELERY_HOUSEKEEPING_QUEUE")
+                    or f"{os.environ.get('CELERY_QUEUE') or 'secondread'}-housekeeping",
+                    "--hostname",
+                    "housekeeping@%h",
                 ],
                 cwd=BASE_DIR,
                 preexec_fn=_stop_with_launcher,

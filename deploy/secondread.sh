@@ -40,6 +40,13 @@ case "${1:-web}" in
     exec "$PYTHON" -m celery -A config worker --loglevel INFO \
       --concurrency "${WORKER_CONCURRENCY:-4}" --hostname "worker@%h"
     ;;
+  housekeeping)
+    # Sweeps across every institution and usage measurement, on their own queue so they never
+    # stand in front of a patient's upload (config/celery_routes.py).
+    metrics_dir housekeeping
+    exec "$PYTHON" -m celery -A config worker --loglevel INFO --concurrency 1 \
+      --queues "${CELERY_HOUSEKEEPING_QUEUE:-${CELERY_QUEUE:-secondread}-housekeeping}" --hostname "housekeeping@%h"
+    ;;
   beat)
     mkdir -p "${SR_PROBE_DIR:-/tmp}"
     exec "$PYTHON" -m celery -A config beat --loglevel INFO \

@@ -6,7 +6,9 @@ from __future__ import annotations
 from celery import shared_task
 
 
-@shared_task(name="imaging.upload_ingest")
+# A whole CD (thousands of files) is ingested in one task; past the soft limit it stops where it
+# is and the stalled-upload sweep queues the rest again.
+@shared_task(name="imaging.upload_ingest", ignore_result=True, soft_time_limit=1800, time_limit=1860)
 def upload_ingest(upload_id: int) -> None:
     """Ingest a complete upload, and with it a batch of its case's other waiting imaging uploads
     (a folder drop). Claims them first: the tasks of uploads already claimed, and a second
@@ -16,7 +18,7 @@ def upload_ingest(upload_id: int) -> None:
     upload_ingest_run(upload_id=upload_id)
 
 
-@shared_task(name="imaging.series_preview")
+@shared_task(name="imaging.series_preview", ignore_result=True, soft_time_limit=300, time_limit=330)
 def series_preview(series_id: int) -> None:
     """Draw a series' preview if it has none yet or grew since the last one (idempotent)."""
     from imaging.ingest.preview import series_preview_ensure
@@ -24,22 +26,21 @@ def series_preview(series_id: int) -> None:
     series_preview_ensure(series_id=series_id)
 
 
-@shared_task(name="imaging.uploads_ingest_resume_all")
-def uploads_ingest_resume_all() -> int:
-    """Beat publishes from the public schema: queue the stalled-upload sweep in every
-    institution's schema (drafts have none yet); return how many were queued."""
-    from django_tenants.utils import schema_context
+@shared_task(
+    name="imaging.uploads_ingest_resume_all", ignore_result=True, soft_time_limit=600, time_limit=660
+)
+def uploads_ingest_resume_all(after: str = "") -> None:
+    """Beat publishes from the public schema: re-queue stalled uploads in the next batch of
+    institutions after ``after``, then queue the rest of the sweep (tenants.sweeps)."""
+    from imaging.ingest.pipeline import uploads_stalled_requeue
+    from tenants.sweeps import institutions_sweep
 
-    from tenants.selectors import institution_schemas_live
-
-    schemas = institution_schemas_live()  # drafts have no schema to run in yet
-    for schema in schemas:
-        with schema_context(schema):
-            uploads_ingest_resume.delay()
-    return len(schemas)
+    last = institutions_sweep(after=after, work=uploads_stalled_requeue)
+    if last is not None:
+        uploads_ingest_resume_all.delay(last)
 
 
-@shared_task(name="imaging.uploads_ingest_resume")
+@shared_task(name="imaging.uploads_ingest_resume", ignore_result=True, soft_time_limit=300, time_limit=330)
 def uploads_ingest_resume() -> int:
     """Queue ingest again for this schema's stalled uploads (see the service)."""
     from imaging.ingest.pipeline import uploads_stalled_requeue

@@ -68,8 +68,22 @@ def tenant_template_ensure() -> None:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [_TEMPLATE_LOCK])
 
 
+def tenant_template_current() -> bool:
+    """Whether the template exists with every migration on disk applied (two small queries)."""
+    from tenants.schema_migrations import applied_migrations, migrations_on_disk, schemas_existing
+
+    if not schemas_existing([TEMPLATE_SCHEMA]):
+        return False
+    return migrations_on_disk() <= applied_migrations([TEMPLATE_SCHEMA], reconnect=False)[TEMPLATE_SCHEMA]
+
+
 def _schema_clone(*, schema_name: str) -> None:
-    tenant_template_ensure()
+    # The deploy migrates the template (migrate_schemas, then tenant_template): going live only
+    # checks it, so it neither pays for a migrate command nor takes a session-level lock (which
+    # a transaction-mode pooler cannot keep) unless the template really is behind.
+    if not tenant_template_current():
+        tenant_template_ensure()
+    activate_public()
     CloneSchema().clone_schema(TEMPLATE_SCHEMA, schema_name, "DATA")
     activate_public()
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from tenants.models import Institution, InstitutionUsage, OperatorAction
-from tenants.selectors import institution_schemas_live
 
 
 def institution_list_for_operators() -> QuerySet[Institution]:
@@ -29,52 +27,57 @@ class InstitutionRow:
     last_action: OperatorAction | None
 
 
-def _live_schema_figures(schemas: list[str]) -> dict[str, tuple[int, datetime | None]]:
-    """Cases and last activity (a case change or a sign-in) of each schema, in ONE query.
-
-    Schema names come from Institution rows (validated identifiers) and are quoted.
-    """
-    if not schemas:
-        return {}
-    parts = []
-    for schema in schemas:
-        quoted = '"' + schema.replace('"', '""') + '"'
-        parts.append(
-            f"SELECT %s AS schema, (SELECT count(*) FROM {quoted}.intake_case) AS cases, "  # noqa: S608
-            f"GREATEST((SELECT max(updated) FROM {quoted}.intake_case), "
-            f"(SELECT max(last_login) FROM {quoted}.accounts_user)) AS active"
-        )
-    with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(parts), schemas)
-        return {schema: (cases, active) for schema, cases, active in cursor.fetchall()}
+OPERATOR_PAGE_SIZE = 50
 
 
-def institution_rows_for_operators() -> list[InstitutionRow]:
-    """What operators see per institution: status and aggregate figures, never patient data."""
-    institutions = list(institution_list_for_operators())
-    existing = set(institution_schemas_live())
-    live = [i.schema_name for i in institutions if i.schema_name in existing]
-    figures = _live_schema_figures(live)
-    usage = {u.institution_id: u for u in InstitutionUsage.objects.filter(institution__in=institutions)}
-    last_actions: dict[int, OperatorAction] = {}
-    for action in OperatorAction.objects.filter(institution__in=institutions).order_by("created"):
-        last_actions[action.institution_id] = action
+@dataclass(frozen=True)
+class InstitutionPage:
+    rows: list[InstitutionRow]
+    number: int
+    pages: int
+    total: int
+    query: str
+
+
+def institution_rows_for_operators(*, page: int = 1, query: str = "") -> InstitutionPage:
+    """One page of what operators see per institution: status and the figures the usage sweep
+    measured (institutions.usage), never patient data. A fixed number of queries on public tables
+    whatever the number of institutions: no institution schema is read here."""
+    institutions = institution_list_for_operators().select_related("usage")
+    query = query.strip()
+    if query:
+        institutions = institutions.filter(
+            Q(name__icontains=query) | Q(slug__icontains=query) | Q(domains__domain__icontains=query)
+        ).distinct()
+    total = institutions.count()
+    pages = max(1, -(-total // OPERATOR_PAGE_SIZE))
+    number = min(max(1, page), pages)
+    start = (number - 1) * OPERATOR_PAGE_SIZE
+    shown = list(institutions[start : start + OPERATOR_PAGE_SIZE])
+    last_actions = {
+        action.institution_id: action
+        for action in OperatorAction.objects.filter(institution__in=shown)
+        .order_by("institution_id", "-created")
+        .distinct("institution_id")
+    }
     rows = []
-    for institution in institutions:
-        cases, active = figures.get(institution.schema_name, (None, None))
-        snapshot = usage.get(institution.pk)
+    for institution in shown:
+        try:
+            usage: InstitutionUsage | None = institution.usage
+        except InstitutionUsage.DoesNotExist:
+            usage = None
         rows.append(
             InstitutionRow(
                 institution=institution,
                 domains=[d.domain for d in institution.domains.all()],
-                case_count=cases,
-                last_activity=active or institution.went_live,
-                storage_bytes=snapshot.storage_bytes if snapshot else None,
-                storage_measured=snapshot.measured if snapshot else None,
+                case_count=usage.case_count if usage else None,
+                last_activity=(usage.last_activity if usage else None) or institution.went_live,
+                storage_bytes=usage.storage_bytes if usage else None,
+                storage_measured=usage.measured if usage else None,
                 last_action=last_actions.get(institution.pk),
             )
         )
-    return rows
+    return InstitutionPage(rows=rows, number=number, pages=pages, total=total, query=query)
 
 
 def operator_actions_recent(*, limit: int = 50) -> QuerySet[OperatorAction]:

@@ -6,7 +6,7 @@ from celery import shared_task
 # carry them, so a rename would strand work queued before a deploy.
 
 
-@shared_task(name="tenants.institution_go_live")
+@shared_task(name="tenants.institution_go_live", ignore_result=True, soft_time_limit=300, time_limit=330)
 def institution_go_live(onboarding_id: int) -> bool:
     """Provision a new institution (queued from the public schema; see the service)."""
     from institutions.provisioning import institution_go_live as go_live
@@ -14,15 +14,22 @@ def institution_go_live(onboarding_id: int) -> bool:
     return go_live(onboarding_id=onboarding_id)
 
 
-@shared_task(name="tenants.institution_usage_refresh")
-def institution_usage_refresh() -> int:
-    """Measure every institution's usage for the operator console (periodic)."""
+@shared_task(
+    name="tenants.institution_usage_refresh", ignore_result=True, soft_time_limit=600, time_limit=660
+)
+def institution_usage_refresh(after: str = "") -> None:
+    """Measure the next batch of institutions for the operator console, then queue the rest
+    (periodic, on the housekeeping queue)."""
     from institutions.usage import institution_usage_refresh as refresh
 
-    return refresh()
+    last = refresh(after=after)
+    if last is not None:
+        institution_usage_refresh.delay(last)
 
 
-@shared_task(name="tenants.onboardings_discard_abandoned")
+@shared_task(
+    name="tenants.onboardings_discard_abandoned", ignore_result=True, soft_time_limit=600, time_limit=660
+)
 def onboardings_discard_abandoned() -> int:
     """Delete applications untouched for 30 days that never went live (periodic)."""
     from institutions.onboarding import onboarding_discard_abandoned

@@ -262,3 +262,31 @@ class OperatorAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.institution}"
+
+
+class SchemaMigrationState(models.Model):
+    """Where each tenant schema stands with its migrations, written by the migration executor
+    (tenants.schema_migrations) as it works: which schemas are current, which one is being
+    migrated, which failed and why. A failed or interrupted deploy is resumed by running
+    ``migrate`` again; ``./sr manage migration_report`` prints it. Not patient data."""
+
+    class Status(models.TextChoices):
+        CURRENT = "current", "Current"
+        RUNNING = "running", "Migrating"
+        FAILED = "failed", "Failed"
+
+    schema_name = models.CharField(max_length=63, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    # sha256 of the migrations applied when last checked or migrated (tenants.schema_migrations).
+    fingerprint = models.CharField(max_length=64, blank=True)
+    # The newest applied migration of each app, e.g. {"intake": "0012_case_sla"}: the report.
+    versions = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["schema_name"]
+
+    def __str__(self) -> str:
+        return f"Migrations of {self.schema_name}"

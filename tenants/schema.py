@@ -38,3 +38,8 @@ def activate_institution(institution: Institution) -> None:
 
 def activate_public() -> None:
     _tenant_connection.set_schema_to_public()
+
+
+def activate_schema(schema_name: str, *, include_public: bool = True) -> None:
+    """Route this thread's queries to ``schema_name`` (by name, e.g. the template's)."""
+    _tenant_connection.set_schema(schema_name, include_public=include_public)

@@ -143,7 +143,7 @@ def celery_worker_process(django_db_setup: None, test_mail_dir: Path) -> Iterato
             "--loglevel",
             "WARNING",
             "--queues",
-            settings.CELERY_TASK_DEFAULT_QUEUE,
+            f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CELERY_HOUSEKEEPING_QUEUE}",
             "--hostname",
             f"test-{os.getpid()}@%h",
             "--without-mingle",

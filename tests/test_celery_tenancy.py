@@ -143,9 +143,9 @@ def test_it_sweeps_every_live_institution_and_passes_over_drafts(
     live = institution_schemas_live()
     assert draft_institution not in live and set(LIVE) <= set(live) and "public" not in live
 
-    queued = uploads_expire_all.delay().get(timeout=30)  # what beat sends, from the public schema
-
-    assert queued == len(live)  # one task per live institution, none into the draft's missing schema
+    # What beat sends, from the public schema: one task that walks the live institutions in
+    # batches (tenants.sweeps), never into the draft's missing schema.
+    uploads_expire_all.delay()
     for schema, upload_id in abandoned_uploads.items():
         wait_until(
             functools.partial(lambda s, u: _status(s, u) == Upload.Status.EXPIRED, schema, upload_id),

@@ -42,6 +42,7 @@ WHITENOISE_AUTOREFRESH = True
 # override_settings, in a live server with SR_TEST_RATE_LIMITS=1).
 ACCOUNT_RATE_LIMITS = SR_RATE_LIMITS if os.environ.get("SR_TEST_RATE_LIMITS") else False  # type: ignore[assignment]
 CELERY_TASK_DEFAULT_QUEUE = f"secondread-test-{TEST_RUN}"
+CELERY_HOUSEKEEPING_QUEUE = f"secondread-test-{TEST_RUN}-housekeeping"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Most go-live tests want a live institution; the approval tests turn this on (the default).
 INSTITUTIONS_NEED_APPROVAL = False

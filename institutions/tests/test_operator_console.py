@@ -8,7 +8,7 @@ from django.test import Client
 
 from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from institutions.services import ACTION_NOT_ALLOWED, REASON_REQUIRED, institution_operator_action
-from institutions.usage import institution_usage_refresh
+from institutions.usage import institution_usage_refresh_all
 from tenants.models import Institution, OperatorAction
 from tests.staff import staff_force_login, staff_sign_in
 
@@ -97,7 +97,7 @@ def test_it_shows_figures_but_never_patient_data(neuro: Institution) -> None:
     with schema_context(neuro.schema_name):
         patient = User.objects.get(email="patient@neuro.example.com")
         Case.objects.create(owner=patient, patient_name="Zebedee Quartermain", question="Is it benign?")
-    institution_usage_refresh()
+    institution_usage_refresh_all()
     page = _operator().get("/operators/").content.decode()
     assert "Zebedee" not in page and "benign" not in page and "patient@neuro" not in page
     row = page.split('data-testid="institution-neuro"')[1].split("</tr>")[0]
@@ -150,3 +150,53 @@ def test_it_refuses_actions_from_non_operators(neuro: Institution, platform_clie
     neuro.refresh_from_db()
     assert neuro.status == Institution.Status.ACTIVE
     assert not OperatorAction.objects.exists()
+
+
+def test_it_reads_no_institution_schema_and_a_fixed_number_of_queries_per_page(neuro: Institution) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    institution_usage_refresh_all()
+    operator = _operator()
+    with CaptureQueriesContext(connection) as few:
+        assert operator.get("/operators/").status_code == 200
+    Institution.objects.bulk_create(
+        Institution(
+            name=f"Clinic {n:03}", slug=f"clinic-{n:03}", schema_name=f"inst_clinic_{n:03}", status="draft"
+        )
+        for n in range(120)
+    )
+    with CaptureQueriesContext(connection) as many:
+        page = operator.get("/operators/").content.decode()
+    assert len(many.captured_queries) == len(few.captured_queries)
+    for query in many.captured_queries:
+        assert "intake_" not in query["sql"] and '"neuro"' not in query["sql"], query["sql"]
+    assert "122 institutions, page 1 of 3" in page
+    assert page.count('data-testid="institution-') == 50
+    last = operator.get("/operators/?page=3").content.decode()
+    assert "Clinic 119" in last and "page 3 of 3" in last
+
+
+def test_it_finds_an_institution_by_name_or_domain(neuro: Institution) -> None:
+    operator = _operator()
+    page = operator.get("/operators/?q=neuro.localhost").content.decode()
+    assert "Northfield Neurological Institute" in page and "Lakeside Cancer Center" not in page
+    page = operator.get("/operators/?q=lakeside").content.decode()
+    assert "Lakeside Cancer Center" in page and "1 institution." in page
+
+
+def test_the_usage_sweep_counts_each_institutions_cases_in_its_own_schema(neuro: Institution) -> None:
+    from django_tenants.utils import schema_context
+
+    from accounts.models import User
+    from intake.models import Case
+    from tenants.models import InstitutionUsage
+
+    institution_usage_refresh_all()
+    before = InstitutionUsage.objects.get(institution=neuro).case_count
+    cancer_before = InstitutionUsage.objects.get(institution__slug="cancer").case_count
+    with schema_context(neuro.schema_name):
+        Case.objects.create(owner=User.objects.get(email="patient@neuro.example.com"))
+    institution_usage_refresh_all()
+    assert InstitutionUsage.objects.get(institution=neuro).case_count == before + 1
+    assert InstitutionUsage.objects.get(institution__slug="cancer").case_count == cancer_before

@@ -19,11 +19,17 @@ from tenants.models import Institution
 @login_required
 def operator_console(request: HttpRequest) -> HttpResponse:
     access_operator(request)
+    try:
+        page = int(request.GET.get("page", "1"))
+    except ValueError:
+        page = 1
+    listing = institution_rows_for_operators(page=page, query=request.GET.get("q", "")[:100])
     return render(
         request,
         "institutions/operator_console.html",
         {
-            "rows": institution_rows_for_operators(),
+            "listing": listing,
+            "rows": listing.rows,
             "actions": operator_actions_recent(),
             "action_form": OperatorActionForm(),
         },
@@ -63,5 +69,5 @@ def operator_usage_refresh(request: HttpRequest) -> HttpResponse:
     from institutions.tasks import institution_usage_refresh
 
     institution_usage_refresh.delay()
-    messages.info(request, "Usage is being measured; reload in a moment.")
+    messages.info(request, "Usage is being measured, institution after institution; reload in a while.")
     return redirect("operator_console")

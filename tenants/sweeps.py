@@ -1,0 +1,56 @@
+"""Periodic work that must visit every institution, done in batches by one task.
+
+Beat used to queue one task per institution (1,004 per tick at 1,000 institutions) on the queue
+patients' uploads use, so an upload finishing just after a sweep waited 24 s behind them. Now a
+sweep task visits ``SWEEP_BATCH`` institutions itself, then queues its own continuation after
+the last one it did; sweeps run on the housekeeping queue (config/celery_routes.py) so they never
+stand in front of patient-facing work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.db import connection
+from django_tenants.utils import get_public_schema_name, schema_context
+
+logger = logging.getLogger(__name__)
+
+SWEEP_BATCH = 100
+
+
+def live_schemas_after(*, after: str, limit: int) -> list[str]:
+    """Up to ``limit`` schema names after ``after`` (in name order) that exist: drafts have an
+    Institution row but no schema yet."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.schema_name FROM tenants_institution i "
+            "JOIN pg_namespace n ON n.nspname = i.schema_name "
+            "WHERE i.schema_name > %s AND i.schema_name <> %s ORDER BY i.schema_name LIMIT %s",
+            [after, get_public_schema_name(), limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def institutions_sweep(*, after: str, work: Callable[[], object], batch: int | None = None) -> str | None:
+    """Run ``work`` in each of the next ``batch`` institutions' schemas after ``after``.
+
+    One institution failing is logged (schema name only) and does not stop the others. Returns
+    the last schema done when there may be more, or None when the sweep is complete.
+    Precondition: called in the public schema (beat publishes from there).
+    """
+    batch = batch or SWEEP_BATCH
+    schemas = live_schemas_after(after=after, limit=batch)
+    for schema in schemas:
+        try:
+            with schema_context(schema):
+                work()
+        except Exception:
+            logger.exception("sweep failed in one institution", extra={"schema": schema})
+    # This connection touched a batch of schemas' tables: let the next batch start on a fresh
+    # backend (PostgreSQL keeps every touched table's catalogue entries until disconnect);
+    # not when a caller's transaction is open (the connection is theirs).
+    if not connection.in_atomic_block:
+        connection.close()
+    return schemas[-1] if len(schemas) == batch else None
