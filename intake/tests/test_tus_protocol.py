@@ -373,6 +373,10 @@ def test_it_explains_the_size_limits(patient_client: Client, case: Case) -> None
         ({"sha256": "abc"}, messages.SHA256_INVALID),
         ({"filename": "IM\n0001"}, messages.FILENAME_INVALID),
         ({"relativePath": "A/" * 600}, messages.PATH_INVALID),
+        ({"batchFiles": "0"}, messages.BATCH_FILES_INVALID),
+        ({"batchFiles": "many"}, messages.BATCH_FILES_INVALID),
+        ({"batchFiles": "100000"}, messages.BATCH_FILES_INVALID),
+        ({"kind": "report", "batchFiles": "2"}, messages.BATCH_FILES_INVALID),
     ],
 )
 def test_it_explains_invalid_metadata(
