@@ -19,6 +19,7 @@ from pydicom.uid import generate_uid
 
 from accounts.models import User
 from intake.models import Case, Instance, Upload
+from payments.models import Payment
 from storage.tenant import tenant_storage
 from tenants.management.commands.seed_demo import DEMO_PASSWORD
 from tests.live import LiveServer
@@ -47,14 +48,17 @@ def disc(root: Path) -> Path:
     return folder
 
 
-@pytest.fixture
-def committed_case(django_db_blocker: Any) -> Iterator[Case]:
+@pytest.fixture(scope="module")
+def committed_case(django_db_setup: None, django_db_blocker: Any) -> Iterator[Case]:
+    """Module-scoped: made before the test's own transaction opens, so it is committed and
+    the live server sees it."""
     with django_db_blocker.unblock(), schema_context("neuro"):
         case = Case.objects.create(
             owner=User.objects.get(email="patient@neuro.example.com"), consented_at=timezone.now()
         )
     yield case
     with django_db_blocker.unblock(), schema_context("neuro"):
+        Payment.objects.filter(case=case).delete()  # the price quote the wizard made
         tenant_storage().delete_prefix(f"uploads/{case.public_id}")
         tenant_storage().delete_prefix(f"dicom/{case.public_id}")
         Case.objects.filter(pk=case.pk).delete()
@@ -71,10 +75,14 @@ def test_it_sends_a_folder_in_batches_and_still_names_each_files_problem(
     page.goto(live_platform.url("neuro", "/accounts/login/"))
     page.fill("input[name=login]", "patient@neuro.example.com")
     page.fill("input[name=password]", DEMO_PASSWORD)
-    page.locator("form button[type=submit]").first.click()
-    page.wait_for_load_state()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
     page.goto(live_platform.url("neuro", f"/cases/{committed_case.public_id}/images/"))
+    assert page.url.endswith("/images/"), page.url
     page.locator("#image-uploader[data-ready]").wait_for(state="attached")
+    assert errors == []
 
     page.set_input_files("#folder-input", str(disc(tmp_path)))
     page.get_by_test_id("scan-summary").wait_for()
@@ -83,9 +91,11 @@ def test_it_sends_a_folder_in_batches_and_still_names_each_files_problem(
     page.get_by_role("button", name=f"Send {IMAGES + 2} files").click()
     page.get_by_text(f"All {IMAGES + 2} files sent.").wait_for(timeout=60_000)
 
-    received = page.get_by_test_id("received-summary")
-    received.get_by_text(f"1 study, 1 series, {IMAGES} images.").wait_for(timeout=90_000)
-    assert received.inner_text().startswith(f"{IMAGES + 2} image files received.")
+    page.wait_for_function(
+        "text => document.querySelector('[data-testid=received-summary]').textContent.trim() === text",
+        arg=f"{IMAGES + 2} image files received. 1 study, 1 series, {IMAGES} images.",
+        timeout=90_000,
+    )
     # Each file's problem still carries its own name, though it travelled inside a batch.
     # (textContent: the duplicate's group is folded, and inner text skips what is not shown)
     problems = page.locator("details.problems").evaluate_all("groups => groups.map((g) => g.textContent)")
