@@ -511,7 +511,7 @@ def _upload_assemble(
 
 
 def _ingest_enqueue(*, upload: Upload) -> None:
-    # Imported here: the ingest pipeline imports intake models and may import this module.
+    # Imported here: importing the pipeline at start-up would load all of ingest for every request.
     from imaging.ingest.pipeline import upload_ingest_enqueue
 
     upload_ingest_enqueue(upload=upload)

@@ -395,7 +395,7 @@ def case_progress(case: Any) -> tuple[int, bool]:
     from django.db import connection
     from django_tenants.utils import schema_context
 
-    from intake.models import Instance, Upload
+    from imaging.models import Instance, Upload
 
     with schema_context("neuro"):
         stored = Instance.objects.filter(series__study__case=case).count()

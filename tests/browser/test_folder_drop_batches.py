@@ -18,7 +18,8 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from accounts.models import User
-from intake.models import Case, Instance, Upload
+from imaging.models import Instance, Upload
+from intake.models import Case
 from payments.models import Payment
 from storage.tenant import tenant_storage
 from tenants.management.commands.seed_demo import DEMO_PASSWORD

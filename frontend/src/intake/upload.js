@@ -18,7 +18,7 @@ const MiB = 1024 * 1024;
 // The first batches are small so that the server starts checking images (and the patient sees
 // them counted) while the rest are still being packed and sent; later ones are larger (fewer
 // requests). The server claims uploads up to 16 MiB together, so a batch never waits behind
-// another (intake.ingest.pipeline.CLAIM_BATCH_MAX_BYTES).
+// another (imaging.ingest.pipeline.CLAIM_BATCH_MAX_BYTES).
 const BATCH_BYTES = [2 * MiB, 4 * MiB, 8 * MiB, 16 * MiB];
 const BATCH_FILES = 2000;
 
