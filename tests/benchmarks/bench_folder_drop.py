@@ -68,7 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 RUN_ID = "bench_folder_drop"
 HOST = "neuro.localhost"
 PATIENT = "patient@neuro.example.com"
-ORTHANC = "/usr/bin/Orthanc"
+ORTHANC = "/usr/sbin/Orthanc"  # where the Debian package puts it
 ORTHANC_CONNECTIONS = 4
 MiB = 1024 * 1024
 

@@ -59,8 +59,21 @@ function serverMessage(error) {
 }
 
 // Groups of items to send as one upload each: DICOM images of an imaging upload are packed
-// into batches; zips, reports, large images and a lone image go as they are.
+// into batches; zips, reports, large images and a lone image go as they are. Items keep the
+// batch they were first planned in (item.batch), so "Try again" resends the same batches and
+// resumes them, rather than packing the failed files differently.
 export function plan(items, kind) {
+  if (items.length && items.every((item) => item.batch)) {
+    const groups = new Map();
+    for (const item of items) groups.set(item.batch, [...(groups.get(item.batch) || []), item]);
+    return [...groups.values()];
+  }
+  const units = planAnew(items, kind);
+  units.forEach((unit, index) => unit.forEach((item) => (item.batch = `${index + 1}`)));
+  return units;
+}
+
+function planAnew(items, kind) {
   const units = [];
   let batch = [];
   let bytes = 0;
@@ -114,7 +127,7 @@ export function uploadAll(items, { endpoint, caseId, kind, chunkSize, csrf, onPr
     const source = await unitSource(unit);
     const batched = unit.length > 1;
     const first = unit[0];
-    const relativePath = batched ? `batch-${String(index + 1).padStart(4, "0")}.zip` : first.relativePath || first.file.name;
+    const relativePath = batched ? `batch-${first.batch.padStart(4, "0")}.zip` : first.relativePath || first.file.name;
     const metadata = { case: caseId, kind, filename: batched ? relativePath : first.file.name, relativePath };
     if (first.reportKind) metadata.reportKind = first.reportKind;
     if (batched) metadata.batchFiles = String(unit.length);
