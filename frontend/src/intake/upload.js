@@ -138,6 +138,9 @@ export function uploadAll(items, { endpoint, caseId, kind, chunkSize, csrf, onPr
       const upload = new tus.Upload(source, {
         endpoint,
         chunkSize,
+        // The first chunk rides on the creation request (tus creation-with-upload): one round
+        // trip less per file or batch, which is what a patient far away waits for.
+        uploadDataDuringCreation: true,
         retryDelays: RETRY_DELAYS,
         metadata,
         headers: { "X-CSRFToken": csrf },
