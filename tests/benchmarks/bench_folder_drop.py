@@ -487,7 +487,7 @@ def drop_round(
 
 
 def sign_in(context: Any, base_url: str) -> None:
-    from tenants.management.commands.seed_demo import DEMO_PASSWORD
+    from institutions.management.commands.seed_demo import DEMO_PASSWORD
 
     page = context.new_page()
     page.goto(f"{base_url}/accounts/login/")

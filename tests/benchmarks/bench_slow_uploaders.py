@@ -273,8 +273,8 @@ def main() -> None:
     from django_tenants.utils import schema_context
 
     from accounts.models import User
+    from institutions.management.commands.seed_demo import DEMO_PASSWORD
     from intake.models import Case
-    from tenants.management.commands.seed_demo import DEMO_PASSWORD
     from tests.live import child_database_url
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-slow-"))

@@ -19,10 +19,10 @@ from pydicom.uid import generate_uid
 
 from accounts.models import User
 from imaging.models import Instance, Upload
+from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
 from payments.models import Payment
 from storage.tenant import tenant_storage
-from tenants.management.commands.seed_demo import DEMO_PASSWORD
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.browser
