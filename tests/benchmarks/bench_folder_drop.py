@@ -553,6 +553,10 @@ def main() -> None:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             context = browser.new_context()
+            # The machine is shared: a page may take long to come under load; that is measured,
+            # not a reason to stop.
+            context.set_default_timeout(300_000)
+            context.set_default_navigation_timeout(300_000)
             direct = f"http://{HOST}:{server.port}"
             far = f"http://{HOST}:{proxy_port}"
             sign_in(context, direct)
