@@ -9,7 +9,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import IntegerField, QuerySet, Sum, Value
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce
 
 from accounts.models import User
 from imaging.ingest.selectors import case_problems
@@ -94,8 +96,10 @@ def case_upload_overview(*, case: Case) -> dict[str, Any]:
     shown on the summary. File paths are the patient's own data, shown only to them.
     """
     uploads = case.uploads.exclude(status=Upload.Status.EXPIRED)
+    # Files, not uploads: a batch the browser packed counts the files it holds.
+    files = Coalesce(Cast(KeyTextTransform("batchFiles", "metadata"), IntegerField()), Value(1))
     by_status = dict(
-        uploads.filter(kind=Upload.Kind.IMAGING).values_list("status").annotate(n=Count("id")).order_by()
+        uploads.filter(kind=Upload.Kind.IMAGING).values_list("status").annotate(n=Sum(files)).order_by()
     )
     processing = sum(
         by_status.get(status, 0)

@@ -198,8 +198,17 @@ function setupUploader(root, status) {
     progress.hidden = false;
     const items = queue.slice();
     let lastAnnounced = -1;
+    // While later files are still being sent, the server is already checking the first ones:
+    // show its counts as they come (at most once a second).
+    let lastRefresh = 0;
     const result = await uploadAll(items, {
       ...options,
+      onUnitDone: () => {
+        if (Date.now() - lastRefresh > 1000) {
+          lastRefresh = Date.now();
+          status.refresh();
+        }
+      },
       onProgress: ({ bytes, total, sent, count }) => {
         const percent = Math.floor((bytes / total) * 100);
         bar.value = percent;

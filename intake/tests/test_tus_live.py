@@ -281,6 +281,45 @@ def test_it_refuses_a_second_chunk_while_one_is_being_received(
     _wait_for_offset(patient, uploader.url, CHUNK // 2)
 
 
+def _open_transactions_elsewhere() -> list[str]:
+    """What other sessions of the test database are doing inside a transaction right now."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT state, left(query, 80) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+        )
+        return [f"{state}: {query}" for state, query in cursor.fetchall()]
+
+
+def test_it_takes_other_files_of_the_case_while_one_arrives_slowly(
+    patient: Patient, committed_case: Case
+) -> None:
+    """A slow chunk holds no transaction and no lock: other files of the same case go on."""
+    slow_content, other_content = os.urandom(CHUNK), os.urandom(CHUNK)
+    slow_upload = patient.uploader(
+        file_stream=io.BytesIO(slow_content),
+        chunk_size=CHUNK,
+        metadata=_metadata(committed_case, slow_content),
+    )
+    slow_upload.set_url(slow_upload.create_url())
+    slow = _raw_patch(patient, slow_upload.url, 0, slow_content[: CHUNK // 2], declared=CHUNK)
+    try:
+        time.sleep(0.5)  # the server is now waiting for the rest of the slow body
+        assert _open_transactions_elsewhere() == []
+        other = patient.uploader(
+            file_stream=io.BytesIO(other_content),
+            chunk_size=CHUNK,
+            metadata=_metadata(committed_case, other_content, relativePath="DICOM/IM000002"),
+        )
+        other.upload()  # no 423: it is another file
+        assert _stored(other.url).offset == CHUNK
+        slow.sendall(slow_content[CHUNK // 2 :])
+        assert slow.recv(4096).startswith(b"HTTP/1.1 204")
+    finally:
+        slow.close()
+    assert _stored(slow_upload.url).offset == CHUNK
+
+
 def test_it_refuses_another_patient_trying_to_resume(patient: Patient, committed_case: Case) -> None:
     content = os.urandom(2 * CHUNK)
     uploader = patient.uploader(

@@ -25,8 +25,15 @@ from imaging.models import Instance, Series, Study, Upload
 from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
 from intake.tus import messages
-from intake.tus.protocol import encode_metadata
-from intake.tus.services import CASE_QUOTA, MAX_UPLOAD_SIZE, PART_SIZE, upload_staging_prefix
+from intake.tus.protocol import TusError, encode_metadata
+from intake.tus.services import (
+    CASE_QUOTA,
+    MAX_UPLOAD_SIZE,
+    PART_SIZE,
+    _commit,
+    _upload_lease,
+    upload_staging_prefix,
+)
 from intake.tus.tasks import uploads_expire
 from storage.base import MultipartError
 from storage.tenant import tenant_storage
@@ -375,6 +382,10 @@ def test_it_explains_the_size_limits(patient_client: Client, case: Case) -> None
         ({"sha256": "abc"}, messages.SHA256_INVALID),
         ({"filename": "IM\n0001"}, messages.FILENAME_INVALID),
         ({"relativePath": "A/" * 600}, messages.PATH_INVALID),
+        ({"batchFiles": "0"}, messages.BATCH_FILES_INVALID),
+        ({"batchFiles": "many"}, messages.BATCH_FILES_INVALID),
+        ({"batchFiles": "100000"}, messages.BATCH_FILES_INVALID),
+        ({"kind": "report", "batchFiles": "2"}, messages.BATCH_FILES_INVALID),
     ],
 )
 def test_it_explains_invalid_metadata(
@@ -487,3 +498,28 @@ def test_it_keeps_a_received_file_when_asked_to_delete_it(
     response = patient_client.delete(location, **TUS)
     assert (response.status_code, response.content.decode()) == (409, messages.UPLOAD_NOT_TERMINABLE)
     assert Upload.objects.filter(pk=upload.pk).exists()
+
+
+def test_it_refuses_a_second_writer_of_the_same_file_only(patient_client: Client, case: Case) -> None:
+    """While one request is receiving a file (it holds the file's lease), a second request for
+    that same file is told so (423) and nothing changes; another file of the case goes on."""
+    busy = _create(patient_client, case, 10)["Location"]
+    other = _create(patient_client, case, 10)["Location"]
+    with _upload_lease(_upload(busy)):
+        refused = _patch(patient_client, busy, 0, b"0123456789")
+        assert (refused.status_code, refused.content.decode()) == (423, messages.UPLOAD_BUSY)
+        assert _patch(patient_client, other, 0, b"0123456789").status_code == 204
+    assert _upload(busy).offset == 0
+    assert _patch(patient_client, busy, 0, b"0123456789").status_code == 204  # the lease is gone
+
+
+def test_it_refuses_a_commit_whose_offset_moved_meanwhile(patient_client: Client, case: Case) -> None:
+    """The compare-and-set: a request whose lease lapsed (it stalled) and whose offset another
+    request moved meanwhile keeps nothing of its own and says where the file stands."""
+    location = _create(patient_client, case, 20)["Location"]
+    upload = _upload(location)
+    Upload.objects.filter(pk=upload.pk).update(offset=5)  # what the other request committed
+    with pytest.raises(TusError) as refused:
+        _commit(upload=upload, expected_offset=0, offset=10)
+    assert (refused.value.status, refused.value.headers) == (409, {"Upload-Offset": "5"})
+    assert _upload(location).offset == 5

@@ -326,6 +326,11 @@ def test_it_reports_the_servers_view_of_the_files(neuro: Institution, client: Cl
         )
     data = client.get(f"/cases/{case.public_id}/images/status.json").json()
     assert data["uploads"] == {"imaging": 2, "processing": 1, "done": 1, "failed": 0}
+    # A batch the browser packed counts the files in it, not as one file.
+    with tenant_context(neuro):
+        add_upload(case, kind=Upload.Kind.IMAGING, status=Upload.Status.RECEIVED, batchFiles="40")
+    data = client.get(f"/cases/{case.public_id}/images/status.json").json()
+    assert data["uploads"] == {"imaging": 42, "processing": 41, "done": 1, "failed": 0}
     assert data["studies"] == [
         {"date": "2004-01-19", "description": "", "modalities": "CT", "series": 1, "images": 1}
     ]

@@ -20,6 +20,9 @@ KIND_INVALID = "The upload must be either imaging or a report."
 REPORT_KIND_INVALID = "The type of report is not one we know."
 FILENAME_INVALID = "The file name is too long or contains characters we cannot accept."
 PATH_INVALID = "The folder path of this file is too long or contains characters we cannot accept."
+BATCH_FILES_INVALID = (
+    "The number of files in this batch (batchFiles) must be a whole number from 1 to 99,999."
+)
 SHA256_INVALID = "The file's checksum (sha256) must be 64 hexadecimal characters."
 
 LENGTH_MISSING = "The upload must state its size (Upload-Length); uploads of unknown size are not supported."
@@ -48,7 +51,10 @@ CHUNK_INCOMPLETE = (
     "The connection dropped before the chunk was complete; it was not kept because its checksum "
     "could not be verified."
 )
-UPLOAD_BUSY = "Another part of this file is being received right now; please wait for it and retry."
+UPLOAD_BUSY = (
+    "This same file is being received by another request right now (a second tab, or a retry "
+    "while the first attempt is still sending). Ask where to resume (HEAD) and continue from there."
+)
 UPLOAD_COMPLETE = "This file has already been received in full."
 UPLOAD_EXPIRED = "This upload was not finished in time and has expired; please upload the file again."
 UPLOAD_FAILED = "This upload failed; please upload the file again."

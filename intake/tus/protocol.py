@@ -38,6 +38,7 @@ FILENAME_MAX_LENGTH = 255
 PATH_MAX_LENGTH = 1000
 _SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 _DIGITS = re.compile(r"^[0-9]{1,19}\Z")
+_BATCH_FILES = re.compile(r"^[1-9][0-9]{0,4}\Z")
 
 
 class TusError(Exception):
@@ -83,6 +84,8 @@ class UploadDescription:
     relative_path: str
     report_kind: str
     sha256: str
+    # A batch the browser packed (an uncompressed zip of many files of a folder): how many.
+    batch_files: int = 0
 
 
 def parse_length(value: str | None) -> int:
@@ -149,6 +152,9 @@ def describe_upload(metadata: dict[str, str], *, report_kinds: set[str]) -> Uplo
     sha256 = metadata.get("sha256", "").strip().lower()
     if sha256 and not _SHA256.match(sha256):
         raise TusError(400, messages.SHA256_INVALID)
+    batch_files = metadata.get("batchFiles", "")
+    if batch_files and (kind != "imaging" or not _BATCH_FILES.match(batch_files)):
+        raise TusError(400, messages.BATCH_FILES_INVALID)
     return UploadDescription(
         case_public_id=case_public_id,
         kind=kind,
@@ -156,6 +162,7 @@ def describe_upload(metadata: dict[str, str], *, report_kinds: set[str]) -> Uplo
         relative_path=relative_path or filename,
         report_kind=report_kind,
         sha256=sha256,
+        batch_files=int(batch_files or 0),
     )
 
 

@@ -10,6 +10,13 @@ from the request and flushes it whenever it is full: memory per request is two p
 size. Invariant, committed in one row update: ``offset == PART_SIZE * len(parts) +
 size(tail_key)``.
 
+Concurrency. No database transaction, row lock or case lock is open while a request body is
+read from the network (a slow patient would hold it for minutes). A request first takes the
+upload's lease (:class:`_Lease`, a cache key: a second request *for the same upload* gets 423
+and resumes from the offset HEAD reports), streams the body to storage, and then commits with
+a compare-and-set on the offset it started from. Different files of one case share nothing but
+the case row, locked for a moment when an upload is created (quota), never while receiving.
+
 Nothing is visible under ``storage_key`` until the last byte arrives and the multipart upload is
 completed. A chunk that is refused (checksum mismatch) may leave parts in storage beyond those
 the row lists; the next chunk overwrites them (same part numbers), and completing or aborting the
@@ -24,12 +31,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import BinaryIO, cast
 
-from django.db import OperationalError, transaction
+from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
@@ -112,12 +123,66 @@ def _reader(view: memoryview) -> BinaryIO:
     return cast(BinaryIO, _MemoryReader(view))
 
 
+# While a request receives a chunk it holds its upload's *lease*: a short-lived cache key taken
+# with an atomic add, renewed while bytes keep arriving. It lapses only if the request's thread
+# died without releasing it; the next request of that upload may then take over.
+LEASE_SECONDS = 60
+LEASE_RENEW_SECONDS = 10
+
+
+def _lease_key(upload: Upload) -> str:
+    return f"tus-lease:{upload.public_id}"
+
+
+class _Lease:
+    """The right to write the next bytes of one upload (see LEASE_SECONDS)."""
+
+    def __init__(self, upload: Upload) -> None:
+        self.key = _lease_key(upload)
+        self.token = uuid.uuid4().hex
+        self.renewed = 0.0
+
+    def acquire(self) -> None:
+        if not cache.add(self.key, self.token, LEASE_SECONDS):
+            raise TusError(HTTP_LOCKED, messages.UPLOAD_BUSY)
+        self.renewed = time.monotonic()
+
+    def renew_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self.renewed >= LEASE_RENEW_SECONDS:
+            self.renewed = now
+            if cache.get(self.key) == self.token:
+                cache.touch(self.key, LEASE_SECONDS)
+
+    def release(self) -> None:
+        if cache.get(self.key) == self.token:
+            cache.delete(self.key)
+
+
+@contextmanager
+def _upload_lease(upload: Upload) -> Iterator[_Lease]:
+    """Hold ``upload``'s lease for the block; 423 at once if another request holds it."""
+    lease = _Lease(upload)
+    lease.acquire()
+    try:
+        yield lease
+    finally:
+        lease.release()
+
+
+def upload_lease_held(*, upload: Upload) -> bool:
+    """Whether some request is receiving a chunk of ``upload`` right now."""
+    return cache.get(_lease_key(upload)) is not None
+
+
 def upload_create(*, case: Case, owner: User, length: int, description: UploadDescription) -> Upload:
     """Register a new upload of ``length`` bytes for ``case`` and open its multipart upload.
 
     Precondition: ``owner`` owns ``case`` and may add files to it (``access_case_for_upload``).
     The case row is locked while the quota is checked, so two uploads started at once cannot
-    together exceed it. A 0-byte file is complete at once.
+    together exceed it (they wait for each other a moment; neither is refused). Storage is
+    called only after that transaction: no storage call runs under a lock. A 0-byte file is
+    complete at once.
     """
     if length > MAX_UPLOAD_SIZE:
         raise TusError(413, messages.FILE_TOO_LARGE.format(limit=human_size(MAX_UPLOAD_SIZE)))
@@ -141,6 +206,8 @@ def upload_create(*, case: Case, owner: User, length: int, description: UploadDe
         metadata = {"filename": description.filename}
         if description.report_kind:
             metadata["reportKind"] = description.report_kind
+        if description.batch_files:
+            metadata["batchFiles"] = str(description.batch_files)
         upload = Upload.objects.create(
             public_id=public_id,
             case=case,
@@ -153,25 +220,26 @@ def upload_create(*, case: Case, owner: User, length: int, description: UploadDe
             sha256=description.sha256,
             expires_at=timezone.now() + UPLOAD_LIFETIME,
         )
+    # The client learns the upload's address only from our answer, so no chunk can arrive
+    # before the multipart upload is open.
+    try:
         if length == 0:
             storage.save(key, _reader(memoryview(b"")), 0)
-            _upload_received(upload=upload, storage=storage)
+            with transaction.atomic():
+                _upload_received(upload=upload, storage=storage)
         else:
             upload.multipart_id = storage.multipart_start(key)
-            upload.save(update_fields=["multipart_id"])
+            Upload.objects.filter(pk=upload.pk).update(multipart_id=upload.multipart_id)
+    except BaseException:
+        Upload.objects.filter(pk=upload.pk).delete()
+        raise
     return upload
 
 
 def _lock_for_writing(upload: Upload) -> Upload:
-    """Re-fetch ``upload`` locked for this transaction; a second concurrent writer is refused.
-
-    NOWAIT rather than waiting: a client that sent the same chunk twice (two tabs, a retry while
-    the first request still runs) must learn at once that it has to re-read the offset.
-    """
+    """Re-fetch ``upload`` with its row (and only its row, not its case's) locked."""
     try:
-        return Upload.objects.select_for_update(nowait=True).select_related("case").get(pk=upload.pk)
-    except OperationalError:
-        raise TusError(HTTP_LOCKED, messages.UPLOAD_BUSY) from None
+        return Upload.objects.select_for_update(of=("self",)).select_related("case").get(pk=upload.pk)
     except Upload.DoesNotExist:
         raise TusError(404, messages.UPLOAD_NOT_FOUND) from None
 
@@ -193,24 +261,52 @@ def upload_append(*, upload: Upload, offset: int, body: Body, checksum: Checksum
     """Append the request ``body`` at ``offset``; return the upload as committed.
 
     Refuses (nothing kept) a wrong offset (409), a body past the declared length (413), a
-    concurrent append (423) and a chunk whose checksum does not match (460). If the connection
-    drops midway and no checksum was given, the bytes received so far are kept (tus: store as
-    much as possible), so the client resends only what never arrived. When the last byte arrives
-    the file is assembled, checked against the whole-file sha256 if one was given (a mismatch
-    marks the upload FAILED and deletes its bytes), marked RECEIVED and handed to ingest.
+    second request for the same upload while one is receiving (423) and a chunk whose checksum
+    does not match (460). If the connection drops midway and no checksum was given, the bytes
+    received so far are kept (tus: store as much as possible), so the client resends only what
+    never arrived. When the last byte arrives the file is assembled, checked against the
+    whole-file sha256 if one was given (a mismatch marks the upload FAILED and deletes its
+    bytes), marked RECEIVED and handed to ingest.
+
+    No transaction, row lock or case lock is held while the body is read from the network:
+    the request holds only the upload's lease, and commits the new offset at the end with a
+    compare-and-set on the offset it started from. Uploads of different files of a case never
+    wait for each other.
     """
     storage = tenant_storage()
-    with transaction.atomic():
-        locked = _lock_for_writing(upload)
-        upload_check_receiving(upload=locked)
-        if offset != locked.offset:
-            raise TusError(409, messages.OFFSET_MISMATCH, {"Upload-Offset": str(locked.offset)})
-        assert locked.length is not None
-        remaining = locked.length - locked.offset
+    with _upload_lease(upload) as lease:
+        # Read again under the lease: another request may have committed since the caller's read.
+        current = Upload.objects.select_related("case").filter(pk=upload.pk).first()
+        if current is None:
+            raise TusError(404, messages.UPLOAD_NOT_FOUND)
+        upload_check_receiving(upload=current)
+        if offset != current.offset:
+            raise TusError(409, messages.OFFSET_MISMATCH, {"Upload-Offset": str(current.offset)})
+        assert current.length is not None
+        remaining = current.length - current.offset
         if body.length is not None and body.length > remaining:
             raise TusError(413, messages.CHUNK_TOO_LONG)
-        _receive(upload=locked, storage=storage, body=body, remaining=remaining, checksum=checksum)
-    return locked
+        _receive(
+            upload=current, storage=storage, body=body, remaining=remaining, checksum=checksum, lease=lease
+        )
+    return current
+
+
+def _commit(*, upload: Upload, expected_offset: int, **fields: object) -> None:
+    """Write ``fields`` to ``upload``'s row if it is still receiving at ``expected_offset``
+    (compare-and-set), and onto ``upload``; else refuse with the offset that row has now."""
+    now = timezone.now()
+    updated = Upload.objects.filter(
+        pk=upload.pk, offset=expected_offset, status=Upload.Status.RECEIVING
+    ).update(**fields, updated=now)
+    if not updated:
+        # Only when our lease lapsed (the request stalled for LEASE_SECONDS) and another
+        # request of the same upload went on: what it committed stands.
+        row = Upload.objects.filter(pk=upload.pk).values_list("offset", flat=True).first()
+        raise TusError(409, messages.OFFSET_MISMATCH, {"Upload-Offset": str(row or 0)})
+    for name, value in fields.items():
+        setattr(upload, name, value)
+    upload.updated = now
 
 
 class _PartWriter:
@@ -273,12 +369,24 @@ class _PartWriter:
 
 
 def _receive(
-    *, upload: Upload, storage: TenantStorage, body: Body, remaining: int, checksum: Checksum | None
+    *,
+    upload: Upload,
+    storage: TenantStorage,
+    body: Body,
+    remaining: int,
+    checksum: Checksum | None,
+    lease: _Lease,
 ) -> None:
-    """Stream ``body`` into parts and a new tail; update ``upload`` (locked) to match."""
+    """Stream ``body`` into parts and a new tail; commit ``upload``'s new state to match."""
     with _PartWriter(upload=upload, storage=storage, first_part=len(upload.parts) + 1) as writer:
         _receive_into(
-            upload=upload, storage=storage, body=body, remaining=remaining, checksum=checksum, writer=writer
+            upload=upload,
+            storage=storage,
+            body=body,
+            remaining=remaining,
+            checksum=checksum,
+            writer=writer,
+            lease=lease,
         )
 
 
@@ -290,6 +398,7 @@ def _receive_into(
     remaining: int,
     checksum: Checksum | None,
     writer: _PartWriter,
+    lease: _Lease,
 ) -> None:
     view = writer.view
     filled = 0
@@ -319,6 +428,7 @@ def _receive_into(
             writer.flush_full()
             view = writer.view
             filled = 0
+        lease.renew_if_due()
     new_parts = writer.finish()
     part_number = writer.next_part
     if body.length is None and received == remaining and body.stream.read(1):
@@ -337,61 +447,89 @@ def _receive_into(
         logger.info(
             "tus chunk cut short; keeping the bytes received", extra={"upload": str(upload.public_id)}
         )
+    started_at = upload.offset
     old_tail = upload.tail_key
-    upload.parts = [*upload.parts, *new_parts]
-    upload.offset += received
-    upload.tail_key = ""
-    upload.expires_at = timezone.now() + UPLOAD_LIFETIME
+    parts = [*upload.parts, *new_parts]
+    offset = started_at + received
     assert upload.length is not None
-    if upload.offset == upload.length:
+    if offset == upload.length:
         if filled:
             etag = storage.multipart_put(
                 upload.storage_key, upload.multipart_id, part_number, _reader(view[:filled]), filled
             )
-            upload.parts.append([part_number, etag])
-        upload.save(update_fields=["parts", "offset", "tail_key", "expires_at", "updated"])
-        _upload_assemble(upload=upload, storage=storage)
-    else:
-        if filled:
-            # A new key each time: the committed tail stays intact until the row points elsewhere.
-            upload.tail_key = f"{upload_staging_prefix(upload=upload)}/{uuid.uuid4().hex}"
-            storage.save(upload.tail_key, _reader(view[:filled]), filled)
-        upload.save(update_fields=["parts", "offset", "tail_key", "expires_at", "updated"])
+            parts.append([part_number, etag])
+        _upload_assemble(upload=upload, storage=storage, expected_offset=started_at, parts=parts)
+        return
+    tail_key = ""
+    if filled:
+        # A new key each time: the committed tail stays intact until the row points elsewhere.
+        tail_key = f"{upload_staging_prefix(upload=upload)}/{uuid.uuid4().hex}"
+        storage.save(tail_key, _reader(view[:filled]), filled)
+    try:
+        _commit(
+            upload=upload,
+            expected_offset=started_at,
+            parts=parts,
+            offset=offset,
+            tail_key=tail_key,
+            expires_at=timezone.now() + UPLOAD_LIFETIME,
+        )
+    except TusError:
+        if tail_key:
+            storage.delete(tail_key)
+        raise
     if old_tail:
-        transaction.on_commit(lambda: storage.delete(old_tail))
+        storage.delete(old_tail)
 
 
-def _upload_assemble(*, upload: Upload, storage: TenantStorage) -> None:
-    """Complete the multipart upload, verify the whole-file sha256, then mark RECEIVED or FAILED."""
-    storage.multipart_complete(upload.storage_key, upload.multipart_id, [(n, e) for n, e in upload.parts])  # type: ignore[misc]
-    upload.multipart_id = ""
+def _upload_assemble(
+    *, upload: Upload, storage: TenantStorage, expected_offset: int, parts: list[list[int | str]]
+) -> None:
+    """The last byte arrived: complete the multipart upload, verify the whole-file sha256, then
+    commit RECEIVED (and queue ingest) or FAILED. Storage is done before the transaction."""
+    storage.multipart_complete(upload.storage_key, upload.multipart_id, [(n, e) for n, e in parts])  # type: ignore[misc]
+    failed = False
     if upload.sha256:
         digest = hashlib.sha256()
         with storage.open(upload.storage_key) as reader:
             for piece in reader.chunks():
                 digest.update(piece)
-        if digest.hexdigest() != upload.sha256:
+        failed = digest.hexdigest() != upload.sha256
+        if failed:
             storage.delete(upload.storage_key)
-            upload.status = Upload.Status.FAILED
-            upload.error_message = messages.WHOLE_FILE_MISMATCH
-            upload.save(update_fields=["multipart_id", "status", "error_message", "updated"])
-            _staging_delete_on_commit(upload=upload, storage=storage)
-            return
-    upload.save(update_fields=["multipart_id", "updated"])
-    _upload_received(upload=upload, storage=storage)
+    with transaction.atomic():
+        _commit(
+            upload=upload,
+            expected_offset=expected_offset,
+            parts=parts,
+            offset=upload.length,
+            multipart_id="",
+            tail_key="",
+            expires_at=None,
+            status=Upload.Status.FAILED if failed else Upload.Status.RECEIVED,
+            error_message=messages.WHOLE_FILE_MISMATCH if failed else "",
+        )
+        _staging_delete_on_commit(upload=upload, storage=storage)
+        if not failed:
+            _ingest_enqueue(upload=upload)
+
+
+def _ingest_enqueue(*, upload: Upload) -> None:
+    # Imported here: importing the pipeline at start-up would load all of ingest for every request.
+    from imaging.ingest.pipeline import upload_ingest_enqueue
+
+    upload_ingest_enqueue(upload=upload)
 
 
 def _upload_received(*, upload: Upload, storage: TenantStorage) -> None:
-    """The last byte is stored: mark the upload RECEIVED and queue its ingest (after commit)."""
-    # Imported here: the ingest pipeline imports intake models and may import this module.
-    from imaging.ingest.pipeline import upload_ingest_enqueue
-
+    """A 0-byte upload is complete at creation: mark it RECEIVED and queue its ingest (after
+    commit). Precondition: inside a transaction."""
     upload.status = Upload.Status.RECEIVED
     upload.tail_key = ""
     upload.expires_at = None
     upload.save(update_fields=["status", "tail_key", "expires_at", "updated"])
     _staging_delete_on_commit(upload=upload, storage=storage)
-    upload_ingest_enqueue(upload=upload)
+    _ingest_enqueue(upload=upload)
 
 
 def _staging_delete_on_commit(*, upload: Upload, storage: TenantStorage) -> None:
@@ -416,7 +554,7 @@ def upload_terminate(*, upload: Upload) -> None:
     none); deleting the upload alone would leave them in the case, detached from any file.
     """
     storage = tenant_storage()
-    with transaction.atomic():
+    with _upload_lease(upload), transaction.atomic():
         locked = _lock_for_writing(upload)
         if locked.status not in (Upload.Status.RECEIVING, Upload.Status.FAILED, Upload.Status.EXPIRED):
             raise TusError(409, messages.UPLOAD_NOT_TERMINABLE)
@@ -470,8 +608,8 @@ def uploads_expired_cleanup(*, now: datetime | None = None, batch: int = 500) ->
                     .filter(id=upload_id, status=Upload.Status.RECEIVING, expires_at__lte=moment)
                     .first()
                 )
-                if upload is None:
-                    continue
+                if upload is None or upload_lease_held(upload=upload):
+                    continue  # a chunk is arriving right now: it pushes the expiry back
                 upload_expire(upload=upload)
                 expired += 1
                 claimed_any = True

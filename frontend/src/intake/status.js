@@ -2,7 +2,8 @@
 // are being checked after upload.
 import { formatDate, h, plural } from "./ui.js";
 
-const POLL_MS = 3000;
+// Often enough that the counts move with the images being checked, not in jumps.
+const POLL_MS = 1000;
 const POLL_LIMIT_MS = 15 * 60 * 1000;
 
 function renderImages(target, data) {
@@ -79,16 +80,24 @@ export function watchServerStatus() {
   const url = target.dataset.statusUrl;
   let timer = null;
   let started = 0;
+  // Answers can arrive out of order (a refresh asked for while one is on its way): only the
+  // answer to the latest question is shown, so counts never step back.
+  let asked = 0;
+  let shown = 0;
 
   async function refresh() {
     clearTimeout(timer);
     if (!started) started = Date.now();
+    const question = ++asked;
     try {
       const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
       if (!response.ok) return;
       const data = await response.json();
+      if (question < shown) return;
+      shown = question;
       if (images) renderImages(images, data);
       if (reports) renderReports(reports, data);
+      if (question !== asked) return; // a newer refresh is on its way and will schedule the next
       if (data.uploads.processing > 0 && Date.now() - started < POLL_LIMIT_MS) {
         timer = setTimeout(refresh, POLL_MS);
       } else {

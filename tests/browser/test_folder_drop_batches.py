@@ -1,0 +1,113 @@
+"""A CD's folder is sent in a few batches, not one request per file: Chromium packs the images
+into uncompressed zips (client-zip) and the real worker checks them through the zip path, with
+every file's problem still named, a copy of an image recognised, and the counts going up."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from django.utils import timezone
+from django_tenants.utils import schema_context
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+from accounts.models import User
+from imaging.models import Instance, Upload
+from institutions.management.commands.seed_demo import DEMO_PASSWORD
+from intake.models import Case
+from payments.models import Payment
+from storage.tenant import tenant_storage
+from tests.live import LiveServer
+
+pytestmark = pytest.mark.browser
+
+IMAGES = 40
+
+
+def disc(root: Path) -> Path:
+    """40 slices of one series, one slice copied again into another folder, and a file that
+    says it is DICOM but is broken."""
+    folder = root / "CD"
+    series = folder / "DICOM" / "SE1"
+    series.mkdir(parents=True)
+    template = pydicom.dcmread(str(get_testdata_file("CT_small.dcm")))
+    template.SeriesInstanceUID = generate_uid()
+    for number in range(IMAGES):
+        template.SOPInstanceUID = generate_uid()
+        template.file_meta.MediaStorageSOPInstanceUID = template.SOPInstanceUID
+        template.InstanceNumber = number + 1
+        template.save_as(series / f"IM{number:04d}", enforce_file_format=True)
+    (folder / "COPY").mkdir()
+    shutil.copy(series / "IM0000", folder / "COPY" / "IM0000")
+    (series / "BROKEN").write_bytes(b"\x00" * 128 + b"DICM" + b"\xff" * 600)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def committed_case(django_db_setup: None, django_db_blocker: Any) -> Iterator[Case]:
+    """Module-scoped: made before the test's own transaction opens, so it is committed and
+    the live server sees it."""
+    with django_db_blocker.unblock(), schema_context("neuro"):
+        case = Case.objects.create(
+            owner=User.objects.get(email="patient@neuro.example.com"), consented_at=timezone.now()
+        )
+    yield case
+    with django_db_blocker.unblock(), schema_context("neuro"):
+        Payment.objects.filter(case=case).delete()  # the price quote the wizard made
+        tenant_storage().delete_prefix(f"uploads/{case.public_id}")
+        tenant_storage().delete_prefix(f"dicom/{case.public_id}")
+        Case.objects.filter(pk=case.pk).delete()
+
+
+def test_it_sends_a_folder_in_batches_and_still_names_each_files_problem(
+    live_platform: LiveServer,
+    celery_worker_process: Any,
+    page: Any,
+    tmp_path: Path,
+    committed_case: Case,
+    django_db_blocker: Any,
+) -> None:
+    page.goto(live_platform.url("neuro", "/accounts/login/"))
+    page.fill("input[name=login]", "patient@neuro.example.com")
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    page.goto(live_platform.url("neuro", f"/cases/{committed_case.public_id}/images/"))
+    assert page.url.endswith("/images/"), page.url
+    page.locator("#image-uploader[data-ready]").wait_for(state="attached")
+    assert errors == []
+
+    page.set_input_files("#folder-input", str(disc(tmp_path)))
+    page.get_by_test_id("scan-summary").wait_for()
+    # The copy is counted once, as the server will store it once.
+    assert page.get_by_test_id("scan-summary").inner_text() == f"We found 1 study with {IMAGES + 2} images."
+    page.get_by_role("button", name=f"Send {IMAGES + 2} files").click()
+    page.get_by_text(f"All {IMAGES + 2} files sent.").wait_for(timeout=60_000)
+
+    page.wait_for_function(
+        "text => document.querySelector('[data-testid=received-summary]').textContent.trim() === text",
+        arg=f"{IMAGES + 2} image files received. 1 study, 1 series, {IMAGES} images.",
+        timeout=90_000,
+    )
+    # Each file's problem still carries its own name, though it travelled inside a batch.
+    # (textContent: the duplicate's group is folded, and inner text skips what is not shown)
+    problems = page.locator("details.problems").evaluate_all("groups => groups.map((g) => g.textContent)")
+    assert any("BROKEN" in text for text in problems), problems
+    assert any(re.search(r"IM0000\b", text) for text in problems), problems
+
+    with django_db_blocker.unblock(), schema_context("neuro"):
+        uploads = list(Upload.objects.filter(case=committed_case))
+        stored = Instance.objects.filter(series__study__case=committed_case).count()
+    assert stored == IMAGES
+    # A few requests for the whole folder: one batch (all are small), not one upload per file.
+    assert len(uploads) == 1
+    assert uploads[0].metadata["batchFiles"] == str(IMAGES + 2)
+    assert uploads[0].status == Upload.Status.DONE
