@@ -24,5 +24,6 @@ urlpatterns = [
     path("", include("review.urls")),
     path("dicomweb/", include("imaging.dicomweb.urls")),
     path("workspace/viewer/", include("imaging.viewer.urls")),
+    path("workspace/deidentified/", include("imaging.deid.urls")),
     path("payments/", include("payments.urls")),
 ]
