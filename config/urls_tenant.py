@@ -22,5 +22,7 @@ urlpatterns = [
     path("", include("review.urls")),
     path("dicomweb/", include("imaging.dicomweb.urls")),
     path("workspace/viewer/", include("imaging.viewer.urls")),
+    path("workspace/deidentified/", include("imaging.deid.urls")),
+    path("fhir/", include("review.fhir_urls")),
     path("payments/", include("payments.urls")),
 ]

@@ -77,7 +77,6 @@ def institution_go_live_via_wizard(number: int) -> tuple[float, str, str]:
         STEP_NAMES,
         onboarding_start,
         onboarding_subdomain_set,
-        onboarding_verification_token,
         onboarding_verify,
     )
     from institutions.provisioning import institution_go_live
@@ -85,13 +84,16 @@ def institution_go_live_via_wizard(number: int) -> tuple[float, str, str]:
     from tenants.selectors import institution_primary_domain
 
     slug = f"bench-{number:05d}"
-    onboarding = onboarding_start(
+    email = f"admin-{number:05d}@bench.example.org"
+    onboarding_start(
         institution_name=f"Bench Hospital {number:05d}",
         full_name="Bench Admin",
-        email=f"admin-{number:05d}@bench.example.org",
+        email=email,
         password=PASSWORD,
     )
-    onboarding = onboarding_verify(token=onboarding_verification_token(onboarding=onboarding))
+    onboarding = onboarding_verify(
+        onboarding=Onboarding.objects.filter(email=email).latest("id"), password=PASSWORD
+    )
     institution = onboarding_subdomain_set(onboarding=onboarding, slug=slug)
     Onboarding.objects.filter(pk=onboarding.pk).update(
         completed_steps=list(STEP_NAMES[:-1]), state=Onboarding.State.QUEUED
