@@ -140,6 +140,7 @@ def stack(empty_database: str, moto_endpoint: str) -> Iterator[Stack]:
         DJANGO_SETTINGS_MODULE="config.settings.base",
         SR_MODE="production",
         SECRET_KEY=secrets.token_urlsafe(48),
+        MFA_ENCRYPTION_KEYS=secrets.token_urlsafe(32),
         SR_DATA_DIR=str(work / "data"),
         SR_PROBE_DIR=str(work / "probes"),
         DATABASE_URL=empty_database,
