@@ -46,6 +46,13 @@ class ContentSecurityPolicyMiddleware:
         request.csp_nonce = nonce  # type: ignore[attr-defined]
         response = self.get_response(request)
         existing = response.get("Content-Security-Policy", "")
+        if "default-src" in existing:
+            # A view that wrote its own whole policy (a report served sandboxed for pdf.js) is
+            # stricter than ours; in one header the first of two same directives wins, so
+            # prepending ours would loosen it. Only framing is added if the view said nothing.
+            if "frame-ancestors" not in existing:
+                response["Content-Security-Policy"] = f"{existing}; frame-ancestors 'none'"
+            return response
         policy = POLICY.format(nonce=nonce)
         if "frame-ancestors" in existing:
             policy = f"{policy}; {existing}"

@@ -146,14 +146,14 @@ def _migrate_one(args: tuple[Any, ...], options: dict[str, Any], schema: str) ->
     try:
         run_migrations(args, options, InstitutionMigrationExecutor.codename, schema, allow_atomic=False)
     except Exception as exc:  # recorded and reported: the other schemas go on
-        connections.close_all()
+        _close_unless_atomic()
         error = f"{type(exc).__name__}: {exc}"[:500]
         _state_record(schema, status="failed", error=error, finished=timezone.now())
         return error
     activate_schema(schema, include_public=False)
     done = set(MigrationRecorder(connection).applied_migrations())
     activate_public()
-    connection.close()
+    _close_unless_atomic()
     _state_record(
         schema,
         status="current",
@@ -172,8 +172,16 @@ def _migrate_many(job: tuple[tuple[Any, ...], dict[str, Any], list[str]]) -> dic
         error = _migrate_one(args, options, schema)
         if error is not None:
             failures[schema] = error
-    connections.close_all()
+    _close_unless_atomic()
     return failures
+
+
+def _close_unless_atomic() -> None:
+    """Drop the connections (a backend that served a schema keeps its catalogue caches), except
+    inside a caller's transaction (creating one institution's schema in a test or a service),
+    which closing would break."""
+    if not connection.in_atomic_block:
+        connections.close_all()
 
 
 class InstitutionMigrationExecutor(MigrationExecutor):

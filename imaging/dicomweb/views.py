@@ -412,10 +412,18 @@ def retrieve_frames(
     # then each frame is produced as it is sent, so the request holds one frame at a time.
     frames_request_check(instance, numbers)
 
+    def produce(number: int) -> tuple[str, list[bytes]]:
+        frame = frame_decoded(instance, number) if choice.decode else frame_stored(instance, number)
+        return f"{choice.part_type}; transfer-syntax={frame.transfer_syntax_uid}", [frame.data]
+
+    # The first frame is made before the answer starts: a compression the server cannot decode
+    # is then a clean 406 (FrameError), not a body broken half-way.
+    first = produce(numbers[0])
+
     def parts() -> Iterator[tuple[str, list[bytes]]]:
-        for number in numbers:
-            frame = frame_decoded(instance, number) if choice.decode else frame_stored(instance, number)
-            yield f"{choice.part_type}; transfer-syntax={frame.transfer_syntax_uid}", [frame.data]
+        yield first
+        for number in numbers[1:]:
+            yield produce(number)
 
     boundary = new_boundary()
     return StreamingHttpResponse(
