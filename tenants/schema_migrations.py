@@ -144,7 +144,10 @@ def _migrate_one(args: tuple[Any, ...], options: dict[str, Any], schema: str) ->
 
     _state_record(schema, status="running", started=timezone.now(), finished=None, error="")
     try:
-        run_migrations(args, options, InstitutionMigrationExecutor.codename, schema, allow_atomic=False)
+        # Inside a caller's transaction (institution_create in a test) the migrations join it.
+        run_migrations(
+            args, options, InstitutionMigrationExecutor.codename, schema, allow_atomic=connection.in_atomic_block
+        )
     except Exception as exc:  # recorded and reported: the other schemas go on
         _close_unless_atomic()
         error = f"{type(exc).__name__}: {exc}"[:500]
