@@ -145,8 +145,9 @@ def _migrate_one(args: tuple[Any, ...], options: dict[str, Any], schema: str) ->
     _state_record(schema, status="running", started=timezone.now(), finished=None, error="")
     try:
         # Inside a caller's transaction (institution_create in a test) the migrations join it.
+        in_transaction = connection.in_atomic_block
         run_migrations(
-            args, options, InstitutionMigrationExecutor.codename, schema, allow_atomic=connection.in_atomic_block
+            args, options, InstitutionMigrationExecutor.codename, schema, allow_atomic=in_transaction
         )
     except Exception as exc:  # recorded and reported: the other schemas go on
         _close_unless_atomic()
