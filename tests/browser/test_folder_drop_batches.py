@@ -93,7 +93,7 @@ def test_it_sends_a_folder_in_batches_and_still_names_each_files_problem(
     page.get_by_text(f"All {IMAGES + 2} files sent.").wait_for(timeout=60_000)
 
     page.wait_for_function(
-        "text => document.querySelector('[data-testid=received-summary]').textContent.trim() === text",
+        "text => document.querySelector('[data-testid=received-summary]')?.textContent.trim() === text",
         arg=f"{IMAGES + 2} image files received. 1 study, 1 series, {IMAGES} images.",
         timeout=90_000,
     )
