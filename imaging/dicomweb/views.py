@@ -250,26 +250,47 @@ def _metadata_response(request: HttpRequest, instances: list[Instance]) -> Strea
     return StreamingHttpResponse(selectors.metadata_stream(instances), content_type=DICOM_JSON)
 
 
+def _study_instances(
+    request: HttpRequest, *, kind: str, case_id: uuid.UUID | None, study_uid: str
+) -> list[Instance]:
+    """The instances of a study the request may read, the access audited (study-level resources)."""
+    scope = access_dicomweb_scope(request, case_id=case_id, kind=kind)
+    study = access_dicomweb_study(request, scope=scope, study_uid=study_uid, kind=kind)
+    audit_dicomweb(request, kind=kind, scope=scope, study=study, ref=study_uid)
+    return selectors.instances_of(study=study)
+
+
+def _series_instances(
+    request: HttpRequest, *, kind: str, case_id: uuid.UUID | None, study_uid: str, series_uid: str
+) -> list[Instance]:
+    """The instances of a series the request may read, the access audited (series-level resources)."""
+    scope = access_dicomweb_scope(request, case_id=case_id, kind=kind)
+    series = access_dicomweb_series(
+        request, scope=scope, study_uid=study_uid, series_uid=series_uid, kind=kind
+    )
+    audit_dicomweb(request, kind=kind, scope=scope, study=series.study, ref=series_uid)
+    return selectors.instances_of(study=series.study, series=series)
+
+
 @dicomweb_view
 def study_metadata(
     request: HttpRequest, study_uid: str, case_id: uuid.UUID | None = None
 ) -> HttpResponseBase:
-    scope = access_dicomweb_scope(request, case_id=case_id, kind="metadata")
-    study = access_dicomweb_study(request, scope=scope, study_uid=study_uid, kind="metadata")
-    audit_dicomweb(request, kind="metadata", scope=scope, study=study, ref=study_uid)
-    return _metadata_response(request, selectors.instances_of(study=study))
+    return _metadata_response(
+        request, _study_instances(request, kind="metadata", case_id=case_id, study_uid=study_uid)
+    )
 
 
 @dicomweb_view
 def series_metadata(
     request: HttpRequest, study_uid: str, series_uid: str, case_id: uuid.UUID | None = None
 ) -> HttpResponseBase:
-    scope = access_dicomweb_scope(request, case_id=case_id, kind="metadata")
-    series = access_dicomweb_series(
-        request, scope=scope, study_uid=study_uid, series_uid=series_uid, kind="metadata"
+    return _metadata_response(
+        request,
+        _series_instances(
+            request, kind="metadata", case_id=case_id, study_uid=study_uid, series_uid=series_uid
+        ),
     )
-    audit_dicomweb(request, kind="metadata", scope=scope, study=series.study, ref=series_uid)
-    return _metadata_response(request, selectors.instances_of(study=series.study, series=series))
 
 
 def _instance(
@@ -342,22 +363,21 @@ def _instances_response(request: HttpRequest, instances: list[Instance]) -> Http
 def retrieve_study(
     request: HttpRequest, study_uid: str, case_id: uuid.UUID | None = None
 ) -> HttpResponseBase:
-    scope = access_dicomweb_scope(request, case_id=case_id, kind="retrieve_study")
-    study = access_dicomweb_study(request, scope=scope, study_uid=study_uid, kind="retrieve_study")
-    audit_dicomweb(request, kind="retrieve_study", scope=scope, study=study, ref=study_uid)
-    return _instances_response(request, selectors.instances_of(study=study))
+    return _instances_response(
+        request, _study_instances(request, kind="retrieve_study", case_id=case_id, study_uid=study_uid)
+    )
 
 
 @dicomweb_view
 def retrieve_series(
     request: HttpRequest, study_uid: str, series_uid: str, case_id: uuid.UUID | None = None
 ) -> HttpResponseBase:
-    scope = access_dicomweb_scope(request, case_id=case_id, kind="retrieve_series")
-    series = access_dicomweb_series(
-        request, scope=scope, study_uid=study_uid, series_uid=series_uid, kind="retrieve_series"
+    return _instances_response(
+        request,
+        _series_instances(
+            request, kind="retrieve_series", case_id=case_id, study_uid=study_uid, series_uid=series_uid
+        ),
     )
-    audit_dicomweb(request, kind="retrieve_series", scope=scope, study=series.study, ref=series_uid)
-    return _instances_response(request, selectors.instances_of(study=series.study, series=series))
 
 
 @dicomweb_view
@@ -487,22 +507,21 @@ def _pictures(request: HttpRequest, instances: list[Instance]) -> HttpResponseBa
 def study_rendered(
     request: HttpRequest, study_uid: str, case_id: uuid.UUID | None = None
 ) -> HttpResponseBase:
-    scope = access_dicomweb_scope(request, case_id=case_id, kind="rendered")
-    study = access_dicomweb_study(request, scope=scope, study_uid=study_uid, kind="rendered")
-    audit_dicomweb(request, kind="rendered", scope=scope, study=study, ref=study_uid)
-    return _pictures(request, selectors.instances_of(study=study))
+    return _pictures(
+        request, _study_instances(request, kind="rendered", case_id=case_id, study_uid=study_uid)
+    )
 
 
 @dicomweb_view
 def series_rendered(
     request: HttpRequest, study_uid: str, series_uid: str, case_id: uuid.UUID | None = None
 ) -> HttpResponseBase:
-    scope = access_dicomweb_scope(request, case_id=case_id, kind="rendered")
-    series = access_dicomweb_series(
-        request, scope=scope, study_uid=study_uid, series_uid=series_uid, kind="rendered"
+    return _pictures(
+        request,
+        _series_instances(
+            request, kind="rendered", case_id=case_id, study_uid=study_uid, series_uid=series_uid
+        ),
     )
-    audit_dicomweb(request, kind="rendered", scope=scope, study=series.study, ref=series_uid)
-    return _pictures(request, selectors.instances_of(study=series.study, series=series))
 
 
 @dicomweb_view
