@@ -90,7 +90,8 @@ def test_one_failing_institution_does_not_stop_the_sweep() -> None:
 
 @pytest.fixture
 def housekeeping_queue() -> Iterator[redis.Redis]:
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    # Kombu spells an embedded Redis socket redis+socket://; the redis client, unix://.
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL.replace("redis+socket://", "unix://", 1))
     broker.delete(settings.CELERY_HOUSEKEEPING_QUEUE)
     yield broker
     broker.delete(settings.CELERY_HOUSEKEEPING_QUEUE)
