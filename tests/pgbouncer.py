@@ -72,12 +72,17 @@ logfile = {folder / "pgbouncer.log"}
     )
     command = [PGBOUNCER, str(folder / "pgbouncer.ini")]
     if os.geteuid() == 0:
-        # PgBouncer refuses to run as root; Debian's package brings the postgres user.
+        # PgBouncer refuses to run as root. Against a server on a Unix socket (the embedded
+        # PostgreSQL) it runs as the socket's owner, who can reach the socket's folder; else as
+        # the postgres user Debian's package brings.
         account = pwd.getpwnam("postgres")
+        if host.startswith("/"):
+            server_socket = Path(host) / f".s.PGSQL.{db.get('PORT') or 5432}"
+            account = pwd.getpwuid(server_socket.stat().st_uid)
         os.chown(folder, account.pw_uid, account.pw_gid)
         for child in folder.iterdir():
             os.chown(child, account.pw_uid, account.pw_gid)
-        command[1:1] = ["-u", "postgres"]
+        command[1:1] = ["-u", account.pw_name]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 15

@@ -397,15 +397,17 @@ def test_it_serves_metrics_on_their_own_port_with_a_token(stack: Stack) -> None:
     assert status == 200
     # Added up over gunicorn's workers (multiprocess mode), labelled by URL pattern.
     assert re.search(r'secondread_http_requests_total\{method="GET",status="404",view="tls_ask"\} [1-9]', web)
-    # The worker's endpoint: the gauges of the beat task config.metrics_refresh (every 30 s).
+    # The worker's endpoint: the gauges of the beat task config.metrics_refresh (every 30 s),
+    # set while it runs; its "succeeded" count only once it has returned.
+    succeeded = 'secondread_celery_tasks_total{outcome="succeeded",task="config.metrics_refresh"}'
     _wait_for(
-        lambda: "secondread_storage_up 1.0" in _scrape(stack.metrics_ports["worker"])[1],
-        "the worker's gauges",
+        lambda: succeeded in _scrape(stack.metrics_ports["worker"])[1],
+        "the worker's task counts",
         seconds=120,
     )
     worker = _scrape(stack.metrics_ports["worker"])[1]
+    assert "secondread_storage_up 1.0" in worker
     assert "secondread_celery_queue_depth{" in worker
-    assert 'secondread_celery_tasks_total{outcome="succeeded",task="config.metrics_refresh"}' in worker
 
 
 def test_it_lets_the_first_operator_in_with_a_second_factor(
