@@ -12,6 +12,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Upload(models.Model):
@@ -54,7 +55,38 @@ class Upload(models.Model):
     error_message = models.CharField(max_length=300, blank=True)
 
 
+class StudyQuerySet(models.QuerySet["Study"]):
+    def included(self) -> StudyQuerySet:
+        """The studies that are part of the case: not left out by the patient or by staff."""
+        return self.filter(excluded_at__isnull=True)
+
+    def excluded(self) -> StudyQuerySet:
+        return self.filter(excluded_at__isnull=False)
+
+
 class Study(models.Model):
+    """One study (an examination) found in a case's uploads.
+
+    Identity (``imaging.identity``): ``identity_status`` says whether the patient named in the
+    files is the patient declared on the case; computed when the study is indexed and again
+    when the declared patient changes. ``identity_reason`` says what differs, in words that
+    hold no patient data (safe in lists and logs).
+
+    Exclusion: a study the patient unticked or removed (not theirs), or that staff excluded,
+    keeps its rows and files but is not part of the case: ``excluded_at`` is set, and readers
+    that show the case to reviewers use ``Study.objects.included()``.
+    """
+
+    class Identity(models.TextChoices):
+        UNKNOWN = "unknown", _("Not enough in the files to compare")
+        MATCHES = "matches", _("The files name the declared patient")
+        MISMATCH = "mismatch", _("The files name someone else")
+
+    class Exclusion(models.TextChoices):
+        PATIENT_UNTICKED = "patient_unticked", _("Left out by the patient")
+        PATIENT_NOT_THEIRS = "patient_not_theirs", _("Removed by the patient: not their images")
+        STAFF = "staff", _("Excluded by staff")
+
     case = models.ForeignKey("intake.Case", on_delete=models.CASCADE, related_name="studies")
     study_instance_uid = models.CharField(max_length=64)
     study_date = models.DateField(null=True, blank=True)
@@ -72,7 +104,18 @@ class Study(models.Model):
     patient_sex_in_files = models.CharField(max_length=16, blank=True)
     series_count = models.PositiveIntegerField(default=0)
     instance_count = models.PositiveIntegerField(default=0)
+    identity_status = models.CharField(
+        max_length=10, choices=Identity.choices, default=Identity.UNKNOWN, db_index=True
+    )
+    identity_reason = models.CharField(max_length=200, blank=True)
+    excluded_at = models.DateTimeField(null=True, blank=True)
+    excluded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    excluded_reason = models.CharField(max_length=20, choices=Exclusion.choices, blank=True)
     created = models.DateTimeField(auto_now_add=True)
+
+    objects = StudyQuerySet.as_manager()
 
     class Meta:
         ordering = ["study_date", "id"]

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from imaging.identity import case_identity_refresh
 from intake.fees import case_payment_required, case_price_freeze
 from intake.models import Case
 from intake.selectors import (
@@ -85,6 +86,8 @@ def case_patient_save(
         case.consented_at = timezone.now()
     case.wizard_step = "question"
     case.save()
+    # The studies already uploaded are compared with the patient as now declared.
+    case_identity_refresh(case=case)
     return case
 
 

@@ -345,7 +345,7 @@ def report_match(*, report: Report) -> Report:
     """Link ``report`` to the study its text describes, or say why not. Never overrides staff."""
     if report.match_status == Report.Match.CORRECTED:
         return report
-    studies = list(Study.objects.filter(case_id=report.case_id).order_by("study_date", "id"))
+    studies = list(Study.objects.included().filter(case_id=report.case_id).order_by("study_date", "id"))
     text = report.extracted_text or ""
     if not studies:
         return _report_match_set(

@@ -38,13 +38,22 @@ class StudySummary:
     instance_count: int
     series: list[SeriesSummary] = field(default_factory=list)
     report_ids: list[int] = field(default_factory=list)
+    # Whether the files name the declared patient (imaging.identity), and whether (and why) the
+    # study was left out of the case (imaging.exclusion); "" when it is included.
+    identity_status: str = Study.Identity.UNKNOWN
+    identity_reason: str = ""
+    excluded_reason: str = ""
 
 
-def case_imaging_summary(*, case: CaseRow) -> list[StudySummary]:
-    """The case's studies (oldest first) with their series and counts; three queries."""
-    studies = list(Study.objects.filter(case=case).order_by("study_date", "id"))
+def case_imaging_summary(*, case: CaseRow, with_excluded: bool = False) -> list[StudySummary]:
+    """The case's studies (oldest first) with their series and counts; three queries. Studies
+    left out of the case (by the patient or staff) only ``with_excluded``."""
+    rows = Study.objects.filter(case=case) if with_excluded else Study.objects.included().filter(case=case)
+    studies = list(rows.order_by("study_date", "id"))
     series_by_study: dict[int, list[SeriesSummary]] = {study.pk: [] for study in studies}
-    for series in Series.objects.filter(study__case=case).order_by("study_id", "series_number", "id"):
+    for series in Series.objects.filter(study__in=[study.pk for study in studies]).order_by(
+        "study_id", "series_number", "id"
+    ):
         series_by_study[series.study_id].append(
             SeriesSummary(
                 id=series.pk,
@@ -73,6 +82,9 @@ def case_imaging_summary(*, case: CaseRow) -> list[StudySummary]:
             instance_count=study.instance_count,
             series=series_by_study[study.pk],
             report_ids=reports_by_study.get(study.pk, []),
+            identity_status=study.identity_status,
+            identity_reason=study.identity_reason,
+            excluded_reason=study.excluded_reason if study.excluded_at else "",
         )
         for study in studies
     ]
@@ -106,22 +118,37 @@ class ProblemGroup:
     count: int
     paths: list[str]  # up to PATHS_SHOWN file paths (patient data: show only to allowed users)
     informational: bool
+    # With ``with_uploads``: (path, upload the file came in) for each of ``paths``.
+    files: list[tuple[str, Upload | None]] = field(default_factory=list)
 
 
-def case_problems(*, case: CaseRow) -> list[ProblemGroup]:
-    """The case's file problems grouped by kind, most important first."""
+def case_problems(*, case: CaseRow, with_uploads: bool = False) -> list[ProblemGroup]:
+    """The case's file problems grouped by kind, most important first; ``with_uploads`` also
+    gives the upload each listed file came in (to name the zip it was in)."""
     messages_by_code: dict[str, list[str]] = {}
     counts: dict[str, int] = {}
     paths_by_code: dict[str, list[str]] = {}
-    rows = FileProblem.objects.filter(case=case).order_by("id").values_list("code", "message", "path")
-    for code, message, path in rows.iterator():
+    files_by_code: dict[str, list[tuple[str, int | None]]] = {}
+    rows = (
+        FileProblem.objects.filter(case=case)
+        .order_by("id")
+        .values_list("code", "message", "path", "upload_id")
+    )
+    for code, message, path, upload_id in rows.iterator():
         group_messages = messages_by_code.setdefault(code, [])
         if message not in group_messages:
             group_messages.append(message)
         counts[code] = counts.get(code, 0) + 1
         group_paths = paths_by_code.setdefault(code, [])
+        group_files = files_by_code.setdefault(code, [])
+        if (path or upload_id) and len(group_files) < PATHS_SHOWN:
+            group_files.append((path, upload_id))
         if path and len(group_paths) < PATHS_SHOWN:
             group_paths.append(path)
+    uploads: dict[int, Upload] = {}
+    if with_uploads:
+        wanted = {upload_id for files in files_by_code.values() for _, upload_id in files if upload_id}
+        uploads = {upload.pk: upload for upload in Upload.objects.filter(pk__in=wanted)}
     order = {str(code): index for index, code in enumerate(PROBLEM_ORDER)}
     return [
         ProblemGroup(
@@ -131,6 +158,12 @@ def case_problems(*, case: CaseRow) -> list[ProblemGroup]:
             count=counts[code],
             paths=paths_by_code[code],
             informational=code in INFORMATIONAL,
+            files=[
+                (path, uploads.get(upload_id) if upload_id else None)
+                for path, upload_id in files_by_code[code]
+            ]
+            if with_uploads
+            else [],
         )
         for code in sorted(counts, key=lambda code: order.get(code, len(order)))
     ]

@@ -46,6 +46,7 @@ from collections.abc import Iterable, Iterator
 
 from django.db import transaction
 
+from imaging.identity import case_identity_refresh
 from imaging.ingest import messages
 from imaging.ingest.consistency import case_patient_consistency_check
 from imaging.ingest.pipeline.batch import IngestOutcome, UploadTally, failure_log
@@ -163,6 +164,8 @@ def imaging_ingest(
         if outcome.new_studies or run.mismatch_seen or run.patient_filled:
             # Only a new study (or a new name in one) can make the case name two patients.
             case_patient_consistency_check(case=case, mismatch_seen=run.mismatch_seen)
+            # And may name someone other than the patient declared on the case.
+            case_identity_refresh(case=case)
         if previews_now:
             for series_id in sorted(outcome.series_ids):
                 series_preview_ensure(series_id=series_id)
