@@ -30,10 +30,21 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 NEEDS_TEST_DATABASE = {"live_platform", "celery_worker_process"}
 
 
+# Tests that start real servers or peers (a live server, a Celery worker, Chromium, Caddy,
+# PgBouncer, gunicorn, Orthanc) are marked ``slow`` here, so `./sr test -m "not slow"` is the quick
+# loop without anyone remembering the marker. Modules that start one without these fixtures mark
+# themselves (``pytestmark = pytest.mark.slow``).
+SLOW_FIXTURES = {"live_platform", "celery_worker_process", "browser", "page", "behind_caddy", "pgbouncer"}
+SLOW_MARKERS = {"browser", "worker"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if NEEDS_TEST_DATABASE & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if NEEDS_TEST_DATABASE & fixtures:
             item.add_marker(pytest.mark.django_db)
+        if SLOW_FIXTURES & fixtures or any(item.get_closest_marker(name) for name in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

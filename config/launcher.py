@@ -324,12 +324,36 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
-def cmd_test(pytest_args: list[str]) -> int:
+# The packages whose coverage ./sr test prints (the product, not the tests).
+COVERED_APPS = (
+    "accounts", "audit", "branding", "config", "exports", "imaging", "institutions", "intake",
+    "payments", "review", "storage", "tenants",
+)  # fmt: skip
+
+
+def coverage_args(pytest_args: list[str]) -> list[str]:
+    """Measure coverage of the apps and print the files not fully covered (no threshold: the
+    number is for reading, not a gate). ``--no-cov`` (pytest-cov's) turns it off."""
+    if "--no-cov" in pytest_args:
+        return []
+    return [*(f"--cov={app}" for app in COVERED_APPS), "--cov-report=term:skip-covered"]
+
+
+def cmd_test(args: list[str]) -> int:
+    """``./sr test [--no-checks] [pytest args]``: the checks (config/checks.py), then pytest."""
+    pytest_args = [arg for arg in args if arg != "--no-checks"]
+    if len(pytest_args) == len(args):
+        from config import checks
+
+        if checks.run([]) != 0:
+            _say("the checks failed (above); fix them, or run the tests anyway: ./sr test --no-checks …")
+            return 1
     with services():
         # Importing this package set DJANGO_SETTINGS_MODULE to the run settings (the Celery
         # app needs a default); the tests must get theirs, never the run settings and files.
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
-        result = subprocess.run([PYTHON, "-m", "pytest", *pytest_args], cwd=BASE_DIR, env=env)
+        command = [PYTHON, "-m", "pytest", *coverage_args(pytest_args), *pytest_args]
+        result = subprocess.run(command, cwd=BASE_DIR, env=env)
         return result.returncode
 
 
@@ -348,7 +372,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_test(rest)
     if command == "manage":
         return cmd_services([PYTHON, str(BASE_DIR / "manage.py"), *rest])
-    print("usage: python -m config.launcher run | test [pytest args] | manage <command>", file=sys.stderr)
+    print(
+        "usage: python -m config.launcher run | test [--no-checks] [pytest args] | manage <command>",
+        file=sys.stderr,
+    )
     return 2
 
 

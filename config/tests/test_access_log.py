@@ -14,7 +14,7 @@ import pytest
 
 from tests.live import BASE_DIR, BIN, _wait_for_http, child_env, free_port
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 
 def test_it_logs_paths_without_query_strings(tmp_path: Path) -> None:

@@ -5,6 +5,10 @@ the case, and audit refusals), record the access, answer. Every answer is ``priv
 images are patient data and must not stay in a shared browser's cache.
 """
 
+# long module: the PS3.18 resources (search, metadata, retrieve, frames, rendered) at the study,
+# series and instance levels share one decorator and answer helpers; side by side they are
+# checked against the standard's table of resources in one read.
+
 from __future__ import annotations
 
 import functools

@@ -43,7 +43,7 @@ HOST = "neuro.localhost"
 CHUNK = 4 * MiB
 OTHER_PATIENT = "second.patient@example.com"
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 
 @dataclass

@@ -1,11 +1,11 @@
 """The tus 1.0 endpoint, protocol details, through Django's test client (fast, in one transaction).
 
 Real tus clients against a real server are in test_tus_live.py.
-
-Longer than most modules (~490 lines) on purpose: one test per rule of the tus 1.0 protocol and
-its extensions (creation, checksum, termination, expiration) and of our own limits, all against
-the same endpoint and fixtures, so a reader checks the server against the protocol in one place.
 """
+
+# long module: one test per rule of the tus 1.0 protocol and its extensions (creation, checksum,
+# termination, expiration) and of our own limits, all against the same endpoint and fixtures, so
+# a reader checks the server against the protocol in one place.
 
 from __future__ import annotations
 

@@ -21,11 +21,10 @@ Nothing is visible under ``storage_key`` until the last byte arrives and the mul
 completed. A chunk that is refused (checksum mismatch) may leave parts in storage beyond those
 the row lists; the next chunk overwrites them (same part numbers), and completing or aborting the
 multipart upload discards any the row does not list.
-
-Longer than most modules (~480 lines) on purpose: create, append, terminate and expire all
-keep the one invariant above on the same row and parts, and reading them side by side is how
-that invariant is checked.
 """
+
+# long module: create, append, terminate and expire all keep the one invariant above on the same
+# row and parts, and reading them side by side is how that invariant is checked.
 
 from __future__ import annotations
 

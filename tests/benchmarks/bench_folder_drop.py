@@ -41,6 +41,9 @@ Targets (issue 13): folder drop >= 1.0x Orthanc, zip drop >= 1.5x, the folder dr
 RTT < 2x its loopback time, no 423.
 """
 
+# long module: a stand-alone script run by hand; its servers (Orthanc, a latency proxy, the
+# live platform), its files and its three measurements are read and changed together.
+
 from __future__ import annotations
 
 import argparse
