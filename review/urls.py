@@ -37,6 +37,11 @@ urlpatterns = [
         name="report_file",
     ),
     path(
+        "workspace/cases/<uuid:public_id>/reports/<uuid:report_id>/original",
+        case.report_original,
+        name="report_original",
+    ),
+    path(
         "workspace/cases/<uuid:public_id>/series/<int:series_id>/preview",
         case.series_preview,
         name="series_preview",

@@ -1,5 +1,6 @@
 // Reports in the workspace: drawn by pdf.js into <canvas> elements, never handed to the
-// browser's PDF plug-in. The file itself is served with "Content-Security-Policy: sandbox",
+// browser's PDF plug-in. The file is a copy rewritten at ingest without active content, served
+// as a download with "Content-Security-Policy: sandbox",
 // and pdf.js runs no script from the document (isEvalSupported off, no scripting build).
 const MAX_PAGES = 30;
 
@@ -32,7 +33,7 @@ export async function pdfRender(container) {
     if (status) status.remove();
     container.dataset.rendered = String(pdf.numPages);
   } catch (error) {
-    if (status) status.textContent = "This report could not be displayed here. Use “Open the report in a new tab”.";
+    if (status) status.textContent = "This report could not be displayed here. Use “Download the report” below.";
     container.dataset.rendered = "error";
   }
 }

@@ -35,6 +35,7 @@ from pypdf import PdfReader
 from imaging.cases import CaseRow
 from imaging.ingest import messages
 from imaging.ingest.dicom import FileRejected
+from imaging.ingest.pdf_safety import pdf_make_safe, report_original_key
 from imaging.models import FileProblem, Report, Study, Upload
 from storage.tenant import tenant_storage
 
@@ -55,8 +56,11 @@ MAX_PHOTO_PIXELS = 80_000_000  # a 12,000 × 6,600 phone panorama; more is not a
 class CheckedReport:
     content_type: str
     text: str
-    # For photos: the re-encoded bytes to store instead of the original (metadata stripped).
+    # The bytes to store instead of the original: photos re-encoded (metadata stripped), PDFs
+    # rewritten without active content.
     replacement: BinaryIO | None = None
+    # Whether the original is kept too (beside the replacement, for download only).
+    keeps_original: bool = False
 
 
 def _looks_like_html(head: bytes) -> bool:
@@ -137,7 +141,8 @@ def report_file_check(fp: BinaryIO, size: int) -> CheckedReport:
     head = fp.read(1024)
     fp.seek(0)
     if b"%PDF-" in head:
-        return CheckedReport(content_type="application/pdf", text=pdf_text(fp))
+        text = pdf_text(fp)
+        return CheckedReport("application/pdf", text, pdf_make_safe(fp).file, keeps_original=True)
     if _looks_like_html(head):
         raise FileRejected("report_refused", messages.REPORT_HTML)
     if head[:3] == b"\xff\xd8\xff":
@@ -182,6 +187,9 @@ def report_ingest(*, upload: Upload) -> Report | None:
             checked = report_file_check(fp, size)
             key = f"reports/{case.public_id}/{uuid.uuid4().hex}"
             storage = tenant_storage()
+            if checked.keeps_original:
+                fp.seek(0)
+                storage.save(report_original_key(key), fp, size)
             if checked.replacement is not None:
                 with checked.replacement as replacement:
                     stored = storage.save(key, replacement)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -22,6 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import User
 from audit.services import audit_record
+from imaging.ingest.pdf_safety import report_original_key
 from imaging.ingest.selectors import case_problems
 from imaging.models import Report, Series, Study
 from intake.models import Case
@@ -47,6 +49,7 @@ from storage.base import ObjectNotFound
 from storage.tenant import tenant_storage
 
 REPORT_UNAVAILABLE_MESSAGE = "This report file is not available."
+REPORT_ORIGINAL_UNAVAILABLE_MESSAGE = "The file as the patient sent it was not kept for this report."
 PREVIEW_UNAVAILABLE_MESSAGE = "No preview for this series yet."
 
 
@@ -249,16 +252,25 @@ def report_match(request: HttpRequest, case: Case, report_id: uuid.UUID) -> Http
     return back_to_case(case, "reports")
 
 
+def _report_response(reader: Any, *, content_type: str, inline: bool, filename: str) -> HttpResponseBase:
+    response = FileResponse(reader, content_type=content_type, as_attachment=not inline, filename=filename)
+    # Opened directly, the file is a unique origin with scripts off; staff read PDFs through
+    # pdf.js in the workspace (scripting off), and a PDF opened by URL is a download, never
+    # the browser's own PDF viewer (which runs a document's scripts even under this policy).
+    response["Content-Security-Policy"] = (
+        "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+    )
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response
+
+
 @require_GET
 @case_endpoint(action="report.view", audit_success=False)
 def report_file(request: HttpRequest, case: Case, report_id: uuid.UUID) -> HttpResponseBase:
-    """The report's bytes for the in-page pdf.js viewer (and for a new tab).
-
-    ``Content-Security-Policy: sandbox`` makes a browser that opens it directly treat it as a
-    unique origin with scripts off: a hostile PDF (or a file pretending to be one) cannot act in
-    the staff member's session. The workspace renders it with pdf.js into a canvas instead of
-    the browser's plug-in.
-    """
+    """The report as staff read it: a PDF rewritten at ingest without active content (for the
+    in-page pdf.js viewer, or downloaded), a photo re-encoded without its metadata."""
     report = Report.objects.filter(case=case, public_id=report_id).first()
     if report is None:
         raise Http404(REPORT_UNAVAILABLE_MESSAGE)
@@ -268,21 +280,30 @@ def report_file(request: HttpRequest, case: Case, report_id: uuid.UUID) -> HttpR
         raise Http404(REPORT_UNAVAILABLE_MESSAGE) from None
     audit_record(request=request, action="report.view", case=case, object_ref=str(report.public_id))
     is_pdf = report.content_type == "application/pdf"
-    response = FileResponse(
+    is_image = report.content_type.startswith("image/")
+    return _report_response(
         reader,
-        content_type=report.content_type
-        if is_pdf or report.content_type.startswith("image/")
-        else "application/octet-stream",
-        as_attachment=not is_pdf and not report.content_type.startswith("image/"),
+        content_type=report.content_type if is_pdf or is_image else "application/octet-stream",
+        inline=is_image,
         filename="report.pdf" if is_pdf else "report",
     )
-    response["Content-Security-Policy"] = (
-        "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+
+
+@require_GET
+@case_endpoint(action="report.original", audit_success=False)
+def report_original(request: HttpRequest, case: Case, report_id: uuid.UUID) -> HttpResponseBase:
+    """The PDF exactly as the patient sent it, active content included: a download only."""
+    report = Report.objects.filter(case=case, public_id=report_id).first()
+    if report is None:
+        raise Http404(REPORT_UNAVAILABLE_MESSAGE)
+    try:
+        reader = tenant_storage().open(report_original_key(report.storage_key))
+    except (ObjectNotFound, ValueError):
+        raise Http404(REPORT_ORIGINAL_UNAVAILABLE_MESSAGE) from None
+    audit_record(request=request, action="report.original", case=case, object_ref=str(report.public_id))
+    return _report_response(
+        reader, content_type="application/octet-stream", inline=False, filename="report-as-sent.pdf"
     )
-    response["Cache-Control"] = "private, no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cross-Origin-Resource-Policy"] = "same-origin"
-    return response
 
 
 @require_GET
