@@ -18,6 +18,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts.http import InstitutionRequest, SignedInRequest
+from accounts.models import User
 from branding.selectors import brand_for_institution
 from imaging.models import Report
 from intake.access import access_patient_case
@@ -59,7 +61,7 @@ STEP_STATES: dict[str, frozenset[str]] = {
     "summary": _FILES,
 }
 
-WizardView = Callable[[HttpRequest, Case], HttpResponse]
+WizardView = Callable[[SignedInRequest, Case], HttpResponse]
 
 
 def _step_url(case: Case, slug: str) -> str:
@@ -73,7 +75,7 @@ def wizard_step(slug: str) -> Callable[[WizardView], Callable[..., HttpResponse]
     def decorator(view: WizardView) -> Callable[..., HttpResponse]:
         @login_required
         @wraps(view)
-        def wrapper(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+        def wrapper(request: SignedInRequest, public_id: uuid.UUID) -> HttpResponse:
             case = access_patient_case(request.user, public_id)
             if case.status not in STEP_STATES[slug]:
                 messages.info(request, CASE_ALREADY_SENT)
@@ -115,11 +117,11 @@ def _wizard_context(case: Case, slug: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def portal_home(request: HttpRequest) -> HttpResponse:
+def portal_home(request: InstitutionRequest) -> HttpResponse:
     user = request.user
-    if user.is_authenticated and user.is_institution_staff:  # type: ignore[union-attr]
+    if isinstance(user, User) and user.is_institution_staff:
         return redirect("review:home")
-    cases = case_list_for_patient(user=user)[:5] if user.is_authenticated else []  # type: ignore[arg-type]
+    cases = case_list_for_patient(user=user)[:5] if isinstance(user, User) else []
     return render(
         request,
         "intake/portal_home.html",
@@ -128,15 +130,15 @@ def portal_home(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def terms(request: HttpRequest) -> HttpResponse:
-    brand = brand_for_institution(institution=request.tenant)  # type: ignore[attr-defined]
+def terms(request: InstitutionRequest) -> HttpResponse:
+    brand = brand_for_institution(institution=request.tenant)
     return render(request, "intake/terms.html", {"terms_text": getattr(brand, "terms_text", "")})
 
 
 @login_required
 @require_GET
-def case_list(request: HttpRequest) -> HttpResponse:
-    cases = case_list_for_patient(user=request.user)  # type: ignore[arg-type]
+def case_list(request: SignedInRequest) -> HttpResponse:
+    cases = case_list_for_patient(user=request.user)
     return render(
         request,
         "intake/case_list.html",
@@ -146,11 +148,11 @@ def case_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def case_new(request: HttpRequest) -> HttpResponse:
+def case_new(request: SignedInRequest) -> HttpResponse:
     if request.method == "POST":
-        case = case_start(owner=request.user)  # type: ignore[arg-type]
+        case = case_start(owner=request.user)
         return redirect("intake:case_patient", public_id=case.public_id)
-    draft = case_reusable_draft(user=request.user)  # type: ignore[arg-type]
+    draft = case_reusable_draft(user=request.user)
     if draft is not None:
         return redirect("intake:case_patient", public_id=draft.public_id)
     return render(request, "intake/case_new.html")
@@ -205,11 +207,11 @@ def case_reports(request: HttpRequest, case: Case) -> HttpResponse:
 
 @wizard_step("summary")
 @require_http_methods(["GET", "POST"])
-def case_summary(request: HttpRequest, case: Case) -> HttpResponse:
+def case_summary(request: SignedInRequest, case: Case) -> HttpResponse:
     errors: list[str] = []
     if request.method == "POST":
         try:
-            case = case_submit(case=case, institution=request.tenant)  # type: ignore[attr-defined]
+            case = case_submit(case=case, institution=request.tenant)
         except CaseIncomplete as incomplete:
             errors = incomplete.messages
         else:

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.http import InstitutionRequest, SignedInRequest
 from accounts.ratelimits import TOO_MANY_ATTEMPTS, attempt_allowed
 from exports.csv import csv_response
 from payments.access import (
@@ -60,8 +61,8 @@ DISCONNECTED_NOTICE = (
 REVENUE_WEEKS = 12
 
 
-def _institution(request: HttpRequest) -> Institution:
-    return request.tenant  # type: ignore[attr-defined,no-any-return]
+def _institution(request: InstitutionRequest) -> Institution:
+    return request.tenant
 
 
 def _absolute(request: HttpRequest, name: str, **kwargs: object) -> str:
@@ -71,7 +72,7 @@ def _absolute(request: HttpRequest, name: str, **kwargs: object) -> str:
 # --- The patient's payment step ---------------------------------------------------------------
 
 
-def _checkout_page(request: HttpRequest, case_id: uuid.UUID, *, waiting: bool = False) -> HttpResponse:
+def _checkout_page(request: SignedInRequest, case_id: uuid.UUID, *, waiting: bool = False) -> HttpResponse:
     case = access_case_to_pay(request.user, case_id)
     payment = payment_quote_ensure(case=case)
     return render(
@@ -89,13 +90,13 @@ def _checkout_page(request: HttpRequest, case_id: uuid.UUID, *, waiting: bool = 
 
 @login_required
 @require_GET
-def checkout(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
+def checkout(request: SignedInRequest, case_id: uuid.UUID) -> HttpResponse:
     return _checkout_page(request, case_id)
 
 
 @login_required
 @require_POST
-def checkout_pay(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
+def checkout_pay(request: SignedInRequest, case_id: uuid.UUID) -> HttpResponse:
     case = access_case_to_pay(request.user, case_id)
     try:
         url = checkout_start(
@@ -113,7 +114,7 @@ def checkout_pay(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_GET
-def checkout_return(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
+def checkout_return(request: SignedInRequest, case_id: uuid.UUID) -> HttpResponse:
     """Back from Stripe. Shows the state only: the payment counts once Stripe's webhook
     confirms it, so visiting this URL without paying changes nothing."""
     return _checkout_page(request, case_id, waiting=True)
@@ -121,7 +122,7 @@ def checkout_return(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_GET
-def checkout_cancelled(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
+def checkout_cancelled(request: SignedInRequest, case_id: uuid.UUID) -> HttpResponse:
     case = access_case_to_pay(request.user, case_id)
     messages.info(request, PAYMENT_CANCELLED)
     return redirect("payments:checkout", case_id=case.public_id)
@@ -129,7 +130,7 @@ def checkout_cancelled(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse
 
 @login_required
 @require_POST
-def waiver_use(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
+def waiver_use(request: SignedInRequest, case_id: uuid.UUID) -> HttpResponse:
     case = access_case_to_pay(request.user, case_id)
     # Codes are guessable only by trying: every try counts, per patient and per address.
     if not attempt_allowed(request, action="waiver_code", user=case.owner):
@@ -153,7 +154,7 @@ def waiver_use(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_GET
-def payment_settings(request: HttpRequest) -> HttpResponse:
+def payment_settings(request: SignedInRequest) -> HttpResponse:
     """The fee as patients see it, the Stripe connection, and the waiver codes. The fee itself
     is edited with the institution's other service settings (tenants.InstitutionSettings)."""
     access_payment_settings(request.user)
@@ -171,7 +172,7 @@ def payment_settings(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _stripe_onboarding_redirect(request: HttpRequest) -> HttpResponse:
+def _stripe_onboarding_redirect(request: SignedInRequest) -> HttpResponse:
     access_payment_settings(request.user)
     try:
         url = stripe_account_connect_start(
@@ -185,7 +186,7 @@ def _stripe_onboarding_redirect(request: HttpRequest) -> HttpResponse:
     return redirect(url)
 
 
-def _stripe_state_refresh(request: HttpRequest) -> HttpResponse:
+def _stripe_state_refresh(request: SignedInRequest) -> HttpResponse:
     access_payment_settings(request.user)
     setup = payment_setup_get(institution=_institution(request))
     if setup.account is not None:
@@ -203,13 +204,13 @@ def _stripe_state_refresh(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def stripe_connect(request: HttpRequest) -> HttpResponse:
+def stripe_connect(request: SignedInRequest) -> HttpResponse:
     return _stripe_onboarding_redirect(request)
 
 
 @login_required
 @require_GET
-def stripe_refresh(request: HttpRequest) -> HttpResponse:
+def stripe_refresh(request: SignedInRequest) -> HttpResponse:
     """Stripe sends the admin here when an onboarding link expired: make a fresh one. Only for
     an account already being connected: a GET must not create a Stripe account."""
     access_payment_settings(request.user)
@@ -220,20 +221,20 @@ def stripe_refresh(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def stripe_return(request: HttpRequest) -> HttpResponse:
+def stripe_return(request: SignedInRequest) -> HttpResponse:
     """Back from Stripe's onboarding: ask Stripe for the account's state."""
     return _stripe_state_refresh(request)
 
 
 @login_required
 @require_POST
-def stripe_sync(request: HttpRequest) -> HttpResponse:
+def stripe_sync(request: SignedInRequest) -> HttpResponse:
     return _stripe_state_refresh(request)
 
 
 @login_required
 @require_POST
-def stripe_disconnect(request: HttpRequest) -> HttpResponse:
+def stripe_disconnect(request: SignedInRequest) -> HttpResponse:
     access_payment_settings(request.user)
     setup = payment_setup_get(institution=_institution(request))
     if setup.account is not None:
@@ -244,7 +245,7 @@ def stripe_disconnect(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def waiver_code_add(request: HttpRequest) -> HttpResponse:
+def waiver_code_add(request: SignedInRequest) -> HttpResponse:
     user = access_payment_settings(request.user)
     form = WaiverCodeForm(request.POST)
     if form.is_valid():
@@ -269,7 +270,7 @@ def waiver_code_add(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def waiver_code_withdraw(request: HttpRequest, code_id: int) -> HttpResponse:
+def waiver_code_withdraw(request: SignedInRequest, code_id: int) -> HttpResponse:
     waiver = access_waiver_code(request.user, code_id)
     waiver_code_deactivate(waiver=waiver)
     messages.success(request, f"Waiver code {waiver.code} withdrawn.")
@@ -281,7 +282,7 @@ def waiver_code_withdraw(request: HttpRequest, code_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def payments_overview(request: HttpRequest) -> HttpResponse:
+def payments_overview(request: SignedInRequest) -> HttpResponse:
     access_payment_reports(request.user)
     since = timezone.now() - datetime.timedelta(weeks=REVENUE_WEEKS)
     return render(
@@ -299,7 +300,7 @@ def payments_overview(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def payments_export(request: HttpRequest) -> StreamingHttpResponse:
+def payments_export(request: SignedInRequest) -> StreamingHttpResponse:
     access_payment_reports(request.user)
     stamp = timezone.now().strftime("%Y%m%d")
     return csv_response(

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods
 
+from accounts.models import User
 from institutions.forms import InvitationAcceptForm
 from institutions.invitations import (
     INVITATION_SIGN_IN_FIRST,
@@ -30,7 +31,7 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
         invitation = invitation_for_token(institution=institution, token=token)
     except InvitationRefused as refusal:
         return render(request, "institutions/invitation_invalid.html", {"message": str(refusal)}, status=400)
-    user = request.user if request.user.is_authenticated else None
+    user = request.user if isinstance(request.user, User) else None
     if invitation_needs_sign_in(invitation=invitation):
         # A verified account holds the address: its owner accepts while signed in to it.
         if user is None or str(getattr(user, "email", "")).lower() != invitation.email:
@@ -47,7 +48,7 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
                 token=token,
                 full_name=form.cleaned_data.get("full_name", ""),
                 password=form.cleaned_data.get("password1", ""),
-                signed_in=user,  # type: ignore[arg-type]
+                signed_in=user,
             )
         except InvitationRefused as refusal:
             return render(

@@ -22,6 +22,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from accounts.http import InstitutionRequest
+from accounts.models import User
 from imaging.models import Report, Upload
 from intake.tus import messages
 from intake.tus.access import access_case_for_upload, access_upload
@@ -164,7 +166,7 @@ def _state_headers(upload: Upload) -> dict[str, str]:
 
 
 @tus_endpoint
-def tus_uploads(request: HttpRequest, method: str) -> HttpResponse:
+def tus_uploads(request: InstitutionRequest, method: str) -> HttpResponse:
     """POST: create an upload (creation, creation-with-upload)."""
     if method != "POST":
         return _response(405, headers={"Allow": "OPTIONS, POST"})
@@ -172,8 +174,10 @@ def tus_uploads(request: HttpRequest, method: str) -> HttpResponse:
         parse_metadata(request.headers.get("Upload-Metadata")), report_kinds=set(Report.Kind.values)
     )
     length = parse_length(request.headers.get("Upload-Length"))
-    case = access_case_for_upload(request.user, description.case_public_id)  # type: ignore[arg-type]
-    upload = upload_create(case=case, owner=request.user, length=length, description=description)  # type: ignore[arg-type]
+    case = access_case_for_upload(request.user, description.case_public_id)
+    owner = request.user
+    assert isinstance(owner, User)  # access_case_for_upload refused anyone signed out
+    upload = upload_create(case=case, owner=owner, length=length, description=description)
     if _has_body(request) and upload.status == Upload.Status.RECEIVING:
         # creation-with-upload. A refused first chunk (checksum mismatch, too long, broken
         # framing) refuses the whole request with that chunk's status and message, and the new
@@ -197,10 +201,10 @@ def tus_uploads(request: HttpRequest, method: str) -> HttpResponse:
 
 
 @tus_endpoint
-def tus_upload(request: HttpRequest, method: str, public_id: str) -> HttpResponse:
+def tus_upload(request: InstitutionRequest, method: str, public_id: str) -> HttpResponse:
     """HEAD: where to resume; PATCH: append a chunk; DELETE: cancel (termination)."""
     if method == "HEAD":
-        upload = access_upload(request.user, public_id)  # type: ignore[arg-type]
+        upload = access_upload(request.user, public_id)
         if upload.status in (Upload.Status.RECEIVING, Upload.Status.EXPIRED, Upload.Status.FAILED):
             upload_check_receiving(upload=upload)
         headers = {**_state_headers(upload), "Upload-Length": str(upload.length)}
@@ -213,13 +217,13 @@ def tus_upload(request: HttpRequest, method: str, public_id: str) -> HttpRespons
             raise TusError(415, messages.CONTENT_TYPE_INVALID)
         offset = parse_offset(request.headers.get("Upload-Offset"))
         checksum = parse_checksum(request.headers.get("Upload-Checksum"))
-        upload = access_upload(request.user, public_id, for_write=True)  # type: ignore[arg-type]
+        upload = access_upload(request.user, public_id, for_write=True)
         upload = upload_append(upload=upload, offset=offset, body=_body(request), checksum=checksum)
         if upload.status == Upload.Status.FAILED:
             return _response(HTTP_CHECKSUM_MISMATCH, upload.error_message, _state_headers(upload))
         return _response(204, headers=_state_headers(upload))
     if method == "DELETE":
-        upload = access_upload(request.user, public_id)  # type: ignore[arg-type]
+        upload = access_upload(request.user, public_id)
         upload_terminate(upload=upload)
         return _response(204)
     return _response(405, headers={"Allow": "OPTIONS, HEAD, PATCH, DELETE"})

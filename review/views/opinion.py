@@ -19,6 +19,7 @@ from django.http import (
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.http import InstitutionRequest, SignedInRequest
 from accounts.ratelimits import TOO_MANY_ATTEMPTS, attempt_allowed
 from audit.services import audit_record
 from intake.models import Case
@@ -70,7 +71,7 @@ def opinion_draft(request: HttpRequest, case: Case) -> HttpResponse:
 
 @require_POST
 @case_endpoint(action="opinion.sign", role="reviewer", audit_success=False)
-def opinion_sign(request: HttpRequest, case: Case) -> HttpResponse:
+def opinion_sign(request: SignedInRequest, case: Case) -> HttpResponse:
     form = SignForm(request.POST)
     secret = form.cleaned_data["secret"] if form.is_valid() else ""
     # Signing asks for the password or a TOTP code again: limited like a sign-in, so a stolen
@@ -90,7 +91,7 @@ def opinion_sign(request: HttpRequest, case: Case) -> HttpResponse:
             case=case,
             signer=request_user(request),
             secret=secret,
-            institution=request.tenant,  # type: ignore[attr-defined]
+            institution=request.tenant,
         )
     except services.ReviewError as error:
         audit_record(
@@ -133,11 +134,13 @@ def opinion_release(request: HttpRequest, case: Case) -> HttpResponse:
     return back_to_case(case, "opinion")
 
 
-def opinion_pdf_redirect(request: HttpRequest, case: Case, opinion: Opinion | None) -> HttpResponseBase:
+def opinion_pdf_redirect(
+    request: InstitutionRequest, case: Case, opinion: Opinion | None
+) -> HttpResponseBase:
     """A short-lived signed link to the stored PDF (the storage serves it, S3 or ours)."""
     if opinion is None or not opinion.pdf_key:
         raise Http404
-    key = services.opinion_pdf_ensure(opinion=opinion, institution=request.tenant)  # type: ignore[attr-defined]
+    key = services.opinion_pdf_ensure(opinion=opinion, institution=request.tenant)
     url = tenant_storage().signed_url(
         key,
         expires=dt.timedelta(seconds=settings.SIGNED_URL_SECONDS),
@@ -151,7 +154,7 @@ def opinion_pdf_redirect(request: HttpRequest, case: Case, opinion: Opinion | No
 
 @require_GET
 @case_endpoint(action="opinion.download")
-def opinion_pdf(request: HttpRequest, case: Case) -> HttpResponseBase:
+def opinion_pdf(request: InstitutionRequest, case: Case) -> HttpResponseBase:
     return opinion_pdf_redirect(request, case, Opinion.objects.filter(case=case).first())
 
 

@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts.http import InstitutionRequest
 from audit.services import audit_record
 from intake.models import Case
 from review import services
@@ -61,7 +62,7 @@ def patient_opinion(request: HttpRequest, case: Case) -> HttpResponse:
 
 @require_GET
 @case_endpoint(action="opinion.download", role="patient")
-def patient_opinion_pdf(request: HttpRequest, case: Case) -> HttpResponseBase:
+def patient_opinion_pdf(request: InstitutionRequest, case: Case) -> HttpResponseBase:
     return opinion_pdf_redirect(
         request, case, Opinion.objects.filter(case=case, released_at__isnull=False).first()
     )
