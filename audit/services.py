@@ -77,8 +77,8 @@ def event_digest(event: AuditEvent, previous: str) -> str:
 def audit_append(**fields: Any) -> AuditEvent:
     """Write one audit event, chained to the one before (in the current schema)."""
     with transaction.atomic():
-        AuditChainHead.objects.get_or_create(pk=1)
-        head = AuditChainHead.objects.select_for_update().get(pk=1)
+        # One query once the head exists: read and locked together (created, and locked, once).
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
         seq = head.seq + 1
         event = AuditEvent(at=timezone.now(), seq=seq, **fields)
         event.detail = json.loads(json.dumps(event.detail or {}, default=str))  # as stored

@@ -49,11 +49,18 @@ def cases_for_integrations() -> QuerySet[Case]:
     return Case.objects.exclude(status=Case.Status.DRAFT)
 
 
-def access_case(user: User | AnonymousUser, public_id: str | uuid.UUID, *, for_write: bool = False) -> Case:
+def access_case(
+    user: User | AnonymousUser,
+    public_id: str | uuid.UUID,
+    *,
+    for_write: bool = False,
+    related: tuple[str, ...] = (),
+) -> Case:
     """The case with ``public_id`` if ``user`` may see it (404 otherwise, so an outsider
-    cannot tell a case exists). ``for_write`` additionally requires staff."""
+    cannot tell a case exists). ``for_write`` additionally requires staff. ``related``: one-to-one
+    rows read in the same query (``select_related``), for pages that show them."""
     try:
-        case = cases_visible_to(user).get(public_id=public_id)
+        case = cases_visible_to(user).select_related(*related).get(public_id=public_id)
     except (Case.DoesNotExist, ValueError, TypeError):
         raise Http404("No such case.") from None
     if for_write and not getattr(user, "is_institution_staff", False):
@@ -61,7 +68,9 @@ def access_case(user: User | AnonymousUser, public_id: str | uuid.UUID, *, for_w
     return case
 
 
-def access_case_as(user: User | AnonymousUser, public_id: str | uuid.UUID, *, role: str) -> Case:
+def access_case_as(
+    user: User | AnonymousUser, public_id: str | uuid.UUID, *, role: str, related: tuple[str, ...] = ()
+) -> Case:
     """The case if ``user`` may see it *and* act in ``role`` on it:
 
     - ``"staff"``: any staff member who can see it;
@@ -69,7 +78,7 @@ def access_case_as(user: User | AnonymousUser, public_id: str | uuid.UUID, *, ro
     - ``"reviewer"``: the reviewer the case is assigned to;
     - ``"patient"``: the patient (account) who owns it.
     """
-    case = access_case(user, public_id)
+    case = access_case(user, public_id, related=related)
     assert isinstance(user, User)  # access_case refused anonymous users
     if role == "patient":
         allowed = case.owner_id == user.pk

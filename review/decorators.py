@@ -26,12 +26,12 @@ def _case_in_schema(public_id: uuid.UUID) -> Case | None:
 
 
 def case_endpoint(
-    *, action: str, role: str = "staff", audit_success: bool = True
+    *, action: str, role: str = "staff", audit_success: bool = True, related: tuple[str, ...] = ()
 ) -> Callable[[CaseView], CaseView]:
     """Wrap a view taking ``(request, case, ...)``: sign-in required, the case fetched through
     ``access_case_as(role=...)``, refusals (signed out, not visible, wrong role) audited with
     ``allowed=False`` and answered 302-to-sign-in / 404 / 403, and success audited as ``action``
-    unless the view records its own, more detailed event."""
+    unless the view records its own, more detailed event. ``related``: see ``access_case``."""
 
     def decorator(view: CaseView) -> CaseView:
         @wraps(view)
@@ -49,7 +49,7 @@ def case_endpoint(
                 )
                 return redirect_to_login(request.path)
             try:
-                case = access_case_as(request.user, public_id, role=role)
+                case = access_case_as(request.user, public_id, role=role, related=related)
             except (Http404, PermissionDenied) as refusal:
                 audit_record(
                     request=request,

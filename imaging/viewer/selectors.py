@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.db.models import Count
 from django.urls import reverse
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -51,21 +50,29 @@ def _series_json(series: Series, study: Study) -> dict[str, Any]:
     }
 
 
-def viewer_bootstrap(*, case: CaseRow) -> dict[str, Any]:
+def viewer_bootstrap(*, case: CaseRow, studies: list[Study] | None = None) -> dict[str, Any]:
     """The case's studies and series, and the first series' instances with the first instance's
     metadata and first frame URL.
 
     Precondition: the requesting user may see ``case`` (the page that calls this checked it with
     ``access_case`` and audited the opening). Shapes match what frontend/src/viewer/dicomweb.js
     builds from QIDO-RS answers, so the viewer handles both alike.
+
+    ``studies``: the case's studies with their ``series`` prefetched, when the page read them
+    already (the staff case page): two queries fewer.
     """
     base = reverse("dicomweb:search_studies", kwargs={"case_id": case.public_id}).removesuffix("/studies")
-    studies = list(Study.objects.filter(case=case).order_by("study_date", "id"))
-    series_rows = list(
-        Series.objects.filter(study__case=case)
-        .annotate(n_instances=Count("instances"))
-        .order_by("series_number", "id")
-    )
+    if studies is None:
+        studies = list(Study.objects.filter(case=case).order_by("study_date", "id"))
+        series_rows = list(Series.objects.filter(study__case=case).order_by("series_number", "id"))
+    else:
+        series_rows = sorted(
+            (s for study in studies for s in study.series.all()),
+            key=lambda s: (s.series_number is None, s.series_number or 0, s.pk),
+        )
+    for series in series_rows:
+        # The count ingest keeps on the row, not a count over every instance at each page view.
+        series.n_instances = series.instance_count  # type: ignore[attr-defined]
     by_pk = {study.pk: study for study in studies}
     listed = [
         {
@@ -89,6 +96,8 @@ def viewer_bootstrap(*, case: CaseRow) -> dict[str, Any]:
         .order_by("instance_number", "id")
         .values_list("sop_instance_uid", "number_of_frames", "transfer_syntax_uid", "storage_key")
     )
+    if not instances:  # counted but not indexed yet (an ingest in progress): no first frame
+        return boot
     first = Instance(
         series=first_series,
         sop_instance_uid=instances[0][0],

@@ -8,7 +8,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import Prefetch
 from django.http import (
     FileResponse,
     Http404,
@@ -30,6 +29,7 @@ from intake.models import Case
 from payments.services import REFUND_NOTHING_PAID
 from review import services
 from review.access import is_coordinator
+from review.case_page import assignable_reviewers, case_page_context, case_page_read
 from review.decorators import case_endpoint
 from review.forms import (
     AnswerForm,
@@ -42,7 +42,6 @@ from review.forms import (
     OutcomeForm,
     SignForm,
 )
-from review.models import CaseNote, FollowUpQuestion, Opinion, Outcome
 from review.selectors import case_due_at, review_settings_get
 from review.views.common import back_to_case, queue_filters_query, request_user, run_step
 from storage.base import ObjectNotFound
@@ -51,23 +50,21 @@ from storage.tenant import tenant_storage
 REPORT_UNAVAILABLE_MESSAGE = "This report file is not available."
 REPORT_ORIGINAL_UNAVAILABLE_MESSAGE = "The file as the patient sent it was not kept for this report."
 PREVIEW_UNAVAILABLE_MESSAGE = "No preview for this series yet."
+# Read with the case in one query: the page shows each of them.
+CASE_PAGE_RELATED = ("assignment__reviewer", "payment", "opinion")
 
 
 @require_GET
-@case_endpoint(action="case.view")
+@case_endpoint(action="case.view", related=CASE_PAGE_RELATED)
 def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
     user = request_user(request)
     assignment = getattr(case, "assignment", None)
     is_assigned_reviewer = bool(assignment and assignment.reviewer_id == user.pk and user.is_reviewer)
     if is_assigned_reviewer:
         services.case_review_start(case=case, reviewer=user)
-    opinion = Opinion.objects.filter(case=case).select_related("author").first()
-    studies = list(
-        Study.objects.filter(case=case).prefetch_related(
-            Prefetch("series", queryset=Series.objects.order_by("series_number", "id"))
-        )
-    )
-    reports = list(Report.objects.filter(case=case).select_related("study").order_by("created", "id"))
+    coordinator = is_coordinator(user)
+    page = case_page_read(case=case, with_outcomes=coordinator)
+    opinion = page.opinion
     settings_row = review_settings_get()
     opinion_initial = (
         {name: getattr(opinion, name) for name in services.OPINION_FIELDS}
@@ -81,24 +78,18 @@ def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
             "case": case,
             "assignment": assignment,
             "due_at": case_due_at(case=case, turnaround_business_days=settings_row.turnaround_business_days),
-            "studies": studies,
-            "reports": reports,
-            "notes": CaseNote.objects.filter(case=case).select_related("author"),
-            "opinion": opinion,
-            "follow_ups": FollowUpQuestion.objects.filter(case=case).select_related(
-                "asked_by", "answered_by"
-            ),
-            "outcomes": Outcome.objects.filter(case=case).select_related("recorded_by"),
-            "reviewers": User.objects.filter(is_reviewer=True, is_active=True).order_by("full_name", "email"),
+            **case_page_context(page),
+            # Only coordinators see the assignment form.
+            "reviewers": assignable_reviewers() if coordinator else [],
             "problems": case_problems(case=case),
-            "is_coordinator": is_coordinator(user),
+            "is_coordinator": coordinator,
             "is_assigned_reviewer": is_assigned_reviewer,
             "can_edit_opinion": is_assigned_reviewer and not (opinion and opinion.is_signed),
             "can_release": bool(
                 opinion
                 and opinion.is_signed
                 and opinion.released_at is None
-                and (is_coordinator(user) or is_assigned_reviewer)
+                and (coordinator or is_assigned_reviewer)
             ),
             "is_open": case.status not in services.FINISHED_STATES,
             "opinion_form": OpinionForm(initial=opinion_initial),

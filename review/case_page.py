@@ -1,0 +1,94 @@
+"""What the staff case page shows, read in a fixed number of queries whatever the case holds.
+
+The page used to run one query per study for its matched reports, a second assignment, opinion
+and payment query after the case, and the reviewer list for reviewers who cannot assign; with 5
+studies and 3,000 instances it took 628 ms to its first byte. Everything here is one query per
+kind of row (studies, series, reports, notes, follow-ups, outcomes), counts come from the
+columns ingest keeps (``instance_count``), and nothing is read per instance
+(``tests/benchmarks/bench_case_page.py`` measures it; ``test_case_page_queries`` counts it).
+
+Precondition for every function: the caller got ``case`` through ``review.access`` (the page's
+``case_endpoint``), so the user may see it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Prefetch
+
+from accounts.models import User
+from imaging.models import Report, Series, Study
+from intake.models import Case
+from review.models import CaseNote, FollowUpQuestion, Opinion, Outcome
+
+
+@dataclass
+class CasePage:
+    studies: list[Study]
+    reports: list[Report]
+    opinion: Opinion | None
+    notes: list[CaseNote]
+    follow_ups: list[FollowUpQuestion]
+    outcomes: list[Outcome]
+
+
+def case_opinion(case: Case) -> Opinion | None:
+    """The case's opinion, from the row the access helper joined when it did (no query), else read."""
+    try:
+        return case.opinion  # type: ignore[no-any-return]
+    except Opinion.DoesNotExist:
+        return None
+
+
+def case_page_read(*, case: Case, with_outcomes: bool) -> CasePage:
+    """The studies (each with ``series`` and ``matched_reports``), reports, opinion, notes,
+    follow-up questions and outcomes of ``case``: at most six queries. Follow-up questions are
+    only read once the opinion was released (patients ask them about it), outcomes only when
+    ``with_outcomes`` (coordinators record and see them)."""
+    studies = list(
+        Study.objects.filter(case=case).prefetch_related(
+            Prefetch("series", queryset=Series.objects.order_by("series_number", "id"))
+        )
+    )
+    reports = list(Report.objects.filter(case=case).order_by("created", "id"))
+    by_pk = {study.pk: study for study in studies}
+    matched: dict[int, list[Report]] = {study.pk: [] for study in studies}
+    for report in reports:
+        if report.study_id in by_pk:
+            # The report's study from the list above, not one more query per report.
+            report.study = by_pk[report.study_id]
+            matched[report.study_id].append(report)
+    for study in studies:
+        study.matched_reports = matched[study.pk]  # type: ignore[attr-defined]
+    opinion = case_opinion(case)
+    released = opinion is not None and opinion.released_at is not None
+    return CasePage(
+        studies=studies,
+        reports=reports,
+        opinion=opinion,
+        notes=list(CaseNote.objects.filter(case=case).select_related("author")),
+        follow_ups=list(FollowUpQuestion.objects.filter(case=case).select_related("asked_by", "answered_by"))
+        if released
+        else [],
+        outcomes=list(Outcome.objects.filter(case=case).select_related("recorded_by"))
+        if with_outcomes
+        else [],
+    )
+
+
+def assignable_reviewers() -> list[User]:
+    return list(User.objects.filter(is_reviewer=True, is_active=True).order_by("full_name", "email"))
+
+
+def case_page_context(page: CasePage) -> dict[str, Any]:
+    return {
+        "studies": page.studies,
+        "viewer_studies": page.studies,  # the viewer's bootstrap reuses them (no second read)
+        "reports": page.reports,
+        "opinion": page.opinion,
+        "notes": page.notes,
+        "follow_ups": page.follow_ups,
+        "outcomes": page.outcomes,
+    }
