@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from django.db import connection
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.imagingstudy import ImagingStudy
@@ -22,6 +21,7 @@ from imaging.models import Study
 from intake.models import Case
 from review.models import Opinion
 from storage.tenant import tenant_storage
+from tenants.schema import current_institution
 
 LOINC = "http://loinc.org"
 DICOM_UID = "urn:dicom:uid"
@@ -73,7 +73,7 @@ def opinion_fhir_bundle(*, opinion: Opinion, base_url: str) -> dict[str, Any]:
     if opinion.pdf_key:
         from review.services import opinion_pdf_ensure
 
-        key = opinion_pdf_ensure(opinion=opinion, institution=connection.tenant)  # type: ignore[attr-defined]
+        key = opinion_pdf_ensure(opinion=opinion, institution=current_institution())
         with tenant_storage().open(key) as stream:
             pdf = stream.read()
     conclusion = "\n\n".join(part for part in (opinion.impression, opinion.comments) if part)

@@ -37,6 +37,7 @@ from django.utils.http import urlencode
 
 from accounts.models import User
 from review.selectors import review_settings_cached, review_settings_get
+from tenants.access import request_institution
 
 # Paths staff may reach before passing the second factor: signing in/out and the MFA pages
 # themselves, health checks, static files and the brand's logo (no patient data in any).
@@ -60,7 +61,7 @@ def needs_second_factor(request: HttpRequest, user: User) -> bool:
 
 
 def _idle_minutes(request: HttpRequest, user: User) -> int:
-    if request.tenant.schema_name == "public":  # type: ignore[attr-defined]
+    if request_institution(request) is None:  # the platform's domain
         return OPERATOR_IDLE_MINUTES if user.is_operator else int(settings.PATIENT_IDLE_MINUTES)
     if not user.is_institution_staff:
         return int(settings.PATIENT_IDLE_MINUTES)

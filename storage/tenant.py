@@ -2,13 +2,16 @@
 
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from django.db import connection
 
 from storage.backends import get_backend
 from storage.base import ObjectReader, StorageBackend
 from storage.keys import InvalidKey, join, validate_key, validate_prefix
+
+# django-tenants adds schema_name to the connection at run time; the stubs do not know it.
+_tenant_connection: Any = connection
 
 
 class TenantStorage:
@@ -102,5 +105,10 @@ def tenant_storage(schema_name: str | None = None) -> TenantStorage:
     Precondition for the default: the connection is set to the right tenant (inside a tenant
     request, or inside ``tenant_context`` / a tenant-aware Celery task).
     """
-    # django-tenants adds schema_name to the connection; the stubs do not know it.
-    return TenantStorage(get_backend(), schema_name or connection.schema_name)  # type: ignore[attr-defined]
+    return TenantStorage(get_backend(), schema_name or connection_schema_name())
+
+
+def connection_schema_name() -> str:
+    """The schema the connection is on (tenants.schema.current_schema_name, which storage, below
+    tenants in the layers, cannot import)."""
+    return str(_tenant_connection.schema_name)

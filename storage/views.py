@@ -1,12 +1,12 @@
 """Downloads through signed links, for the filesystem backend (S3 serves its own signed URLs)."""
 
-from django.db import connection
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.http import require_safe
 
 from storage.backends import get_backend
 from storage.base import ObjectNotFound
 from storage.filesystem import FilesystemBackend
+from storage.tenant import connection_schema_name
 from storage.tokens import DownloadTokenExpired, DownloadTokenInvalid, download_token_read
 
 INVALID_LINK_MESSAGE = "This download link is not valid."
@@ -49,7 +49,7 @@ def signed_download(request: HttpRequest, token: str) -> HttpResponseBase:
         return _refused(request, EXPIRED_LINK_MESSAGE, 410, reason="expired")
     except DownloadTokenInvalid:
         return _refused(request, INVALID_LINK_MESSAGE, 403, reason="invalid")
-    schema_name = connection.schema_name  # type: ignore[attr-defined]
+    schema_name = connection_schema_name()
     if grant.key.split("/", 1)[0] != schema_name:
         return _refused(request, WRONG_SITE_MESSAGE, 403, reason="wrong_site")
     backend = get_backend()

@@ -21,6 +21,7 @@ from pydicom import dcmread
 from imaging.deid.profile import DeidOptions, UidMap, burned_in_risk, dataset_deidentify
 from imaging.models import Instance
 from storage.tenant import tenant_storage
+from tenants.schema import current_schema_name
 
 # The zip is built in a temporary file once it passes this size, so memory stays bounded.
 SPOOL_BYTES = 32 * 1024 * 1024
@@ -36,9 +37,7 @@ class DeidExport:
 
 def case_export_deidentified(*, case: Any, options: DeidOptions) -> DeidExport:
     """Precondition: the caller checked the user may export this case (staff) and audits it."""
-    from django.db import connection
-
-    storage = tenant_storage(connection.schema_name)  # type: ignore[attr-defined]
+    storage = tenant_storage(current_schema_name())
     uids = UidMap()
     pseudonym = f"SR-DEID-{secrets.token_hex(4).upper()}"
     out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (returned open)

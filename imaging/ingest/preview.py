@@ -18,12 +18,13 @@ from typing import Any, BinaryIO
 import numpy as np
 import pydicom
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 from PIL import Image
 from pydicom.pixels import pixel_array
 
 from imaging.models import Series
 from storage.tenant import tenant_storage
+from tenants.schema import current_schema_name
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def series_preview_schedule(*, series_ids: list[int]) -> None:
     1,000 previews of a growing series would be wasted work."""
     from imaging.tasks import series_preview
 
-    schema = connection.schema_name  # type: ignore[attr-defined]
+    schema = current_schema_name()
     for series_id in series_ids:
         if cache.add(f"series-preview:{schema}:{series_id}", 1, timeout=PREVIEW_DEBOUNCE_SECONDS):
             transaction.on_commit(
