@@ -61,7 +61,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_for_http(url: str, host: str, process: subprocess.Popen[Any], seconds: float = 30) -> None:
+def _wait_for_http(url: str, host: str, process: subprocess.Popen[Any], seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -84,6 +84,17 @@ class LiveServer:
     def url(self, slug: str | None = None, path: str = "/") -> str:
         host = f"{slug}.{settings.PLATFORM_DOMAIN}" if slug else settings.PLATFORM_DOMAIN
         return f"http://{host}:{self.port}{path}"
+
+
+def process_stop(process: subprocess.Popen[Any], *, grace: float = 30) -> None:
+    """Stop a server the test started: SIGTERM, and SIGKILL if it has not gone after ``grace``
+    seconds (a busy machine: gunicorn finishing its requests)."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @pytest.fixture(scope="session")
@@ -125,12 +136,7 @@ def live_platform(
         _wait_for_http(f"http://127.0.0.1:{port}/healthz", settings.PLATFORM_DOMAIN, process)
         yield LiveServer(port, mail_dir)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # a busy machine: gunicorn finishing its requests
-            process.kill()
-            process.wait()
+        process_stop(process)
 
 
 @pytest.fixture(scope="session")

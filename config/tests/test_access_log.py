@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import BASE_DIR, BIN, _wait_for_http, child_env, free_port
+from tests.live import BASE_DIR, BIN, _wait_for_http, child_env, free_port, process_stop
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -43,13 +43,12 @@ def test_it_logs_paths_without_query_strings(tmp_path: Path) -> None:
             headers={"Host": "neuro.localhost", "Referer": "http://x/?token=SECRET-REFERER"},
         )
         with contextlib.suppress(urllib.error.HTTPError):
-            urllib.request.urlopen(request, timeout=10).read()
+            urllib.request.urlopen(request, timeout=60).read()
         deadline = time.monotonic() + 10
         while "password/reset" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        process_stop(process)
     text = log.read_text()
     assert "/accounts/password/reset/key/abc-set-password/" in text
     assert "SECRET" not in text

@@ -53,7 +53,7 @@ def _session(live_platform: LiveServer, email: str) -> requests.Session:
     session.headers["Host"] = host
     session.mount("http://127.0.0.1", _InstitutionHost(host))
     login = f"http://127.0.0.1:{live_platform.port}/accounts/login/"
-    page = session.get(login, timeout=10).text
+    page = session.get(login, timeout=60).text
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
     assert token
     session.post(

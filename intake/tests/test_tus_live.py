@@ -70,13 +70,13 @@ class Patient:
         return f"http://127.0.0.1:{self.server.port}{location}"
 
     def head(self, upload_url: str) -> requests.Response:
-        return requests.head(upload_url, headers={**self.headers, "Tus-Resumable": "1.0.0"}, timeout=10)
+        return requests.head(upload_url, headers={**self.headers, "Tus-Resumable": "1.0.0"}, timeout=60)
 
 
 def _sign_in(server: LiveServer, email: str) -> Patient:
     session = requests.Session()
     base = f"http://127.0.0.1:{server.port}"
-    page = session.get(f"{base}/accounts/login/", headers={"Host": HOST}, timeout=10)
+    page = session.get(f"{base}/accounts/login/", headers={"Host": HOST}, timeout=60)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
     assert token, "no sign-in form"
     session.post(
@@ -330,7 +330,7 @@ def test_it_refuses_another_patient_trying_to_resume(patient: Patient, committed
         "Content-Type": "application/offset+octet-stream",
     }
     assert requests.patch(uploader.url, data=content[CHUNK:], headers=headers, timeout=30).status_code == 404
-    assert requests.delete(uploader.url, headers=headers, timeout=10).status_code == 404
+    assert requests.delete(uploader.url, headers=headers, timeout=60).status_code == 404
     logged_out = {key: value for key, value in headers.items() if key != "Cookie"}
     assert (
         requests.patch(uploader.url, data=content[CHUNK:], headers=logged_out, timeout=30).status_code == 403

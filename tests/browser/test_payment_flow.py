@@ -27,7 +27,7 @@ from intake.status import case_number_assign
 from payments.connect.models import ProcessedEvent, StripeAccount
 from payments.models import Payment
 from tenants.models import Institution, InstitutionSettings
-from tests.live import BASE_DIR, BIN, LiveServer, _wait_for_http, child_env, free_port
+from tests.live import BASE_DIR, BIN, LiveServer, _wait_for_http, child_env, free_port, process_stop
 from tests.staff import staff_sign_in
 from tests.stripe_double import StripeDouble, signature_header
 from tests.waiting import celery_idle, wait_until
@@ -70,8 +70,7 @@ def paying_platform(
         _wait_for_http(f"http://127.0.0.1:{port}/healthz", settings.PLATFORM_DOMAIN, process)
         yield LiveServer(port, test_mail_dir)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        process_stop(process)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +118,7 @@ def _deliver(server: LiveServer, payload: bytes) -> dict[str, Any]:
             "Stripe-Signature": signature_header(payload, WEBHOOK_SECRET),
         },
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=60) as response:
         assert response.status == 200
         return dict(json.loads(response.read()))
 
