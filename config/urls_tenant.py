@@ -23,6 +23,7 @@ urlpatterns = [
     path("dicomweb/", include("imaging.dicomweb.urls")),
     path("workspace/viewer/", include("imaging.viewer.urls")),
     path("workspace/deidentified/", include("imaging.deid.urls")),
+    path("workspace/pacs/", include("imaging.pacs.urls")),
     path("fhir/", include("review.fhir_urls")),
     path("payments/", include("payments.urls")),
 ]

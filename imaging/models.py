@@ -259,3 +259,80 @@ class IntegrationCredential(models.Model):
 
     class Meta:
         ordering = ["-created"]
+
+
+class PacsDestination(models.Model):
+    """Where the institution's PACS takes studies: a DICOMweb STOW-RS URL, or a DICOM (DIMSE)
+    node (AE title, host, port). Set by the institution's admins; staff send cases to it.
+
+    The STOW password or token is stored encrypted (Fernet, ``MFA_ENCRYPTION_KEYS``): a database
+    backup alone does not hold a usable credential for the hospital's PACS.
+    """
+
+    class Kind(models.TextChoices):
+        DICOMWEB = "dicomweb", "DICOMweb (STOW-RS)"
+        DIMSE = "dimse", "DICOM (C-STORE)"
+
+    class Auth(models.TextChoices):
+        NONE = "none", "None"
+        BASIC = "basic", "User name and password"
+        BEARER = "bearer", "Bearer token"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # DICOMweb: the service root (STOW-RS posts to <url>/studies).
+    stow_url = models.URLField(max_length=500, blank=True)
+    auth = models.CharField(max_length=10, choices=Auth.choices, default=Auth.NONE)
+    username = models.CharField(max_length=200, blank=True)
+    secret_encrypted = models.TextField(blank=True)
+    # DIMSE: the PACS's AE title (called), ours (calling), and where it listens.
+    called_ae = models.CharField(max_length=16, blank=True)
+    calling_ae = models.CharField(max_length=16, blank=True)
+    host = models.CharField(max_length=253, blank=True)
+    port = models.PositiveIntegerField(null=True, blank=True)
+    use_tls = models.BooleanField(default=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    # Removed destinations stay (their sends' history refers to them) but take no new sends.
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+
+class PacsSend(models.Model):
+    """One study of a case sent (or being sent) to a destination; its status is shown on the
+    case page. Delivered by a worker with retries; never inside a request."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting to be sent"
+        SENDING = "sending", "Sending"
+        RETRYING = "retrying", "Failed, will retry"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    case = models.ForeignKey("intake.Case", on_delete=models.CASCADE, related_name="pacs_sends")
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="pacs_sends")
+    destination = models.ForeignKey(PacsDestination, on_delete=models.PROTECT, related_name="sends")
+    deidentified = models.BooleanField(default=False)
+    # A de-identified send's Patient ID (shared by the studies of one request) and its UID map,
+    # kept so a retry sends the same UIDs again rather than a second copy under new ones.
+    deid_pseudonym = models.CharField(max_length=32, blank=True)
+    deid_uids = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    instances_total = models.PositiveIntegerField(default=0)
+    instances_sent = models.PositiveIntegerField(default=0)
+    # Why the last attempt failed, in words for staff (never patient data: no names, no UIDs).
+    error_message = models.CharField(max_length=300, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    # Set while a worker holds the send (claimed by a conditional UPDATE); a worker that died
+    # leaves it, and the send may be claimed again once it is old.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]

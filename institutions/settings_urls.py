@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from institutions import integration_views
+from institutions import integration_views, pacs_views
 from institutions import settings_views as views
 
 app_name = "settings"
@@ -20,4 +20,7 @@ urlpatterns = [
         integration_views.integration_revoke,
         name="integration_revoke",
     ),
+    path("pacs/", pacs_views.pacs_destinations, name="pacs"),
+    path("pacs/<uuid:destination_id>/echo", pacs_views.pacs_destination_echo, name="pacs_echo"),
+    path("pacs/<uuid:destination_id>/remove", pacs_views.pacs_destination_remove, name="pacs_remove"),
 ]

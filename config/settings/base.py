@@ -458,6 +458,9 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "WARNING"},
         "django.db.backends": {"level": "WARNING"},
+        # pynetdicom's debug output dumps whole datasets (names, dates of birth) and its info
+        # output every message of every association: neither belongs in our logs.
+        "pynetdicom": {"level": "WARNING"},
     },
 }
 

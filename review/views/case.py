@@ -25,6 +25,8 @@ from audit.services import audit_record
 from imaging.ingest.pdf_safety import report_original_key
 from imaging.ingest.selectors import case_problems
 from imaging.models import Report, Series, Study
+from imaging.pacs.destinations import destinations_active
+from imaging.pacs.sends import pacs_sends_of_case
 from intake.models import Case
 from payments.services import REFUND_NOTHING_PAID
 from review import services
@@ -82,6 +84,8 @@ def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
             # Only coordinators see the assignment form.
             "reviewers": assignable_reviewers() if coordinator else [],
             "problems": case_problems(case=case),
+            "pacs_destinations": destinations_active() if user.is_institution_staff else [],
+            "pacs_sends": pacs_sends_of_case(case),
             "is_coordinator": coordinator,
             "is_assigned_reviewer": is_assigned_reviewer,
             "can_edit_opinion": is_assigned_reviewer and not (opinion and opinion.is_signed),
