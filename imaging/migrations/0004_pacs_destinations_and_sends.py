@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('imaging', '0002_dicomweb_attributes_and_integration_keys'),
+        ('imaging', '0003_study_identity_and_exclusion'),
         ('intake', '0005_files_moved_to_imaging'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
