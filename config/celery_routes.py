@@ -19,6 +19,7 @@ HOUSEKEEPING_TASKS = frozenset(
         "intake.tus.uploads_expire",
         "tenants.institution_usage_refresh",
         "tenants.onboardings_discard_abandoned",
+        "tenants.custom_domains_recheck",
     }
 )
 

@@ -35,3 +35,11 @@ def onboardings_discard_abandoned() -> int:
     from institutions.onboarding import onboarding_discard_abandoned
 
     return onboarding_discard_abandoned()
+
+
+@shared_task(name="tenants.custom_domains_recheck", ignore_result=True, soft_time_limit=1800, time_limit=1860)
+def custom_domains_recheck() -> int:
+    """Check every routed custom domain's DNS again; switch off those that left us (daily)."""
+    from institutions.domain_checks import custom_domains_recheck_all
+
+    return custom_domains_recheck_all()

@@ -30,6 +30,9 @@ DNS_WRONG_CNAME = "{domain} points to {found}, not to {target}."
 DNS_NO_TXT = "We found no TXT record {name} with your verification code."
 DNS_UNREACHABLE = "We could not reach the DNS servers just now. Please try again in a few minutes."
 DOMAIN_VERIFIED = "{domain} is verified and now serves your portal."
+DOMAIN_DISABLED = (
+    "{domain} stopped pointing to us on {date}, so we no longer serve your portal there. {problem}"
+)
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _DOMAIN_RE = re.compile(rf"^(?=.{{4,253}}$){_LABEL}(\.{_LABEL})*\.[a-z]{{2,63}}$")
@@ -130,6 +133,38 @@ def custom_domain_verify(*, institution: Institution, claim_id: int) -> CustomDo
     except IntegrityError as exc:  # another institution verified it at the same moment
         raise DomainRefused(DOMAIN_TAKEN) from exc
     return claim
+
+
+def custom_domain_recheck(*, claim: CustomDomain) -> str | None:
+    """Check a verified domain's DNS again; if it no longer points at us (or its TXT record is
+    gone), stop routing it at once and return why. A DNS server we cannot reach proves nothing:
+    the domain stays, the problem is noted and the next check decides.
+
+    A domain that moved away must not stay routed: whoever takes the name over could otherwise
+    get a certificate for it from us and serve pages under the institution's name.
+    """
+    problem = _dns_problem(claim=claim)
+    now = timezone.now()
+    if problem is None or problem == DNS_UNREACHABLE:
+        CustomDomain.objects.filter(pk=claim.pk).update(last_checked=now, last_problem=problem or "")
+        return None
+    with transaction.atomic():
+        disabled = CustomDomain.objects.filter(pk=claim.pk, verified__isnull=False).update(
+            verified=None, last_checked=now, last_problem=problem
+        )
+        if not disabled:  # someone removed or re-checked it meanwhile
+            return None
+        Domain.objects.filter(domain=claim.domain, tenant_id=claim.institution_id, is_primary=False).delete()
+    return problem
+
+
+def custom_domains_verified(*, after_id: int = 0, limit: int = 200) -> list[CustomDomain]:
+    """The next batch of routed custom domains, in id order, with their institutions."""
+    return list(
+        CustomDomain.objects.filter(verified__isnull=False, pk__gt=after_id)
+        .select_related("institution")
+        .order_by("pk")[:limit]
+    )
 
 
 def custom_domain_remove(*, institution: Institution, claim_id: int) -> None:
