@@ -68,7 +68,7 @@ class AccountAdapter(DefaultAccountAdapter):
         headers: dict[str, str] | None = None,
     ) -> EmailMessage:
         """Replies go to the institution's support address, when it has one."""
-        message = super().render_mail(template_prefix, email, context, headers=headers)
+        message: EmailMessage = super().render_mail(template_prefix, email, context, headers=headers)
         institution = self._institution()
         brand = brand_for_institution(institution=institution) if institution else None
         if brand is not None and brand.support_email:

@@ -34,7 +34,7 @@ class PlainLabels:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
-        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        super().__init__(*args, **kwargs)
 
 
 def _colour_field(label: str, help_text: str) -> forms.CharField:

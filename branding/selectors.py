@@ -9,5 +9,5 @@ def brand_for_institution(*, institution: Institution) -> Brand | None:
     cached: Brand | None = getattr(institution, "_brand_cache", None)
     if cached is None:
         cached = Brand.objects.filter(institution_id=institution.pk).first()
-        institution._brand_cache = cached  # type: ignore[attr-defined]
+        institution._brand_cache = cached
     return cached

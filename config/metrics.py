@@ -155,7 +155,7 @@ def metrics_app(token: str = "") -> Callable[..., Iterable[bytes]]:
         if token and not hmac.compare_digest(given.encode(), token.encode()):
             start_response("401 Unauthorized", [("Content-Type", "text/plain")])
             return [b"unauthorized\n"]
-        return exposition(environ, start_response)  # type: ignore[no-any-return]
+        return exposition(environ, start_response)
 
     return app
 

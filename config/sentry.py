@@ -70,7 +70,7 @@ def sentry_init(*, dsn: str, environment: str, release: str, **options: Any) -> 
         include_local_variables=False,
         max_request_body_size="never",
         before_send=scrub_event,  # type: ignore[arg-type]
-        before_breadcrumb=scrub_breadcrumb,  # type: ignore[arg-type]
+        before_breadcrumb=scrub_breadcrumb,
         traces_sample_rate=0.0,
         **options,
     )

@@ -100,7 +100,7 @@ def _public_related() -> list[tuple[type[models.Model], str]]:
         if getattr(relation, "on_delete", None) is models.SET_NULL or field.null:
             continue  # a ledger that outlives institutions (processed webhook events)
         related.append((relation.related_model, field.name))
-    return related  # type: ignore[return-value]
+    return related
 
 
 def _file_sha256(data: bytes) -> str:
@@ -126,7 +126,7 @@ def institution_export(*, slug: str, path: Path) -> Summary:
         for table in _tables(schema):
             out = io.BytesIO()
             with connection.cursor() as cursor:
-                with cursor.cursor.copy(  # type: ignore[attr-defined]
+                with cursor.cursor.copy(
                     f"COPY {_quote(schema)}.{_quote(table)} TO STDOUT (FORMAT csv, HEADER)"
                 ) as copy:
                     for chunk in copy:
@@ -201,7 +201,7 @@ def institution_import(*, path: Path) -> Summary:
                         continue
                     header = data.split(b"\n", 1)[0].decode()
                     columns = ", ".join(_quote(c.strip('"')) for c in header.split(","))
-                    with cursor.cursor.copy(  # type: ignore[attr-defined]
+                    with cursor.cursor.copy(
                         f"COPY {_quote(schema)}.{_quote(table)} ({columns}) FROM STDIN (FORMAT csv, HEADER)"
                     ) as copy:
                         copy.write(data)

@@ -21,7 +21,7 @@ def case_number_assign(*, case: Case, prefix: str) -> str:
     with connection.cursor() as cursor:
         cursor.execute("CREATE SEQUENCE IF NOT EXISTS intake_case_number_seq")
         cursor.execute("SELECT nextval('intake_case_number_seq')")
-        (value,) = cursor.fetchone()  # type: ignore[misc]
+        (value,) = cursor.fetchone()
     case.number = f"{prefix}-{value:06d}"
     case.save(update_fields=["number"])
     return case.number

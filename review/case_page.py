@@ -37,7 +37,7 @@ class CasePage:
 def case_opinion(case: Case) -> Opinion | None:
     """The case's opinion, from the row the access helper joined when it did (no query), else read."""
     try:
-        return case.opinion  # type: ignore[no-any-return]
+        return case.opinion
     except Opinion.DoesNotExist:
         return None
 

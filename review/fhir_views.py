@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
@@ -49,7 +50,7 @@ def _authorised(request: HttpRequest) -> tuple[bool, dict[str, str]]:
     return bool(request.user.is_authenticated and is_coordinator(request.user)), {}
 
 
-def _released() -> Any:
+def _released() -> QuerySet[Opinion]:
     return Opinion.objects.filter(released_at__isnull=False, signed_at__isnull=False).select_related("case")
 
 

@@ -10,7 +10,7 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from branding.selectors import brand_for_institution
 from intake.models import Case
@@ -72,7 +72,7 @@ def opinion_pdf_render(*, opinion: Opinion, case: Case, institution: Institution
             ]
         ),
     )
-    story: list = [header, Spacer(1, 6 * mm), meta, Spacer(1, 4 * mm)]
+    story: list[Flowable] = [header, Spacer(1, 6 * mm), meta, Spacer(1, 4 * mm)]
     sections = [
         ("The question", opinion.question_restated),
         ("Findings", opinion.findings),

@@ -317,7 +317,7 @@ class S3Backend(StorageBackend):
             self.bucket,
             key,
             expires=expires,
-            response_headers={"response-content-disposition": cast(str, disposition)},
+            response_headers={"response-content-disposition": disposition},
         )
 
     def presigned_put_url(self, key: str, *, expires: timedelta) -> str | None:

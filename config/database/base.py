@@ -65,7 +65,7 @@ class SchemaCursor(_CursorBase):
         wrapper.sr_schemas_served.add(schemas[0])
         return "SET LOCAL search_path = " + ",".join(quote_schema_name(s) for s in schemas)
 
-    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
         search_path = self._search_path_sql()
         if search_path is None or not isinstance(query, str) or _TRANSACTION_CONTROL.match(query):
             return super().execute(query, params, **kwargs)
@@ -80,7 +80,7 @@ class SchemaCursor(_CursorBase):
         self.nextset()
         return self
 
-    def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> Any:
         # executemany pipelines its statements (extended protocol: one statement each), so the
         # schema is set in an explicit transaction around them instead.
         search_path = self._search_path_sql()

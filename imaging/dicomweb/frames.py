@@ -223,7 +223,8 @@ def _to_8bit(array: np.ndarray, header: Dataset, window: Window | None) -> np.nd
     scaled = np.clip((values - low) / window.width, 0.0, 1.0) * 255.0
     if header.get("PhotometricInterpretation") == "MONOCHROME1":
         scaled = 255.0 - scaled
-    return scaled.astype(np.uint8)
+    picture: np.ndarray = scaled.astype(np.uint8)
+    return picture
 
 
 def frame_rendered(

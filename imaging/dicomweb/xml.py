@@ -55,4 +55,5 @@ def dicom_xml(dataset: dict[str, Any]) -> bytes:
     """One dataset (DICOM JSON object) as a NativeDicomModel document."""
     root = ElementTree.Element("NativeDicomModel", xmlns=NAMESPACE)
     _attributes(root, dataset)
-    return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+    document: bytes = ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -143,7 +144,7 @@ def test_it_asks_the_patient_for_more_and_reopens_their_upload(
     neuro: Institution,
     make_case: Callable[..., Case],
     staff_client: Callable[[str], Client],
-    django_capture_on_commit_callbacks: Callable,
+    django_capture_on_commit_callbacks: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     case = make_case()

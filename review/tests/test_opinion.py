@@ -4,6 +4,7 @@ and downloaded by the patient, who may ask a limited number of follow-up questio
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.test import Client, TestCase
@@ -162,7 +163,7 @@ def test_it_releases_to_the_patient_who_reads_and_downloads_it(
     assigned_case: Case,
     staff_client: Callable[[str], Client],
     neuro_client: Client,
-    django_capture_on_commit_callbacks: Callable,
+    django_capture_on_commit_callbacks: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     reviewer = staff_client("reviewer1")

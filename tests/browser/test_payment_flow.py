@@ -132,7 +132,7 @@ def _emails_about(mail_dir: Path, case_number: str) -> list[str]:
                 continue
             message = email.message_from_bytes(raw.strip(), policy=email.policy.default)
             body = message.get_body(preferencelist=("plain",))
-            text = body.get_content() if body is not None else ""  # type: ignore[attr-defined]
+            text = body.get_content() if body is not None else ""
             subject = " ".join(str(message["Subject"]).split())
             if case_number in subject or case_number in text:
                 subjects.append(subject)

@@ -188,7 +188,7 @@ class ImagingRun(IndexSteps):
             fp.seek(0)
             source: BinaryIO = fp
             if header.preamble_suspicious:
-                source = io.BufferedReader(PreambleZeroingReader(fp), buffer_size=1024 * 1024)  # type: ignore[assignment]
+                source = io.BufferedReader(PreambleZeroingReader(fp), buffer_size=1024 * 1024)
             self.storage.save(key, source, size)
         if header.preamble_suspicious:
             self.problem(path, FileProblem.Code.PREAMBLE_CLEARED, messages.PREAMBLE_CLEARED)
