@@ -179,6 +179,8 @@ class Report(models.Model):
         PATHOLOGY = "pathology", "Pathology report"
         CLINICAL = "clinical", "Clinical letter or summary"
         OTHER = "other", "Other"
+        # Found on a disc, or sent before the patient said: they are asked.
+        UNKNOWN = "unknown", _("Type not chosen yet")
 
     class Match(models.TextChoices):
         PENDING = "pending", "Not yet matched"
@@ -189,7 +191,12 @@ class Report(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     case = models.ForeignKey("intake.Case", on_delete=models.CASCADE, related_name="reports")
     upload = models.OneToOneField(Upload, null=True, blank=True, on_delete=models.SET_NULL)
-    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.RADIOLOGY)
+    # A report found inside an imaging upload (a PDF on a disc): that upload, and its path there.
+    source_upload = models.ForeignKey(
+        Upload, null=True, blank=True, on_delete=models.SET_NULL, related_name="disc_reports"
+    )
+    source_path = models.CharField(max_length=1000, blank=True)  # patient data
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.UNKNOWN)
     original_name = models.CharField(max_length=255, blank=True)  # patient data: never logged
     content_type = models.CharField(max_length=100)
     storage_key = models.CharField(max_length=300)

@@ -9,22 +9,29 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import IntegerField, QuerySet, Sum, Value
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts.models import User
-from imaging.ingest.selectors import case_problems
-from imaging.models import FileProblem, Report, Study, Upload
 from intake.fees import case_payment_required
 from intake.models import Case
+from intake.overview import case_upload_overview
 from tenants.models import Institution
 
 # What a case still lacks, in plain words. "Blocking" ones stop the submission.
 MISSING_PATIENT = "The patient's details are not complete (step 1)."
 MISSING_CONSENT = "You have not yet agreed to the terms (step 1)."
 MISSING_QUESTION = "You have not yet told us what you would like reviewed (step 2)."
-MISSING_FILES = "No images or reports yet: please add at least one (steps 3 and 4)."
+MISSING_FILES = "No usable images or reports yet: please add at least one (steps 3 and 4)."
+STILL_CHECKING_NOTHING_USABLE = (
+    "Your files are still being checked. Please wait a moment: a request needs at least one image "
+    "or report we could use."
+)
+NOT_THEIRS = _(
+    "Some images seem to be of someone else. Please look at the studies below and remove those "
+    "that are not the patient's."
+)
 NO_IMAGES_YET = "No images yet. The physician can only give an opinion on the report."
 IMAGES_NO_REPORT = (
     "Images but no report. A report from the original imaging helps the physician; add one if you have it."
@@ -34,6 +41,26 @@ MORE_THAN_ONE_PATIENT = (
 )
 STILL_PROCESSING = "Some files are still being checked. You can submit now; we will finish in the background."
 FILES_SET_ASIDE = "{count} file(s) could not be used. See the list on the images step."
+
+
+def unfinished_message(count: int) -> str:
+    return ngettext(
+        "%(count)s file did not finish sending. Choose the same folder or files again on the images "
+        "step to continue; it is not part of the request until then.",
+        "%(count)s files did not finish sending. Choose the same folder or files again on the images "
+        "step to continue; they are not part of the request until then.",
+        count,
+    ) % {"count": count}
+
+
+def left_out_message(count: int) -> str:
+    return ngettext(
+        "%(count)s study is left out: it will not be sent to the physicians. It stays stored with "
+        "this request, seen only by you, and you can tick it again until you send the request.",
+        "%(count)s studies are left out: they will not be sent to the physicians. They stay stored "
+        "with this request, seen only by you, and you can tick them again until you send the request.",
+        count,
+    ) % {"count": count}
 
 
 @dataclass(frozen=True)
@@ -89,95 +116,6 @@ def institution_case_prefix(*, institution: Institution) -> str:
     return initials[:8] or "CASE"
 
 
-def case_upload_overview(*, case: Case) -> dict[str, Any]:
-    """What the server made of the files so far: counts, studies, reports and problems.
-
-    Served as JSON to the images and reports steps (polled while files are processed) and
-    shown on the summary. File paths are the patient's own data, shown only to them.
-    """
-    uploads = case.uploads.exclude(status=Upload.Status.EXPIRED)
-    # Files, not uploads: a batch the browser packed counts the files it holds.
-    files = Coalesce(Cast(KeyTextTransform("batchFiles", "metadata"), IntegerField()), Value(1))
-    by_status = dict(
-        uploads.filter(kind=Upload.Kind.IMAGING).values_list("status").annotate(n=Sum(files)).order_by()
-    )
-    processing = sum(
-        by_status.get(status, 0)
-        for status in (Upload.Status.RECEIVING, Upload.Status.RECEIVED, Upload.Status.INGESTING)
-    )
-    studies = list(
-        Study.objects.filter(case=case).values(
-            "study_date", "description", "modalities", "series_count", "instance_count"
-        )
-    )
-    totals = Study.objects.filter(case=case).aggregate(
-        series=Sum("series_count"), images=Sum("instance_count")
-    )
-    # Grouped by kind, most important first; what needs nothing from the patient is folded.
-    problems = [
-        {
-            "title": group.title,
-            "messages": group.messages,
-            "count": group.count,
-            "files": [path.rsplit("/", 1)[-1] for path in group.paths],
-            "informational": group.informational,
-        }
-        for group in case_problems(case=case)
-    ]
-    report_uploads = uploads.filter(kind=Upload.Kind.REPORT).order_by("created")
-    reports_by_upload = {report.upload_id: report for report in Report.objects.filter(case=case)}
-    kind_labels = dict(Report.Kind.choices)
-    reports = []
-    for upload in report_uploads:
-        report = reports_by_upload.get(upload.pk)
-        kind = report.kind if report else str(upload.metadata.get("reportKind", "other"))
-        reports.append(
-            {
-                "name": report.original_name if report else str(upload.metadata.get("filename", "")),
-                "kind": kind_labels.get(kind, kind_labels["other"]),
-                "complete": upload.status != Upload.Status.RECEIVING,
-            }
-        )
-    return {
-        "uploads": {
-            "imaging": sum(by_status.values()),
-            "processing": processing,
-            "done": by_status.get(Upload.Status.DONE, 0),
-            "failed": by_status.get(Upload.Status.FAILED, 0),
-        },
-        "studies": [
-            {
-                "date": study["study_date"].isoformat() if study["study_date"] else "",
-                "description": study["description"],
-                "modalities": study["modalities"],
-                "series": study["series_count"],
-                "images": study["instance_count"],
-            }
-            for study in studies
-        ],
-        "study_count": len(studies),
-        "series_count": totals["series"] or 0,
-        "image_count": totals["images"] or 0,
-        "problems": problems,
-        "problem_count": sum(group["count"] for group in problems if not group["informational"]),
-        "more_than_one_patient": case_has_more_than_one_patient(case=case),
-        "reports": reports,
-    }
-
-
-def case_has_more_than_one_patient(*, case: Case) -> bool:
-    if FileProblem.objects.filter(case=case, code=FileProblem.Code.INCONSISTENT_PATIENT).exists():
-        return True
-    people = {
-        (name.strip().upper(), birth.strip())
-        for name, birth in Study.objects.filter(case=case).values_list(
-            "patient_name_in_files", "patient_birth_date_in_files"
-        )
-        if name.strip() or birth.strip()
-    }
-    return len(people) > 1
-
-
 def case_patient_details_complete(*, case: Case) -> bool:
     return bool(case.patient_name and case.patient_birth_date and case.patient_sex)
 
@@ -193,18 +131,26 @@ def case_missing_items(*, case: Case, overview: dict[str, Any] | None = None) ->
         blocking.append(MISSING_CONSENT)
     if not (case.question.strip() or case.diagnosis_to_review.strip()):
         blocking.append(MISSING_QUESTION)
-    has_images = overview["uploads"]["imaging"] > 0
-    has_reports = bool(overview["reports"])
+    # Usable: an image in a study that is to be sent, a report that was kept (not refused).
+    has_images = overview["image_count"] > 0
+    has_reports = overview["usable_reports"] > 0
+    checking = overview["uploads"]["processing"] + overview["reports_checking"]
     if not has_images and not has_reports:
-        blocking.append(MISSING_FILES)
+        blocking.append(STILL_CHECKING_NOTHING_USABLE if checking else MISSING_FILES)
     elif not has_images:
         advisory.append(NO_IMAGES_YET)
     elif not has_reports:
         advisory.append(IMAGES_NO_REPORT)
+    if overview["not_theirs_count"]:
+        advisory.append(str(NOT_THEIRS))
     if overview["more_than_one_patient"]:
         advisory.append(MORE_THAN_ONE_PATIENT)
-    if overview["uploads"]["processing"]:
+    if checking and (has_images or has_reports):
         advisory.append(STILL_PROCESSING)
+    if overview["uploads"]["unfinished"]:
+        advisory.append(unfinished_message(overview["uploads"]["unfinished"]))
+    if overview["left_out_count"]:
+        advisory.append(left_out_message(overview["left_out_count"]))
     if overview["problem_count"]:
         advisory.append(FILES_SET_ASIDE.format(count=overview["problem_count"]))
     return blocking, advisory

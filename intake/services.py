@@ -13,7 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from imaging.exclusion import case_studies_choose, study_exclude
 from imaging.identity import case_identity_refresh
+from imaging.models import Report, Study
 from intake.fees import case_payment_required, case_price_freeze
 from intake.models import Case
 from intake.selectors import (
@@ -137,3 +139,36 @@ def case_submit(*, case: Case, institution: Institution) -> Case:
             return case_status_change(case=case, status=Case.Status.AWAITING_PAYMENT)
         case_wizard_step_set(case=case, step="submitted")
         return case_status_change(case=case, status=Case.Status.SUBMITTED)
+
+
+def case_studies_select(*, case: Case, send_ids: list[int], by: User) -> tuple[int, int]:
+    """The patient's choice of studies to send (every other study is left out, not deleted).
+
+    Precondition: ``case`` came from ``access_patient_case_for_edit``. Returns (sent, left out).
+    """
+    return case_studies_choose(case=case, included_ids=send_ids, by=by)
+
+
+def case_study_remove(*, case: Case, study_id: int, by: User) -> Study | None:
+    """The patient says a study is not the patient's: it is left out (kept, not deleted, and
+    staff can see that it was removed and why). None if ``study_id`` is not of ``case``."""
+    study = Study.objects.filter(case=case, pk=study_id).first()
+    if study is None:
+        return None
+    return study_exclude(study=study, by=by, reason=Study.Exclusion.PATIENT_NOT_THEIRS)
+
+
+def case_report_kinds_set(*, case: Case, kinds: dict[str, str]) -> int:
+    """Set the kind of the case's reports named by public id; unknown ids or kinds are ignored.
+    Returns how many changed. Precondition: ``case`` came from an access helper of its owner."""
+    changed = 0
+    for public_id, kind in kinds.items():
+        if kind not in Report.Kind.values:
+            continue
+        try:
+            changed += (
+                Report.objects.filter(case=case, public_id=public_id).exclude(kind=kind).update(kind=kind)
+            )
+        except ValidationError:  # not a uuid
+            continue
+    return changed

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
@@ -176,11 +176,13 @@ def case_question(request: HttpRequest, case: Case) -> HttpResponse:
     return render(request, "intake/wizard/question.html", _wizard_context(case, "question", form=form))
 
 
-def _upload_context(request: HttpRequest, case: Case) -> dict[str, Any]:
+def _upload_context(request: HttpRequest, case: Case, step: str) -> dict[str, Any]:
     return {
         "tus_endpoint": "/intake/tus/",
-        "status_url": reverse("intake:case_files_status", args=[case.public_id]),
+        "status_url": reverse("intake:case_files_status", args=[case.public_id]) + f"?step={step}",
         "chunk_size": UPLOAD_CHUNK_SIZE,
+        "back_step": step,
+        "report_kinds": Report.Kind.choices,
         "overview": case_upload_overview(case=case),
     }
 
@@ -191,7 +193,7 @@ def case_images(request: HttpRequest, case: Case) -> HttpResponse:
     return render(
         request,
         "intake/wizard/images.html",
-        _wizard_context(case, "images", **_upload_context(request, case)),
+        _wizard_context(case, "images", **_upload_context(request, case, "images")),
     )
 
 
@@ -201,7 +203,7 @@ def case_reports(request: HttpRequest, case: Case) -> HttpResponse:
     return render(
         request,
         "intake/wizard/reports.html",
-        _wizard_context(case, "reports", report_kinds=Report.Kind.choices, **_upload_context(request, case)),
+        _wizard_context(case, "reports", **_upload_context(request, case, "reports")),
     )
 
 
@@ -228,6 +230,8 @@ def case_summary(request: SignedInRequest, case: Case) -> HttpResponse:
         advisory=advisory,
         errors=errors,
         payment_required=case_payment_required(case=case),
+        back_step="summary",
+        report_kinds=Report.Kind.choices,
     )
     return render(request, "intake/wizard/summary.html", context, status=400 if errors else 200)
 
@@ -279,13 +283,3 @@ def case_status(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
         else "",
     }
     return render(request, "intake/case_status.html", context)
-
-
-@login_required
-@require_GET
-def case_files_status(request: HttpRequest, public_id: uuid.UUID) -> JsonResponse:
-    """What the server made of the uploaded files so far (polled by the upload steps)."""
-    case = access_patient_case(request.user, public_id)
-    response = JsonResponse(case_upload_overview(case=case))
-    response["Cache-Control"] = "no-store"
-    return response

@@ -39,6 +39,7 @@ function setupUploader(root, status) {
   const progressText = root.querySelector("[data-progress-text]");
   const resumeHint = root.querySelector("[data-resume-hint]");
   const kinds = root.querySelector("[data-report-kinds]");
+  const kindMissing = root.querySelector("[data-kind-missing]");
   let queue = [];
   let busy = false;
 
@@ -100,6 +101,24 @@ function setupUploader(root, status) {
         parts.push(h("p", { class: "muted" }, `${plural(result.unreadable, "image file", "image files")} could not be read here; we send them anyway and check them on our side.`));
       }
     }
+    if (result.reports.length && kinds) {
+      parts.push(
+        h("h3", {}, result.reports.length === 1 ? "A report on the disc" : "Reports on the disc"),
+        h("p", { "data-testid": "scan-reports" }, "We also send these reports. Please choose what each one is."),
+        h(
+          "ul",
+          { class: "file-rows" },
+          result.reports.map((item, index) =>
+            h(
+              "li",
+              { class: "file-row" },
+              h("span", { class: "file-name" }, item.relativePath),
+              h("span", {}, h("label", { for: `report-kind-${index}`, class: "visually-hidden" }, `Type of ${item.file.name}`), kindSelect(item, index)),
+            ),
+          ),
+        ),
+      );
+    }
     if (result.zips.length) {
       const bytes = result.zips.reduce((sum, z) => sum + z.file.size, 0);
       parts.push(
@@ -130,19 +149,26 @@ function setupUploader(root, status) {
     }
     foundBody.replaceChildren(...parts);
     startButton.hidden = !result.toUpload.length;
-    startButton.textContent = result.images.length
-      ? `Send ${plural(result.images.length + result.zips.length, "file", "files")}`
+    const fileCount = result.images.length + result.zips.length + result.reports.length;
+    startButton.textContent = result.images.length || result.reports.length
+      ? `Send ${plural(fileCount, "file", "files")}`
       : "Send the zip";
+  }
+
+  function kindSelect(item, index) {
+    const select = h("select", { id: `report-kind-${index}`, "data-report-kind": index });
+    select.innerHTML = kinds.innerHTML; // fixed option list from our own template
+    select.value = item.reportKind;
+    select.addEventListener("change", () => {
+      item.reportKind = select.value;
+      if (kindMissing) kindMissing.hidden = true;
+    });
+    return select;
   }
 
   function showReports() {
     const rows = queue.map((item, index) => {
-      const select = h("select", { id: `report-kind-${index}`, "data-report-kind": index });
-      select.innerHTML = kinds.innerHTML; // fixed option list from our own template
-      select.value = item.reportKind;
-      select.addEventListener("change", () => {
-        item.reportKind = select.value;
-      });
+      const select = kindSelect(item, index);
       const remove = h("button", { type: "button", class: "button secondary" }, "Remove", h("span", { class: "visually-hidden" }, ` ${item.file.name}`));
       remove.addEventListener("click", () => {
         queue.splice(index, 1);
@@ -169,7 +195,7 @@ function setupUploader(root, status) {
     if (kind === "report") {
       const accepted = entries.filter((e) => REPORT_TYPES.test(e.file.name) && e.file.size > 0);
       const refused = entries.length - accepted.length;
-      queue = accepted.map((e) => ({ ...e, reportKind: "radiology" }));
+      queue = accepted.map((e) => ({ ...e, reportKind: "" }));
       scanStatus.textContent = refused
         ? `${plural(refused, "file was", "files were")} left out: reports must be PDF, JPEG or PNG files.`
         : "";
@@ -192,6 +218,13 @@ function setupUploader(root, status) {
 
   async function send() {
     if (busy || !queue.length) return;
+    const unchosen = queue.find((item) => (item.type === "report" || kind === "report") && !item.reportKind);
+    if (unchosen && kindMissing) {
+      kindMissing.hidden = false;
+      const select = [...root.querySelectorAll("[data-report-kind]")].find((element) => !element.value);
+      if (select) select.focus();
+      return;
+    }
     busy = true;
     startButton.disabled = true;
     clearButton.disabled = true;

@@ -124,9 +124,11 @@ def _scope_of(
 
 
 def studies_in_scope(scope: Scope) -> QuerySet[Study]:
-    """Studies of the scope's cases, each StudyInstanceUID once (the oldest case's copy)."""
+    """Studies of the scope's cases, each StudyInstanceUID once (the oldest case's copy);
+    studies left out of their case (by the patient or staff) are not served."""
     first_copies = (
-        Study.objects.filter(case__in=scope.cases)
+        Study.objects.included()
+        .filter(case__in=scope.cases)
         .order_by("study_instance_uid", "case_id")
         .distinct("study_instance_uid")
         .values("id")

@@ -60,6 +60,7 @@ class FileKind(enum.Enum):
     EMPTY = "empty"
     ZIP = "zip"
     DICOM = "dicom"
+    PDF = "pdf"  # a report on the disc
     PROGRAM = "program"  # by its content: a program whatever its name says
     VIEWER_FILE = "viewer_file"  # by its name: part of a CD viewer or an OS's bookkeeping
     OTHER = "other"
@@ -80,6 +81,8 @@ def file_sniff(head: bytes, path: str) -> FileKind:
         return FileKind.ZIP
     if len(head) >= HEAD_BYTES and head[PREAMBLE:HEAD_BYTES] == b"DICM":
         return FileKind.DICOM
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"%PDF-"):
+        return FileKind.PDF
     if (
         head[:2] == b"MZ"
         or head[:4] == b"\x7fELF"

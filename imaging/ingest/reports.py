@@ -181,7 +181,7 @@ def report_ingest(*, upload: Upload) -> Report | None:
     )[:255]
     kind = str(upload.metadata.get("reportKind") or "")
     if kind not in Report.Kind.values:
-        kind = Report.Kind.OTHER
+        kind = Report.Kind.UNKNOWN  # the patient is asked
     try:
         with seekable_upload(upload) as (fp, size):
             checked = report_file_check(fp, size)

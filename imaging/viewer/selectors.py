@@ -63,8 +63,13 @@ def viewer_bootstrap(*, case: CaseRow, studies: list[Study] | None = None) -> di
     """
     base = reverse("dicomweb:search_studies", kwargs={"case_id": case.public_id}).removesuffix("/studies")
     if studies is None:
-        studies = list(Study.objects.filter(case=case).order_by("study_date", "id"))
-        series_rows = list(Series.objects.filter(study__case=case).order_by("series_number", "id"))
+        # Studies left out of the case (by the patient or staff) are not shown.
+        studies = list(Study.objects.included().filter(case=case).order_by("study_date", "id"))
+        series_rows = list(
+            Series.objects.filter(study__case=case, study__excluded_at__isnull=True).order_by(
+                "series_number", "id"
+            )
+        )
     else:
         series_rows = sorted(
             (s for study in studies for s in study.series.all()),

@@ -13,7 +13,7 @@ from django.test import Client
 from django_tenants.utils import tenant_context
 
 from accounts.models import User
-from imaging.models import FileProblem, Study, Upload
+from imaging.models import FileProblem, Report, Study, Upload
 from intake import forms as intake_forms
 from intake import selectors
 from intake.access import access_patient_case
@@ -89,6 +89,13 @@ def ready_case(institution: Institution, owner: User) -> Case:
             urgency="routine",
         )
         add_upload(case, kind=Upload.Kind.IMAGING, status=Upload.Status.DONE)
+        Study.objects.create(
+            case=case,
+            study_instance_uid=f"1.2.826.{case.pk}",
+            modalities="MR",
+            series_count=1,
+            instance_count=1,
+        )
         return case
 
 
@@ -256,15 +263,23 @@ def test_it_calls_out_what_is_missing_on_the_summary(
     assert selectors.IMAGES_NO_REPORT in page
     with tenant_context(neuro):
         case.uploads.all().delete()
+        case.studies.all().delete()
     page = client.get(f"/cases/{case.public_id}/summary/").content.decode()
     assert selectors.MISSING_FILES in page
     with tenant_context(neuro):
-        add_upload(
+        upload = add_upload(
             case,
             kind=Upload.Kind.REPORT,
             status=Upload.Status.DONE,
             filename="mri.pdf",
             reportKind="radiology",
+        )
+        Report.objects.create(
+            case=case,
+            upload=upload,
+            kind="radiology",
+            original_name="mri.pdf",
+            content_type="application/pdf",
         )
     page = client.get(f"/cases/{case.public_id}/summary/").content.decode()
     assert selectors.NO_IMAGES_YET in page
@@ -325,21 +340,27 @@ def test_it_reports_the_servers_view_of_the_files(neuro: Institution, client: Cl
             case=case, path="CD/viewer/setup.exe", code=FileProblem.Code.SKIPPED_PROGRAM, message="Skipped."
         )
     data = client.get(f"/cases/{case.public_id}/images/status.json").json()
-    assert data["uploads"] == {"imaging": 2, "processing": 1, "done": 1, "failed": 0}
+    assert data["uploads"] == {"imaging": 2, "processing": 1, "done": 1, "failed": 0, "unfinished": 0}
     # A batch the browser packed counts the files in it, not as one file.
     with tenant_context(neuro):
         add_upload(case, kind=Upload.Kind.IMAGING, status=Upload.Status.RECEIVED, batchFiles="40")
     data = client.get(f"/cases/{case.public_id}/images/status.json").json()
-    assert data["uploads"] == {"imaging": 42, "processing": 41, "done": 1, "failed": 0}
-    assert data["studies"] == [
-        {"date": "2004-01-19", "description": "", "modalities": "CT", "series": 1, "images": 1}
-    ]
+    assert data["uploads"] == {"imaging": 42, "processing": 41, "done": 1, "failed": 0, "unfinished": 0}
+    ct = next(study for study in data["studies"] if study["modalities"] == "CT")
+    assert {key: ct[key] for key in ("date", "description", "series", "images", "included", "warning")} == {
+        "date": "2004-01-19",
+        "description": "",
+        "series": 1,
+        "images": 1,
+        "included": True,
+        "warning": "",
+    }
     assert data["problems"] == [
         {
             "title": "Viewer program or system file, skipped",
             "messages": ["Skipped."],
             "count": 1,
-            "files": ["setup.exe"],
+            "files": ["CD/viewer/setup.exe"],
             "informational": True,
         }
     ]

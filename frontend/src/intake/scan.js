@@ -12,7 +12,7 @@ const LARGE_HEADER_BYTES = 1024 * 1024;
 const SKIP_NAMES = new Set(["dicomdir", "autorun.inf", "desktop.ini", "thumbs.db", ".ds_store", "readme", "license"]);
 const SKIP_EXTENSIONS = new Set([
   "exe", "dll", "msi", "bat", "cmd", "com", "sys", "ocx", "cpl", "drv", "inf", "ini", "lnk", "ico", "cab",
-  "htm", "html", "js", "css", "xml", "xsl", "xsd", "txt", "rtf", "pdf", "doc", "docx", "chm", "hlp",
+  "htm", "html", "js", "css", "xml", "xsl", "xsd", "txt", "rtf", "doc", "docx", "chm", "hlp",
   "jar", "class", "app", "dylib", "so", "sh", "plist", "icns", "png", "gif", "bmp", "jpg", "jpeg", "svg",
   "json", "cfg", "log", "manifest", "pak",
 ]);
@@ -72,6 +72,10 @@ export function skipReasonByName(name) {
 
 async function classify(entry) {
   const { file } = entry;
+  // A report on the disc: sent as a report (the patient says what it is).
+  if (extensionOf(file.name) === "pdf" && file.size > 0) return { ...entry, type: "report", uploadKind: "report", reportKind: "" };
+  // The disc's index: sent on its own, so the server can tell which listed images did not arrive.
+  if (file.name.toLowerCase() === "dicomdir" && file.size > 0) return { ...entry, type: "index" };
   const reason = skipReasonByName(file.name);
   if (reason) return { ...entry, type: "skipped", reason };
   if (file.size === 0) return { ...entry, type: "skipped", reason: "empty" };
@@ -130,7 +134,9 @@ export async function scanFiles(entries, onProgress = () => {}) {
     }
   }
   return {
-    toUpload: results.filter((r) => r.type === "dicom" || r.type === "zip"),
+    toUpload: results.filter((r) => r.type === "dicom" || r.type === "zip" || r.type === "index" || r.type === "report"),
+    reports: results.filter((r) => r.type === "report"),
+    index: results.filter((r) => r.type === "index"),
     images: results.filter((r) => r.type === "dicom"),
     zips: results.filter((r) => r.type === "zip"),
     skipped: results.filter((r) => r.type === "skipped"),

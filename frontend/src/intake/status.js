@@ -1,79 +1,31 @@
 // The server's view of the files (counts, studies, plain-words problems), polled while files
 // are being checked after upload.
-import { formatDate, h, plural } from "./ui.js";
 
 // Often enough that the counts move with the images being checked, not in jumps.
 const POLL_MS = 1000;
 const POLL_LIMIT_MS = 15 * 60 * 1000;
 
-function renderImages(target, data) {
-  const u = data.uploads;
-  const parts = [];
-  if (!u.imaging) {
-    parts.push(h("p", { class: "muted" }, "No images received yet."));
-  } else {
-    let line = `${plural(u.imaging, "image file", "image files")} received`;
-    if (u.processing) line += `, ${u.processing} still being checked`;
-    line += ".";
-    if (data.study_count) {
-      line += ` ${plural(data.study_count, "study", "studies")}, ${data.series_count} series, ${plural(data.image_count, "image", "images")}.`;
-    }
-    parts.push(h("p", { "data-testid": "received-summary" }, line));
-    if (data.studies.length) {
-      parts.push(
-        h(
-          "ul",
-          { class: "study-list" },
-          data.studies.map((s) =>
-            h(
-              "li",
-              { class: "study" },
-              h("strong", {}, s.modalities || "Imaging"),
-              ` · ${formatDate(s.date)}`,
-              s.description ? ` · ${s.description}` : "",
-              h("br"),
-              h("span", { class: "muted" }, `${s.series} series, ${plural(s.images, "image", "images")}`),
-            ),
-          ),
-        ),
-      );
-    }
-  }
-  if (data.more_than_one_patient) {
-    parts.push(
-      h("p", { class: "notice warn" }, "These images seem to belong to more than one person. Please check that you uploaded only this patient's images."),
-    );
-  }
-  for (const group of data.problems) {
-    parts.push(
-      h(
-        "details",
-        { class: group.informational ? "problems" : "problems notice warn", open: !group.informational },
-        h("summary", {}, `${group.title}: ${plural(group.count, "file", "files")}`),
-        group.messages.map((message) => h("p", {}, message)),
-        group.files.length ? h("ul", {}, group.files.map((file) => h("li", {}, file))) : null,
-      ),
-    );
-  }
-  target.replaceChildren(...parts);
+// The lists are rendered by the server with the page's own templates (its words translated);
+// a list is replaced only when it changed, and never while the patient is changing its form.
+const shownHtml = new WeakMap();
+
+function showHtml(target, html) {
+  if (!target || html === undefined) return;
+  // The CSRF token is masked anew in every answer: not a change worth redrawing for.
+  const content = html.replace(/name="csrfmiddlewaretoken" value="[^"]*"/g, "");
+  if (shownHtml.get(target) === content || target.querySelector("form[data-dirty]")) return;
+  target.innerHTML = html; // our own server-rendered, escaped markup
+  shownHtml.set(target, content);
 }
 
-function renderReports(target, data) {
-  if (!data.reports.length) {
-    target.replaceChildren(h("p", { class: "muted" }, "No reports received yet."));
-    return;
-  }
-  target.replaceChildren(
-    h(
-      "ul",
-      { class: "report-list", "data-testid": "reports-received" },
-      data.reports.map((r) => h("li", {}, h("strong", {}, r.name), ` · ${r.kind}`, r.complete ? "" : h("span", { class: "muted" }, " (not finished)"))),
-    ),
-  );
-}
+document.addEventListener("change", (event) => {
+  const form = event.target.closest && event.target.closest("form[data-study-choice], form[data-report-kinds-form]");
+  if (form) form.dataset.dirty = "true";
+});
 
 export function watchServerStatus() {
   const images = document.querySelector("[data-server-status]");
+  const studies = document.querySelector("[data-server-studies]");
   const reports = document.querySelector("[data-server-reports]");
   const target = images || reports;
   if (!target) return { refresh: () => {} };
@@ -95,10 +47,11 @@ export function watchServerStatus() {
       const data = await response.json();
       if (question < shown) return;
       shown = question;
-      if (images) renderImages(images, data);
-      if (reports) renderReports(reports, data);
+      showHtml(images, data.html.received);
+      showHtml(studies, data.html.studies);
+      showHtml(reports, data.html.reports);
       if (question !== asked) return; // a newer refresh is on its way and will schedule the next
-      if (data.uploads.processing > 0 && Date.now() - started < POLL_LIMIT_MS) {
+      if (data.uploads.processing + data.reports_checking > 0 && Date.now() - started < POLL_LIMIT_MS) {
         timer = setTimeout(refresh, POLL_MS);
       } else {
         started = 0;

@@ -128,7 +128,9 @@ export function uploadAll(items, { endpoint, caseId, kind, chunkSize, csrf, onPr
     const batched = unit.length > 1;
     const first = unit[0];
     const relativePath = batched ? `batch-${first.batch.padStart(4, "0")}.zip` : first.relativePath || first.file.name;
-    const metadata = { case: caseId, kind, filename: batched ? relativePath : first.file.name, relativePath };
+    // A report found on a disc (a PDF in a folder drop) is sent as a report of its own.
+    const unitKind = first.uploadKind || kind;
+    const metadata = { case: caseId, kind: unitKind, filename: batched ? relativePath : first.file.name, relativePath };
     if (first.reportKind) metadata.reportKind = first.reportKind;
     if (batched) metadata.batchFiles = String(unit.length);
     const identity = batched
@@ -147,7 +149,7 @@ export function uploadAll(items, { endpoint, caseId, kind, chunkSize, csrf, onPr
         storeFingerprintForResuming: true,
         // Kept after success: choosing the same folder again skips files already sent.
         removeFingerprintOnSuccess: false,
-        fingerprint: () => Promise.resolve(["secondread", caseId, kind, identity, endpoint].join("|")),
+        fingerprint: () => Promise.resolve(["secondread", caseId, unitKind, identity, endpoint].join("|")),
         onShouldRetry: (error) => shouldRetry(error),
         onProgress: (bytes, bytesTotal) => {
           // In file bytes (a batch's zip framing is not counted), never backwards.

@@ -23,6 +23,7 @@ from imaging.ingest.dicom import (
     file_sniff,
     header_read,
 )
+from imaging.ingest.disc import disc_index_keep, disc_report_ingest
 from imaging.ingest.pipeline.batch import BatchLost, failure_log
 from imaging.ingest.pipeline.index import IndexSteps
 from imaging.ingest.pipeline.store import IN_MEMORY_ENTRY_BYTES, PREAMBLE_ZEROS, PendingFile, moved_key
@@ -149,10 +150,18 @@ class ImagingRun(IndexSteps):
             self.problem(path, FileProblem.Code.SKIPPED_PROGRAM, messages.PROGRAM_SKIPPED)
         elif kind is FileKind.OTHER:
             self.problem(path, FileProblem.Code.NOT_DICOM, messages.NOT_DICOM)
+        elif kind is FileKind.PDF:
+            # A report on the disc: kept as a report of the case (its problems recorded there).
+            assert self.upload is not None
+            disc_report_ingest(case=self.case, upload=self.upload, fp=fp, size=size, path=path)
         else:
-            self.dicom_ingest(fp, size, path, move_from=None if in_archive else self.move_source)
+            self.dicom_ingest(
+                fp, size, path, move_from=None if in_archive else self.move_source, in_archive=in_archive
+            )
 
-    def dicom_ingest(self, fp: BinaryIO, size: int, path: str, *, move_from: str | None = None) -> None:
+    def dicom_ingest(
+        self, fp: BinaryIO, size: int, path: str, *, move_from: str | None = None, in_archive: bool = True
+    ) -> None:
         """Parse one DICOM file and queue its instance; its bytes are stored under a new key.
 
         ``move_from`` is the key of the upload that is this very file: if the bytes need no
@@ -164,6 +173,9 @@ class ImagingRun(IndexSteps):
             # The disc's index: not an image. Inside a zip it orders the walk (archive_ingest).
             folder = posixpath.dirname(path)
             self.referenced.extend(posixpath.join(folder, ref) for ref in header.referenced_files)
+            if not in_archive:
+                # A file of a folder drop: its listing tells which images did not arrive.
+                disc_index_keep(upload=self.upload, fp=fp, size=size, path=path)
             return
         if header.sop_instance_uid in self.seen:
             self.problem(path, FileProblem.Code.DUPLICATE, messages.DUPLICATE)
