@@ -5,6 +5,9 @@ person can act on (the module constants below, which the tests reuse). Status ch
 ``intake.status.case_status_change`` so the patient gets the one email each change deserves.
 """
 
+# long module: the workspace's business steps in the order a case meets them (sections headed
+# below); they share the ReviewError messages and the status-change rule.
+
 from __future__ import annotations
 
 import hashlib

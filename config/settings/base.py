@@ -5,6 +5,9 @@ The same module serves the embedded single-machine mode and production; the laun
 embedded PostgreSQL and Redis, so both modes run the same code path.
 """
 
+# long module: one settings module for every mode (STYLE.md: nothing only in production), read
+# top to bottom in sections; splitting it would hide which value depends on which.
+
 from __future__ import annotations
 
 import ipaddress

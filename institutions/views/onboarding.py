@@ -1,6 +1,9 @@
 """The onboarding wizard on the platform's domain: the applicant's account (sign-up, email
 confirmation, sign-in), then one step per page until the institution goes live."""
 
+# long module: the wizard's pages in the order an applicant meets them; every step shares the
+# applicant check, the step context and the redirect to the next step.
+
 from __future__ import annotations
 
 from collections.abc import Callable

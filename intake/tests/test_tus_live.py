@@ -5,6 +5,9 @@ The live server runs in another process and cannot see the tests' uncommitted da
 is created committed by a module fixture (and deleted after); everything else goes over HTTP.
 """
 
+# long module: every test shares one live server and one committed case (module fixtures); a
+# second module would start them again.
+
 from __future__ import annotations
 
 import base64

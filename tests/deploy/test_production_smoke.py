@@ -9,6 +9,9 @@ The platform domain is ``secondread.localhost``: Chromium resolves ``*.localhost
 itself, so the institution's host needs no DNS; curl is told with ``--resolve``.
 """
 
+# long module: one end-to-end path (build, migrate, serve behind Caddy, sign in, upload, read)
+# whose steps share servers started once; apart, each part would start them again.
+
 from __future__ import annotations
 
 import json
