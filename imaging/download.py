@@ -66,7 +66,7 @@ def case_originals_zip(*, case: CaseRow) -> Iterator[bytes]:
     """The zip's bytes, piece by piece (see the module's docstring)."""
     storage = tenant_storage()
     sink = _Sink()
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for name, instance in case_originals_names(case=case):
             info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_STORED

@@ -62,7 +62,8 @@ def _studies(neuro: Institution, case: Case) -> dict[str, Study]:
 
 
 def _status(client: Client, case: Case) -> dict[str, Any]:
-    return client.get(f"/cases/{case.public_id}/images/status.json").json()
+    data: dict[str, Any] = client.get(f"/cases/{case.public_id}/images/status.json").json()
+    return data
 
 
 def test_it_warns_calmly_about_images_of_someone_else(client: Client, case: Case) -> None:
