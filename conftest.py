@@ -18,7 +18,7 @@ from tenants.models import Institution
 from tenants.schema import activate_public
 
 # Live server, real Celery worker and Chromium fixtures, for any test in any app.
-pytest_plugins = ["tests.live", "tests.cases"]
+pytest_plugins = ["tests.live", "tests.cases", "tests.outbox"]
 
 # Playwright's sync API keeps an event loop running in the test thread; Django would take every
 # ORM call made beside it for one made from async code.

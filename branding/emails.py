@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 
 from branding.colours import readable_text_on
 from branding.selectors import brand_for_institution
+from outbox.mail import email_key_set
 from tenants.models import Institution
 from tenants.services import platform_url
 
@@ -22,11 +23,14 @@ def branded_email_send(
     subject: str,
     template: str,
     context: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
 ) -> None:
     """Send ``<template>.txt`` and ``<template>.html`` wrapped in the institution's branding.
 
     Precondition: both templates exist; the HTML one extends "branding/email/base.html".
-    The sender name is the institution's, so patients see who writes to them.
+    The sender name is the institution's, so patients see who writes to them. The email is
+    written to the outbox (``EMAIL_BACKEND``) in the caller's transaction; with ``dedupe_key``
+    it is sent at most once for that key.
     """
     brand = brand_for_institution(institution=institution)
     primary = brand.primary_colour if brand else "#0b5cab"
@@ -51,4 +55,6 @@ def branded_email_send(
         reply_to=[brand.support_email] if brand and brand.support_email else None,
     )
     message.attach_alternative(html, "text/html")
+    if dedupe_key:
+        email_key_set(message, dedupe_key)
     message.send()

@@ -20,6 +20,7 @@ HOUSEKEEPING_TASKS = frozenset(
         "tenants.institution_usage_refresh",
         "tenants.onboardings_discard_abandoned",
         "tenants.custom_domains_recheck",
+        "outbox.sweep",
     }
 )
 

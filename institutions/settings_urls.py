@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from institutions import integration_views, pacs_views
+from institutions import delivery_views, integration_views, pacs_views
 from institutions import settings_views as views
 
 app_name = "settings"
@@ -15,6 +15,8 @@ urlpatterns = [
     path("website/", views.settings_website, name="website"),
     path("domains/", views.settings_domains, name="domains"),
     path("integrations/", integration_views.integrations, name="integrations"),
+    path("emails/", delivery_views.deliveries, name="deliveries"),
+    path("emails/<int:message_id>/retry", delivery_views.delivery_retry, name="delivery_retry"),
     path(
         "integrations/<uuid:credential_id>/revoke",
         integration_views.integration_revoke,

@@ -23,6 +23,7 @@ from institutions.institution_settings import (
     institution_settings_get,
 )
 from institutions.invitations import InvitationRefused, invitation_create, invitation_revoke, invitation_send
+from outbox.services import messages_failing
 from tenants.custom_domains import (
     DOMAIN_VERIFIED,
     VERIFY_PREFIX,
@@ -50,7 +51,11 @@ def settings_home(request: HttpRequest) -> HttpResponse:
         request,
         "institutions/settings/home.html",
         _settings_context(
-            request, institution, "home", portal_url=institution_portal_url(institution=institution)
+            request,
+            institution,
+            "home",
+            portal_url=institution_portal_url(institution=institution),
+            failing_emails=messages_failing().count(),
         ),
     )
 

@@ -1,4 +1,4 @@
-"""Branded emails to patients about their cases."""
+"""Branded emails to patients about their cases, written to the outbox with the change."""
 
 from __future__ import annotations
 
@@ -19,20 +19,22 @@ PATIENT_NOTICES: dict[str, tuple[str, str]] = {
 }
 
 
-def case_status_email_send(*, case_id: int, status: str, note: str = "") -> bool:
-    """Send the email for ``status`` if the case is still in it (a later change supersedes
-    an earlier queued email). Returns whether an email was sent."""
-    case = Case.objects.select_related("owner").filter(pk=case_id, status=status).first()
-    if case is None or status not in PATIENT_NOTICES:
+def case_status_email_send(*, case: Case, note: str = "") -> bool:
+    """Email the patient about the status ``case`` has just reached, once per move (the outbox
+    key names the case, the status and the moment of the move). Returns whether the status is
+    one patients are told about. Precondition: called in the transaction of the move."""
+    if case.status not in PATIENT_NOTICES:
         return False
     institution = current_institution()
-    subject, template = PATIENT_NOTICES[status]
+    subject, template = PATIENT_NOTICES[case.status]
     recipients = sorted({case.owner.email, *([case.patient_email] if case.patient_email else [])})
+    moved_at = case.status_changed.isoformat() if case.status_changed else ""
     branded_email_send(
         institution=institution,
         to=recipients,
         subject=f"{subject} ({case.number})" if case.number else subject,
         template=template,
         context={"case": case, "note": note},
+        dedupe_key=f"case-status:{case.pk}:{case.status}:{moved_at}",
     )
     return True

@@ -1,6 +1,6 @@
 """Writes of the patient portal: starting a case, saving each wizard step, submitting.
 
-Every state change goes through ``intake.status.case_status_change``, which emails the
+Every state change goes through ``intake.workflow.case_status_change``, which emails the
 patient; nothing here sends email itself.
 """
 
@@ -23,7 +23,8 @@ from intake.selectors import (
     case_missing_items,
     institution_case_prefix,
 )
-from intake.status import case_number_assign, case_status_change
+from intake.status import case_number_assign
+from intake.workflow import case_status_change
 from tenants.models import Institution
 
 NOT_SUBMITTABLE = "This request has already been sent."

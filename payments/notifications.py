@@ -1,11 +1,13 @@
 """Branded emails to patients about their payments: a receipt, and a refund notice.
 
-Each is claimed with a conditional UPDATE before it is sent, so a task run twice (a retry, a
-duplicate enqueue) sends one email.
+Each is claimed with a conditional UPDATE and written to the outbox in the same transaction:
+marked sent exactly when the email is queued for delivery (the outbox retries it until the mail
+server takes it), and a task run twice (a retry, a duplicate enqueue) sends one email.
 """
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.utils import timezone
 
 from branding.emails import branded_email_send
@@ -22,13 +24,20 @@ def _recipients(payment: Payment) -> list[str]:
 def _payment_email_send(
     *, payment_id: int, status: str, sent_field: str, subject: str, template: str, amount_field: str
 ) -> bool:
-    """Claim the email (a conditional UPDATE of ``sent_field``) and send it once."""
-    claimed = Payment.objects.filter(pk=payment_id, status=status, **{f"{sent_field}__isnull": True}).update(
-        **{sent_field: timezone.now()}
-    )
-    if not claimed:
-        return False
-    payment = Payment.objects.select_related("case", "case__owner").get(pk=payment_id)
+    """Claim the email (a conditional UPDATE of ``sent_field``) and write it to the outbox, in
+    one transaction: a failure to write it leaves the claim undone."""
+    with transaction.atomic():
+        claimed = Payment.objects.filter(
+            pk=payment_id, status=status, **{f"{sent_field}__isnull": True}
+        ).update(**{sent_field: timezone.now()})
+        if not claimed:
+            return False
+        payment = Payment.objects.select_related("case", "case__owner").get(pk=payment_id)
+        _send(payment=payment, subject=subject, template=template, amount_field=amount_field, key=sent_field)
+    return True
+
+
+def _send(*, payment: Payment, subject: str, template: str, amount_field: str, key: str) -> None:
     institution = current_institution()
     branded_email_send(
         institution=institution,
@@ -40,8 +49,8 @@ def _payment_email_send(
             "case": payment.case,
             "amount": money_format(amount=getattr(payment, amount_field), currency=payment.currency),
         },
+        dedupe_key=f"payment:{payment.pk}:{key}",
     )
-    return True
 
 
 def payment_receipt_send(*, payment_id: int) -> bool:

@@ -1,4 +1,5 @@
-"""Emails about payments, sent by the worker in the payment's schema."""
+"""Emails about payments: only for tasks a previous version queued to the broker (the services
+write them to the outbox with the change now). Each claims its email: a second run sends nothing."""
 
 from __future__ import annotations
 

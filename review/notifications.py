@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -19,18 +20,27 @@ FOLLOW_UP_ANSWERED_SUBJECT = "Your question has been answered"
 def follow_up_answer_email_send(*, question_id: int) -> bool:
     """Tell the patient an answer to their follow-up question is waiting, once per answer.
 
-    The question is claimed with a conditional UPDATE first, so a task delivered twice (or two
-    workers) sends one email. Neither the question nor the answer goes into the email or the
-    logs: the patient reads them signed in. Returns whether an email was sent."""
-    claimed = FollowUpQuestion.objects.filter(
-        pk=question_id, answered_at__isnull=False, answer_emailed_at__isnull=True
-    ).update(answer_emailed_at=timezone.now())
-    if not claimed:
-        return False
+    The question is claimed with a conditional UPDATE and the email written to the outbox, in
+    one transaction (the caller's, when there is one), so a second call sends nothing. Neither
+    the question nor the answer goes into the email or the logs: the patient reads them signed
+    in. Returns whether an email was sent."""
+    with transaction.atomic():
+        claimed = FollowUpQuestion.objects.filter(
+            pk=question_id, answered_at__isnull=False, answer_emailed_at__isnull=True
+        ).update(answer_emailed_at=timezone.now())
+        if not claimed:
+            return False
+        _send(question_id=question_id)
+    logger.info("follow-up answer emailed", extra={"question_id": question_id})
+    return True
+
+
+def _send(*, question_id: int) -> None:
     question = FollowUpQuestion.objects.select_related("case__owner").get(pk=question_id)
     case = question.case
     institution = current_institution()
     recipients = sorted({case.owner.email, *([case.patient_email] if case.patient_email else [])})
+    answered_at = question.answered_at.isoformat() if question.answered_at else ""
     branded_email_send(
         institution=institution,
         to=recipients,
@@ -43,6 +53,5 @@ def follow_up_answer_email_send(*, question_id: int) -> bool:
             # Relative to the portal's root (the template joins it to portal_url).
             "opinion_path": reverse("review:patient_opinion", args=[case.public_id]).lstrip("/"),
         },
+        dedupe_key=f"follow-up-answer:{question_id}:{answered_at}",
     )
-    logger.info("follow-up answer emailed", extra={"question_id": question_id})
-    return True

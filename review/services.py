@@ -2,7 +2,7 @@
 
 Each function is one business step, keyword-only, and raises ``ReviewError`` with a message a
 person can act on (the module constants below, which the tests reuse). Status changes go through
-``intake.status.case_status_change`` so the patient gets the one email each change deserves.
+``intake.workflow.case_status_change`` so the patient gets the one email each change deserves.
 """
 
 # long module: the workspace's business steps in the order a case meets them (sections headed
@@ -24,7 +24,8 @@ from accounts.signals import roles_changed
 from imaging.ingest.reports import report_match_set as intake_report_match_set
 from imaging.models import Report, Study
 from intake.models import Case
-from intake.status import case_status_change
+from intake.workflow import CaseTransitionRefused
+from intake.workflow import case_status_change as _case_status_change
 from payments.services import RefundOutcome, case_refund
 from review.models import (
     CaseAssignment,
@@ -71,6 +72,15 @@ FINISHED_STATES = (Case.Status.RELEASED, Case.Status.CLOSED, Case.Status.DECLINE
 
 class ReviewError(Exception):
     """A refused step; ``str(error)`` is the message to show."""
+
+
+def case_status_change(*, case: Case, status: str, note: str = "") -> Case:
+    """``intake.workflow.case_status_change``, its refusal (the case moved meanwhile, or the
+    move is not allowed) told as a ``ReviewError`` like every other refusal of this module."""
+    try:
+        return _case_status_change(case=case, status=status, note=note)
+    except CaseTransitionRefused as error:
+        raise ReviewError(str(error)) from error
 
 
 # --- Settings and roster ----------------------------------------------------------------------
@@ -217,7 +227,9 @@ def case_assign_by_rules(*, case: Case, by: User) -> CaseAssignment:
 
 
 def case_review_start(*, case: Case, reviewer: User) -> Case:
-    """The assigned reviewer opened the case: it is now in review (the patient is told)."""
+    """The assigned reviewer started working on the case (the "Start review" button or their
+    first saved draft): it is now in review and the patient is told. A case already past that
+    is left as it is."""
     if case.status == Case.Status.ASSIGNED:
         case_status_change(case=case, status=Case.Status.IN_REVIEW)
     return case
@@ -407,9 +419,9 @@ def follow_up_ask(*, case: Case, user: User, question: str) -> FollowUpQuestion:
 
 @transaction.atomic
 def follow_up_answer(*, question: FollowUpQuestion, by: User, answer: str) -> FollowUpQuestion:
-    """Answer (or correct the answer to) a patient's question; once that commits, the patient
-    is emailed that an answer is waiting (the email holds neither the question nor the answer:
-    they read it signed in)."""
+    """Answer (or correct the answer to) a patient's question; the patient is emailed (through
+    the outbox, with this change) that an answer is waiting (the email holds neither the
+    question nor the answer: they read it signed in)."""
     if not answer.strip():
         raise ReviewError(EMPTY_TEXT_MESSAGE)
     question.answer = answer.strip()
@@ -417,10 +429,9 @@ def follow_up_answer(*, question: FollowUpQuestion, by: User, answer: str) -> Fo
     question.answered_at = timezone.now()
     question.answer_emailed_at = None  # each answer is announced once
     question.save(update_fields=["answer", "answered_by", "answered_at", "answer_emailed_at"])
-    from review.tasks import follow_up_answer_email
+    from review.notifications import follow_up_answer_email_send
 
-    question_id = question.pk
-    transaction.on_commit(lambda: follow_up_answer_email.delay(question_id))
+    follow_up_answer_email_send(question_id=question.pk)  # to the outbox, in this transaction
     return question
 
 

@@ -21,6 +21,7 @@ urlpatterns = [
     path("workspace/audit.csv", reports.audit_csv, name="audit_csv"),
     path("workspace/cases/<uuid:public_id>/", case.case_workspace, name="case"),
     path("workspace/cases/<uuid:public_id>/assign", case.case_assign, name="case_assign"),
+    path("workspace/cases/<uuid:public_id>/start-review", case.case_review_start, name="case_review_start"),
     path("workspace/cases/<uuid:public_id>/notes", case.case_note, name="case_note"),
     path("workspace/cases/<uuid:public_id>/request-info", case.case_request_info, name="case_request_info"),
     path("workspace/cases/<uuid:public_id>/decline", case.case_decline, name="case_decline"),

@@ -111,7 +111,7 @@ def live_platform(
     django_db_setup: None, test_mail_dir: Path, celery_worker_process: subprocess.Popen[Any]
 ) -> Iterator[LiveServer]:
     """SecondRead served by gunicorn (as in production) on the test database, with a worker:
-    the server queues its emails and the worker sends them (config.mail)."""
+    the server writes its emails to the outbox and the worker sends them (outbox.mail)."""
     port = free_port()
     mail_dir = test_mail_dir
     process = subprocess.Popen(

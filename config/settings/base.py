@@ -90,6 +90,7 @@ THIRD_PARTY_APPS = [
     "allauth.mfa",
 ]
 LOCAL_SHARED_APPS = [
+    "outbox",  # the platform's own emails (operators, sign-ups) leave from the public schema
     "tenants",
     "institutions",  # no models: the sign-up wizard, settings pages, operator console
     "branding",
@@ -98,6 +99,7 @@ LOCAL_SHARED_APPS = [
     "payments.connect",  # which Stripe account is whose, processed webhook events (public only)
 ]
 LOCAL_TENANT_APPS = [
+    "outbox",
     "audit",
     "accounts",
     "imaging",
@@ -257,6 +259,8 @@ CELERY_BEAT_SCHEDULE = {
     "onboardings-discard-abandoned": {"task": "tenants.onboardings_discard_abandoned", "schedule": 86400.0},
     # Custom domains whose DNS no longer points at us stop being routed (dangling-domain takeover).
     "custom-domains-recheck": {"task": "tenants.custom_domains_recheck", "schedule": 86400.0},
+    # Outbox messages the broker never got, retries that are due, deliveries whose worker died.
+    "outbox-sweep": {"task": "outbox.sweep", "schedule": 30.0},
 }
 
 # Three Redis roles, each may be its own server: the cache (CACHE_URL; may evict, see
@@ -392,12 +396,13 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 # --- Email ----------------------------------------------------------------------------------
-# Requests never talk to a mail server: EMAIL_BACKEND queues each message (config.mail) and a
-# Celery task sends it with EMAIL_DELIVERY_BACKEND, whose connections give up after EMAIL_TIMEOUT.
+# Requests never talk to a mail server: EMAIL_BACKEND writes each message to the outbox with the
+# change that caused it (outbox.mail) and a Celery task sends it with EMAIL_DELIVERY_BACKEND,
+# whose connections give up after EMAIL_TIMEOUT, retrying with back-off until it is taken.
 EMAIL_URL = env_url("EMAIL_URL", ("smtp", "smtps", "console", "file"))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "SecondRead <no-reply@secondread.localhost>")
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
-EMAIL_BACKEND = "config.mail.QueuedEmailBackend"
+EMAIL_BACKEND = "outbox.mail.OutboxEmailBackend"
 if EMAIL_URL is None or EMAIL_URL.startswith("console:"):
     EMAIL_DELIVERY_BACKEND = "django.core.mail.backends.console.EmailBackend"
 elif EMAIL_URL.startswith("file:"):

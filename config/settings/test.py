@@ -20,10 +20,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 EMAIL_DELIVERY_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # The live server and the worker are other processes, set up as in production: the server
-# queues each email, the worker sends it into files the test reads (e.g. the link of a
+# writes each email to the outbox, the worker sends it into files the test reads (e.g. the link of a
 # sign-up's verification email).
 if os.environ.get("SR_TEST_MAIL_DIR"):
-    EMAIL_BACKEND = "config.mail.QueuedEmailBackend"
+    EMAIL_BACKEND = "outbox.mail.OutboxEmailBackend"
     EMAIL_DELIVERY_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = os.environ["SR_TEST_MAIL_DIR"]
 STORAGE_FILESYSTEM_ROOT = DATA_DIR / "test-files" / TEST_RUN

@@ -1,17 +1,17 @@
-"""Case state changes email the patient, branded, once."""
+"""Case state changes email the patient, branded, once per move, through the outbox."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from django.core import mail
 from django.core.mail import EmailMultiAlternatives
 from django_tenants.utils import tenant_context
+from pytest_django.fixtures import Settings as SettingsWrapper
 
 from accounts.models import User
 from intake.models import Case
-from intake.notifications import case_status_email_send
-from intake.status import case_number_assign, case_status_change
+from intake.status import case_number_assign
+from intake.workflow import case_status_change
+from outbox.models import OutboxMessage
 from tenants.models import Institution
 
 
@@ -27,7 +27,6 @@ def test_it_emails_the_patient_in_the_institutions_name(neuro: Institution) -> N
         case = _case(neuro)
         case_number_assign(case=case, prefix="NNI")
         case_status_change(case=case, status=Case.Status.SUBMITTED)
-        assert case_status_email_send(case_id=case.pk, status=Case.Status.SUBMITTED)
     (email,) = mail.outbox
     assert isinstance(email, EmailMultiAlternatives)
     assert email.from_email.startswith("Northfield Neurological Institute <")
@@ -38,22 +37,16 @@ def test_it_emails_the_patient_in_the_institutions_name(neuro: Institution) -> N
     assert "has received your request" in email.body
 
 
-def test_it_queues_one_email_per_change(neuro: Institution, django_capture_on_commit_callbacks: Any) -> None:
+def test_it_writes_one_email_per_move_to_the_outbox(neuro: Institution, settings: SettingsWrapper) -> None:
+    settings.EMAIL_BACKEND = "outbox.mail.OutboxEmailBackend"
     with tenant_context(neuro):
         case = _case(neuro)
-        with django_capture_on_commit_callbacks() as callbacks:
-            case_status_change(case=case, status=Case.Status.SUBMITTED)
-            case_status_change(case=case, status=Case.Status.SUBMITTED)
-            case_status_change(case=case, status=Case.Status.ASSIGNED)  # staff-only state
-    assert len(callbacks) == 1
-
-
-def test_it_sends_nothing_when_the_case_moved_on(neuro: Institution) -> None:
-    with tenant_context(neuro):
-        case = _case(neuro)
-        case_status_change(case=case, status=Case.Status.IN_REVIEW)
-        assert not case_status_email_send(case_id=case.pk, status=Case.Status.SUBMITTED)
-    assert mail.outbox == []
+        case_status_change(case=case, status=Case.Status.SUBMITTED)
+        case_status_change(case=case, status=Case.Status.SUBMITTED)  # a repeated call
+        case_status_change(case=case, status=Case.Status.ASSIGNED)  # staff-only state
+        summaries = list(OutboxMessage.objects.values_list("summary", flat=True))
+    assert summaries == ["Your case has been received"]
+    assert mail.outbox == []  # sent by the worker, not here
 
 
 def test_it_numbers_cases_once(neuro: Institution) -> None:
@@ -71,6 +64,5 @@ def test_it_quotes_an_institution_name_with_a_comma(neuro: Institution) -> None:
         case = _case(neuro)
         case_number_assign(case=case, prefix="NNI")
         case_status_change(case=case, status=Case.Status.SUBMITTED)
-        assert case_status_email_send(case_id=case.pk, status=Case.Status.SUBMITTED)
     (email,) = mail.outbox
     assert email.from_email.startswith('"Northfield, Inc." <')

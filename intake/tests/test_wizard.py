@@ -20,6 +20,7 @@ from intake.access import access_patient_case
 from intake.models import Case
 from intake.services import case_patient_save, case_question_save
 from tenants.models import Institution
+from tests.outbox import outbox_summaries
 
 STEP_PATHS = ("patient", "question", "images", "reports", "summary")
 CASE_PATHS = ("", *(f"{step}/" for step in STEP_PATHS), "payment/", "submitted/", "images/status.json")
@@ -306,22 +307,23 @@ def test_it_refuses_to_send_an_incomplete_request(neuro: Institution, client: Cl
 
 
 def test_it_sends_the_request_with_a_case_number(
-    neuro: Institution, client: Client, patient: User, django_capture_on_commit_callbacks: Any
+    neuro: Institution, client: Client, patient: User, outbox_email: None
 ) -> None:
     case = ready_case(neuro, patient)
-    with django_capture_on_commit_callbacks() as callbacks:
-        response = client.post(f"/cases/{case.public_id}/summary/")
+    response = client.post(f"/cases/{case.public_id}/summary/")
     assert response["Location"] == f"/cases/{case.public_id}/submitted/"
     saved = reload(neuro, case)
     assert saved.status == Case.Status.SUBMITTED
     assert saved.number and saved.number.startswith("NNI-")
-    assert len(callbacks) == 1  # the "received" email, sent by case_status_change
+    # The "received" email, written to the outbox with the submission.
+    assert outbox_summaries(neuro.schema_name) == [f"Your case has been received ({saved.number})"]
     page = client.get(f"/cases/{case.public_id}/submitted/").content.decode()
     assert saved.number in page
     # Sent means sent: the steps are closed, a second submission changes nothing.
     assert client.get(f"/cases/{case.public_id}/patient/")["Location"] == f"/cases/{case.public_id}/"
     assert client.post(f"/cases/{case.public_id}/summary/").status_code == 302
     assert reload(neuro, case).number == saved.number
+    assert len(outbox_summaries(neuro.schema_name)) == 1
 
 
 def test_it_reports_the_servers_view_of_the_files(neuro: Institution, client: Client, patient: User) -> None:

@@ -20,7 +20,6 @@ from payments.services.common import (
     CHECKOUT_PROCESSING,
     CHECKOUT_STRIPE_ERROR,
     PaymentError,
-    enqueue_after_commit,
 )
 from payments.services.pricing import case_to_queue_if_waiting, payment_quote_ensure
 from payments.stripe_api import stripe_client, stripe_configured
@@ -149,9 +148,9 @@ def payment_mark_paid(
         update_fields=["status", "amount_paid", "payment_intent_id", "paid_at", "failure_message", "updated"]
     )
     case_to_queue_if_waiting(case=payment.case)
-    from payments.tasks import payment_receipt
+    from payments.notifications import payment_receipt_send
 
-    enqueue_after_commit(payment_receipt, payment.pk)
+    payment_receipt_send(payment_id=payment.pk)  # to the outbox, in this transaction
     return True
 
 

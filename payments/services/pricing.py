@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from intake.models import Case
-from intake.status import case_status_change
+from intake.workflow import case_status_change
 from payments.models import Payment
 from payments.selectors import institution_current, price_quote_current
 

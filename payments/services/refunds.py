@@ -20,7 +20,6 @@ from payments.services.common import (
     REFUND_NO_ACCOUNT,
     REFUND_NOTHING_PAID,
     REFUND_STRIPE_REFUSED,
-    enqueue_after_commit,
 )
 from payments.stripe_api import stripe_client, stripe_configured
 from tenants.schema import current_schema_name
@@ -105,7 +104,7 @@ def payment_mark_refunded(*, payment: Payment, amount_refunded: int, refund_id: 
         update_fields=["amount_refunded", "refund_id", "refund_note", "status", "refunded_at", "updated"]
     )
     if newly_refunded:
-        from payments.tasks import payment_refund_notice
+        from payments.notifications import payment_refund_notice_send
 
-        enqueue_after_commit(payment_refund_notice, payment.pk)
+        payment_refund_notice_send(payment_id=payment.pk)  # to the outbox, in this transaction
     return True

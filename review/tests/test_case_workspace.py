@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-import pytest
+from django.core import mail
 from django.test import Client
 from django_tenants.utils import schema_context
 
 from audit.models import AuditEvent
 from imaging.models import Report
 from intake.models import Case
-from intake.tasks import case_status_email
 from review.models import CaseAssignment
 from review.services import DECLINE_REASON_MESSAGE
 from tenants.models import Institution
 from tests.cases import user_in
-from tests.queued import task_calls
+from tests.outbox import outbox_deliver_all, outbox_summaries
 from tests.staff import staff_force_login
 
 
@@ -52,18 +50,59 @@ def test_it_refuses_a_reviewer_the_case_is_not_assigned_to_and_audits_it(
     )
 
 
-def test_it_lets_the_assigned_reviewer_in_and_marks_the_case_in_review(
-    neuro: Institution, make_case: Callable[..., Case], staff_client: Callable[[str], Client]
+def test_opening_a_case_changes_nothing_and_start_review_moves_it_once(
+    neuro: Institution,
+    make_case: Callable[..., Case],
+    staff_client: Callable[[str], Client],
+    outbox_email: None,
 ) -> None:
     case = make_case(status=Case.Status.ASSIGNED)
     with schema_context(neuro.schema_name):
         CaseAssignment.objects.create(
             case=case, reviewer=user_in(neuro, "reviewer1@neuro.example.com"), assigned_at=case.created
         )
-    assert staff_client("reviewer1").get(f"/workspace/cases/{case.public_id}/").status_code == 200
+    reviewer = staff_client("reviewer1")
+    page = reviewer.get(f"/workspace/cases/{case.public_id}/")
+    assert page.status_code == 200 and 'data-testid="start-review"' in page.content.decode()
+    with schema_context(neuro.schema_name):
+        case.refresh_from_db()
+    assert case.status == Case.Status.ASSIGNED  # a GET moves nothing and emails nobody
+    assert outbox_summaries(neuro.schema_name) == []
+    for _ in range(2):  # a double click
+        response = reviewer.post(f"/workspace/cases/{case.public_id}/start-review")
+        assert response.status_code == 302
     with schema_context(neuro.schema_name):
         case.refresh_from_db()
     assert case.status == Case.Status.IN_REVIEW
+    assert outbox_summaries(neuro.schema_name) == [f"A physician is reviewing your case ({case.number})"]
+    assert (
+        'data-testid="start-review"'
+        not in reviewer.get(f"/workspace/cases/{case.public_id}/").content.decode()
+    )
+
+
+def test_only_the_assigned_reviewer_starts_the_review(
+    neuro: Institution,
+    make_case: Callable[..., Case],
+    staff_client: Callable[[str], Client],
+    cancer: Institution,
+) -> None:
+    case = make_case(status=Case.Status.ASSIGNED)
+    with schema_context(neuro.schema_name):
+        CaseAssignment.objects.create(
+            case=case, reviewer=user_in(neuro, "reviewer1@neuro.example.com"), assigned_at=case.created
+        )
+    url = f"/workspace/cases/{case.public_id}/start-review"
+    assert staff_client("reviewer2").post(url).status_code in (403, 404)  # not theirs
+    assert staff_client("coordinator").post(url).status_code == 403
+    signed_out = Client(HTTP_HOST="neuro.localhost").post(url)
+    assert signed_out.status_code == 302 and "/accounts/login/" in signed_out["Location"]
+    other = Client(HTTP_HOST="cancer.localhost")
+    staff_force_login(other, "reviewer1@cancer.example.com")
+    assert other.post(url).status_code == 404
+    with schema_context(neuro.schema_name):
+        case.refresh_from_db()
+    assert case.status == Case.Status.ASSIGNED
 
 
 def test_it_refuses_patients_other_institutions_and_signed_out_visitors(
@@ -144,34 +183,22 @@ def test_it_asks_the_patient_for_more_and_reopens_their_upload(
     neuro: Institution,
     make_case: Callable[..., Case],
     staff_client: Callable[[str], Client],
-    django_capture_on_commit_callbacks: Callable[..., Any],
-    monkeypatch: pytest.MonkeyPatch,
+    outbox_email: None,
 ) -> None:
     case = make_case()
-    emails = task_calls(monkeypatch, case_status_email)
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = staff_client("coordinator").post(
-            f"/workspace/cases/{case.public_id}/request-info", {"note": "Please upload the 2023 MRI."}
-        )
+    response = staff_client("coordinator").post(
+        f"/workspace/cases/{case.public_id}/request-info", {"note": "Please upload the 2023 MRI."}
+    )
     assert response.status_code == 302
-    assert emails == []  # nothing is queued before the request commits
-    for callback in callbacks:
-        callback()
-    assert emails == [(case.pk, Case.Status.INFO_REQUESTED, "Please upload the 2023 MRI.")]
+    # Written to the outbox with the change; the worker sends it.
+    assert outbox_summaries(neuro.schema_name) == [f"We need more information for your case ({case.number})"]
     with schema_context(neuro.schema_name):
         case.refresh_from_db()
     assert case.status == Case.Status.INFO_REQUESTED
     assert case.wizard_step == "images"
     assert case.status_note == "Please upload the 2023 MRI."
     # What the worker then sends: a branded email carrying the coordinator's words.
-    from django.core import mail
-
-    from intake.notifications import case_status_email_send
-
-    with schema_context(neuro.schema_name):
-        assert case_status_email_send(
-            case_id=case.pk, status=Case.Status.INFO_REQUESTED, note=case.status_note
-        )
+    assert outbox_deliver_all(neuro.schema_name) == 1
     assert "Please upload the 2023 MRI." in mail.outbox[-1].body
     assert "patient@neuro.example.com" in mail.outbox[-1].to
 

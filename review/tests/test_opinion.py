@@ -4,7 +4,6 @@ and downloaded by the patient, who may ask a limited number of follow-up questio
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from django.test import Client, TestCase
@@ -14,7 +13,6 @@ from pypdf import PdfReader
 from audit.models import AuditEvent
 from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
-from intake.tasks import case_status_email
 from review.models import CaseAssignment, Opinion
 from review.services import (
     FOLLOW_UP_LIMIT_MESSAGE,
@@ -26,7 +24,7 @@ from storage.tenant import tenant_storage
 from storage.views import INVALID_LINK_MESSAGE
 from tenants.models import Institution
 from tests.cases import user_in
-from tests.queued import task_calls
+from tests.outbox import outbox_summaries
 from tests.staff import staff_force_login
 
 OPINION = {
@@ -163,21 +161,19 @@ def test_it_releases_to_the_patient_who_reads_and_downloads_it(
     assigned_case: Case,
     staff_client: Callable[[str], Client],
     neuro_client: Client,
-    django_capture_on_commit_callbacks: Callable[..., Any],
-    monkeypatch: pytest.MonkeyPatch,
+    outbox_email: None,
 ) -> None:
     reviewer = staff_client("reviewer1")
     _signed(reviewer, assigned_case)
-    emails = task_calls(monkeypatch, case_status_email)
     staff_force_login(neuro_client, "patient@neuro.example.com")
     page = neuro_client.get(f"/opinions/{assigned_case.public_id}/").content.decode()
     assert "not ready yet" in page and OPINION["findings"] not in page  # not before release
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        staff_client("coordinator").post(_url(assigned_case, "opinion/release"))
-    assert emails == []  # nothing is queued before the release commits
-    for callback in callbacks:
-        callback()
-    assert emails == [(assigned_case.pk, Case.Status.RELEASED, "")]  # the patient is told
+    before = outbox_summaries(neuro.schema_name)
+    staff_client("coordinator").post(_url(assigned_case, "opinion/release"))
+    # The patient is told (the email written with the release).
+    assert outbox_summaries(neuro.schema_name)[len(before) :] == [
+        f"Your second opinion is ready ({assigned_case.number})"
+    ]
     with schema_context(neuro.schema_name):
         assigned_case.refresh_from_db()
     assert assigned_case.status == Case.Status.RELEASED

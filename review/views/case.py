@@ -61,9 +61,9 @@ CASE_PAGE_RELATED = ("assignment__reviewer", "payment", "opinion")
 def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
     user = request_user(request)
     assignment = getattr(case, "assignment", None)
+    # Reading a case changes nothing (no GET does): the review starts with the reviewer's
+    # "Start review" button or their first saved draft.
     is_assigned_reviewer = bool(assignment and assignment.reviewer_id == user.pk and user.is_reviewer)
-    if is_assigned_reviewer:
-        services.case_review_start(case=case, reviewer=user)
     coordinator = is_coordinator(user)
     page = case_page_read(case=case, with_outcomes=coordinator)
     opinion = page.opinion
@@ -89,6 +89,7 @@ def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
             "is_coordinator": coordinator,
             "is_assigned_reviewer": is_assigned_reviewer,
             "can_edit_opinion": is_assigned_reviewer and not (opinion and opinion.is_signed),
+            "can_start_review": is_assigned_reviewer and case.status == Case.Status.ASSIGNED,
             "can_release": bool(
                 opinion
                 and opinion.is_signed
@@ -146,6 +147,20 @@ def case_assign(request: HttpRequest, case: Case) -> HttpResponse:
     )
     messages.success(request, f"{case.number or 'The case'} assigned to {assignment.reviewer}.")
     return _assign_back(request, case)
+
+
+@require_POST
+@case_endpoint(action="case.review_start", role="reviewer", audit_success=True)
+def case_review_start(request: HttpRequest, case: Case) -> HttpResponse:
+    """The assigned reviewer starts the review: the case is "in review" and the patient told."""
+    user = request_user(request)  # the assigned reviewer (role="reviewer")
+    return run_step(
+        request,
+        case,
+        lambda: services.case_review_start(case=case, reviewer=user),
+        success="Review started: the patient has been told a physician is reviewing their case.",
+        anchor="opinion",
+    )
 
 
 @require_POST

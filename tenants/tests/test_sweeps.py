@@ -26,6 +26,7 @@ PATIENT_FACING = (
     "payments.payment_receipt",
     "payments.payment_refund_notice",
     "tenants.institution_go_live",
+    "outbox.deliver",
 )
 HOUSEKEEPING = (
     "imaging.uploads_ingest_resume_all",
@@ -34,6 +35,7 @@ HOUSEKEEPING = (
     "intake.tus.uploads_expire",
     "tenants.institution_usage_refresh",
     "tenants.onboardings_discard_abandoned",
+    "outbox.sweep",
 )
 
 

@@ -1,0 +1,42 @@
+"""The institution admin's list of emails that keep failing (the outbox's), with a retry."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from institutions.access import access_institution_settings
+from outbox.services import MAX_ATTEMPTS, message_retry, messages_failing
+
+RETRY_QUEUED = "It will be sent again in a moment."
+RETRY_REFUSED = "That email is not waiting to be sent again (it may have just been delivered)."
+
+
+@login_required
+@require_GET
+def deliveries(request: HttpRequest) -> HttpResponse:
+    institution = access_institution_settings(request)
+    return render(
+        request,
+        "institutions/settings/deliveries.html",
+        {
+            "section": "deliveries",
+            "settings_institution": institution,
+            "failing": messages_failing()[:200],
+            "max_attempts": MAX_ATTEMPTS,
+        },
+    )
+
+
+@login_required
+@require_POST
+def delivery_retry(request: HttpRequest, message_id: int) -> HttpResponse:
+    access_institution_settings(request)  # the message is looked up in this institution's schema only
+    if message_retry(message_id=message_id):
+        messages.success(request, RETRY_QUEUED)
+    else:
+        messages.error(request, RETRY_REFUSED)
+    return redirect("settings:deliveries")
