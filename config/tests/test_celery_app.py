@@ -7,7 +7,16 @@ from tenant_schemas_celery.task import TenantTask
 
 from config.celery_app import app
 
-OUR_APPS = ("accounts.", "imaging.", "institutions.", "intake.", "outbox.", "payments.", "review.", "tenants.")
+OUR_APPS = (
+    "accounts.",
+    "imaging.",
+    "institutions.",
+    "intake.",
+    "outbox.",
+    "payments.",
+    "review.",
+    "tenants.",
+)
 
 
 def test_it_makes_every_product_task_tenant_aware() -> None:
