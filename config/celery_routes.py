@@ -21,6 +21,7 @@ HOUSEKEEPING_TASKS = frozenset(
         "tenants.onboardings_discard_abandoned",
         "tenants.custom_domains_recheck",
         "outbox.sweep",
+        "intake.drafts_purge_all",
     }
 )
 

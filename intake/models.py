@@ -81,6 +81,8 @@ class Case(models.Model):
     # The care team's latest words to the patient about the case (e.g. what more they need
     # when asking for more information); shown on the patient's status page.
     status_note = models.TextField(blank=True)
+    # When the owner was told this untouched draft will be deleted (intake.drafts).
+    purge_warned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]

@@ -16,6 +16,7 @@ from accounts.models import User
 from imaging.exclusion import case_studies_choose, study_exclude
 from imaging.identity import case_identity_refresh
 from imaging.models import Report, Study
+from intake.drafts import MAX_OPEN_DRAFTS, TOO_MANY_DRAFTS, drafts_open_count
 from intake.fees import case_payment_required, case_price_freeze
 from intake.models import Case
 from intake.selectors import (
@@ -30,6 +31,10 @@ from tenants.models import Institution
 NOT_SUBMITTABLE = "This request has already been sent."
 
 
+class DraftLimitReached(ValidationError):
+    """The owner already has as many unsent requests as one may keep open."""
+
+
 class CaseIncomplete(ValidationError):
     """The case lacks something it needs before it can be sent (the messages say what)."""
 
@@ -41,6 +46,11 @@ def case_start(
     their account's name and email are the patient's until they say otherwise."""
     is_self = submitter_relation == Case.Relation.SELF
     with transaction.atomic():
+        # Serialised per owner (their row), so two tabs cannot both pass the cap.
+        User.objects.select_for_update().filter(pk=owner.pk).first()
+        open_drafts = drafts_open_count(owner=owner)
+        if open_drafts >= MAX_OPEN_DRAFTS:
+            raise DraftLimitReached(TOO_MANY_DRAFTS.format(count=open_drafts))
         case = Case.objects.create(
             owner=owner,
             submitter_relation=submitter_relation,

@@ -23,6 +23,7 @@ from accounts.models import User
 from branding.selectors import brand_for_institution
 from imaging.models import Report
 from intake.access import access_patient_case
+from intake.drafts import draft_touched
 from intake.fees import case_payment_required
 from intake.forms import CasePatientForm, CaseQuestionForm
 from intake.models import Case
@@ -38,6 +39,7 @@ from intake.selectors import (
 )
 from intake.services import (
     CaseIncomplete,
+    DraftLimitReached,
     case_patient_save,
     case_question_save,
     case_start,
@@ -85,6 +87,7 @@ def wizard_step(slug: str) -> Callable[[WizardView], Callable[..., HttpResponse]
                 return redirect("intake:case_patient", public_id=case.public_id)
             if request.method == "GET" and case.status == Case.Status.DRAFT:
                 case_wizard_step_set(case=case, step=slug)
+                draft_touched(case=case)
             return view(request, case)
 
         return wrapper
@@ -150,7 +153,11 @@ def case_list(request: SignedInRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def case_new(request: SignedInRequest) -> HttpResponse:
     if request.method == "POST":
-        case = case_start(owner=request.user)
+        try:
+            case = case_start(owner=request.user)
+        except DraftLimitReached as refused:
+            messages.error(request, refused.message)
+            return redirect("intake:case_list")
         return redirect("intake:case_patient", public_id=case.public_id)
     draft = case_reusable_draft(user=request.user)
     if draft is not None:

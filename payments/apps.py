@@ -16,3 +16,9 @@ class PaymentsConfig(AppConfig):
 
         case_payment_rule_register(case_payment_required)
         case_price_freeze_register(payment_quote_ensure)
+
+        # A draft being deleted (by its owner, or abandoned): its frozen price goes with it.
+        from intake.drafts import draft_deleting
+        from payments.services import draft_payment_discard
+
+        draft_deleting.connect(draft_payment_discard, dispatch_uid="payments.draft_payment_discard")

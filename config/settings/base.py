@@ -257,6 +257,8 @@ CELERY_BEAT_SCHEDULE = {
     "institution-usage-refresh": {"task": "tenants.institution_usage_refresh", "schedule": 900.0},
     # Sign-ups never taken live free their subdomain (and logo) after 30 days.
     "onboardings-discard-abandoned": {"task": "tenants.onboardings_discard_abandoned", "schedule": 86400.0},
+    # Unsent drafts untouched for 60 days: their owners warned, a week later deleted with files.
+    "drafts-purge": {"task": "intake.drafts_purge_all", "schedule": 86400.0},
     # Custom domains whose DNS no longer points at us stop being routed (dangling-domain takeover).
     "custom-domains-recheck": {"task": "tenants.custom_domains_recheck", "schedule": 86400.0},
     # Outbox messages the broker never got, retries that are due, deliveries whose worker died.

@@ -26,6 +26,7 @@ import pytest
 import requests
 from allauth.account.models import EmailAddress
 from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import schema_context
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError
@@ -98,7 +99,7 @@ def committed_case(django_db_setup: None, django_db_blocker: Any) -> Iterator[Ca
     """A draft case of patient@neuro and a second patient, committed for the live server."""
     with django_db_blocker.unblock(), schema_context("neuro"):
         owner = User.objects.get(email="patient@neuro.example.com")
-        case = Case.objects.create(owner=owner)
+        case = Case.objects.create(owner=owner, consented_at=timezone.now())
         other = User.objects.create_user(OTHER_PATIENT, DEMO_PASSWORD)
         EmailAddress.objects.create(user=other, email=OTHER_PATIENT, verified=True, primary=True)
     yield case

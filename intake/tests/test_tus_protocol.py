@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from accounts.models import User
@@ -60,7 +61,7 @@ def patient_client(neuro_client: Client) -> Client:
 def case(neuro: Institution) -> Iterator[Case]:
     activate_institution(neuro)
     owner = User.objects.get(email="patient@neuro.example.com")
-    yield Case.objects.create(owner=owner)
+    yield Case.objects.create(owner=owner, consented_at=timezone.now())
     # Files written by the test's requests are outside the rolled-back transaction.
     with tenant_context(neuro):
         tenant_storage().delete_prefix("uploads")

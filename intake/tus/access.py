@@ -50,6 +50,8 @@ def access_case_for_upload(user: User | AnonymousUser, public_id: str) -> Case:
         raise TusError(404, messages.CASE_NOT_FOUND) from None
     if case.status not in EDITABLE_CASE_STATUSES:
         raise TusError(403, messages.CASE_LOCKED)
+    if case.consented_at is None:
+        raise TusError(403, messages.CONSENT_FIRST)
     return case
 
 

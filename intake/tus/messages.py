@@ -32,6 +32,12 @@ CASE_QUOTA_EXCEEDED = (
     "This case already holds {used} of files; this file would take it past the {limit} a case may hold. "
     "Please leave out files that are not needed (for example, viewer programs from the disc)."
 )
+PATIENT_QUOTA_EXCEEDED = (
+    "Your requests already hold {used} of files; this file would take them past the {limit} one "
+    "person may upload. Please leave out files that are not needed, or delete a request you "
+    "will not send."
+)
+CONSENT_FIRST = "Please fill in the patient's details and agree to the terms before adding files."
 TOO_MANY_FILES = "This case already holds the largest number of files we accept ({limit})."
 
 OFFSET_MISSING = "The chunk must say where it goes in the file (Upload-Offset)."

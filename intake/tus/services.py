@@ -73,8 +73,10 @@ assert PART_SIZE >= MIN_PART_SIZE
 READ_SIZE = CHUNK_SIZE
 # Largest file (tus's Tus-Max-Size): a whole CD as one zip fits; 4 GiB / 5 MiB parts < 10,000 parts.
 MAX_UPLOAD_SIZE = 4 * GiB
-# Largest total of the files of one case (counting uploads in progress at their full size).
+# Largest total of the files of one case (counting uploads in progress at their full size),
+# and of all the cases of one person (a new draft is not a new allowance; intake.drafts).
 CASE_QUOTA = 20 * GiB
+PATIENT_QUOTA = 30 * GiB
 # A CD holds a few thousand files; a case may hold several CDs.
 MAX_UPLOADS_PER_CASE = 20_000
 # An incomplete upload expires this long after its last chunk (tus expiration extension).
@@ -187,10 +189,23 @@ def upload_create(*, case: Case, owner: User, length: int, description: UploadDe
         raise TusError(413, messages.FILE_TOO_LARGE.format(limit=human_size(MAX_UPLOAD_SIZE)))
     storage = tenant_storage()
     with transaction.atomic():
+        # The owner's row, then the case's: uploads started at once to any of their cases wait
+        # for each other a moment, so together they cannot pass either quota.
+        User.objects.select_for_update().filter(pk=owner.pk).first()
         Case.objects.select_for_update().filter(pk=case.pk).first()
         usage = Upload.objects.filter(_COUNTED_STATUSES, case=case).aggregate(
             used=Sum("length", default=0), files=Count("id")
         )
+        owner_used = Upload.objects.filter(_COUNTED_STATUSES, case__owner=owner).aggregate(
+            used=Sum("length", default=0)
+        )["used"]
+        if owner_used + length > PATIENT_QUOTA:
+            raise TusError(
+                413,
+                messages.PATIENT_QUOTA_EXCEEDED.format(
+                    used=human_size(owner_used), limit=human_size(PATIENT_QUOTA)
+                ),
+            )
         if usage["files"] >= MAX_UPLOADS_PER_CASE:
             raise TusError(413, messages.TOO_MANY_FILES.format(limit=f"{MAX_UPLOADS_PER_CASE:,}"))
         if usage["used"] + length > CASE_QUOTA:

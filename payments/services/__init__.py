@@ -52,6 +52,7 @@ from payments.services.connect import (
 from payments.services.pricing import (
     case_payment_required,
     case_to_queue_if_waiting,
+    draft_payment_discard,
     payment_quote_ensure,
 )
 from payments.services.refunds import (
@@ -95,6 +96,7 @@ __all__ = [
     "checkout_attempt_mark_expired",
     "checkout_session_expire",
     "checkout_start",
+    "draft_payment_discard",
     "enqueue_after_commit",
     "payment_mark_failed",
     "payment_mark_paid",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import ValidationError
+
 from intake.models import Case
 from intake.workflow import case_status_change
 from payments.models import Payment
@@ -30,6 +32,22 @@ def payment_quote_ensure(*, case: Case) -> Payment:
         },
     )
     return payment
+
+
+DRAFT_HAS_MONEY = "This request has a payment in progress or made, so it cannot be deleted."
+
+
+def draft_payment_discard(sender: object, *, case: Case, **kwargs: object) -> None:
+    """A draft is being deleted (``intake.drafts.draft_deleting``): drop its frozen price,
+    unless money moved for it (then refuse, and the draft stays)."""
+    payment = Payment.objects.select_for_update().filter(case=case).first()
+    if payment is None:
+        return
+    if payment.status in (Payment.Status.PROCESSING, Payment.Status.PAID, Payment.Status.REFUNDED) or (
+        payment.amount_paid
+    ):
+        raise ValidationError(DRAFT_HAS_MONEY)
+    payment.delete()
 
 
 def case_payment_required(*, case: Case) -> bool:

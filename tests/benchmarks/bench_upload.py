@@ -293,6 +293,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
     from django.test.utils import setup_test_environment
+    from django.utils import timezone
     from django_tenants.utils import schema_context
     from tusclient.client import TusClient
 
@@ -313,7 +314,9 @@ def main() -> None:
     try:
         call_command("seed_demo", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
         with schema_context("neuro"):
-            case = Case.objects.create(owner=User.objects.get(email="patient@neuro.example.com"))
+            case = Case.objects.create(
+                owner=User.objects.get(email="patient@neuro.example.com"), consented_at=timezone.now()
+            )
         port = free_port()
         env = dict(
             os.environ,
