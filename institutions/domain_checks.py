@@ -20,26 +20,29 @@ logger = logging.getLogger(__name__)
 
 
 def _admins_tell(*, claim: CustomDomain, problem: str) -> None:
+    """Email the institution's admins (an outbox message in the institution's own schema, so
+    its staff see it among their emails if it cannot be delivered)."""
     institution = claim.institution
+    when = formats.date_format(timezone.localdate(), "j F Y")
     with tenant_context(institution):
         admins = list(
             User.objects.filter(is_institution_admin=True, is_active=True).values_list("email", flat=True)
         )
-    if not admins:
-        return
-    when = formats.date_format(timezone.localdate(), "j F Y")
-    branded_email_send(
-        institution=institution,
-        to=admins,
-        subject=f"{claim.domain} no longer reaches your second-opinion portal",
-        template="institutions/email/domain_disabled",
-        context={
-            "domain": claim.domain,
-            "summary": DOMAIN_DISABLED.format(domain=claim.domain, date=when, problem=problem),
-            "settings_url": institution_primary_url(institution=institution).rstrip("/")
-            + reverse("settings:domains", urlconf=settings.ROOT_URLCONF),
-        },
-    )
+        if not admins:
+            return
+        branded_email_send(
+            institution=institution,
+            to=admins,
+            subject=f"{claim.domain} no longer reaches your second-opinion portal",
+            template="institutions/email/domain_disabled",
+            context={
+                "domain": claim.domain,
+                "summary": DOMAIN_DISABLED.format(domain=claim.domain, date=when, problem=problem),
+                "settings_url": institution_primary_url(institution=institution).rstrip("/")
+                + reverse("settings:domains", urlconf=settings.ROOT_URLCONF),
+            },
+            dedupe_key=f"domain-disabled:{claim.pk}:{timezone.localdate().isoformat()}",
+        )
 
 
 def custom_domains_recheck_all() -> int:

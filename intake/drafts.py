@@ -85,7 +85,7 @@ def _abandoned(*, before: datetime) -> list[Case]:
     return list(drafts[:500])
 
 
-def _warning_send(*, case: Case) -> None:
+def _warning_send(*, case: Case, dedupe_key: str) -> None:
     institution = current_institution()
     link = institution_primary_url(institution=institution).rstrip("/") + reverse(
         "intake:case_status", args=[case.public_id], urlconf=settings.ROOT_URLCONF
@@ -96,6 +96,7 @@ def _warning_send(*, case: Case) -> None:
         subject="Your unsent request will be deleted in 7 days",
         template="intake/email/draft_purge_warning",
         context={"case": case, "link": link, "days": DRAFT_WARNING.days},
+        dedupe_key=dedupe_key,
     )
 
 
@@ -116,18 +117,16 @@ def drafts_abandoned_purge() -> tuple[int, int]:
     for case in _abandoned(before=now - (DRAFT_RETENTION - DRAFT_WARNING)):
         if case.purge_warned_at is not None:
             continue
-        # Claimed before sending: a second run at the same moment sends nothing.
-        claimed = Case.objects.filter(
-            pk=case.pk, status=Case.Status.DRAFT, purge_warned_at__isnull=True
-        ).update(purge_warned_at=now)
-        if not claimed:
-            continue
-        try:
-            _warning_send(case=case)
-            warned += 1
-        except Exception:  # retried by the next run; the deletion waits for a sent warning
-            Case.objects.filter(pk=case.pk).update(purge_warned_at=None)
-            logger.exception("draft purge warning failed", extra={"case": case.pk})
+        # The claim and the email (an outbox message) commit together: a second run at the
+        # same moment finds the draft claimed, and a failure leaves it for the next run.
+        with transaction.atomic():
+            claimed = Case.objects.filter(
+                pk=case.pk, status=Case.Status.DRAFT, purge_warned_at__isnull=True
+            ).update(purge_warned_at=now)
+            if not claimed:
+                continue
+            _warning_send(case=case, dedupe_key=f"draft-purge-warning:{case.pk}:{now.isoformat()}")
+        warned += 1
     return warned, deleted
 
 
