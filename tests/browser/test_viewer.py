@@ -55,7 +55,8 @@ def sign_in_as_reviewer(page: Any, live_platform: Any) -> None:
 
 def _rendered(page: Any) -> dict[str, int]:
     page.wait_for_selector("[data-sr-viewer][data-state=rendered]", timeout=20_000)
-    page.wait_for_timeout(150)  # the frame after the event is the one on screen
+    # The frame after the event is the one on screen: wait for two animation frames, not a time.
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
     return page.eval_on_selector("[data-sr-viewer]", CANVAS_PIXELS)
 
 

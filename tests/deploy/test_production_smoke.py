@@ -320,16 +320,20 @@ def test_it_gets_certificates_on_demand_only_for_domains_it_routes(stack: Stack,
 
 
 def test_it_sees_the_clients_real_address(stack: Stack) -> None:
+    def readyz_lines() -> list[dict[str, Any]]:
+        return [
+            json.loads(line)
+            for line in stack.web_log.read_text().splitlines()
+            if line.startswith('{"access"') and "/readyz" in line
+        ]
+
+    before = len(readyz_lines())
     marker = f"/readyz?probe={secrets.token_hex(4)}"
     result = stack.curl("--interface", CLIENT_ADDRESS, stack.https(PLATFORM, marker))
     assert result.returncode == 0, result.stderr
-    time.sleep(0.5)
-    access = [
-        json.loads(line)
-        for line in stack.web_log.read_text().splitlines()
-        if line.startswith('{"access"') and "/readyz" in line
-    ]
-    assert access[-1]["client"] == CLIENT_ADDRESS  # not Caddy's 127.0.0.1
+    # gunicorn writes the access line after the answer: wait for it rather than for a while.
+    _wait_for(lambda: len(readyz_lines()) > before, "the request's access log line", seconds=10)
+    assert readyz_lines()[-1]["client"] == CLIENT_ADDRESS  # not Caddy's 127.0.0.1
     # The access log never carries a query string (signed-URL tokens, filters).
     assert "probe=" not in stack.web_log.read_text()
 
