@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +55,7 @@ class JsonFormatter(logging.Formatter):
 
 _OWN_LOGGERS = (
     "config",
+    "institutions",
     "tenants",
     "branding",
     "accounts",
@@ -63,18 +65,51 @@ _OWN_LOGGERS = (
     "storage",
     "audit",
     "payments",
-    "celery",
+    "outbox",
+    "exports",
 )
 
 
+# Celery's own log lines interpolate a dict of values; these name the task, never its data.
+# Its failure lines also carry "exc", "args", "kwargs" and "traceback", and its success lines
+# "return_value": any of them may quote patient data, so they are left out.
+_CELERY_SAFE_ARGS = frozenset({"name", "id", "runtime", "hostname", "description", "internal"})
+
+
 def _message(record: logging.LogRecord) -> str:
-    """Our own messages are written without patient data. Third-party messages with
-    arguments may interpolate request data (a path, a host): keep their template only."""
-    if record.name.split(".")[0] in _OWN_LOGGERS:
-        return record.getMessage()
+    """The message without values that may be patient data.
+
+    Celery's and kombu's messages keep only the safe values of their arguments. Our own
+    messages are written without patient data, but an exception passed as an argument carries
+    whatever text its raiser put in it (a file name, a patient's name): it is shown as its type.
+    Other libraries' messages with arguments may interpolate request data (a path, a host):
+    their template only."""
     template = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
+    root = record.name.split(".")[0]
+    if root in ("celery", "kombu"):
+        if isinstance(record.args, Mapping):
+            safe = {key: value if key in _CELERY_SAFE_ARGS else "[…]" for key, value in record.args.items()}
+            return _interpolated(template, safe)
+        return template
+    if root in _OWN_LOGGERS:
+        if isinstance(record.args, Mapping):
+            return _interpolated(template, {key: _safe_value(value) for key, value in record.args.items()})
+        if record.args:
+            return _interpolated(template, tuple(_safe_value(value) for value in record.args))
+        return template
     status = getattr(record, "status_code", None)
     return f"{template} [status={status}]" if status else template
+
+
+def _safe_value(value: object) -> object:
+    return type(value).__name__ if isinstance(value, BaseException) else value
+
+
+def _interpolated(template: str, args: Mapping[str, object] | tuple[object, ...]) -> str:
+    try:
+        return template % args
+    except (TypeError, ValueError, KeyError):
+        return template
 
 
 def _own_frames(record: logging.LogRecord) -> list[str]:

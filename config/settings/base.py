@@ -229,7 +229,16 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_SOFT_TIME_LIMIT = 300
 CELERY_TASK_TIME_LIMIT = 330
 CELERY_TASK_ALWAYS_EAGER = False
+# Every task is safe to run twice (each claims its work with a conditional UPDATE, or its
+# effect is idempotent; tests run each twice): a task is acknowledged only once it finished,
+# and one whose worker died (kill -9, out of memory) goes back to the queue.
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A task taken but not acknowledged within this time is given to another worker (Redis broker):
+# longer than the longest task may run (ingest's hard limit is 1,860 s), or a slow task would
+# run twice at once. Work left by a dead worker is resumed sooner by the sweeps.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
