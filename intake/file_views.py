@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.http import SignedInRequest
 from audit.services import audit_record
 from imaging.download import case_originals_zip
 from imaging.models import Report, Study
@@ -74,12 +75,12 @@ def _study_ids(values: list[str]) -> list[int]:
 
 @login_required
 @require_POST
-def case_studies(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+def case_studies(request: SignedInRequest, public_id: uuid.UUID) -> HttpResponse:
     """Save which studies to send, or remove one that is not the patient's."""
     case = access_patient_case_for_edit(request.user, public_id)
     remove = _study_ids([request.POST.get("remove", "")])
     if remove:
-        study = case_study_remove(case=case, study_id=remove[0], by=request.user)  # type: ignore[arg-type]
+        study = case_study_remove(case=case, study_id=remove[0], by=request.user)
         if study is not None:
             audit_record(
                 request=request,
@@ -97,7 +98,7 @@ def case_studies(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     sent, left_out = case_studies_select(
         case=case,
         send_ids=_study_ids(request.POST.getlist("send")),
-        by=request.user,  # type: ignore[arg-type]
+        by=request.user,
     )
     after = set(Study.objects.included().filter(case=case).values_list("pk", flat=True))
     if before != after:
