@@ -155,3 +155,30 @@ class Outcome(models.Model):
 
     class Meta:
         ordering = ["recorded_at", "id"]
+
+
+class OpinionShare(models.Model):
+    """A link the patient gives their own doctor to read the released opinion: time-limited,
+    revocable, and opened only with a code passed on separately (shown once to the patient).
+
+    Neither the link's token nor the code is stored: only their SHA-256, so a database backup
+    opens nothing. Wrong codes are counted per link; too many lock it for a while, and every
+    access (right or wrong) is in the audit log.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    case = models.ForeignKey("intake.Case", on_delete=models.CASCADE, related_name="opinion_shares")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # Who it is for, in the patient's words ("Dr. Local"); shown to the patient only.
+    recipient = models.CharField(max_length=200, blank=True)
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    code_sha256 = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    failed_attempts = models.PositiveIntegerField(default=0)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    last_opened_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]

@@ -5,7 +5,7 @@ Mounted at the site root by config/urls_tenant.py so both live in the ``review``
 
 from django.urls import path
 
-from review.views import case, opinion, patient, queue, reports, roster
+from review.views import case, opinion, patient, queue, reports, roster, sharing
 
 app_name = "review"
 urlpatterns = [
@@ -58,4 +58,8 @@ urlpatterns = [
     ),
     path("opinions/<uuid:public_id>/", patient.patient_opinion, name="patient_opinion"),
     path("opinions/<uuid:public_id>/pdf", patient.patient_opinion_pdf, name="patient_opinion_pdf"),
+    path("opinions/<uuid:public_id>/share", sharing.patient_share_create, name="patient_share_create"),
+    path("opinions/<uuid:public_id>/share/revoke", sharing.patient_share_revoke, name="patient_share_revoke"),
+    path("shared/<str:token>/", sharing.shared_opinion, name="shared_opinion"),
+    path("shared/<str:token>/pdf", sharing.shared_opinion_pdf, name="shared_opinion_pdf"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.http import InstitutionRequest
@@ -15,6 +16,7 @@ from review.decorators import case_endpoint
 from review.forms import FollowUpForm
 from review.models import FollowUpQuestion, Opinion
 from review.selectors import review_settings_get
+from review.sharing import LIFETIMES_DAYS, opinion_shares_of
 from review.views.common import request_user
 from review.views.opinion import opinion_pdf_redirect
 
@@ -56,6 +58,9 @@ def patient_opinion(request: HttpRequest, case: Case) -> HttpResponse:
             "follow_ups": follow_ups,
             "questions_left": max(0, allowed - len(follow_ups)),
             "form": form,
+            "shares": list(opinion_shares_of(case=case)),
+            "share_days": LIFETIMES_DAYS,
+            "now": timezone.now(),
         },
     )
 
