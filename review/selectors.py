@@ -3,7 +3,7 @@
 Every case query starts from ``review.access.cases_visible_to(user)`` so a reviewer restricted
 to their own cases never sees another's, and nothing crosses the institution's schema.
 
-Longer than most modules (~460 lines) on purpose: every read of the workspace starts from the
+The dashboard lives in ``review.dashboard``. Every read of the workspace starts from the
 same visibility rule and the same business-day arithmetic, kept in one place; the sections
 (settings, business days, queue, roster, dashboard, audit log) are headed.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -37,16 +36,15 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, TruncWeek
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
 from audit.models import AuditEvent
 from imaging.models import Report, Study
 from intake.models import Case
-from payments.selectors import RevenueTotal, revenue_total
 from review.access import cases_visible_to
-from review.models import Outcome, ReviewerProfile, ReviewSettings
+from review.models import ReviewerProfile, ReviewSettings
 
 QUEUE_PAGE_SIZE = 50
 
@@ -348,101 +346,6 @@ def reviewer_loads() -> dict[int, int]:
     )
 
 
-# --- Dashboard ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Dashboard:
-    weeks: list[tuple[dt.date, int]]
-    funnel: list[tuple[str, int]]
-    released_count: int
-    on_time_count: int
-    median_turnaround_days: float | None
-    turnaround_business_days: int
-    month_referrals: int
-    month_outcomes: dict[str, int]
-    outcome_totals: list[tuple[str, int]]
-    # Requests patients started and have not sent yet (not in the queue until they do).
-    drafts_count: int
-    # Net card revenue per currency over the same weeks as the chart (payments formats it).
-    revenue: list[RevenueTotal]
-    revenue_weeks: int
-
-
-def dashboard_build(*, weeks: int = 12) -> Dashboard:
-    now = timezone.now()
-    settings_row = review_settings_get()
-    since = now - dt.timedelta(weeks=weeks)
-    per_week = dict(
-        Case.objects.filter(submitted_at__gte=since)
-        .annotate(week=TruncWeek("submitted_at"))
-        .values_list("week")
-        .annotate(n=Count("id"))
-        .values_list("week", "n")
-    )
-    this_monday = (now - dt.timedelta(days=now.weekday())).date()
-    week_rows = []
-    for i in range(weeks - 1, -1, -1):
-        monday = this_monday - dt.timedelta(weeks=i)
-        count = sum(n for w, n in per_week.items() if w.date() == monday)
-        week_rows.append((monday, count))
-
-    status_counts = dict(
-        Case.objects.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n")
-    )
-    funnel_counts = {
-        "started": sum(status_counts.values()),
-        "uploaded": Case.objects.filter(uploads__isnull=False).distinct().count(),
-        # Paid, or free at an institution without a fee: past the payment step.
-        "paid": Case.objects.exclude(status__in=[Case.Status.DRAFT, Case.Status.AWAITING_PAYMENT]).count(),
-        "submitted": Case.objects.filter(submitted_at__isnull=False).count(),
-        "released": Case.objects.filter(opinion__released_at__isnull=False).count(),
-    }
-    funnel = [
-        ("Started", funnel_counts["started"]),
-        ("Uploaded", funnel_counts["uploaded"]),
-        ("Paid or free", funnel_counts["paid"]),
-        ("Submitted", funnel_counts["submitted"]),
-        ("Opinion released", funnel_counts["released"]),
-    ]
-
-    released = list(
-        Case.objects.filter(opinion__released_at__isnull=False, submitted_at__isnull=False).values_list(
-            "submitted_at", "due_at", "opinion__released_at"
-        )
-    )
-    on_time = 0
-    durations = []
-    for submitted, due, released_at in released:
-        if submitted is None or released_at is None:
-            continue
-        promised = due or business_days_add(submitted, settings_row.turnaround_business_days)
-        on_time += released_at <= promised
-        durations.append((released_at - submitted).total_seconds() / 86400)
-    durations.sort()
-    median = durations[len(durations) // 2] if durations else None
-
-    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    month_outcomes = Counter(
-        Outcome.objects.filter(recorded_at__gte=month_start).values_list("kind", flat=True)
-    )
-    totals = Counter(Outcome.objects.values_list("kind", flat=True))
-    return Dashboard(
-        weeks=week_rows,
-        funnel=funnel,
-        released_count=len(released),
-        on_time_count=on_time,
-        median_turnaround_days=round(median, 1) if median is not None else None,
-        turnaround_business_days=settings_row.turnaround_business_days,
-        month_referrals=Case.objects.filter(submitted_at__gte=month_start).count(),
-        month_outcomes={label: month_outcomes.get(kind, 0) for kind, label in Outcome.Kind.choices},
-        outcome_totals=[(label, totals.get(kind, 0)) for kind, label in Outcome.Kind.choices],
-        drafts_count=status_counts.get(Case.Status.DRAFT, 0),
-        revenue=revenue_total(since=since),
-        revenue_weeks=weeks,
-    )
-
-
 # --- Audit log ----------------------------------------------------------------------------------
 
 
@@ -463,3 +366,26 @@ def audit_case_numbers(events: list[AuditEvent]) -> dict[int, str]:
     have been deleted, and the event stays)."""
     ids = {e.case_id for e in events if e.case_id}
     return {pk: number or "" for pk, number in Case.objects.filter(pk__in=ids).values_list("pk", "number")}
+
+
+AUDIT_EXPORT_CHUNK = 2000
+
+
+def audit_events_keyset(events: QuerySet[AuditEvent], *, chunk: int = 0) -> Iterator[list[AuditEvent]]:
+    """``events`` newest first in chunks of ``chunk`` rows, each read with ``id < last id``
+    (keyset pagination), so the export of a million rows reads each row once and holds one chunk
+    in memory; an OFFSET makes PostgreSQL walk past every row of the earlier chunks again.
+
+    Ordered by id, which is the order rows were written (the hash chain's); ``at`` comes from
+    the writing process's clock and may disagree by a moment between processes."""
+    chunk = chunk or AUDIT_EXPORT_CHUNK
+    last_id: int | None = None
+    while True:
+        page = events.order_by("-id")
+        if last_id is not None:
+            page = page.filter(id__lt=last_id)
+        rows = list(page[:chunk])
+        if not rows:
+            return
+        yield rows
+        last_id = rows[-1].pk

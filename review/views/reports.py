@@ -3,6 +3,7 @@ each with its CSV export."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.paginator import Paginator
@@ -14,10 +15,11 @@ from accounts.models import User
 from audit.services import audit_record
 from exports.csv import csv_response
 from review.access import is_coordinator
+from review.dashboard import dashboard_build
 from review.decorators import admin_only, staff_page
 from review.forms import AuditFilterForm
 from review.models import Outcome
-from review.selectors import audit_case_numbers, audit_events, dashboard_build
+from review.selectors import audit_case_numbers, audit_events, audit_events_keyset
 
 
 def _coordinators_and_admins(user: User) -> bool:
@@ -114,11 +116,8 @@ def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
     audit_record(request=request, action="audit.export")
     events = audit_events(**{k: v for k, v in filters.items() if v})
 
-    def rows() -> Any:
-        for chunk_start in range(0, 10**9, 2000):
-            chunk = list(events[chunk_start : chunk_start + 2000])
-            if not chunk:
-                return
+    def rows() -> Iterator[list[Any]]:
+        for chunk in audit_events_keyset(events):
             numbers = audit_case_numbers(chunk)
             for e in chunk:
                 yield [
