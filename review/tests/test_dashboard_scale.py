@@ -98,7 +98,7 @@ def test_it_exports_every_audit_row_once_newest_first_across_chunks(
         )
     with CaptureQueriesContext(connection) as captured:
         response = staff_client("admin").get("/workspace/audit.csv?action=bench.row")
-        body = b"".join(response.streaming_content).decode()
+        body = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
     rows = list(csv.DictReader(io.StringIO(body)))
     assert [row["object"] for row in rows] == expected
     # Keyset: each chunk asks for ids below the last one; no OFFSET anywhere.

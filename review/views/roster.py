@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import User
 from audit.services import audit_record
-from review import services
+from review import services, staff_accounts
 from review.decorators import admin_only, staff_page
 from review.forms import ReviewSettingsForm, StaffMemberForm
 from review.models import ReviewerProfile
@@ -58,10 +58,7 @@ def roster(request: HttpRequest) -> HttpResponse:
 @require_POST
 @staff_page(action="roster.update", need=admin_only)
 def roster_member(request: HttpRequest, user_id: int) -> HttpResponse:
-    # Only accounts that joined as staff are on the roster: a patient's id is not found here.
-    member = User.objects.filter(pk=user_id, is_invited_staff=True).first()
-    if member is None:
-        raise Http404
+    member = _roster_member(user_id)
     form = StaffMemberForm(request.POST, prefix=f"u{member.pk}")
     if not form.is_valid():
         messages.error(
@@ -97,4 +94,48 @@ def review_settings(request: HttpRequest) -> HttpResponse:
     services.review_settings_update(**form.cleaned_data)
     audit_record(request=request, action="settings.update")
     messages.success(request, "Review settings saved.")
+    return redirect("review:roster")
+
+
+def _roster_member(user_id: int) -> User:
+    # Only accounts that joined as staff are on the roster: a patient's id is not found here.
+    member = User.objects.filter(pk=user_id, is_invited_staff=True).first()
+    if member is None:
+        raise Http404
+    return member
+
+
+@require_POST
+@staff_page(action="staff.deactivate", need=admin_only)
+def staff_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
+    member = _roster_member(user_id)
+    try:
+        staff_accounts.staff_member_deactivate(member=member, by=request_user(request))
+    except staff_accounts.StaffAccountError as error:
+        messages.error(request, str(error))
+        return redirect("review:roster")
+    audit_record(request=request, action="staff.deactivate", object_ref=f"user:{member.pk}")
+    messages.success(request, staff_accounts.DEACTIVATED_MESSAGE.format(name=member))
+    return redirect("review:roster")
+
+
+@require_POST
+@staff_page(action="staff.reactivate", need=admin_only)
+def staff_reactivate(request: HttpRequest, user_id: int) -> HttpResponse:
+    member = _roster_member(user_id)
+    staff_accounts.staff_member_reactivate(member=member)
+    audit_record(request=request, action="staff.reactivate", object_ref=f"user:{member.pk}")
+    messages.success(request, staff_accounts.REACTIVATED_MESSAGE.format(name=member))
+    return redirect("review:roster")
+
+
+@require_POST
+@staff_page(action="staff.mfa_reset", need=admin_only)
+def staff_mfa_reset(request: HttpRequest, user_id: int) -> HttpResponse:
+    member = _roster_member(user_id)
+    removed = staff_accounts.staff_member_mfa_reset(member=member)
+    audit_record(
+        request=request, action="staff.mfa_reset", object_ref=f"user:{member.pk}", detail={"removed": removed}
+    )
+    messages.success(request, staff_accounts.MFA_RESET_MESSAGE.format(name=member))
     return redirect("review:roster")

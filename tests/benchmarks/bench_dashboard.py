@@ -81,7 +81,7 @@ def populate_cases(count: int) -> None:
                 case=c,
                 author=reviewer,
                 signed_at=c.submitted_at,
-                released_at=c.submitted_at + dt.timedelta(hours=rng.randint(24, 24 * 20)),
+                released_at=(c.submitted_at or now) + dt.timedelta(hours=rng.randint(24, 24 * 20)),
             )
             for c in released
         ],
@@ -143,7 +143,7 @@ def measure_export(client: Client) -> None:
     assert response.status_code == 200
     lines = 0
     size = 0
-    for piece in response.streaming_content:
+    for piece in response.streaming_content:  # type: ignore[attr-defined]
         size += len(piece)
         lines += piece.count(b"\n")
     elapsed = time.perf_counter() - start
