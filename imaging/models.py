@@ -343,3 +343,34 @@ class PacsSend(models.Model):
 
     class Meta:
         ordering = ["-created", "-id"]
+
+
+class ImageAnnotation(models.Model):
+    """A measurement or a key image a reviewer made in the viewer, saved with the case.
+
+    Points are in image pixel coordinates of one frame ([column, row] pairs, as the viewer's
+    tools place them), so they can be drawn again on the same pixels whatever the zoom. The
+    label is the measurement as the reviewer read it ("Length 23.4 mm", "Mean 41 HU, SD 6").
+    A key image keeps the window the reviewer chose, so the opinion PDF shows what they saw.
+    """
+
+    class Kind(models.TextChoices):
+        LENGTH = "length", "Length"
+        ANGLE = "angle", "Angle"
+        ELLIPSE = "ellipse", "Ellipse region"
+        KEY_IMAGE = "key_image", "Key image"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    case = models.ForeignKey("intake.Case", on_delete=models.CASCADE, related_name="image_annotations")
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="annotations")
+    frame = models.PositiveIntegerField(default=1)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    points = models.JSONField(default=list, blank=True)
+    label = models.CharField(max_length=200, blank=True)
+    window_center = models.FloatField(null=True, blank=True)
+    window_width = models.FloatField(null=True, blank=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created", "id"]

@@ -15,6 +15,7 @@ from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Sp
 from branding.selectors import brand_for_institution
 from intake.models import Case
 from review.models import Opinion
+from review.pdf_key_images import key_image_flowables
 from storage.tenant import tenant_storage
 from tenants.models import Institution
 
@@ -85,6 +86,7 @@ def opinion_pdf_render(*, opinion: Opinion, case: Case, institution: Institution
         if text and text.strip():
             story.append(Paragraph(escape(label), heading))
             story.extend(_paragraphs(text, body))
+    story.extend(key_image_flowables(case=case, heading=heading, caption=small))
     story.append(Spacer(1, 10 * mm))
     signer = escape(opinion.signer_name)
     if opinion.signer_credentials:

@@ -47,6 +47,8 @@ def _series_json(series: Series, study: Study) -> dict[str, Any]:
         "description": series.description,
         "number": series.series_number,
         "count": series.n_instances,  # type: ignore[attr-defined]
+        # The study's date (series carry none of their own here), as DICOM writes it.
+        "date": study.study_date.strftime("%Y%m%d") if study.study_date else "",
     }
 
 

@@ -1,81 +1,26 @@
-// The case image viewer: Cornerstone3D stack viewport over our DICOMweb (WADO-RS frames in
+// The case image viewer: Cornerstone3D stack viewports over our DICOMweb (WADO-RS frames in
 // their stored transfer syntax, decoded in web workers by the DICOM image loader).
-import {
-  Enums,
-  RenderingEngine,
-  eventTarget,
-  init as coreInit,
-  getRenderingEngine,
-} from "@cornerstonejs/core";
-import { init as dicomImageLoaderInit, wadors } from "@cornerstonejs/dicom-image-loader";
-import {
-  Enums as ToolEnums,
-  LengthTool,
-  PanTool,
-  StackScrollTool,
-  ToolGroupManager,
-  WindowLevelTool,
-  ZoomTool,
-  addTool,
-  annotation,
-  init as toolsInit,
-  utilities as toolUtilities,
-} from "@cornerstonejs/tools";
+//
+// Modules: pane.js (one viewport and its overlays), windowing.js (windows offered by modality),
+// metadata.js (spacing and palettes fixed before Cornerstone sees them), tools.js (mouse tools,
+// measurement labels), marks.js (measurements and key images saved with the case), keys.js
+// (keyboard shortcuts), series_list.js, dicomweb.js, first.js (the first picture, painted early).
+import { RenderingEngine, eventTarget, init as coreInit } from "@cornerstonejs/core";
+import { init as dicomImageLoaderInit } from "@cornerstonejs/dicom-image-loader";
+import { Enums as ToolEnums, annotation, init as toolsInit, utilities as toolUtilities } from "@cornerstonejs/tools";
 
-import { TAG, loadInstanceMetadata, loadSeriesMetadata, loadStudies, searchInstances, value } from "./dicomweb.js";
+import { loadStudies } from "./dicomweb.js";
+import { listenToKeys, renderShortcuts } from "./keys.js";
+import { Marks } from "./marks.js";
+import { Pane } from "./pane.js";
 import { renderSeriesList, seriesLabel } from "./series_list.js";
+import { MEASURING, TOOLS, activateTool, createToolGroup, measurementLabel, registerTools } from "./tools.js";
+import { windowsFor } from "./windowing.js";
 
-// Transfer syntaxes the image loader decodes (uncompressed, RLE, JPEG baseline / extended /
-// lossless, JPEG-LS, JPEG 2000, HTJ2K, deflate). Anything else gets a message, not a blank canvas.
-const DECODABLE = new Set([
-  "1.2.840.10008.1.2",
-  "1.2.840.10008.1.2.1",
-  "1.2.840.10008.1.2.2",
-  "1.2.840.10008.1.2.1.99",
-  "1.2.840.10008.1.2.5",
-  "1.2.840.10008.1.2.4.50",
-  "1.2.840.10008.1.2.4.51",
-  "1.2.840.10008.1.2.4.57",
-  "1.2.840.10008.1.2.4.70",
-  "1.2.840.10008.1.2.4.80",
-  "1.2.840.10008.1.2.4.81",
-  "1.2.840.10008.1.2.4.90",
-  "1.2.840.10008.1.2.4.91",
-  "3.2.840.10008.1.2.4.96",
-  "1.2.840.10008.1.2.4.201",
-  "1.2.840.10008.1.2.4.202",
-  "1.2.840.10008.1.2.4.203",
-]);
-const SYNTAX_NAMES = {
-  "1.2.840.10008.1.2.4.100": "MPEG-2 video",
-  "1.2.840.10008.1.2.4.101": "MPEG-2 video",
-  "1.2.840.10008.1.2.4.102": "MPEG-4 video",
-  "1.2.840.10008.1.2.4.103": "MPEG-4 video",
-  "1.2.840.10008.1.2.4.104": "MPEG-4 video",
-  "1.2.840.10008.1.2.4.105": "MPEG-4 video",
-  "1.2.840.10008.1.2.4.106": "MPEG-4 video",
-  "1.2.840.10008.1.2.4.107": "HEVC video",
-  "1.2.840.10008.1.2.4.108": "HEVC video",
-};
-export const UNSUPPORTED_MESSAGE =
-  "This series is stored in a format the viewer cannot display";
+export { UNSUPPORTED_MESSAGE, UNDRAWABLE_MESSAGE } from "./pane.js";
 
-// Window presets (centre / width in Hounsfield units), as radiology workstations name them.
-export const PRESETS = [
-  ["Brain", 40, 80],
-  ["Soft tissue", 40, 400],
-  ["Abdomen", 60, 400],
-  ["Lung", -600, 1500],
-  ["Bone", 400, 1800],
-];
-
-const TOOLS = [
-  ["wl", "Window/level", WindowLevelTool.toolName],
-  ["pan", "Pan", PanTool.toolName],
-  ["zoom", "Zoom", ZoomTool.toolName],
-  ["scroll", "Scroll", StackScrollTool.toolName],
-  ["length", "Measure", LengthTool.toolName],
-];
+const LAYOUTS = { "1x1": 1, "1x2": 2, "2x2": 4 };
+const FRAME_RATES = [5, 10, 15, 20, 30];
 
 let initialised;
 function initCornerstone(wasmBase) {
@@ -86,12 +31,310 @@ function initCornerstone(wasmBase) {
       wasmBasePath: wasmBase,
     });
     toolsInit();
-    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, LengthTool]) addTool(tool);
+    registerTools();
   })();
   return initialised;
 }
 
 let viewerCount = 0;
+
+class Viewer {
+  constructor(root, { boot, first, list }) {
+    this.root = root;
+    this.boot = boot;
+    this.first = first; // the picture first.js painted, until Cornerstone shows the same image
+    this.list = list;
+    // The case's DICOMweb root, e.g. /dicomweb/cases/<case id> (its QIDO-RS URL minus /studies).
+    this.base = boot?.base || root.dataset.studiesUrl.replace(/\/studies$/, "");
+    this.ids = `sr-viewer-${++viewerCount}`;
+    this.stage = root.querySelector("[data-stage]");
+    this.ui = {
+      series: root.querySelector("[data-series-list]"),
+      tools: root.querySelector("[data-tools]"),
+      presets: root.querySelector("[data-presets]"),
+      view: root.querySelector("[data-view]"),
+      cine: root.querySelector("[data-cine]"),
+      fps: root.querySelector("[data-fps]"),
+      layouts: root.querySelector("[data-layouts]"),
+      sync: root.querySelector("[data-sync]"),
+      keyImage: root.querySelector("[data-key-image]"),
+    };
+    this.panes = [];
+    this.all = [];
+    this.activeTool = "wl";
+    this.sync = false;
+    this.marks = new Marks(this, root);
+  }
+
+  async mount() {
+    await initCornerstone(this.root.dataset.wasmBase);
+    this.engine = new RenderingEngine(`${this.ids}-engine`);
+    this.group = createToolGroup(`${this.ids}-tools`);
+    // New panes are copies of the page's pane as it was written (first.js may already have put
+    // its picture in the viewport: the copy's viewport starts empty).
+    this.template = this.stage.querySelector("[data-pane]").cloneNode(true);
+    this.template.querySelector("[data-viewport]").textContent = "";
+    for (const text of this.template.querySelectorAll("[data-position], [data-voi], [data-series-label], [data-patient]")) {
+      text.textContent = "";
+    }
+    this.addPane(this.stage.querySelector("[data-pane]"));
+    this.active = this.panes[0];
+    this.setUpToolbar();
+    listenToKeys(this, this.root);
+    renderShortcuts(this.root.querySelector("[data-shortcuts]"), this);
+    this.listenToMeasurements();
+    window.addEventListener("resize", () => this.engine.resize(true, true));
+  }
+
+  addPane(node) {
+    const pane = new Pane(this, node, this.panes.length);
+    node.addEventListener("pointerdown", () => this.activate(pane), true);
+    node.addEventListener("focusin", () => this.activate(pane));
+    this.panes.push(pane);
+    return pane;
+  }
+
+  activate(pane) {
+    if (this.active === pane) return;
+    this.active = pane;
+    for (const other of this.panes) other.node.setAttribute("aria-current", String(other === pane));
+    this.root.dataset.state = pane.node.dataset.state || "";
+    this.root.dataset.stack = pane.node.dataset.stack || "";
+    if (pane.series) this.seriesShown(pane);
+    this.drawPresets();
+  }
+
+  // --- series -------------------------------------------------------------------------------
+
+  seriesByUid(uid) {
+    return this.all.find((series) => series.uid === uid);
+  }
+
+  // The page's JSON for the series the viewer opens with (used once: later visits ask afresh).
+  bootFirst(series) {
+    const first = this.boot?.first;
+    if (!first || first.seriesUid !== series.uid || !first.metadata) return null;
+    this.boot = { ...this.boot, first: null };
+    return first;
+  }
+
+  takeFirstAway(nextFrame = false) {
+    const standIn = this.first;
+    this.first = null;
+    if (!standIn) return;
+    if (nextFrame) requestAnimationFrame(() => standIn.remove());
+    else standIn.remove();
+  }
+
+  seriesShown(pane) {
+    for (const button of this.ui.series.querySelectorAll("button")) {
+      button.setAttribute("aria-current", String(button.dataset.seriesUid === pane.series.uid));
+    }
+    this.root.dataset.seriesDescription = pane.series.description || "";
+    this.drawPresets();
+  }
+
+  show(pane, series) {
+    this.activate(pane);
+    return pane.show(series).catch((error) => pane.say(error.message || String(error)));
+  }
+
+  async openImage(seriesUid, sopUid, frame) {
+    const series = this.seriesByUid(seriesUid);
+    if (!series) return;
+    const pane = this.active;
+    if (pane.series !== series) await this.show(pane, series);
+    const index = pane.imageIds.findIndex((id) => id.endsWith(`/instances/${sopUid}/frames/${frame}`));
+    if (index >= 0) pane.viewport.setImageIdIndex(index);
+  }
+
+  // --- windows, view, cine --------------------------------------------------------------------
+
+  windowsFor(pane) {
+    return windowsFor(pane.series?.modality, pane.meta);
+  }
+
+  drawPresets() {
+    const pane = this.active;
+    this.ui.presets.textContent = "";
+    for (const choice of pane?.windows || []) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.preset = choice.key;
+      button.textContent = choice.label;
+      if (!choice.auto) button.title = `Window ${choice.width}, level ${choice.center}`;
+      button.addEventListener("click", () => pane.applyWindow(choice));
+      this.ui.presets.append(button);
+    }
+  }
+
+  view(action) {
+    const viewport = this.active?.viewport;
+    if (!viewport || !this.active.imageIds.length) return;
+    const presentation = viewport.getViewPresentation?.() || {};
+    if (action === "invert") viewport.setProperties({ invert: !viewport.getProperties().invert });
+    if (action === "rotate") viewport.setViewPresentation({ rotation: ((presentation.rotation || 0) + 90) % 360 });
+    if (action === "flip-h") viewport.setViewPresentation({ flipHorizontal: !presentation.flipHorizontal });
+    if (action === "flip-v") viewport.setViewPresentation({ flipVertical: !presentation.flipVertical });
+    if (action === "reset") {
+      annotation.state.removeAllAnnotations();
+      viewport.resetProperties();
+      viewport.resetCamera();
+      this.active.ui.measurement.textContent = "";
+      if (!this.active.windows.some((w) => !w.auto && w.key.startsWith("file"))) this.active.applyWindow({ auto: true });
+    }
+    viewport.render();
+    const now = viewport.getViewPresentation?.() || {};
+    this.active.node.dataset.view = [
+      viewport.getProperties().invert ? "inverted" : "",
+      now.rotation ? `rotated-${Math.round(now.rotation)}` : "",
+      now.flipHorizontal ? "flipped-h" : "",
+      now.flipVertical ? "flipped-v" : "",
+    ]
+      .filter(Boolean)
+      .join(" ");
+  }
+
+  toggleCine() {
+    const pane = this.active;
+    if (!pane || pane.imageIds.length < 2) return;
+    if (pane.node.dataset.cine === "playing") {
+      toolUtilities.cine.stopClip(pane.element);
+      this.cineStopped(pane);
+      return;
+    }
+    toolUtilities.cine.playClip(pane.element, { framesPerSecond: Number(this.ui.fps.value) || 10, loop: true });
+    pane.node.dataset.cine = "playing";
+    this.root.dataset.cine = "playing";
+    this.ui.cine.textContent = "Stop";
+    this.ui.cine.setAttribute("aria-pressed", "true");
+  }
+
+  cineStopped(pane) {
+    delete pane.node.dataset.cine;
+    if (this.panes.some((other) => other.node.dataset.cine === "playing")) return;
+    delete this.root.dataset.cine;
+    this.ui.cine.textContent = "Play";
+    this.ui.cine.setAttribute("aria-pressed", "false");
+  }
+
+  // --- layouts and synchronised scrolling ------------------------------------------------------
+
+  setLayout(name) {
+    const count = LAYOUTS[name];
+    if (!count) return;
+    while (this.panes.length > count) this.panes.pop().remove();
+    if (!this.panes.includes(this.active)) this.activate(this.panes[0]);
+    const opened = [];
+    while (this.panes.length < count) {
+      const node = this.template.cloneNode(true);
+      node.setAttribute("aria-current", "false");
+      this.stage.append(node);
+      opened.push(this.addPane(node));
+    }
+    this.stage.dataset.layout = name;
+    this.root.dataset.layout = name;
+    for (const button of this.ui.layouts.querySelectorAll("button")) {
+      button.setAttribute("aria-pressed", String(button.dataset.layout === name));
+    }
+    this.engine.resize(true, true);
+    // New panes open the series after the ones on screen (the next series, or a prior study).
+    const showing = new Set(this.panes.map((pane) => pane.series).filter(Boolean));
+    const rest = this.all.filter((series) => series.count && !showing.has(series));
+    opened.forEach((pane, i) => {
+      const series = rest[i] || this.active.series;
+      if (series) pane.show(series).catch((error) => pane.say(error.message || String(error)));
+    });
+  }
+
+  toggleSync() {
+    this.sync = !this.sync;
+    this.ui.sync.setAttribute("aria-pressed", String(this.sync));
+    this.root.dataset.sync = String(this.sync);
+  }
+
+  // The active pane moved to another image: the others follow, at the same place in their stacks.
+  scrolled(pane) {
+    if (!this.sync || pane !== this.active || this.panes.length < 2 || pane.imageIds.length < 2) return;
+    const fraction = pane.current / (pane.imageIds.length - 1);
+    for (const other of this.panes) if (other !== pane) other.scrollToFraction(fraction);
+  }
+
+  // --- tools, measurements, key images ------------------------------------------------------
+
+  activateTool(key) {
+    activateTool(this.group, this.activeTool, key);
+    this.activeTool = key;
+    for (const button of this.ui.tools.querySelectorAll("button")) {
+      button.setAttribute("aria-pressed", String(button.dataset.tool === key));
+    }
+  }
+
+  listenToMeasurements() {
+    const shown = (event) => {
+      const found = event.detail?.annotation;
+      const kind = MEASURING.get(found?.metadata?.toolName);
+      if (!kind) return null;
+      const stats = found.data?.cachedStats && Object.values(found.data.cachedStats)[0];
+      const label = measurementLabel(found.metadata.toolName, stats);
+      if (label && this.active) this.active.ui.measurement.textContent = label;
+      return { found, kind, label };
+    };
+    // Annotation events are sent on Cornerstone's global event target, not on the element.
+    eventTarget.addEventListener(ToolEnums.Events.ANNOTATION_MODIFIED, shown);
+    eventTarget.addEventListener(ToolEnums.Events.ANNOTATION_COMPLETED, (event) => {
+      const done = shown(event);
+      // Statistics are computed on the render after completion: save once they are there.
+      if (done) requestAnimationFrame(() => requestAnimationFrame(() => {
+        const stats = done.found.data?.cachedStats && Object.values(done.found.data.cachedStats)[0];
+        const label = measurementLabel(done.found.metadata.toolName, stats) || done.label;
+        if (label && this.active) this.active.ui.measurement.textContent = label;
+        this.marks.saveMeasurement(done.kind, done.found, label);
+      }));
+    });
+  }
+
+  markKeyImage() {
+    if (this.active?.imageIds.length) this.marks.saveKeyImage(this.active);
+  }
+
+  setUpToolbar() {
+    for (const [key, label, , shortcut] of TOOLS) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.tool = key;
+      button.textContent = label;
+      button.title = `${label} (${shortcut.toUpperCase()})`;
+      button.setAttribute("aria-pressed", String(key === this.activeTool));
+      button.addEventListener("click", () => this.activateTool(key));
+      this.ui.tools.append(button);
+    }
+    for (const button of this.ui.view.querySelectorAll("button[data-action]")) {
+      button.addEventListener("click", () => this.view(button.dataset.action));
+    }
+    for (const rate of FRAME_RATES) {
+      const option = document.createElement("option");
+      option.value = String(rate);
+      option.textContent = `${rate} fps`;
+      option.selected = rate === 10;
+      this.ui.fps.append(option);
+    }
+    this.ui.cine.addEventListener("click", () => this.toggleCine());
+    this.ui.fps.addEventListener("change", () => {
+      const pane = this.active;
+      if (pane?.node.dataset.cine !== "playing") return;
+      toolUtilities.cine.stopClip(pane.element);
+      pane.node.dataset.cine = "";
+      this.toggleCine();
+    });
+    for (const button of this.ui.layouts.querySelectorAll("button[data-layout]")) {
+      button.addEventListener("click", () => this.setLayout(button.dataset.layout));
+    }
+    this.ui.sync.addEventListener("click", () => this.toggleSync());
+    if (this.marks.enabled) this.ui.keyImage.addEventListener("click", () => this.markKeyImage());
+    else this.ui.keyImage.hidden = true;
+  }
+}
 
 // Mounts the full viewer on ``root``. ``boot`` is the page's JSON (imaging/viewer/selectors.py):
 // the studies and series, and the first series' instances and first metadata, so nothing has
@@ -99,308 +342,39 @@ let viewerCount = 0;
 // null), taken away once Cornerstone shows the same image. ``list`` is the series list the
 // entry drew (or null: drawn here from QIDO-RS answers).
 export async function mountViewer(root, { boot = null, first = null, list = null } = {}) {
-  // The case's DICOMweb root, e.g. /dicomweb/cases/<case id> (its QIDO-RS URL minus /studies).
-  const base = boot?.base || root.dataset.studiesUrl.replace(/\/studies$/, "");
-  const ids = `sr-viewer-${++viewerCount}`;
-  const ui = {
-    series: root.querySelector("[data-series-list]"),
-    element: root.querySelector("[data-viewport]"),
-    message: root.querySelector("[data-message]"),
-    position: root.querySelector("[data-position]"),
-    seriesLabel: root.querySelector("[data-series-label]"),
-    voi: root.querySelector("[data-voi]"),
-    measurement: root.querySelector("[data-measurement]"),
-    tools: root.querySelector("[data-tools]"),
-    presets: root.querySelector("[data-presets]"),
-    reset: root.querySelector("[data-reset]"),
-  };
-  const state = { viewport: null, imageIds: [], current: null, activeTool: "wl", boot, first, pendingScroll: 0 };
-
-  // data-state: "loading", then "rendered" (an image is on screen and the tools work) or
-  // "message" (an explanation instead of an image); tests and the page's own script read it.
-  // data-first-image="painted" (first.js) comes earlier, when only the picture is up.
-  const say = (text, final = true) => {
-    ui.message.textContent = text;
-    ui.message.hidden = !text;
-    if (text && final) root.dataset.state = "message";
-  };
-  // Wheel turns before the whole stack is in the viewport are kept and applied then.
-  const early = (event) => {
-    if (root.dataset.stack === "complete") return;
-    event.preventDefault();
-    state.pendingScroll += Math.sign(event.deltaY);
-  };
-  ui.element.addEventListener("wheel", early, { passive: false });
-
+  const viewer = new Viewer(root, { boot, first, list });
+  const firstPane = root.querySelector("[data-pane]");
   try {
     if (!first) {
       root.dataset.state = "loading";
-      say("Loading the images…", false);
+      firstPane.querySelector("[data-message]").textContent = "Loading the images…";
     }
-    const studiesLoaded = boot ? Promise.resolve(boot.studies) : loadStudies(base);
-    await initCornerstone(root.dataset.wasmBase);
-    const engine = new RenderingEngine(`${ids}-engine`);
-    engine.enableElement({
-      viewportId: `${ids}-viewport`,
-      type: Enums.ViewportType.STACK,
-      element: ui.element,
-      defaultOptions: { background: [0, 0, 0] },
-    });
-    state.viewport = engine.getViewport(`${ids}-viewport`);
-    setUpTools(`${ids}-tools`, state, ui);
-    setUpEvents(state, ui, root, say);
-    setUpKeys(state, root);
-    setUpToolbar(state, ui);
-
+    const studiesLoaded = boot ? Promise.resolve(boot.studies) : loadStudies(viewer.base);
+    await viewer.mount();
+    viewer.marks.load();
     const studies = await studiesLoaded;
-    const all = studies.flatMap((study) => study.series);
-    if (!all.length) {
-      say("No images have been received for this case yet.");
+    viewer.all = studies.flatMap((study) => study.series);
+    if (!viewer.all.length) {
+      viewer.active.say("No images have been received for this case yet.");
       return;
     }
-    const drawn = list || renderSeriesList(ui.series, all, base);
+    const drawn = list || renderSeriesList(viewer.ui.series, viewer.all, viewer.base);
     drawn.loadThumbnails();
-    ui.series.addEventListener("click", (event) => {
+    viewer.ui.series.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-series-uid]");
-      const series = button && all.find((s) => s.uid === button.dataset.seriesUid && s.studyUid === button.dataset.studyUid);
-      if (series) showSeries(series, state, ui, base, root, say).catch((error) => say(error.message || String(error)));
+      const series =
+        button && viewer.all.find((s) => s.uid === button.dataset.seriesUid && s.studyUid === button.dataset.studyUid);
+      if (series) viewer.show(viewer.active, series);
     });
-    const opening = all.find((s) => s.uid === boot?.first?.seriesUid) || all.find((s) => s.count) || all[0];
-    await showSeries(opening, state, ui, base, root, say);
+    const opening =
+      viewer.all.find((s) => s.uid === boot?.first?.seriesUid) || viewer.all.find((s) => s.count) || viewer.all[0];
+    root.querySelector("[data-series-label]").textContent = seriesLabel(opening);
+    await viewer.show(viewer.active, opening);
   } catch (error) {
-    state.first?.remove();
-    say(error.message || String(error));
+    viewer.takeFirstAway();
+    const message = firstPane.querySelector("[data-message]");
+    message.textContent = error.message || String(error);
+    message.hidden = false;
+    root.dataset.state = "message";
   }
-  window.addEventListener("resize", () => getRenderingEngine(`${ids}-engine`)?.resize(true, true));
-}
-
-function setUpTools(groupId, state, ui) {
-  const group = ToolGroupManager.createToolGroup(groupId);
-  for (const [, , name] of TOOLS) group.addTool(name);
-  group.addViewport(state.viewport.id, state.viewport.renderingEngineId);
-  const { MouseBindings } = ToolEnums;
-  group.setToolActive(WindowLevelTool.toolName, { bindings: [{ mouseButton: MouseBindings.Primary }] });
-  group.setToolActive(PanTool.toolName, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
-  group.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
-  group.setToolActive(StackScrollTool.toolName, { bindings: [{ mouseButton: MouseBindings.Wheel }] });
-  group.setToolPassive(LengthTool.toolName);
-  state.group = group;
-  ui.element.addEventListener("contextmenu", (event) => event.preventDefault());
-}
-
-// The left button does what the toolbar says; the wheel always scrolls, the middle button pans
-// and the right button zooms, as in most radiology viewers.
-function activate(state, ui, key) {
-  const { MouseBindings } = ToolEnums;
-  const name = TOOLS.find(([k]) => k === key)[2];
-  const previous = TOOLS.find(([k]) => k === state.activeTool)[2];
-  const group = state.group;
-  if (previous === StackScrollTool.toolName) {
-    group.setToolActive(previous, { bindings: [{ mouseButton: MouseBindings.Wheel }] });
-  } else if (previous === PanTool.toolName) {
-    group.setToolActive(previous, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
-  } else if (previous === ZoomTool.toolName) {
-    group.setToolActive(previous, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
-  } else {
-    group.setToolPassive(previous);
-  }
-  const bindings = [{ mouseButton: MouseBindings.Primary }];
-  if (name === StackScrollTool.toolName) bindings.push({ mouseButton: MouseBindings.Wheel });
-  if (name === PanTool.toolName) bindings.push({ mouseButton: MouseBindings.Auxiliary });
-  if (name === ZoomTool.toolName) bindings.push({ mouseButton: MouseBindings.Secondary });
-  group.setToolActive(name, { bindings });
-  state.activeTool = key;
-  for (const button of ui.tools.querySelectorAll("button")) {
-    button.setAttribute("aria-pressed", String(button.dataset.tool === key));
-  }
-}
-
-function setUpToolbar(state, ui) {
-  for (const [key, label] of TOOLS) {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.dataset.tool = key;
-    button.textContent = label;
-    button.setAttribute("aria-pressed", String(key === state.activeTool));
-    button.addEventListener("click", () => activate(state, ui, key));
-    ui.tools.append(button);
-  }
-  for (const [label, center, width] of PRESETS) {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.dataset.preset = label.toLowerCase();
-    button.textContent = label;
-    button.title = `Window ${width}, level ${center}`;
-    button.addEventListener("click", () => {
-      state.viewport.setProperties({ voiRange: { lower: center - width / 2, upper: center + width / 2 } });
-      state.viewport.render();
-    });
-    ui.presets.append(button);
-  }
-  ui.reset.addEventListener("click", () => {
-    annotation.state.removeAllAnnotations();
-    state.viewport.resetProperties();
-    state.viewport.resetCamera();
-    state.viewport.render();
-    ui.measurement.textContent = "";
-  });
-}
-
-function step(state, delta) {
-  const viewport = state.viewport;
-  if (!viewport || !state.imageIds.length) return;
-  const next = Math.max(0, Math.min(state.imageIds.length - 1, viewport.getCurrentImageIdIndex() + delta));
-  viewport.setImageIdIndex(next);
-}
-
-function setUpKeys(state, root) {
-  root.addEventListener("keydown", (event) => {
-    const page = Math.max(1, Math.round(state.imageIds.length / 10));
-    const moves = {
-      ArrowDown: 1,
-      ArrowRight: 1,
-      ArrowUp: -1,
-      ArrowLeft: -1,
-      PageDown: page,
-      PageUp: -page,
-      Home: -Infinity,
-      End: Infinity,
-    };
-    if (!(event.key in moves)) return;
-    event.preventDefault();
-    const delta = moves[event.key];
-    step(state, Number.isFinite(delta) ? delta : delta > 0 ? state.imageIds.length : -state.imageIds.length);
-  });
-}
-
-function setUpEvents(state, ui, root, say) {
-  const element = ui.element;
-  element.addEventListener(Enums.Events.STACK_NEW_IMAGE, () => {
-    const index = state.viewport.getCurrentImageIdIndex();
-    ui.position.textContent = `Image ${index + 1} / ${state.imageIds.length}`;
-    root.dataset.imageIndex = String(index);
-  });
-  element.addEventListener(Enums.Events.IMAGE_RENDERED, () => {
-    const voi = state.viewport.getProperties()?.voiRange;
-    if (voi) {
-      const width = Math.round(voi.upper - voi.lower);
-      const center = Math.round((voi.upper + voi.lower) / 2);
-      ui.voi.textContent = `W ${width} / L ${center}`;
-    }
-  });
-  const failed = () => say("This image could not be decoded. Try another series, or ask the patient for another copy.");
-  element.addEventListener(Enums.Events.IMAGE_LOAD_ERROR, failed);
-  element.addEventListener(Enums.Events.IMAGE_LOAD_FAILED, failed);
-  const measured = (event) => {
-    const stats = event.detail?.annotation?.data?.cachedStats;
-    const first = stats && Object.values(stats)[0];
-    if (first && Number.isFinite(first.length)) {
-      ui.measurement.textContent = `Length: ${first.length.toFixed(1)} ${first.unit || "mm"}`;
-    }
-  };
-  // Annotation events are sent on Cornerstone's global event target, not on the element.
-  eventTarget.addEventListener(ToolEnums.Events.ANNOTATION_COMPLETED, measured);
-  eventTarget.addEventListener(ToolEnums.Events.ANNOTATION_MODIFIED, measured);
-}
-
-// The series' instances as [SOP Instance UID, number of frames], in display order, and the first
-// instance's metadata: from the page's JSON for the series it opens with, else two requests.
-async function describeSeries(series, state, base) {
-  const boot = state.boot?.first;
-  if (boot && boot.seriesUid === series.uid && boot.metadata) {
-    state.boot = { ...state.boot, first: null }; // used once: later visits ask the server afresh
-    return { listing: boot.instances, firstMeta: boot.metadata, fallbackSyntax: undefined };
-  }
-  const found = await searchInstances(base, series);
-  if (!found.length) return { listing: [], firstMeta: null };
-  const listing = found.map((item) => [value(item, TAG.sopUid), Number(value(item, TAG.frames) || 1)]);
-  const firstMeta = await loadInstanceMetadata(base, series, listing[0][0]);
-  return { listing, firstMeta, fallbackSyntax: value(found[0], TAG.availableTransferSyntax) };
-}
-
-async function showSeries(series, state, ui, base, root, say) {
-  state.current = series;
-  for (const button of ui.series.querySelectorAll("button")) {
-    button.setAttribute("aria-current", String(button.dataset.seriesUid === series.uid));
-  }
-  ui.seriesLabel.textContent = seriesLabel(series);
-  ui.measurement.textContent = "";
-  const handingOver = Boolean(state.first);
-  if (!handingOver) {
-    // The picture first.js painted stays up (with its position and window) until replaced.
-    ui.position.textContent = "";
-    root.dataset.state = "loading";
-    say("Loading the images…", false);
-  }
-  root.dataset.stack = "loading";
-  // The first image needs only its own instance's metadata: show it as soon as that is known,
-  // then describe the rest of the series (one request) and hand the viewport the whole stack.
-  const { listing, firstMeta, fallbackSyntax } = await describeSeries(series, state, base);
-  if (state.current !== series) return;
-  if (!listing.length) {
-    say("This series has no images.");
-    return;
-  }
-  const syntax = value(firstMeta, TAG.transferSyntax) || fallbackSyntax;
-  if (syntax && !DECODABLE.has(syntax)) {
-    state.imageIds = [];
-    state.first?.remove();
-    state.first = null;
-    ui.element.hidden = true;
-    const name = SYNTAX_NAMES[syntax] || `transfer syntax ${syntax}`;
-    say(`${UNSUPPORTED_MESSAGE} (${name}). The other series can still be viewed; ask the patient for a copy in another format if this one matters.`);
-    return;
-  }
-  ui.element.hidden = false;
-  const origin = window.location.origin;
-  const framesOf = (sopUid, count) => {
-    const url = `${origin}${base}/studies/${series.studyUid}/series/${series.uid}/instances/${sopUid}/frames/`;
-    return Array.from({ length: count }, (_, i) => `wadors:${url}${i + 1}`);
-  };
-  const perInstance = listing.map(([sopUid, frames]) => framesOf(sopUid, frames));
-  const imageIds = perInstance.flat();
-  for (const imageId of perInstance[0]) wadors.metaDataManager.add(imageId, firstMeta);
-  state.imageIds = imageIds;
-  annotation.state.removeAllAnnotations();
-  getRenderingEngine(state.viewport.renderingEngineId)?.resize(true, false);
-  await state.viewport.setStack(perInstance[0], 0);
-  if (state.current !== series) return;
-  say("");
-  ui.position.textContent = `Image 1 / ${imageIds.length}`;
-  state.viewport.render();
-  // Cornerstone now shows what first.js painted: take the stand-in away on the next frame, when
-  // the viewport's own canvas holds the image.
-  if (state.first) {
-    const standIn = state.first;
-    state.first = null;
-    requestAnimationFrame(() => standIn.remove());
-  }
-  root.dataset.state = "rendered";
-
-  if (listing.length > 1) {
-    const all = await loadSeriesMetadata(base, series);
-    if (state.current !== series) return;
-    const bySop = new Map(all.map((meta) => [value(meta, TAG.sopUid), meta]));
-    listing.forEach(([sopUid], position) => {
-      const meta = bySop.get(sopUid);
-      if (meta) for (const imageId of perInstance[position]) wadors.metaDataManager.add(imageId, meta);
-    });
-    // Keep what the reader did to the first image meanwhile (window, zoom, pan).
-    const properties = state.viewport.getProperties();
-    const camera = state.viewport.getCamera();
-    // Wheel turns made before the stack was complete are applied now.
-    const index = Math.max(0, Math.min(imageIds.length - 1, state.viewport.getCurrentImageIdIndex() + state.pendingScroll));
-    state.pendingScroll = 0;
-    await state.viewport.setStack(imageIds, index);
-    if (state.current !== series) return;
-    state.viewport.setProperties(properties);
-    state.viewport.setCamera(camera);
-    state.viewport.render();
-    ui.position.textContent = `Image ${index + 1} / ${imageIds.length}`;
-  }
-  state.pendingScroll = 0;
-  // Fetch the rest of the stack in the background, so scrolling does not wait for the network.
-  toolUtilities.stackPrefetch.enable(ui.element);
-  root.dataset.stack = "complete";
-  ui.element.focus?.();
 }

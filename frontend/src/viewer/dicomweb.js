@@ -37,12 +37,13 @@ export async function loadStudies(base) {
   return Promise.all(
     studies.map(async (study) => {
       const studyUid = value(study, TAG.studyUid);
+      const date = value(study, TAG.studyDate) || "";
       const series = await getJson(`${base}/studies/${studyUid}/series`);
       series.sort((a, b) => (value(a, TAG.seriesNumber) ?? 0) - (value(b, TAG.seriesNumber) ?? 0));
       return {
         uid: studyUid,
         description: value(study, TAG.studyDescription) || "Study",
-        date: value(study, TAG.studyDate) || "",
+        date,
         series: series.map((s) => ({
           studyUid,
           uid: value(s, TAG.seriesUid),
@@ -50,6 +51,7 @@ export async function loadStudies(base) {
           description: value(s, TAG.seriesDescription) || "",
           number: value(s, TAG.seriesNumber),
           count: value(s, TAG.instanceCount) || 0,
+          date,
         })),
       };
     }),

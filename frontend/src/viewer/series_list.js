@@ -1,5 +1,17 @@
-// The series list beside the image (thumbnails, label, count). Drawn from the page's JSON as soon
-// as the page runs, before the full viewer has loaded; app.js listens for clicks on it.
+// The series list beside the image (thumbnail, description, number, modality, image count, date).
+// Drawn from the page's JSON as soon as the page runs, before the full viewer has loaded; app.js
+// listens for clicks on it. Two MR series used to read "MR (series 1)" alike: each line now
+// says which series it is.
+
+// "20240115" -> "15 Jan 2024" (DICOM dates are local dates: no time zone to convert).
+export function dicomDate(text) {
+  const match = /^(\d{4})(\d{2})(\d{2})$/.exec(String(text || "").trim());
+  if (!match) return "";
+  const [, year, month, day] = match;
+  const names = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  const index = Number(month) - 1;
+  return names[index] ? `${Number(day)} ${names[index]} ${year}` : "";
+}
 
 // Draws the list; thumbnails are only asked for when ``loadThumbnails`` is called (after the
 // first image), so they do not compete with the first frame for the server.
@@ -12,17 +24,20 @@ export function renderSeriesList(list, all, base) {
     button.type = "button";
     button.dataset.seriesUid = series.uid;
     button.dataset.studyUid = series.studyUid;
+    button.dataset.description = series.description || "";
+    button.dataset.modality = series.modality || "";
     const picture = document.createElement("img");
     picture.alt = "";
     picture.loading = "lazy";
     picture.dataset.src = `${base}/studies/${series.studyUid}/series/${series.uid}/thumbnail`;
     picture.addEventListener("error", () => picture.replaceWith(placeholder(series)));
     pictures.push(picture);
-    const label = document.createElement("span");
-    label.textContent = `${series.modality} ${series.description || "Series " + (series.number ?? "")}`.trim();
-    const count = document.createElement("small");
-    count.textContent = `${series.count} image${series.count === 1 ? "" : "s"}`;
-    button.append(picture, label, count);
+    const label = document.createElement("strong");
+    label.textContent = series.description || "No description";
+    const facts = document.createElement("small");
+    facts.dataset.seriesFacts = "";
+    facts.textContent = seriesFacts(series);
+    button.append(picture, label, facts);
     item.append(button);
     list.append(item);
   }
@@ -33,8 +48,22 @@ export function renderSeriesList(list, all, base) {
   };
 }
 
+// "MR · series 3 · 24 images · 15 Jan 2024"
+export function seriesFacts(series) {
+  const count = Number(series.count) || 0;
+  return [
+    series.modality,
+    series.number != null ? `series ${series.number}` : "",
+    `${count} image${count === 1 ? "" : "s"}`,
+    dicomDate(series.date),
+  ]
+    .filter(Boolean)
+    .join(" · ");
+}
+
 export function seriesLabel(series) {
-  return `${series.modality} ${series.description}`.trim() + (series.number != null ? ` (series ${series.number})` : "");
+  const parts = [series.modality, series.description].filter(Boolean).join(" ");
+  return parts + (series.number != null ? ` (series ${series.number})` : "");
 }
 
 function placeholder(series) {
