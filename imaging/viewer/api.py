@@ -56,7 +56,7 @@ def annotation_list(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
         return JsonResponse({"annotations": [annotation_json(a) for a in annotations_of(case=case)]})
     try:
         data = annotation_input_parse(json.loads(request.body or b"null"))
-        created = annotation_create(case=case, author=request.user, data=data)  # type: ignore[arg-type]
+        created = annotation_create(case=case, author=request.user, data=data)
     except json.JSONDecodeError:
         return JsonResponse({"error": NOT_JSON}, status=400)
     except AnnotationInvalid as error:

@@ -116,7 +116,7 @@ def canvas_after_opening(page: Any, description: str) -> dict[str, float]:
     assert state == "rendered", f"{description}: {page.text_content('[data-message]')}"
     # The frame after the render event is the one on screen.
     page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
-    return page.eval_on_selector("[data-sr-viewer]", CANVAS_STATS)  # type: ignore[no-any-return]
+    return page.eval_on_selector("[data-sr-viewer]", CANVAS_STATS)
 
 
 @pytest.mark.parametrize(("description", "name"), FILES, ids=[name for _, name in FILES])

@@ -73,13 +73,13 @@ def _pick(page: Any, description: str) -> None:
 
 def _canvas(page: Any, pane: int = 0) -> dict[str, float]:
     page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
-    return page.evaluate(  # type: ignore[no-any-return]
+    return page.evaluate(
         f"(stats) => eval(stats)(document.querySelectorAll('[data-pane]')[{pane}])", CANVAS_STATS
     )
 
 
 def _presets(page: Any) -> list[str]:
-    return page.eval_on_selector_all("[data-presets] button", "(all) => all.map((b) => b.textContent)")  # type: ignore[no-any-return]
+    return page.eval_on_selector_all("[data-presets] button", "(all) => all.map((b) => b.textContent)")
 
 
 def _drag(page: Any, start: tuple[float, float], end: tuple[float, float]) -> None:
