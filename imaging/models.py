@@ -249,6 +249,7 @@ class IntegrationCredential(models.Model):
     class Scope(models.TextChoices):
         DICOMWEB_READ = "dicomweb.read", "Search and read studies (QIDO-RS, WADO-RS)"
         FHIR_READ = "fhir.read", "Read released opinions as FHIR DiagnosticReports"
+        DICOMWEB_WRITE = "dicomweb.write", "Send studies into cases (STOW-RS)"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=100)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, include, path, register_converter
 
-from imaging.dicomweb import views
+from imaging.dicomweb import stow_views, views
 
 
 class UidConverter:
@@ -30,10 +30,10 @@ SERIES = f"{STUDY}/series/<uid:series_uid>"
 INSTANCE = f"{SERIES}/instances/<uid:instance_uid>"
 
 routes: list[URLPattern] = [
-    path("studies", views.search_studies, name="search_studies"),
+    path("studies", stow_views.studies, name="search_studies"),
     path("series", views.search_series, name="search_all_series"),
     path("instances", views.search_instances, name="search_all_instances"),
-    path(STUDY, views.retrieve_study, name="study"),
+    path(STUDY, stow_views.study, name="study"),
     path(f"{STUDY}/metadata", views.study_metadata, name="study_metadata"),
     path(f"{STUDY}/rendered", views.study_rendered, name="study_rendered"),
     path(f"{STUDY}/series", views.search_series, name="search_series"),
