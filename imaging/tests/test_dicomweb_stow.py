@@ -8,6 +8,7 @@ import io
 import json
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.test import Client, RequestFactory
@@ -63,8 +64,8 @@ def multipart(parts: list[tuple[str, bytes]]) -> tuple[bytes, str]:
 
 
 def stow(
-    client: Client, path: str, parts: list[tuple[str, bytes]], token: str | None, **headers: str
-) -> tuple[int, dict, dict[str, str]]:
+    client: Client, path: str, parts: list[tuple[str, bytes]], token: str | None, **headers: Any
+) -> tuple[int, dict[str, Any], dict[str, str]]:
     body, content_type = multipart(parts)
     if token:
         headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
@@ -77,7 +78,7 @@ def stow(
     return response.status_code, answer, dict(response.headers)
 
 
-def sop_uids(answer: dict, sequence: str) -> list[str]:
+def sop_uids(answer: dict[str, Any], sequence: str) -> list[str]:
     return [item["00081155"]["Value"][0] for item in answer.get(sequence, {}).get("Value", [])]
 
 
@@ -125,7 +126,7 @@ def test_it_says_why_each_refused_part_was_refused(neuro: Institution, case: Cas
             ("application/pdf", b"%PDF-1.4"),
         ],
         token,
-        HTTP_X_SECONDREAD_CASE=case.number,
+        HTTP_X_SECONDREAD_CASE=str(case.number),
     )
     assert status == 202
     assert sop_uids(answer, "00081199") == [good.SOPInstanceUID]
@@ -176,9 +177,12 @@ def test_it_stores_through_the_case_scoped_address(neuro: Institution, case: Cas
 def test_it_refuses_malformed_requests_in_words(neuro: Institution, case: Case) -> None:
     token = key("neuro", [WRITE])
     client = Client(HTTP_HOST=HOST)
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    auth = f"Bearer {token}"
     wrong_type = client.post(
-        f"/dicomweb/studies?case={case.number}", b"{}", content_type="application/json", **auth
+        f"/dicomweb/studies?case={case.number}",
+        b"{}",
+        content_type="application/json",
+        HTTP_AUTHORIZATION=auth,
     )
     assert wrong_type.status_code == 415 and stow_messages.NOT_MULTIPART in wrong_type.content.decode()
     no_case, _, _ = stow(client, "/dicomweb/studies", [("application/dicom", b"x")], token)
@@ -187,7 +191,7 @@ def test_it_refuses_malformed_requests_in_words(neuro: Institution, case: Case) 
         f"/dicomweb/studies?case={case.number}",
         b"--abc\r\nContent-Type: application/dicom\r\n\r\nDICM...",
         content_type='multipart/related; type="application/dicom"; boundary=abc',
-        **auth,
+        HTTP_AUTHORIZATION=auth,
     )
     assert cut.status_code == 400 and stow_messages.BAD_BODY in cut.content.decode()
     with schema_context("neuro"):
