@@ -144,3 +144,29 @@ def test_it_refuses_outsiders_and_audits_them(case: Case, cancer: Institution) -
     assert other.get(url).status_code == 404
     assert _marks(case) == []
     assert [allowed for _, _, allowed in _audit(case, "viewer.annotation")] == [False, False, False, False]
+
+
+def test_it_lets_no_outsider_remove_a_mark(case: Case) -> None:
+    made = _post(
+        _client("reviewer1@neuro.example.com"), case, {"kind": "key_image", "sopInstanceUid": _sop(case)}
+    )
+    url = f"/workspace/viewer/{case.public_id}/annotations/{made.json()['id']}/"
+    assert Client(HTTP_HOST="neuro.localhost").delete(url).status_code == 401
+    assert _client("patient@neuro.example.com").delete(url).status_code == 403
+    assert _client("reviewer2@neuro.example.com").delete(url).status_code == 404
+    assert _client("coordinator@cancer.example.com", host="cancer.localhost").delete(url).status_code == 404
+    # A mark is removed only through its own case: another case's address does not reach it.
+    _, series = demo_study(ct_slices=1)
+    other = case_with_study(
+        schema_name="neuro",
+        owner_email="patient@neuro.example.com",
+        series=series[:1],
+        reviewer_email="reviewer1@neuro.example.com",
+    )
+    elsewhere = f"/workspace/viewer/{other.public_id}/annotations/{made.json()['id']}/"
+    assert _client("reviewer1@neuro.example.com").delete(elsewhere).status_code == 404
+    assert len(_marks(case)) == 1
+    assert [a for a, _, allowed in _audit(case) if not allowed] == [
+        "viewer.annotation.delete",
+        "viewer.annotation.delete",
+    ]
