@@ -116,8 +116,10 @@ def shared_opinion(request: HttpRequest, token: str) -> HttpResponse:
             "share": share,
         }
         response = render(request, "review/shared_opinion.html", context)
+        # No forms here: nothing needs the Origin header that "no-referrer" would blank (the code
+        # form keeps the site's same-origin policy, or Chromium's POST would fail the CSRF check).
+        response["Referrer-Policy"] = "no-referrer"
     response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
     return response
 
 
