@@ -68,6 +68,7 @@ def staff_member_reactivate(*, member: User) -> User:
 def staff_member_mfa_reset(*, member: User) -> int:
     """Remove ``member``'s authenticators (TOTP and recovery codes) and end their sessions;
     returns how many authenticators were removed."""
+    removed: int
     removed, _ = Authenticator.objects.filter(user=member).delete()
     user_sessions_end(user=member)
     return removed
