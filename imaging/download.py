@@ -11,10 +11,13 @@ Precondition: the caller checked that the requester may see ``case`` and audited
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from typing import BinaryIO
 
 from imaging.cases import CaseRow
 from imaging.models import Instance, Study
@@ -62,20 +65,28 @@ def case_originals_names(*, case: CaseRow) -> Iterator[tuple[str, Instance]]:
                 yield f"{study_dir}/{series_dir}/IM{image_number:05d}.dcm", instance
 
 
-def case_originals_zip(*, case: CaseRow) -> Iterator[bytes]:
-    """The zip's bytes, piece by piece (see the module's docstring)."""
-    storage = tenant_storage()
+def zip_stream(
+    files: Iterable[tuple[str, Callable[[], AbstractContextManager[BinaryIO]]]],
+) -> Iterator[bytes]:
+    """A stored ZIP64 archive of ``files`` ((name, opener) pairs), piece by piece: at most one
+    :data:`READ_BYTES` read is held at a time."""
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name, instance in case_originals_names(case=case):
+        for name, opener in files:
             info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_STORED
-            with (
-                storage.open(instance.storage_key) as source,
-                archive.open(info, "w", force_zip64=True) as out,
-            ):
+            with opener() as source, archive.open(info, "w", force_zip64=True) as out:
                 while chunk := source.read(READ_BYTES):
                     out.write(chunk)
                     yield sink.take()
             yield sink.take()
     yield sink.take()
+
+
+def case_originals_zip(*, case: CaseRow) -> Iterator[bytes]:
+    """The zip's bytes, piece by piece (see the module's docstring)."""
+    storage = tenant_storage()
+    return zip_stream(
+        (name, functools.partial(storage.open, instance.storage_key))
+        for name, instance in case_originals_names(case=case)
+    )
