@@ -40,17 +40,13 @@ def institution_service_update(
 
 
 def review_settings_sync(*, institution: Institution) -> None:
-    """Copy the turnaround promise into the review workspace's settings (in the institution's
-    schema), which its queue reads for due dates. A draft has no schema yet: go-live syncs."""
+    """Make sure the institution's schema has its review settings row. The turnaround promise
+    is not copied there: its one home is ``InstitutionSettings`` (the review workspace reads
+    it from there). A draft has no schema yet: go-live calls this."""
     if institution.status == Institution.Status.DRAFT and not schema_exists(institution.schema_name):
         return
     from review.models import ReviewSettings
 
-    days = institution_settings_get(institution=institution).turnaround_business_days
     with schema_context(institution.schema_name):
-        row = ReviewSettings.objects.order_by("id").first()
-        if row is None:
-            ReviewSettings.objects.create(turnaround_business_days=days)
-        elif row.turnaround_business_days != days:
-            row.turnaround_business_days = days
-            row.save(update_fields=["turnaround_business_days", "updated"])
+        if not ReviewSettings.objects.exists():
+            ReviewSettings.objects.create()

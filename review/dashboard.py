@@ -21,7 +21,7 @@ from imaging.models import Upload
 from intake.models import Case
 from payments.selectors import RevenueTotal, revenue_total
 from review.models import Opinion, Outcome
-from review.selectors import review_settings_get
+from review.selectors import turnaround_business_days_get
 
 
 @dataclass
@@ -85,7 +85,7 @@ def turnaround_totals(*, turnaround_business_days: int) -> tuple[int, int, float
 
 def dashboard_build(*, weeks: int = 12) -> Dashboard:
     now = timezone.now()
-    settings_row = review_settings_get()
+    turnaround = turnaround_business_days_get()
     since = now - dt.timedelta(weeks=weeks)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     per_week = {
@@ -119,9 +119,7 @@ def dashboard_build(*, weeks: int = 12) -> Dashboard:
         ("Submitted", counts["submitted"]),
         ("Opinion released", counts["released"]),
     ]
-    released, on_time, median = turnaround_totals(
-        turnaround_business_days=settings_row.turnaround_business_days
-    )
+    released, on_time, median = turnaround_totals(turnaround_business_days=turnaround)
     outcome_rows = (
         Outcome.objects.order_by()
         .values("kind")
@@ -135,7 +133,7 @@ def dashboard_build(*, weeks: int = 12) -> Dashboard:
         released_count=released,
         on_time_count=on_time,
         median_turnaround_days=round(median, 1) if median is not None else None,
-        turnaround_business_days=settings_row.turnaround_business_days,
+        turnaround_business_days=turnaround,
         month_referrals=counts["month_referrals"],
         month_outcomes={label: month.get(kind, 0) for kind, label in Outcome.Kind.choices},
         outcome_totals=[(label, totals.get(kind, 0)) for kind, label in Outcome.Kind.choices],

@@ -94,7 +94,7 @@ class StaffMemberForm(forms.Form):
 
 class ReviewSettingsForm(forms.Form):
     turnaround_business_days = forms.IntegerField(
-        min_value=1, max_value=90, label="Turnaround (business days)"
+        min_value=1, max_value=60, label="Turnaround (business days)"
     )
     soon_due_business_days = forms.IntegerField(
         min_value=0, max_value=30, label="Due soon within (business days)"

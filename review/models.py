@@ -17,7 +17,8 @@ class ReviewSettings(models.Model):
     the patient's follow-up thread read them only through ``review.selectors``.
     """
 
-    turnaround_business_days = models.PositiveSmallIntegerField(default=7)
+    # The turnaround promise is not here: it has one home, the institution's service settings
+    # (tenants.InstitutionSettings; review.selectors.turnaround_business_days_get reads it).
     # A case due within this many business days is shown as "due soon".
     soon_due_business_days = models.PositiveSmallIntegerField(default=2)
     session_idle_minutes = models.PositiveSmallIntegerField(default=15)

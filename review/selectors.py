@@ -45,6 +45,8 @@ from imaging.models import Report, Study
 from intake.models import Case
 from review.access import cases_visible_to
 from review.models import ReviewerProfile, ReviewSettings
+from tenants.models import InstitutionSettings
+from tenants.schema import current_institution
 
 QUEUE_PAGE_SIZE = 50
 
@@ -112,6 +114,20 @@ def review_settings_get() -> ReviewSettings:
     if cache is not None:
         cache[schema] = settings_row
     return settings_row
+
+
+TURNAROUND_DEFAULT = 7
+
+
+def turnaround_business_days_get() -> int:
+    """The institution's turnaround promise, from its one home: the service settings its admin
+    sets at onboarding and in the settings (and the roster page's settings form)."""
+    row = (
+        InstitutionSettings.objects.filter(institution=current_institution())
+        .only("turnaround_business_days")
+        .first()
+    )
+    return row.turnaround_business_days if row else TURNAROUND_DEFAULT
 
 
 # --- Business days ------------------------------------------------------------------------------
@@ -236,7 +252,7 @@ def case_queue(*, user: User, filters: QueueFilters, page_number: int = 1) -> Qu
         cases = cases.filter(urgency=filters.urgency)
     if filters.search:
         cases = cases.filter(Q(number__icontains=filters.search) | Q(patient_name__icontains=filters.search))
-    turnaround = settings_row.turnaround_business_days
+    turnaround = turnaround_business_days_get()
     if filters.due == "overdue":
         cutoff = business_days_subtract(now, turnaround)
         cases = cases.filter(status__in=OPEN_STATES).filter(

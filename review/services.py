@@ -38,7 +38,8 @@ from review.models import (
 )
 from review.selectors import OPEN_STATES, review_settings_get, reviewer_loads
 from storage.tenant import tenant_storage
-from tenants.models import Institution
+from tenants.models import Institution, InstitutionSettings
+from tenants.schema import current_institution
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +97,10 @@ def review_settings_update(
 ) -> ReviewSettings:
     # The cached row of this request (updated in place, so the rest of the request sees the
     # change); an unsaved row of defaults if the institution never saved its settings.
+    InstitutionSettings.objects.update_or_create(
+        institution=current_institution(), defaults={"turnaround_business_days": turnaround_business_days}
+    )
     row = review_settings_get()
-    row.turnaround_business_days = turnaround_business_days
     row.soon_due_business_days = soon_due_business_days
     row.session_idle_minutes = session_idle_minutes
     row.reviewers_see_only_assigned = reviewers_see_only_assigned

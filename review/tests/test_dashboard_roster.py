@@ -10,7 +10,7 @@ from django_tenants.utils import schema_context
 from audit.models import AuditEvent
 from intake.models import Case
 from review.models import Outcome, ReviewerProfile, ReviewSettings
-from tenants.models import Institution
+from tenants.models import Institution, InstitutionSettings
 from tests.cases import user_in
 
 
@@ -76,7 +76,12 @@ def test_it_lets_the_admin_edit_the_roster_and_settings(
         4,
     )
     assert profile.available is False  # unticked
-    assert settings_row.turnaround_business_days == 5
+    # The promise has one home, the service settings the admin also sees under /settings/.
+    assert InstitutionSettings.objects.get(institution=neuro).turnaround_business_days == 5
+    assert (
+        'name="service-turnaround_business_days" value="5"'
+        in admin.get("/settings/service/").content.decode()
+    )
     assert settings_row.reviewers_see_only_assigned is False
 
 
@@ -121,7 +126,7 @@ def test_it_reads_default_settings_without_writing_a_row(
     with schema_context(neuro.schema_name):
         ReviewSettings.objects.all().delete()
         row = review_settings_get()
-        assert row.pk is None and row.turnaround_business_days == 7 and row.reviewers_see_only_assigned
+        assert row.pk is None and row.reviewers_see_only_assigned
         assert not ReviewSettings.objects.exists()  # a read wrote nothing
     assert staff_client("coordinator").get("/workspace/").status_code == 200
     with schema_context(neuro.schema_name):
@@ -137,7 +142,8 @@ def test_it_reads_default_settings_without_writing_a_row(
         },
     )
     with schema_context(neuro.schema_name):
-        assert ReviewSettings.objects.get().turnaround_business_days == 6  # saving writes the row
+        assert ReviewSettings.objects.get().soon_due_business_days == 1  # saving writes the row
+    assert InstitutionSettings.objects.get(institution=neuro).turnaround_business_days == 6
 
 
 def test_it_never_gives_a_patient_account_a_staff_role(

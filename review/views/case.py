@@ -44,7 +44,7 @@ from review.forms import (
     OutcomeForm,
     SignForm,
 )
-from review.selectors import case_due_at, review_settings_get
+from review.selectors import case_due_at, turnaround_business_days_get
 from review.views.common import back_to_case, queue_filters_query, request_user, run_step
 from storage.base import ObjectNotFound
 from storage.tenant import tenant_storage
@@ -67,7 +67,6 @@ def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
     coordinator = is_coordinator(user)
     page = case_page_read(case=case, with_outcomes=coordinator)
     opinion = page.opinion
-    settings_row = review_settings_get()
     opinion_initial = (
         {name: getattr(opinion, name) for name in services.OPINION_FIELDS}
         if opinion
@@ -79,7 +78,7 @@ def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
         {
             "case": case,
             "assignment": assignment,
-            "due_at": case_due_at(case=case, turnaround_business_days=settings_row.turnaround_business_days),
+            "due_at": case_due_at(case=case, turnaround_business_days=turnaround_business_days_get()),
             **case_page_context(page),
             # Only coordinators see the assignment form.
             "reviewers": assignable_reviewers() if coordinator else [],

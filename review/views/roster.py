@@ -14,7 +14,7 @@ from review import services, staff_accounts
 from review.decorators import admin_only, staff_page
 from review.forms import ReviewSettingsForm, StaffMemberForm
 from review.models import ReviewerProfile
-from review.selectors import review_settings_get, roster_list
+from review.selectors import review_settings_get, roster_list, turnaround_business_days_get
 from review.views.common import request_user
 
 
@@ -45,7 +45,7 @@ def roster(request: HttpRequest) -> HttpResponse:
         forms.append((row, member_form))
     settings_form = ReviewSettingsForm(
         initial={
-            "turnaround_business_days": settings_row.turnaround_business_days,
+            "turnaround_business_days": turnaround_business_days_get(),
             "soon_due_business_days": settings_row.soon_due_business_days,
             "session_idle_minutes": settings_row.session_idle_minutes,
             "reviewers_see_only_assigned": settings_row.reviewers_see_only_assigned,
