@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('review', '0005_audit_moved_to_audit_app'),
+        ('review', '0006_opinion_share'),
     ]
 
     operations = [
