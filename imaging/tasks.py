@@ -46,15 +46,3 @@ def uploads_ingest_resume() -> int:
     from imaging.ingest.pipeline import uploads_stalled_requeue
 
     return uploads_stalled_requeue()
-
-
-@shared_task(name="imaging.pacs_send_deliver", ignore_result=True, soft_time_limit=3600, time_limit=3660)
-def pacs_send_deliver_task(send_id: int) -> None:
-    """Deliver one study to a PACS (imaging.pacs.sends); claimed first, so a second delivery
-    of the message does nothing. A failure that may pass is queued again after a delay."""
-    from imaging.pacs.sends import SendRetry, pacs_send_deliver
-
-    try:
-        pacs_send_deliver(send_id=send_id)
-    except SendRetry as retry:
-        pacs_send_deliver_task.apply_async((send_id,), countdown=retry.delay)

@@ -1,12 +1,13 @@
 """Staff send a case's studies to a PACS destination; a worker delivers each study.
 
 A request writes one :class:`PacsSend` per study (status QUEUED) and queues its delivery in the
-same transaction; nothing leaves the building inside it. Delivery (:func:`pacs_send_deliver`)
+same transaction, through the outbox (outbox.services.enqueue); nothing leaves the building
+inside it. Delivery (:func:`pacs_send_deliver`)
 claims the send with a conditional UPDATE (so two deliveries of the same message never send
 twice at once), copies the study's instances from storage to a temporary folder (de-identified
 when asked, with the UID map kept on the row so a retry sends the same UIDs), sends them, and
 records the outcome. A failure that may pass (the PACS is down) raises :class:`SendRetry` for
-the caller to try again later, up to :data:`MAX_ATTEMPTS`; one that cannot (the PACS refuses
+the outbox to try again later, up to :data:`MAX_ATTEMPTS`; one that cannot (the PACS refuses
 this kind of image, or our credentials) ends FAILED at once. Every request and every outcome is
 in the audit log.
 """
@@ -35,11 +36,12 @@ from imaging.models import Instance, PacsDestination, PacsSend, Study
 from imaging.pacs.destinations import destination_endpoint, destination_node
 from imaging.pacs.dimse import PacsError, c_store_files
 from imaging.pacs.stow import stow_files
+from outbox.services import enqueue
 from storage.tenant import tenant_storage
 
+OUTBOX_KIND = "pacs.send"
+# Attempts before a send is given up (the outbox waits 30 s, 1, 2, 4 minutes... between them).
 MAX_ATTEMPTS = 5
-# Seconds before attempt n+1 (after attempt n failed): a PACS down for maintenance is waited for.
-RETRY_DELAYS = (30, 120, 600, 1800)
 # A send held this long by a worker that died may be claimed again.
 CLAIM_STALE_AFTER = timedelta(minutes=30)
 
@@ -52,11 +54,7 @@ UNEXPECTED = "Sending failed for a reason of ours; it will be tried again."
 
 
 class SendRetry(Exception):
-    """Delivery failed for a reason that may pass; try again after ``delay`` seconds."""
-
-    def __init__(self, delay: int) -> None:
-        super().__init__(delay)
-        self.delay = delay
+    """Delivery failed for a reason that may pass; the outbox tries again later."""
 
 
 def pacs_send_request(
@@ -99,12 +97,21 @@ def pacs_send_request(
     return sends
 
 
-def pacs_send_enqueue(*, send: PacsSend, delay: int = 0) -> None:
-    """Queue the delivery of ``send`` once the current transaction commits."""
-    from imaging.tasks import pacs_send_deliver_task
+def pacs_send_enqueue(*, send: PacsSend) -> None:
+    """Write the delivery of ``send`` to the outbox, with the caller's change (delivered once it
+    commits, retried by the outbox while :func:`pacs_send_outbox_deliver` raises)."""
+    enqueue(
+        kind=OUTBOX_KIND,
+        key=f"pacs-send:{send.public_id}",
+        payload={"send_id": send.pk},
+        summary=f"Send a study to the PACS destination {send.destination.name}"[:200],
+    )
 
-    send_id = send.pk
-    transaction.on_commit(lambda: pacs_send_deliver_task.apply_async((send_id,), countdown=delay or None))
+
+def pacs_send_outbox_deliver(payload: dict[str, Any]) -> None:
+    """The outbox's deliverer for PACS sends: returns when the send is settled (sent, failed for
+    good, or held by another worker); raises SendRetry for the outbox to try again later."""
+    pacs_send_deliver(send_id=int(payload["send_id"]))
 
 
 def _claim(send_id: int) -> PacsSend | None:
@@ -160,7 +167,7 @@ def _failed(send: PacsSend, message: str, *, retry: bool) -> PacsSend:
         detail={"attempt": send.attempts, "reason": message[:300]},
     )
     if again:
-        raise SendRetry(RETRY_DELAYS[min(send.attempts - 1, len(RETRY_DELAYS) - 1)])
+        raise SendRetry(message)
     send.refresh_from_db()
     return send
 

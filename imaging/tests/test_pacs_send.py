@@ -10,17 +10,19 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from django.utils.html import escape
 from django_tenants.utils import schema_context
 from pydicom import dcmread
 
 from audit.models import AuditEvent
-from imaging import tasks
 from imaging.models import Instance, PacsDestination, PacsSend
 from imaging.pacs import destinations as destination_messages
 from imaging.pacs import dimse
-from imaging.pacs.sends import MAX_ATTEMPTS, SendRetry, pacs_send_deliver
+from imaging.pacs.sends import MAX_ATTEMPTS, OUTBOX_KIND, SendRetry, pacs_send_deliver
 from intake.models import Case
+from outbox.models import OutboxMessage
+from outbox.services import message_deliver
 from storage.tenant import tenant_storage
 from tenants.models import Institution
 from tests.dicomweb_cases import SeriesFiles, case_with_study, ct_stack, demo_study
@@ -98,8 +100,6 @@ def _deliver(send_id: int) -> PacsSend | None:
 
 
 def test_it_sends_a_case_to_storescp_byte_identical(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
-    queued: list[tuple[object, ...]] = []
-    monkeypatch.setattr(tasks.pacs_send_deliver_task, "apply_async", lambda args, **_: queued.append(args))
     client = _admin_client()
     with storescp_running() as scp:
         destination = _add_dimse(client, scp.port)
@@ -130,7 +130,6 @@ def test_it_sends_a_case_to_storescp_byte_identical(case: Case, monkeypatch: pyt
 
 
 def test_it_retries_an_unreachable_pacs_then_gives_up(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tasks.pacs_send_deliver_task, "apply_async", lambda *a, **k: None)
     client = _admin_client()
     destination = _add_dimse(client, free_port())  # nothing listens there
     echo = client.post(f"/settings/pacs/{destination.public_id}/echo", follow=True)
@@ -156,23 +155,24 @@ def test_it_retries_an_unreachable_pacs_then_gives_up(case: Case, monkeypatch: p
     assert actions.count("pacs.send_attempt_failed") == MAX_ATTEMPTS - 1 and "pacs.send_failed" in actions
 
 
-def test_the_task_queues_a_retry_after_a_delay(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
-    queued: list[tuple[tuple[object, ...], dict[str, object]]] = []
-    monkeypatch.setattr(
-        tasks.pacs_send_deliver_task, "apply_async", lambda args, **kwargs: queued.append((args, kwargs))
-    )
+def test_each_send_is_an_outbox_message_retried_while_the_pacs_is_down(case: Case) -> None:
     client = _admin_client()
     destination = _add_dimse(client, free_port())
     [send_id] = _send(client, case, destination)
     with schema_context("neuro"):
-        tasks.pacs_send_deliver_task(send_id)
-    assert queued[-1] == ((send_id,), {"countdown": 30})
+        send = PacsSend.objects.get(pk=send_id)
+        message = OutboxMessage.objects.get(dedupe_key=f"pacs-send:{send.public_id}")
+        assert message.kind == OUTBOX_KIND and message.payload == {"send_id": send_id}
+        assert not message_deliver(message_id=message.pk)  # the deliverer raised: try later
+        message.refresh_from_db()
+        assert message.status == OutboxMessage.Status.PENDING and message.attempts == 1
+        assert message.last_error == "SendRetry" and message.next_attempt_at > timezone.now()
+        assert PacsSend.objects.get(pk=send_id).status == PacsSend.Status.RETRYING
 
 
 def test_it_names_a_kind_of_image_the_pacs_refuses_and_does_not_retry(
     neuro: Institution, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tasks.pacs_send_deliver_task, "apply_async", lambda *a, **k: None)
     _, series = demo_study(ct_slices=1)
     compressed = [group for group in series if group.description == "MR JPEG 2000"]
     case = case_with_study(schema_name="neuro", owner_email="patient@neuro.example.com", series=compressed)

@@ -12,7 +12,6 @@ from django.test import Client
 from django_tenants.utils import schema_context
 from pydicom import dcmread
 
-from imaging import tasks
 from imaging.models import Instance, PacsDestination, PacsSend
 from imaging.pacs.sends import pacs_send_deliver
 from imaging.tests.test_pacs_send import dataset_bytes
@@ -71,7 +70,6 @@ def _originals(case: Case) -> dict[str, bytes]:
 
 @pytest.fixture
 def client(neuro: Institution, monkeypatch: pytest.MonkeyPatch) -> Client:
-    monkeypatch.setattr(tasks.pacs_send_deliver_task, "apply_async", lambda *a, **k: None)
     client = Client(HTTP_HOST=HOST)
     staff_force_login(client, "admin@neuro.example.com")
     return client
