@@ -22,6 +22,7 @@ HOUSEKEEPING_TASKS = frozenset(
         "tenants.custom_domains_recheck",
         "outbox.sweep",
         "intake.drafts_purge_all",
+        "review.cases_due_notify_all",
     }
 )
 

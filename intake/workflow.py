@@ -10,6 +10,7 @@ same transaction, so it is sent if and only if the move commits.
 
 from __future__ import annotations
 
+from django.dispatch import Signal
 from django.utils import timezone
 
 from intake.models import Case
@@ -41,6 +42,11 @@ NOT_ALLOWED_MESSAGE = "A case that is “{current}” cannot become “{target}�
 class CaseTransitionRefused(Exception):
     """The move is not allowed from the case's status, or the case moved meanwhile;
     ``str(error)`` is the message to show. Nothing was changed."""
+
+
+# Sent after every move of a case's status, inside the move's transaction:
+# ``case``, ``previous`` and ``status`` (review.staff_notifications listens).
+case_status_changed = Signal()
 
 
 def transition_allowed(*, current: str, target: str) -> bool:
@@ -78,4 +84,6 @@ def case_status_change(*, case: Case, status: str, note: str = "") -> Case:
         setattr(case, field, value)
     if status in PATIENT_NOTICES:
         case_status_email_send(case=case, note=note)
+    # The staff workspace (a higher layer) tells its people, in this same transaction.
+    case_status_changed.send(sender=Case, case=case, previous=expected, status=status)
     return case

@@ -12,3 +12,8 @@ class ReviewConfig(AppConfig):
         from review.access import cases_for_integrations, cases_visible_to
 
         case_visibility_register(cases_visible_to, cases_for_integrations=cases_for_integrations)
+
+        from intake.workflow import case_status_changed
+        from review.staff_notifications import case_status_changed_notify
+
+        case_status_changed.connect(case_status_changed_notify, dispatch_uid="review.staff_notifications")

@@ -19,14 +19,17 @@ from typing import Any
 from django.db.models import Prefetch
 
 from accounts.models import User
-from imaging.models import Report, Series, Study
+from imaging.models import Report, Series, Study, Upload
 from intake.models import Case
 from review.models import CaseNote, FollowUpQuestion, Opinion, Outcome
 
 
 @dataclass
 class CasePage:
-    studies: list[Study]
+    studies: list[Study]  # included in the case (the viewer shows these)
+    excluded_studies: list[Study]  # left out by the patient or staff: kept, hidden by default
+    mismatched_studies: list[Study]  # included, and the files name someone else
+    failed_uploads: list[Upload]  # what could not be processed: staff may download the bytes
     reports: list[Report]
     opinion: Opinion | None
     notes: list[CaseNote]
@@ -47,25 +50,34 @@ def case_page_read(*, case: Case, with_outcomes: bool) -> CasePage:
     follow-up questions and outcomes of ``case``: at most six queries. Follow-up questions are
     only read once the opinion was released (patients ask them about it), outcomes only when
     ``with_outcomes`` (coordinators record and see them)."""
-    studies = list(
-        Study.objects.filter(case=case).prefetch_related(
-            Prefetch("series", queryset=Series.objects.order_by("series_number", "id"))
-        )
+    every_study = list(
+        Study.objects.filter(case=case)
+        .select_related("excluded_by")
+        .prefetch_related(Prefetch("series", queryset=Series.objects.order_by("series_number", "id")))
     )
+    studies = [study for study in every_study if study.excluded_at is None]
+    excluded = [study for study in every_study if study.excluded_at is not None]
     reports = list(Report.objects.filter(case=case).order_by("created", "id"))
-    by_pk = {study.pk: study for study in studies}
+    by_pk = {study.pk: study for study in every_study}
     matched: dict[int, list[Report]] = {study.pk: [] for study in studies}
     for report in reports:
         if report.study_id in by_pk:
             # The report's study from the list above, not one more query per report.
             report.study = by_pk[report.study_id]
-            matched[report.study_id].append(report)
+            matched.setdefault(report.study_id, []).append(report)
     for study in studies:
         study.matched_reports = matched[study.pk]  # type: ignore[attr-defined]
     opinion = case_opinion(case)
     released = opinion is not None and opinion.released_at is not None
     return CasePage(
         studies=studies,
+        excluded_studies=excluded,
+        mismatched_studies=[s for s in studies if s.identity_status == Study.Identity.MISMATCH],
+        failed_uploads=list(
+            Upload.objects.filter(case=case, status=Upload.Status.FAILED)
+            .only("public_id", "error_message", "length", "created")
+            .order_by("created", "id")
+        ),
         reports=reports,
         opinion=opinion,
         notes=list(CaseNote.objects.filter(case=case).select_related("author")),
@@ -85,6 +97,9 @@ def assignable_reviewers() -> list[User]:
 def case_page_context(page: CasePage) -> dict[str, Any]:
     return {
         "studies": page.studies,
+        "excluded_studies": page.excluded_studies,
+        "mismatched_studies": page.mismatched_studies,
+        "failed_uploads": page.failed_uploads,
         "viewer_studies": page.studies,  # the viewer's bootstrap reuses them (no second read)
         "reports": page.reports,
         "opinion": page.opinion,

@@ -183,3 +183,39 @@ class OpinionShare(models.Model):
 
     class Meta:
         ordering = ["-created"]
+
+
+class StaffNotification(models.Model):
+    """One line of a staff member's in-app list (and, unless they turned it off, an email).
+
+    ``key`` makes each notice happen once: a repeated step or a daily task run twice finds the
+    row there and writes nothing (e.g. "due:<case>:<date>" once per case per day)."""
+
+    class Kind(models.TextChoices):
+        NEW_CASE = "new_case", "New case submitted"
+        ASSIGNED = "assigned", "Case assigned to you"
+        FOLLOW_UP = "follow_up", "Patient asked a follow-up question"
+        INFO_RECEIVED = "info_received", "Patient sent the information asked for"
+        DUE_TOMORROW = "due_tomorrow", "Case due tomorrow"
+        OVERDUE = "overdue", "Case overdue"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    case = models.ForeignKey("intake.Case", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["user", "read_at"])]
+
+
+class NotificationPreference(models.Model):
+    """Which notices a staff member does not want by email (the in-app list shows them all)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preference"
+    )
+    # Kinds of StaffNotification not emailed, e.g. ["due_tomorrow"].
+    email_off = models.JSONField(default=list, blank=True)

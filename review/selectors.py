@@ -26,6 +26,7 @@ from django.db.models import (
 from django.db.models import (
     Count,
     DateTimeField,
+    Exists,
     ExpressionWrapper,
     F,
     IntegerField,
@@ -178,6 +179,17 @@ def _due_sort_expression(turnaround_business_days: int) -> Coalesce:
     )
 
 
+def open_cases_q() -> Q:
+    """Cases the institution still owes an answer: the open states, and released (or closed)
+    cases whose patient asked a follow-up question nobody answered yet."""
+    from review.models import FollowUpQuestion
+
+    unanswered = FollowUpQuestion.objects.filter(case=OuterRef("pk"), answered_at__isnull=True)
+    return Q(status__in=OPEN_STATES) | Q(
+        Exists(unanswered), status__in=[Case.Status.RELEASED, Case.Status.CLOSED]
+    )
+
+
 # --- Queue --------------------------------------------------------------------------------------
 
 
@@ -214,6 +226,8 @@ class QueueRow:
     mine: bool
     study_count: int
     report_count: int
+    # A study in the case names someone other than the declared patient (imaging.identity).
+    identity_flag: bool = False
 
 
 @dataclass
@@ -241,7 +255,7 @@ def case_queue(*, user: User, filters: QueueFilters, page_number: int = 1) -> Qu
     cases = base
     state = filters.state or "open"
     if state == "open":
-        cases = cases.filter(status__in=OPEN_STATES)
+        cases = cases.filter(open_cases_q())
     elif state != "all":
         cases = cases.filter(status=state)
     if filters.reviewer_id == 0:
@@ -292,6 +306,9 @@ def case_queue(*, user: User, filters: QueueFilters, page_number: int = 1) -> Qu
             due_sort=_due_sort_expression(turnaround),
             study_count=Coalesce(Subquery(study_counts, output_field=IntegerField()), 0),
             report_count=Coalesce(Subquery(report_counts, output_field=IntegerField()), 0),
+            identity_flag=Exists(
+                Study.objects.included().filter(case=OuterRef("pk"), identity_status=Study.Identity.MISMATCH)
+            ),
         )
         .order_by("mine", F("due_sort").asc(nulls_last=True), "created", "id")
     )
@@ -311,13 +328,14 @@ def case_queue(*, user: User, filters: QueueFilters, page_number: int = 1) -> Qu
                 mine=case.mine == 0,  # type: ignore[attr-defined]
                 study_count=case.study_count,  # type: ignore[attr-defined]
                 report_count=case.report_count,  # type: ignore[attr-defined]
+                identity_flag=case.identity_flag,  # type: ignore[attr-defined]
             )
         )
     return Queue(
         rows=rows,
         page=page,
         state_counts=state_counts,
-        open_count=sum(state_counts[s] for s in OPEN_STATES),
+        open_count=base.filter(open_cases_q()).count(),
         total_count=paginator.count,
         filters=filters,
         reviewers=list(reviewers_active()),

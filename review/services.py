@@ -180,6 +180,9 @@ def case_assign(*, case: Case, reviewer: User, by: User, by_rules: bool = False)
     ReviewerProfile.objects.update_or_create(user=reviewer, defaults={"last_assigned_at": now})
     if case.status == Case.Status.SUBMITTED:
         case_status_change(case=case, status=Case.Status.ASSIGNED)
+    from review.staff_notifications import case_assigned_notify
+
+    case_assigned_notify(case=case, reviewer=reviewer, at=now)
     return assignment
 
 
@@ -417,7 +420,12 @@ def follow_up_ask(*, case: Case, user: User, question: str) -> FollowUpQuestion:
     limit = review_settings_get().follow_up_questions_allowed
     if FollowUpQuestion.objects.filter(case=case).count() >= limit:
         raise ReviewError(FOLLOW_UP_LIMIT_MESSAGE.format(limit=limit))
-    return FollowUpQuestion.objects.create(case=case, asked_by=user, question=question.strip()[:4000])
+    with transaction.atomic():
+        asked = FollowUpQuestion.objects.create(case=case, asked_by=user, question=question.strip()[:4000])
+        from review.staff_notifications import follow_up_asked_notify
+
+        follow_up_asked_notify(case=case, question_id=asked.pk)
+    return asked
 
 
 @transaction.atomic

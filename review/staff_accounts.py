@@ -71,4 +71,4 @@ def staff_member_mfa_reset(*, member: User) -> int:
     removed: int
     removed, _ = Authenticator.objects.filter(user=member).delete()
     user_sessions_end(user=member)
-    return removed
+    return int(removed)

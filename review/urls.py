@@ -5,7 +5,7 @@ Mounted at the site root by config/urls_tenant.py so both live in the ``review``
 
 from django.urls import path
 
-from review.views import case, opinion, patient, queue, reports, roster, sharing
+from review.views import case, notifications, opinion, patient, queue, reports, roster, sharing
 
 app_name = "review"
 urlpatterns = [
@@ -18,6 +18,12 @@ urlpatterns = [
     path("workspace/roster/<int:user_id>/reactivate", roster.staff_reactivate, name="staff_reactivate"),
     path("workspace/roster/<int:user_id>/mfa-reset", roster.staff_mfa_reset, name="staff_mfa_reset"),
     path("workspace/settings", roster.review_settings, name="settings"),
+    path("workspace/notifications/", notifications.notifications, name="notifications"),
+    path(
+        "workspace/notifications/email",
+        notifications.notification_preferences,
+        name="notification_preferences",
+    ),
     path("workspace/dashboard/", reports.dashboard, name="dashboard"),
     path("workspace/dashboard.csv", reports.dashboard_csv, name="dashboard_csv"),
     path("workspace/audit/", reports.audit_log, name="audit"),
@@ -44,6 +50,21 @@ urlpatterns = [
         "workspace/cases/<uuid:public_id>/reports/<uuid:report_id>/original",
         case.report_original,
         name="report_original",
+    ),
+    path(
+        "workspace/cases/<uuid:public_id>/uploads/<uuid:upload_id>/original",
+        case.upload_original,
+        name="upload_original",
+    ),
+    path(
+        "workspace/cases/<uuid:public_id>/studies/<int:study_id>/exclude",
+        case.study_exclude,
+        name="study_exclude",
+    ),
+    path(
+        "workspace/cases/<uuid:public_id>/studies/<int:study_id>/include",
+        case.study_include,
+        name="study_include",
     ),
     path(
         "workspace/cases/<uuid:public_id>/series/<int:series_id>/preview",

@@ -272,6 +272,8 @@ CELERY_BEAT_SCHEDULE = {
     "custom-domains-recheck": {"task": "tenants.custom_domains_recheck", "schedule": 86400.0},
     # Outbox messages the broker never got, retries that are due, deliveries whose worker died.
     "outbox-sweep": {"task": "outbox.sweep", "schedule": 30.0},
+    # Staff notices of cases due tomorrow or overdue (once per case per day).
+    "cases-due-notify": {"task": "review.cases_due_notify_all", "schedule": 86400.0},
 }
 
 # Three Redis roles, each may be its own server: the cache (CACHE_URL; may evict, see

@@ -85,7 +85,7 @@ def test_it_reads_the_case_page_in_the_same_queries_for_one_study_or_five(
         assert page.count("Matched reports: Pathology report") == 5
 
 
-def test_it_reads_the_case_page_for_a_reviewer_in_at_most_twenty_queries(
+def test_it_reads_the_case_page_for_a_reviewer_in_at_most_twenty_two_queries(
     neuro: Institution, make_case: Callable[..., Case], staff_client: Callable[[str], Client]
 ) -> None:
     case = make_case(with_files=False)
@@ -97,5 +97,6 @@ def test_it_reads_the_case_page_for_a_reviewer_in_at_most_twenty_queries(
     queries, _ = _page_queries(staff_client("reviewer1"), case)
     # Session, user, domain, settings, the case with its assignment, payment and opinion, the
     # audit row (five statements), studies, series, reports, notes, problems, brand, the first
-    # series' instances: 19 today. Was 30 (one per study for its reports, and more).
-    assert queries <= 20
+    # series' instances, failed uploads, PACS destinations and sends: 22 today. Was 30 (one
+    # per study for its reports, and more) before the failed uploads and PACS sends were shown.
+    assert queries <= 22

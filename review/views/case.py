@@ -22,9 +22,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import User
 from audit.services import audit_record
+from imaging import exclusion
 from imaging.ingest.pdf_safety import report_original_key
 from imaging.ingest.selectors import case_problems
-from imaging.models import Report, Series, Study
+from imaging.models import Report, Series, Study, Upload
 from imaging.pacs.destinations import destinations_active
 from imaging.pacs.sends import pacs_sends_of_case
 from intake.models import Case
@@ -331,5 +332,59 @@ def series_preview(request: HttpRequest, case: Case, series_id: int) -> HttpResp
         content_type = "image/webp"
     response = FileResponse(reader, content_type=content_type)
     response["Cache-Control"] = "private, max-age=300"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+STUDY_EXCLUDED_MESSAGE = "The study is excluded from the case: kept, and listed under excluded studies."
+STUDY_INCLUDED_MESSAGE = "The study is part of the case again."
+
+
+@require_POST
+@case_endpoint(action="study.exclude", audit_success=False)
+def study_exclude(request: HttpRequest, case: Case, study_id: int) -> HttpResponse:
+    """Staff leave a study out of the case (e.g. another patient's images): kept, audited."""
+    study = Study.objects.filter(case=case, pk=study_id).first()
+    if study is None:
+        raise Http404
+    exclusion.study_exclude(study=study, by=request_user(request), reason=Study.Exclusion.STAFF)
+    audit_record(request=request, action="study.exclude", case=case, object_ref=f"study:{study.pk}")
+    messages.success(request, STUDY_EXCLUDED_MESSAGE)
+    return back_to_case(case, "imaging")
+
+
+@require_POST
+@case_endpoint(action="study.include", audit_success=False)
+def study_include(request: HttpRequest, case: Case, study_id: int) -> HttpResponse:
+    study = Study.objects.filter(case=case, pk=study_id).first()
+    if study is None:
+        raise Http404
+    exclusion.study_include(study=study, by=request_user(request))
+    audit_record(request=request, action="study.include", case=case, object_ref=f"study:{study.pk}")
+    messages.success(request, STUDY_INCLUDED_MESSAGE)
+    return back_to_case(case, "imaging")
+
+
+UPLOAD_UNAVAILABLE_MESSAGE = "The bytes of this upload are not available."
+
+
+@require_GET
+@case_endpoint(action="upload.original", audit_success=False)
+def upload_original(request: HttpRequest, case: Case, upload_id: uuid.UUID) -> HttpResponseBase:
+    """The bytes a patient sent in an upload that could not be processed, as received, to see
+    what they sent (audited). Always a download (octet-stream): never shown in the browser."""
+    upload = Upload.objects.filter(case=case, public_id=upload_id, status=Upload.Status.FAILED).first()
+    if upload is None or not upload.storage_key:
+        raise Http404(UPLOAD_UNAVAILABLE_MESSAGE)
+    try:
+        reader = tenant_storage().open(upload.storage_key)
+    except (ObjectNotFound, ValueError):
+        raise Http404(UPLOAD_UNAVAILABLE_MESSAGE) from None
+    audit_record(request=request, action="upload.original", case=case, object_ref=str(upload.public_id))
+    response = FileResponse(
+        reader, content_type="application/octet-stream", as_attachment=True, filename="upload.bin"
+    )
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"
     return response
