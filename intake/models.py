@@ -62,6 +62,9 @@ class Case(models.Model):
     patient_birth_date = models.DateField(null=True, blank=True)
     patient_sex = models.CharField(max_length=1, choices=Sex.choices, blank=True)
     patient_email = models.EmailField(blank=True)
+    # When whoever reads patient_email confirmed it (intake.contact_email); case emails go
+    # there only then, unless it is the account's own address.
+    patient_email_confirmed_at = models.DateTimeField(null=True, blank=True)
     patient_phone = models.CharField(max_length=40, blank=True)
     consented_at = models.DateTimeField(null=True, blank=True)
 

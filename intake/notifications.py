@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from branding.emails import branded_email_send
+from intake.contact_email import case_email_recipients
 from intake.models import Case
 from tenants.schema import current_institution
 
@@ -27,7 +28,7 @@ def case_status_email_send(*, case: Case, note: str = "") -> bool:
         return False
     institution = current_institution()
     subject, template = PATIENT_NOTICES[case.status]
-    recipients = sorted({case.owner.email, *([case.patient_email] if case.patient_email else [])})
+    recipients = case_email_recipients(case=case)
     moved_at = case.status_changed.isoformat() if case.status_changed else ""
     branded_email_send(
         institution=institution,

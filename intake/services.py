@@ -16,6 +16,7 @@ from accounts.models import User
 from imaging.exclusion import case_studies_choose, study_exclude
 from imaging.identity import case_identity_refresh
 from imaging.models import Report, Study
+from intake.contact_email import patient_email_changed
 from intake.drafts import MAX_OPEN_DRAFTS, TOO_MANY_DRAFTS, drafts_open_count
 from intake.fees import case_payment_required, case_price_freeze
 from intake.models import Case
@@ -86,6 +87,7 @@ def case_patient_save(
     consent: bool,
 ) -> Case:
     """Step 1. Consent is recorded once, with its time; unticking it later withdraws it."""
+    previous_email = case.patient_email
     case.submitter_relation = submitter_relation
     case.submitter_name = "" if submitter_relation == Case.Relation.SELF else submitter_name
     case.patient_name = patient_name
@@ -98,7 +100,9 @@ def case_patient_save(
     elif case.consented_at is None:
         case.consented_at = timezone.now()
     case.wizard_step = "question"
-    case.save()
+    with transaction.atomic():
+        case.save()
+        patient_email_changed(case=case, previous=previous_email)
     # The studies already uploaded are compared with the patient as now declared.
     case_identity_refresh(case=case)
     return case

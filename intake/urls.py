@@ -1,11 +1,16 @@
 from django.urls import path
 
-from intake import file_views, views
+from intake import contact_views, file_views, views
 
 app_name = "intake"
 urlpatterns = [
     path("", views.portal_home, name="home"),
     path("terms/", views.terms, name="terms"),
+    path(
+        "contact/confirm/<str:token>/",
+        contact_views.patient_email_confirm_view,
+        name="patient_email_confirm",
+    ),
     path("cases/", views.case_list, name="case_list"),
     path("cases/new/", views.case_new, name="case_new"),
     path("cases/<uuid:public_id>/", views.case_status, name="case_status"),

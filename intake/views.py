@@ -23,6 +23,7 @@ from accounts.models import User
 from branding.selectors import brand_for_institution
 from imaging.models import Report
 from intake.access import access_patient_case
+from intake.contact_email import patient_email_confirmed, patient_email_needs_confirming
 from intake.drafts import draft_touched
 from intake.fees import case_payment_required
 from intake.forms import CasePatientForm, CaseQuestionForm
@@ -171,7 +172,12 @@ def case_patient(request: HttpRequest, case: Case) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         case_patient_save(case=case, **form.cleaned_data)
         return redirect("intake:case_question", public_id=case.public_id)
-    return render(request, "intake/wizard/patient.html", _wizard_context(case, "patient", form=form))
+    unconfirmed = patient_email_needs_confirming(case=case) and not patient_email_confirmed(case=case)
+    return render(
+        request,
+        "intake/wizard/patient.html",
+        _wizard_context(case, "patient", form=form, email_unconfirmed=unconfirmed),
+    )
 
 
 @wizard_step("question")

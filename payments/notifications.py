@@ -11,14 +11,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from branding.emails import branded_email_send
+from intake.contact_email import case_email_recipients
 from payments.models import Payment
 from payments.money import money_format
 from tenants.schema import current_institution
 
 
 def _recipients(payment: Payment) -> list[str]:
-    case = payment.case
-    return sorted({case.owner.email, *([case.patient_email] if case.patient_email else [])})
+    return case_email_recipients(case=payment.case)
 
 
 def _payment_email_send(

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from branding.emails import branded_email_send
+from intake.contact_email import case_email_recipients
 from review.models import FollowUpQuestion
 from tenants.schema import current_institution
 
@@ -39,7 +40,7 @@ def _send(*, question_id: int) -> None:
     question = FollowUpQuestion.objects.select_related("case__owner").get(pk=question_id)
     case = question.case
     institution = current_institution()
-    recipients = sorted({case.owner.email, *([case.patient_email] if case.patient_email else [])})
+    recipients = case_email_recipients(case=case)
     answered_at = question.answered_at.isoformat() if question.answered_at else ""
     branded_email_send(
         institution=institution,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core import mail
 from django.core.mail import EmailMultiAlternatives
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 from pytest_django.fixtures import Settings as SettingsWrapper
 
@@ -17,8 +18,12 @@ from tenants.models import Institution
 
 def _case(institution: Institution) -> Case:
     owner = User.objects.get(email=f"patient@{institution.slug}.example.com")
+    # A relative's address, confirmed (intake.contact_email): emailed with the account's.
     return Case.objects.create(
-        owner=owner, patient_name="Pat Patient", patient_email="pat@family.example.com"
+        owner=owner,
+        patient_name="Pat Patient",
+        patient_email="pat@family.example.com",
+        patient_email_confirmed_at=timezone.now(),
     )
 
 

@@ -77,7 +77,7 @@ def ready_case(institution: Institution, owner: User) -> Case:
             patient_name="Alex Example",
             patient_birth_date=datetime.date(1961, 4, 23),
             patient_sex="F",
-            patient_email="alex@example.com",
+            patient_email=owner.email,
             patient_phone="",
             consent=True,
         )
