@@ -26,7 +26,7 @@ def _step_one(client: Client, case: Case, **changes: str) -> None:
 
 
 def _link(email: mail.EmailMessage) -> str:
-    match = re.search(r"https?://[^\s]+/contact/confirm/[^\s/]+/", email.body)
+    match = re.search(r"https?://[^\s]+/contact/confirm/[^\s/]+/", str(email.body))
     assert match, email.body
     return match.group(0)
 
