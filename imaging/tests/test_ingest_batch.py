@@ -18,6 +18,7 @@ from django_tenants.utils import schema_context, tenant_context
 
 from accounts.models import User
 from imaging.ingest import messages
+from imaging.ingest.pdf_safety import report_original_key
 from imaging.ingest.pipeline import IngestOutcome, batch, claim, index, unpack, upload_ingest_run
 from imaging.models import FileProblem, Instance, Report, Series, Study, Upload
 from imaging.tests.fixtures.ingest import (
@@ -157,7 +158,9 @@ def test_it_keeps_a_report_once_and_a_refused_ones_raw_bytes(case: Case) -> None
     assert _status(web_page) == Upload.Status.RECEIVED
     upload_ingest_run(upload_id=web_page.pk)
     report = Report.objects.get(upload=report_upload)
-    assert tenant_storage().read_bytes(report.storage_key) == pdf
+    # Staff read a copy rewritten without active content; the bytes sent are kept beside it.
+    assert tenant_storage().read_bytes(report.storage_key).startswith(b"%PDF-")
+    assert tenant_storage().read_bytes(report_original_key(report.storage_key)) == pdf
     assert _status(report_upload) == Upload.Status.DONE and not _raw_kept(report_upload)
     assert _status(web_page) == Upload.Status.FAILED and _raw_kept(web_page)
 
