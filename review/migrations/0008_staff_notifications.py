@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('intake', '0006_case_purge_warned_at'),
-        ('review', '0006_opinion_share'),
+        ('review', '0007_remove_reviewsettings_turnaround_business_days'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
