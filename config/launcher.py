@@ -104,7 +104,10 @@ def _ipv6_loopback_free(port: int) -> bool:
 
 
 def _port_free(port: int) -> bool:
+    """Whether nothing listens on ``port``. SO_REUSEADDR, as gunicorn binds: without it the
+    connections a killed server left in TIME_WAIT made the port look taken for a minute."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -200,82 +203,71 @@ def cmd_run(port: int) -> int:
         binds = ["--bind", f"127.0.0.1:{port}"]
         if _ipv6_loopback_free(port):
             binds += ["--bind", f"[::1]:{port}"]
-        children = [
-            subprocess.Popen(
-                [
-                    str(VENV_BIN / "gunicorn"),
-                    "config.wsgi:application",
-                    *binds,
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "8",
-                    "--worker-class",
-                    "gthread",
-                    "--timeout",
-                    "120",
-                    "--graceful-timeout",
-                    "5",
-                    "--access-logfile",
-                    "-",
-                    "--access-logformat",
-                    '{"access": "%(m)s", "status": %(s)s, "ms": %(M)s}',
-                ],
-                cwd=BASE_DIR,
-                preexec_fn=_stop_with_launcher,
-            ),
+        housekeeping_queue = (
+            os.environ.get("CELERY_HOUSEKEEPING_QUEUE")
+            or f"{os.environ.get('CELERY_QUEUE') or 'secondread'}-housekeeping"
+        )
+        commands = {
+            "web server": [
+                str(VENV_BIN / "gunicorn"),
+                "config.wsgi:application",
+                *binds,
+                "--workers",
+                "2",
+                "--threads",
+                "8",
+                "--worker-class",
+                "gthread",
+                "--timeout",
+                "120",
+                "--graceful-timeout",
+                "5",
+                "--access-logfile",
+                "-",
+                "--access-logformat",
+                '{"access": "%(m)s", "status": %(s)s, "ms": %(M)s}',
+            ],
             # Patient-facing work (ingest, emails, go-live) has its own worker; sweeps across
             # every institution run on the housekeeping worker, never in front of an upload.
-            subprocess.Popen(
-                [
-                    str(VENV_BIN / "celery"),
-                    "-A",
-                    "config",
-                    "worker",
-                    "--loglevel",
-                    "INFO",
-                    "--concurrency",
-                    "2",
-                    "--hostname",
-                    "worker@%h",
-                ],
-                cwd=BASE_DIR,
-                preexec_fn=_stop_with_launcher,
-            ),
-            subprocess.Popen(
-                [
-                    str(VENV_BIN / "celery"),
-                    "-A",
-                    "config",
-                    "worker",
-                    "--loglevel",
-                    "INFO",
-                    "--concurrency",
-                    "1",
-                    "--queues",
-                    os.environ.get("CELERY_HOUSEKEEPING_QUEUE")
-                    or f"{os.environ.get('CELERY_QUEUE') or 'secondread'}-housekeeping",
-                    "--hostname",
-                    "housekeeping@%h",
-                ],
-                cwd=BASE_DIR,
-                preexec_fn=_stop_with_launcher,
-            ),
-            subprocess.Popen(
-                [
-                    str(VENV_BIN / "celery"),
-                    "-A",
-                    "config",
-                    "beat",
-                    "--loglevel",
-                    "INFO",
-                    "--schedule",
-                    str(data_dir() / "celerybeat-schedule"),
-                ],
-                cwd=BASE_DIR,
-                preexec_fn=_stop_with_launcher,
-            ),
-        ]
+            "worker": [
+                str(VENV_BIN / "celery"),
+                "-A",
+                "config",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--hostname",
+                "worker@%h",
+            ],
+            "housekeeping worker": [
+                str(VENV_BIN / "celery"),
+                "-A",
+                "config",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "1",
+                "--queues",
+                housekeeping_queue,
+                "--hostname",
+                "housekeeping@%h",
+            ],
+            "beat": [
+                str(VENV_BIN / "celery"),
+                "-A",
+                "config",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(data_dir() / "celerybeat-schedule"),
+            ],
+        }
+        supervised = [Supervised(name, command) for name, command in commands.items()]
+        children = [child.process for child in supervised]
         try:
             healthy = _wait_until_healthy(port, children)
         except KeyboardInterrupt:
@@ -286,10 +278,52 @@ def cmd_run(port: int) -> int:
             return 1
         print(demo, flush=True)
         _say(f"ready in {time.monotonic() - started:.1f}s; Ctrl-C stops everything")
-        return _supervise(children)
+        return _supervise(supervised)
 
 
-def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
+# A process that exits unexpectedly is started again (a worker whose broker went away, one
+# killed by the OOM killer); only one that keeps dying stops everything.
+RESTART_DELAYS = (0.5, 1, 2, 5, 10, 30)
+RESTARTS_BEFORE_GIVING_UP = 10  # within RESTART_WINDOW seconds
+RESTART_WINDOW = 300.0
+
+
+class Supervised:
+    """One child of ``./sr run``: its command, its process, and when it was (re)started."""
+
+    def __init__(self, name: str, command: list[str]) -> None:
+        self.name = name
+        self.command = command
+        self.restarts: list[float] = []
+        self.restart_at: float | None = None
+        self.process = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.command, cwd=BASE_DIR, preexec_fn=_stop_with_launcher)
+
+    def check(self, now: float) -> bool:
+        """Restart the process if it exited (after a growing delay); False if it keeps dying."""
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.restart_at = None
+                self.process = self._start()
+                _say(f"{self.name} started again (pid {self.process.pid})")
+            return True
+        code = self.process.poll()
+        if code is None:
+            return True
+        self.restarts = [moment for moment in self.restarts if now - moment < RESTART_WINDOW]
+        if len(self.restarts) >= RESTARTS_BEFORE_GIVING_UP:
+            _say(f"the {self.name} keeps exiting ({len(self.restarts)} times in {RESTART_WINDOW:.0f}s)")
+            return False
+        delay = RESTART_DELAYS[min(len(self.restarts), len(RESTART_DELAYS) - 1)]
+        self.restarts.append(now)
+        self.restart_at = now + delay
+        _say(f"the {self.name} exited (pid {self.process.pid}, code {code}); restarting in {delay:g}s")
+        return True
+
+
+def _supervise(supervised: list[Supervised]) -> int:
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -300,14 +334,15 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
     signal.signal(signal.SIGTERM, stop)
     code = 0
     while not stopping:
-        for child in children:
-            if child.poll() is not None:
-                _say(f"a process exited unexpectedly (pid {child.pid}); stopping")
+        now = time.monotonic()
+        for child in supervised:
+            if not child.check(now):
+                _say("stopping")
                 code = 1
                 stopping = True
         time.sleep(0.3)
     _say("stopping…")
-    _stop(children)
+    _stop([child.process for child in supervised])
     return code
 
 

@@ -53,6 +53,13 @@ class Upload(models.Model):
     tail_key = models.CharField(max_length=300, blank=True)
     # Why the upload failed or was refused, in words the patient understands.
     error_message = models.CharField(max_length=300, blank=True)
+    # Ingest runs that claimed it: more than one means a run before this one touched it
+    # (its worker died, or storage failed and the run was retried).
+    ingest_attempts = models.PositiveIntegerField(default=0)
+    # A failure of ours (storage full or unreachable) that keeps the upload from being
+    # processed; shown to staff as a system problem while the patient reads "still being
+    # checked". Cleared when the upload is processed.
+    system_problem = models.CharField(max_length=300, blank=True)
 
 
 class StudyQuerySet(models.QuerySet["Study"]):

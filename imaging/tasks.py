@@ -3,19 +3,45 @@ and an id, and calls one service; running one twice does no harm."""
 
 from __future__ import annotations
 
-from celery import shared_task
+import random
 
+from celery import Task, shared_task
 
 # A whole CD (thousands of files) is ingested in one task; past the soft limit it stops where it
 # is and the stalled-upload sweep queues the rest again.
-@shared_task(name="imaging.upload_ingest", ignore_result=True, soft_time_limit=1800, time_limit=1860)
-def upload_ingest(upload_id: int) -> None:
+# Storage failing under an ingest (disk full, object store down) is retried with a growing
+# delay (with jitter) for about an hour; the uploads stay RECEIVED meanwhile, so past that the
+# stalled-upload sweep goes on queueing them every few minutes until storage is back.
+INGEST_STORAGE_RETRIES = 8
+INGEST_STORAGE_BACKOFF_MAX = 900
+
+
+def ingest_retry_delay(retries: int) -> float:
+    base = min(INGEST_STORAGE_BACKOFF_MAX, 15 * 2**retries)
+    return base / 2 + random.uniform(0, base / 2)  # noqa: S311 (jitter, not a secret)
+
+
+@shared_task(
+    bind=True,
+    name="imaging.upload_ingest",
+    ignore_result=True,
+    max_retries=INGEST_STORAGE_RETRIES,
+    soft_time_limit=1800,
+    time_limit=1860,
+)
+def upload_ingest(self: Task, upload_id: int) -> None:
     """Ingest a complete upload, and with it a batch of its case's other waiting imaging uploads
     (a folder drop). Claims them first: the tasks of uploads already claimed, and a second
     delivery of this one, do nothing."""
     from imaging.ingest.pipeline import upload_ingest_run
+    from storage.base import StorageUnavailable
 
-    upload_ingest_run(upload_id=upload_id)
+    try:
+        upload_ingest_run(upload_id=upload_id)
+    except StorageUnavailable as exc:
+        if self.request.retries >= INGEST_STORAGE_RETRIES:
+            return  # still RECEIVED: the stalled-upload sweep queues it again
+        raise self.retry(countdown=ingest_retry_delay(self.request.retries), exc=exc) from None
 
 
 @shared_task(name="imaging.series_preview", ignore_result=True, soft_time_limit=300, time_limit=330)

@@ -31,6 +31,26 @@ class StorageError(OSError):
     """The storage service failed; the message names the error code, never the key."""
 
 
+class StorageUnavailable(StorageError):
+    """The storage itself failed: a full disk, an I/O error, the object store unreachable or
+    refusing. Not the file's fault and worth trying again later; callers tell the patient we
+    are still working on it, never that their file is bad. Raised by :mod:`storage.tenant` in
+    place of the backend's error (kept as ``__cause__``; ``errno`` is the backend's)."""
+
+
+def storage_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by a storage call, means the storage failed (rather than: no
+    such object, or a bad argument)."""
+    if isinstance(exc, StorageUnavailable):
+        return True
+    if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):
+        return False  # ObjectNotFound and its kin: about the key, not the storage
+    if isinstance(exc, OSError):
+        return True  # ENOSPC, EIO, EDQUOT, a refused connection, S3's StorageError
+    # The S3 client's transport errors (urllib3's MaxRetryError, ProtocolError) are not OSErrors.
+    return type(exc).__module__.startswith("urllib3")
+
+
 class MultipartError(ValueError):
     """A multipart upload is unknown, belongs to another key, or its parts do not match."""
 

@@ -1,17 +1,34 @@
 """Tenant-scoped storage: the only entry point application code should use for files."""
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, BinaryIO
 
 from django.db import connection
 
 from storage.backends import get_backend
-from storage.base import ObjectReader, StorageBackend
+from storage.base import ObjectReader, StorageBackend, StorageUnavailable, storage_unavailable
 from storage.keys import InvalidKey, join, validate_key, validate_prefix
 
 # django-tenants adds schema_name to the connection at run time; the stubs do not know it.
 _tenant_connection: Any = connection
+
+
+@contextmanager
+def _unavailable_raised() -> Iterator[None]:
+    """Turn the backend's infrastructure errors into :class:`StorageUnavailable` (still an
+    ``OSError``), so callers can tell "the storage failed, try later" from "no such object"."""
+    try:
+        yield
+    except StorageUnavailable:
+        raise
+    except Exception as exc:
+        if not storage_unavailable(exc):
+            raise
+        unavailable = StorageUnavailable(f"storage failed: {type(exc).__name__}")
+        unavailable.errno = getattr(exc, "errno", None)
+        raise unavailable from exc
 
 
 class TenantStorage:
@@ -42,32 +59,40 @@ class TenantStorage:
 
     def save(self, key: str, stream: BinaryIO, length: int | None = None) -> int:
         """See :meth:`StorageBackend.save`."""
-        return self.backend.save(self.key(key), stream, length)
+        with _unavailable_raised():
+            return self.backend.save(self.key(key), stream, length)
 
     def open(self, key: str) -> ObjectReader:
         """See :meth:`StorageBackend.open`."""
-        return self.backend.open(self.key(key))
+        with _unavailable_raised():
+            return self.backend.open(self.key(key))
 
     def read_bytes(self, key: str) -> bytes:
         """See :meth:`StorageBackend.read_bytes` (small objects only)."""
-        return self.backend.read_bytes(self.key(key))
+        with _unavailable_raised():
+            return self.backend.read_bytes(self.key(key))
 
     def move(self, src_key: str, dst_key: str) -> None:
         """See :meth:`StorageBackend.move` (both keys inside this tenant's folder)."""
-        self.backend.move(self.key(src_key), self.key(dst_key))
+        with _unavailable_raised():
+            self.backend.move(self.key(src_key), self.key(dst_key))
 
     def exists(self, key: str) -> bool:
-        return self.backend.exists(self.key(key))
+        with _unavailable_raised():
+            return self.backend.exists(self.key(key))
 
     def size(self, key: str) -> int:
-        return self.backend.size(self.key(key))
+        with _unavailable_raised():
+            return self.backend.size(self.key(key))
 
     def delete(self, key: str) -> None:
-        self.backend.delete(self.key(key))
+        with _unavailable_raised():
+            self.backend.delete(self.key(key))
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete the folder ``prefix``; ``""`` deletes every file of the tenant."""
-        return self.backend.delete_prefix(self._prefix(prefix))
+        with _unavailable_raised():
+            return self.backend.delete_prefix(self._prefix(prefix))
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         """Yield tenant-relative keys under the folder ``prefix``."""
@@ -80,16 +105,20 @@ class TenantStorage:
 
     def multipart_start(self, key: str) -> str:
         """See :meth:`StorageBackend.multipart_start` (parts but the last are >= 5 MiB)."""
-        return self.backend.multipart_start(self.key(key))
+        with _unavailable_raised():
+            return self.backend.multipart_start(self.key(key))
 
     def multipart_put(self, key: str, upload_id: str, part_number: int, stream: BinaryIO, length: int) -> str:
-        return self.backend.multipart_put(self.key(key), upload_id, part_number, stream, length)
+        with _unavailable_raised():
+            return self.backend.multipart_put(self.key(key), upload_id, part_number, stream, length)
 
     def multipart_complete(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> int:
-        return self.backend.multipart_complete(self.key(key), upload_id, parts)
+        with _unavailable_raised():
+            return self.backend.multipart_complete(self.key(key), upload_id, parts)
 
     def multipart_abort(self, key: str, upload_id: str) -> None:
-        self.backend.multipart_abort(self.key(key), upload_id)
+        with _unavailable_raised():
+            self.backend.multipart_abort(self.key(key), upload_id)
 
     def signed_url(self, key: str, *, expires: timedelta, filename: str | None = None) -> str:
         """See :meth:`StorageBackend.signed_url`: ``filename`` must not identify the patient."""

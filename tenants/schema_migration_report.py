@@ -10,7 +10,7 @@ from tenants.models import Institution, SchemaMigrationState
 from tenants.schema_migrations import (
     applied_migrations,
     migrations_on_disk,
-    schemas_existing,
+    schemas_to_migrate,
     states_record_current,
 )
 
@@ -21,7 +21,7 @@ def migration_report(*, check: bool = False) -> str:
             "schema_name", flat=True
         )
     )
-    existing = schemas_existing(schemas)
+    existing = schemas_to_migrate(schemas)
     wanted = migrations_on_disk()
     if check:
         applied = applied_migrations(existing)
@@ -39,7 +39,7 @@ def migration_report(*, check: bool = False) -> str:
     by_version: dict[str, list[str]] = defaultdict(list)
     lines = [
         f"{len(schemas)} institution(s): {len(existing)} with a schema, "
-        f"{len(schemas) - len(existing)} without (drafts, skipped by migrate)"
+        f"{len(schemas) - len(existing)} not live (drafts, skipped by migrate)"
     ]
     unknown = []
     for schema in existing:

@@ -5,7 +5,8 @@ the other: at 1,000 institutions a deploy with nothing to migrate took 534 s, an
 migration 458 s with no record of where it stopped. This executor (``GET_EXECUTOR_FUNCTION``
 in settings, so ``migrate`` and ``migrate_schemas`` use it):
 
-1. skips institutions that have no schema (drafts) instead of failing;
+1. skips institutions that are not live (drafts: no schema, or one half-provisioned) instead
+   of failing (:func:`schemas_to_migrate`);
 2. reads the applied migrations of every schema in a few queries (``CHECK_BATCH`` schemas per
    ``UNION ALL``) and compares them with the migrations on disk: schemas already current are
    not touched (a no-op deploy takes seconds);
@@ -80,6 +81,24 @@ def schemas_existing(schemas: Iterable[str]) -> list[str]:
         cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", [wanted])
         found = {row[0] for row in cursor.fetchall()}
     return [schema for schema in wanted if schema in found]
+
+
+def schemas_to_migrate(schemas: Iterable[str]) -> list[str]:
+    """Of ``schemas``, those ``migrate`` may touch: every live institution's
+    (:func:`tenants.selectors.institution_schemas_live`) and any existing schema that is no
+    institution's (the go-live template). A draft's schema, absent or half-provisioned, is
+    skipped: one unfinished sign-up must never fail a deploy, and go-live clones a migrated
+    template anyway."""
+    from tenants.models import Institution
+    from tenants.selectors import institution_schemas_live
+
+    wanted = list(dict.fromkeys(schemas))
+    live = set(institution_schemas_live(among=wanted))
+    institutions = set(
+        Institution.objects.filter(schema_name__in=wanted).values_list("schema_name", flat=True)
+    )
+    others = set(schemas_existing([schema for schema in wanted if schema not in institutions]))
+    return [schema for schema in wanted if schema in live or schema in others]
 
 
 def applied_migrations(schemas: list[str], *, reconnect: bool = True) -> dict[str, set[tuple[str, str]]]:
@@ -204,9 +223,12 @@ class InstitutionMigrationExecutor(MigrationExecutor):
         if not schemas:
             return
         started = time.monotonic()
-        existing = schemas_existing(schemas)
+        existing = schemas_to_migrate(schemas)
         if len(existing) < len(schemas):
-            self._say(f"{len(schemas) - len(existing)} institution(s) without a schema (drafts): skipped")
+            self._say(
+                f"{len(schemas) - len(existing)} institution(s) not live (drafts, with or without "
+                "a schema): skipped"
+            )
         if any(self.options.get(name) for name in _SPECIAL_OPTIONS) or self.args:
             for schema in existing:
                 run_migrations(self.args, self.options, self.codename, schema, allow_atomic=False)

@@ -13,24 +13,13 @@ import logging
 from collections.abc import Callable
 
 from django.db import connection
-from django_tenants.utils import get_public_schema_name, schema_context
+from django_tenants.utils import schema_context
+
+from tenants.selectors import institution_schemas_live
 
 logger = logging.getLogger(__name__)
 
 SWEEP_BATCH = 100
-
-
-def live_schemas_after(*, after: str, limit: int) -> list[str]:
-    """Up to ``limit`` schema names after ``after`` (in name order) that exist: drafts have an
-    Institution row but no schema yet."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT i.schema_name FROM tenants_institution i "
-            "JOIN pg_namespace n ON n.nspname = i.schema_name "
-            "WHERE i.schema_name > %s AND i.schema_name <> %s ORDER BY i.schema_name LIMIT %s",
-            [after, get_public_schema_name(), limit],
-        )
-        return [row[0] for row in cursor.fetchall()]
 
 
 def institutions_sweep(*, after: str, work: Callable[[], object], batch: int | None = None) -> str | None:
@@ -41,7 +30,7 @@ def institutions_sweep(*, after: str, work: Callable[[], object], batch: int | N
     Precondition: called in the public schema (beat publishes from there).
     """
     batch = batch or SWEEP_BATCH
-    schemas = live_schemas_after(after=after, limit=batch)
+    schemas = institution_schemas_live(after=after, limit=batch)
     for schema in schemas:
         try:
             with schema_context(schema):

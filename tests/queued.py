@@ -9,12 +9,19 @@ import pytest
 
 
 def task_calls(monkeypatch: pytest.MonkeyPatch, task: Any) -> list[tuple[Any, ...]]:
-    """The positional arguments of every ``task.delay(...)`` from now on, in order."""
+    """The positional arguments of every ``task.delay(...)`` (or ``apply_async``) from now on,
+    in order."""
     calls: list[tuple[Any, ...]] = []
 
     def record(*args: Any, **kwargs: Any) -> None:
         assert not kwargs, "our tasks take positional ids"
         calls.append(args)
 
+    def record_apply(
+        args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> None:
+        record(*args, **(kwargs or {}))
+
     monkeypatch.setattr(task, "delay", record)
+    monkeypatch.setattr(task, "apply_async", record_apply)
     return calls

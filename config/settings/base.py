@@ -243,6 +243,28 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis going away (restarted, failed over) must not end a worker: it reconnects for as long as
+# it takes (Celery's default gives up after 100 attempts and the worker exits). A connection that
+# hangs fails within seconds instead of blocking a publisher, and publishing retries briefly:
+# requests queue work after commit and never wait on the broker for long (a sweep queues what
+# could not be published, see imaging.ingest.pipeline.upload_ingest_enqueue).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 3,
+    "socket_timeout": 10,
+    "socket_keepalive": True,
+    "retry_on_timeout": True,
+}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 3
+CELERY_REDIS_SOCKET_TIMEOUT = 10
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # our JSON logging applies to workers too
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "secondread")
 # Patient-facing work (ingest, previews, emails, go-live) stays on CELERY_QUEUE; sweeps across
@@ -260,8 +282,10 @@ CELERY_BEAT_SCHEDULE = {
     # Unfinished uploads expire 24 h after their last chunk: abort their multipart uploads,
     # delete their staged bytes, mark them EXPIRED (tus expiration extension).
     "tus-uploads-expire": {"task": "intake.tus.uploads_expire_all", "schedule": 3600.0},
-    # Uploads whose ingest task was lost or whose worker died are queued again.
-    "uploads-ingest-resume": {"task": "imaging.uploads_ingest_resume_all", "schedule": 600.0},
+    # Uploads whose ingest task was lost (the broker was away when it was queued) or whose
+    # worker died (no heartbeat for INGEST_STALE_AFTER, 3 minutes) are queued again: an upload
+    # is picked up again within about five minutes, not the broker's visibility timeout.
+    "uploads-ingest-resume": {"task": "imaging.uploads_ingest_resume_all", "schedule": 120.0},
     # The operator console's storage and case figures per institution.
     "institution-usage-refresh": {"task": "tenants.institution_usage_refresh", "schedule": 900.0},
     # Sign-ups never taken live free their subdomain (and logo) after 30 days.

@@ -69,6 +69,12 @@ REPORT_EMPTY = "This report file is empty (0 bytes)."
 
 # Whole uploads.
 UPLOAD_FAILED = "Something went wrong while processing this file. Our team has been told."
+# For staff (Upload.system_problem), never the patient, who reads that the files are still
+# being checked: our storage failed, not their file.
+STORAGE_FAILING = (
+    "Our file storage failed while these files were being processed (a system problem, not the "
+    "patient's files). Processing is retried automatically; nothing was lost."
+)
 
 # Report matching (Report.match_reason).
 MATCH_ACCESSION = "The accession number in the report matches this study."

@@ -195,3 +195,18 @@ def case_ingest_progress(*, case: CaseRow) -> IngestProgress:
         done=counts.get(Upload.Status.DONE, 0),
         failed=counts.get(Upload.Status.FAILED, 0),
     )
+
+
+def case_system_problems(*, case: CaseRow) -> list[str]:
+    """Problems of ours (storage failing) holding up the case's files, one line each with how
+    many files they hold up: for staff only. The patient reads that the files are still being
+    checked."""
+    waiting = (
+        Upload.objects.filter(case=case)
+        .exclude(system_problem="")
+        .exclude(status__in=(Upload.Status.DONE, Upload.Status.FAILED, Upload.Status.EXPIRED))
+        .values_list("system_problem")
+        .annotate(n=Count("pk"))
+        .order_by("system_problem")
+    )
+    return [f"{problem} ({n} file{'s' if n != 1 else ''} waiting)" for problem, n in waiting]

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -63,6 +64,12 @@ def test_it_sweeps_every_live_institution_and_passes_over_drafts(
     Institution.objects.create(
         name="Draft Clinic", slug="draft-clinic", schema_name="draft_clinic", status=Institution.Status.DRAFT
     )
+    # A draft whose go-live is under way (or was killed half-way): its schema exists, unfinished.
+    Institution.objects.create(
+        name="Half Clinic", slug="half-clinic", schema_name="half_clinic", status=Institution.Status.DRAFT
+    )
+    with connection.cursor() as cursor:
+        cursor.execute('CREATE SCHEMA "half_clinic"')
     from tenants.schema import current_schema_name
 
     visited: list[str] = []
@@ -70,6 +77,6 @@ def test_it_sweeps_every_live_institution_and_passes_over_drafts(
         "imaging.ingest.pipeline.uploads_stalled_requeue", lambda: visited.append(current_schema_name())
     )
     live = institution_schemas_live()
-    assert "draft_clinic" not in live and "neuro" in live
+    assert "draft_clinic" not in live and "half_clinic" not in live and "neuro" in live
     tasks.uploads_ingest_resume_all()  # one batch holds them all: no continuation queued
     assert sorted(visited) == sorted(live)

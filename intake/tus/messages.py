@@ -77,3 +77,8 @@ WHOLE_FILE_MISMATCH = (
     "The file we received does not match the original on your computer (its checksum differs), "
     "so it was not kept. Please upload it again."
 )
+STORAGE_UNAVAILABLE = (
+    "We could not store this part of your file just now because of a problem on our side. "
+    "Everything you sent before is safe: your upload will continue from where it stopped. "
+    "If it does not, please try again in a few minutes."
+)

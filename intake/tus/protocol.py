@@ -32,6 +32,9 @@ CHECKSUM_ALGORITHMS: dict[str, Callable[[], Any]] = {
 
 HTTP_CHECKSUM_MISMATCH = 460  # tus checksum extension: "Checksum Mismatch"
 HTTP_LOCKED = 423
+# Our storage could not take the bytes (full, or unreachable): a server error, so tus clients
+# retry it after a delay, resuming from the offset we still report.
+HTTP_INSUFFICIENT_STORAGE = 507
 
 METADATA_MAX_LENGTH = 8 * 1024
 FILENAME_MAX_LENGTH = 255

@@ -49,6 +49,7 @@ from intake.models import Case
 from intake.tus import messages
 from intake.tus.protocol import (
     HTTP_CHECKSUM_MISMATCH,
+    HTTP_INSUFFICIENT_STORAGE,
     HTTP_LOCKED,
     Body,
     Checksum,
@@ -56,7 +57,7 @@ from intake.tus.protocol import (
     UploadDescription,
     human_size,
 )
-from storage.base import CHUNK_SIZE, MIN_PART_SIZE, MiB, read_exactly
+from storage.base import CHUNK_SIZE, MIN_PART_SIZE, MiB, StorageUnavailable, read_exactly
 from storage.tenant import TenantStorage, tenant_storage
 
 logger = logging.getLogger(__name__)
@@ -237,13 +238,17 @@ def upload_create(*, case: Case, owner: User, length: int, description: UploadDe
     # The client learns the upload's address only from our answer, so no chunk can arrive
     # before the multipart upload is open.
     try:
-        if length == 0:
-            storage.save(key, _reader(memoryview(b"")), 0)
-            with transaction.atomic():
-                _upload_received(upload=upload, storage=storage)
-        else:
-            upload.multipart_id = storage.multipart_start(key)
-            Upload.objects.filter(pk=upload.pk).update(multipart_id=upload.multipart_id)
+        try:
+            if length == 0:
+                storage.save(key, _reader(memoryview(b"")), 0)
+                with transaction.atomic():
+                    _upload_received(upload=upload, storage=storage)
+            else:
+                upload.multipart_id = storage.multipart_start(key)
+                Upload.objects.filter(pk=upload.pk).update(multipart_id=upload.multipart_id)
+        except StorageUnavailable as exc:
+            logger.warning("tus upload not created: %s", type(exc.__cause__ or exc).__name__)
+            raise TusError(HTTP_INSUFFICIENT_STORAGE, messages.STORAGE_UNAVAILABLE) from None
     except BaseException:
         Upload.objects.filter(pk=upload.pk).delete()
         raise
@@ -275,8 +280,9 @@ def upload_append(*, upload: Upload, offset: int, body: Body, checksum: Checksum
     """Append the request ``body`` at ``offset``; return the upload as committed.
 
     Refuses (nothing kept) a wrong offset (409), a body past the declared length (413), a
-    second request for the same upload while one is receiving (423) and a chunk whose checksum
-    does not match (460). If the connection drops midway and no checksum was given, the bytes
+    second request for the same upload while one is receiving (423), a chunk whose checksum
+    does not match (460) and a chunk our storage could not take (507: disk full, object store
+    down; the offset stays where it was). If the connection drops midway and no checksum was given, the bytes
     received so far are kept (tus: store as much as possible), so the client resends only what
     never arrived. When the last byte arrives the file is assembled, checked against the
     whole-file sha256 if one was given (a mismatch marks the upload FAILED and deletes its
@@ -300,9 +306,24 @@ def upload_append(*, upload: Upload, offset: int, body: Body, checksum: Checksum
         remaining = current.length - current.offset
         if body.length is not None and body.length > remaining:
             raise TusError(413, messages.CHUNK_TOO_LONG)
-        _receive(
-            upload=current, storage=storage, body=body, remaining=remaining, checksum=checksum, lease=lease
-        )
+        try:
+            _receive(
+                upload=current,
+                storage=storage,
+                body=body,
+                remaining=remaining,
+                checksum=checksum,
+                lease=lease,
+            )
+        except StorageUnavailable as exc:
+            # Ours, not the patient's: nothing of this chunk was committed (the offset commit
+            # comes after storage), the bytes accepted before are intact, the client resumes.
+            logger.warning("tus chunk not stored: %s", type(exc.__cause__ or exc).__name__)
+            raise TusError(
+                HTTP_INSUFFICIENT_STORAGE,
+                messages.STORAGE_UNAVAILABLE,
+                {"Upload-Offset": str(current.offset)},
+            ) from None
     return current
 
 

@@ -30,6 +30,7 @@ from intake.tus.access import access_case_for_upload, access_upload
 from intake.tus.protocol import (
     CHECKSUM_ALGORITHMS,
     HTTP_CHECKSUM_MISMATCH,
+    HTTP_INSUFFICIENT_STORAGE,
     OFFSET_CONTENT_TYPE,
     TUS_EXTENSIONS,
     TUS_VERSION,
@@ -52,8 +53,9 @@ from intake.tus.services import (
     upload_creation_refuse,
     upload_terminate,
 )
+from storage.base import StorageUnavailable
 
-REASONS = {HTTP_CHECKSUM_MISMATCH: "Checksum Mismatch"}
+REASONS = {HTTP_CHECKSUM_MISMATCH: "Checksum Mismatch", HTTP_INSUFFICIENT_STORAGE: "Insufficient Storage"}
 
 View = Callable[..., HttpResponse]
 
@@ -106,6 +108,8 @@ def tus_endpoint(view: View) -> View:
             response = _response(404, messages.UPLOAD_NOT_FOUND)
         except PermissionDenied:
             response = _response(403, messages.SIGN_IN)
+        except StorageUnavailable:  # storage failed outside an append (HEAD, DELETE): ours
+            response = _response(HTTP_INSUFFICIENT_STORAGE, messages.STORAGE_UNAVAILABLE)
         if method == "HEAD":
             response.content = b""  # a HEAD answer has headers only, refusals included
         return response

@@ -12,9 +12,10 @@ from typing import Any
 from allauth.mfa.models import Authenticator
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django_tenants.utils import get_tenant_model, schema_context
+from django_tenants.utils import schema_context
 
 from accounts.mfa_adapter import secret_reencrypt
+from tenants.selectors import institution_schemas_live
 
 ENCRYPTED_FIELDS = ("secret", "seed")
 
@@ -41,12 +42,7 @@ class Command(BaseCommand):
     help = "Re-encrypt second-factor secrets under the first MFA_ENCRYPTION_KEYS key."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        institutions = (
-            get_tenant_model()
-            .objects.exclude(schema_name="public")
-            .exclude(status="draft")  # a draft institution has no schema yet
-        )
-        schemas = ["public", *institutions.values_list("schema_name", flat=True)]
+        schemas = ["public", *institution_schemas_live()]
         total = 0
         for schema in schemas:
             with schema_context(schema):

@@ -12,8 +12,9 @@ stalled), :mod:`.unpack` (read each upload's files, a zip's entries, parse DICOM
 share. This module runs them in order.
 
 Uploads are claimed with a conditional UPDATE (RECEIVED → INGESTING), so running the task twice
-does nothing the second time; an upload stuck in INGESTING for :data:`INGEST_STALE_AFTER` (its
-worker died) may be claimed again, and re-ingesting it is harmless: files already stored from
+does nothing the second time; while a worker ingests, a heartbeat keeps its uploads' ``updated``
+fresh, and an upload INGESTING whose heartbeat is older than :data:`INGEST_STALE_AFTER` (minutes:
+its worker died) may be claimed again, and re-ingesting it is harmless: files already stored from
 the same upload are recognised and not reported as duplicates.
 
 Folder drops: the browser sends a CD's folder as one upload per file, and each upload queues a
@@ -53,9 +54,12 @@ from imaging.ingest.pipeline.batch import IngestOutcome, UploadTally, failure_lo
 from imaging.ingest.pipeline.claim import (
     CLAIM_BATCH_MAX_BYTES,
     CLAIM_BATCH_UPLOADS,
+    INGEST_HEARTBEAT,
     INGEST_STALE_AFTER,
+    IngestHeartbeat,
     imaging_uploads_claim,
     uploads_finish,
+    uploads_release_for_retry,
     uploads_stalled_requeue,
 )
 from imaging.ingest.pipeline.index import counts_recompute, ingest_transaction
@@ -65,6 +69,7 @@ from imaging.ingest.preview import series_preview_ensure, series_preview_schedul
 from imaging.ingest.reports import case_reports_match, report_ingest
 from imaging.ingest.unpack import DEFAULT_LIMITS, ArchiveLimits
 from imaging.models import FileProblem, Upload
+from storage.base import StorageUnavailable
 from storage.tenant import tenant_storage
 
 logger = logging.getLogger(__name__)
@@ -72,7 +77,9 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CLAIM_BATCH_MAX_BYTES",
     "CLAIM_BATCH_UPLOADS",
+    "INGEST_HEARTBEAT",
     "INGEST_STALE_AFTER",
+    "IngestHeartbeat",
     "IngestOutcome",
     "UploadTally",
     "counts_recompute",
@@ -96,12 +103,22 @@ def upload_ingest_enqueue(*, upload: Upload) -> None:
     """Queue the ingest of ``upload`` once the current transaction commits.
 
     Precondition: ``upload.status`` is RECEIVED (its bytes are complete in storage). Safe to
-    call twice: the task claims the upload, and only one claim succeeds.
+    call twice: the task claims the upload, and only one claim succeeds. Never fails or holds up
+    the request: if the broker cannot take the task (Redis away), the upload stays RECEIVED and
+    the stalled-upload sweep queues it within minutes (:func:`uploads_stalled_requeue`).
     """
+    upload_id = upload.pk
+    transaction.on_commit(lambda: _ingest_publish(upload_id))
+
+
+def _ingest_publish(upload_id: int) -> None:
     from imaging.tasks import upload_ingest
 
-    upload_id = upload.pk
-    transaction.on_commit(lambda: upload_ingest.delay(upload_id))
+    try:
+        # One attempt: the broker's connect timeout bounds it; the sweep is the retry.
+        upload_ingest.apply_async((upload_id,), retry=False)
+    except Exception as exc:
+        logger.warning("ingest of upload %s not queued (the sweep will): %s", upload_id, type(exc).__name__)
 
 
 def imaging_ingest(
@@ -132,6 +149,16 @@ def imaging_ingest(
             for upload in uploads:
                 run.upload_ingest(upload, retried=upload.pk in retry_ids)
             run.flush()
+        except StorageUnavailable:
+            # Nothing half-written: what this run stored and did not commit goes again.
+            for pending in run.batch:
+                with contextlib.suppress(Exception):
+                    if pending.saved is not None:
+                        pending.saved.result()
+                with contextlib.suppress(Exception):
+                    run.discard(pending)
+            run.batch = []
+            raise
         except Exception as exc:  # the database failed us, not a file
             failure_log(exc, [upload.pk for upload in uploads])
             for pending in run.batch:  # read and stored, never written to the database
@@ -195,26 +222,42 @@ def upload_ingest_run(
     uploads), ingest them, and end each DONE or FAILED; None if there was nothing ours to do.
 
     Never raises for anything in a file: a crash of our own is recorded as a FileProblem in
-    plain words, logged by type and upload id only, and the uploads it hit end FAILED.
+    plain words, logged by type and upload id only, and the uploads it hit end FAILED. Raises
+    :class:`StorageUnavailable` when storage failed under the run (disk full, object store
+    down): the uploads are then RECEIVED again, for the task to retry, never DONE.
     """
     claimed = imaging_uploads_claim(upload_id=upload_id)
     if not claimed:
         return None
     uploads = [upload for upload, _ in claimed]
     retry_ids = {upload.pk for upload, reclaimed in claimed if reclaimed}
-    if uploads[0].kind == Upload.Kind.REPORT:
-        outcome = _report_ingest(upload=uploads[0])
-    else:
-        outcome = imaging_ingest(
-            uploads=uploads, retry_ids=retry_ids, limits=limits, previews_now=previews_now
-        )
-    uploads_finish(outcome=outcome, uploads=uploads)
+    with IngestHeartbeat(upload.pk for upload in uploads):
+        try:
+            if uploads[0].kind == Upload.Kind.REPORT:
+                outcome = _report_ingest(upload=uploads[0])
+            else:
+                outcome = imaging_ingest(
+                    uploads=uploads, retry_ids=retry_ids, limits=limits, previews_now=previews_now
+                )
+        except StorageUnavailable as exc:
+            # Ours, not the patient's: the uploads wait (RECEIVED) for the task's retry, staff
+            # see a system problem, and the patient's page says the files are still being checked.
+            logger.warning(
+                "ingest of uploads %s waits for storage: %s",
+                ",".join(str(upload.pk) for upload in uploads),
+                type(exc.__cause__ or exc).__name__,
+            )
+            uploads_release_for_retry(uploads=uploads, problem=messages.STORAGE_FAILING)
+            raise
+        uploads_finish(outcome=outcome, uploads=uploads)
     return outcome
 
 
 def _report_ingest(*, upload: Upload) -> IngestOutcome:
     try:
         report = report_ingest(upload=upload)
+    except StorageUnavailable:
+        raise
     except Exception as exc:
         failure_log(exc, [upload.pk])
         with contextlib.suppress(Exception):

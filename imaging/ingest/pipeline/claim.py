@@ -4,7 +4,10 @@ does nothing the second time), ended DONE or FAILED, and requeued when their wor
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from types import TracebackType
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -14,10 +17,16 @@ from imaging.ingest.pipeline.index import ingest_transaction
 from imaging.ingest.pipeline.store import IN_MEMORY_ENTRY_BYTES
 from imaging.models import Upload
 from storage.tenant import tenant_storage
+from tenants.schema import activate_schema, current_schema_name
 
 logger = logging.getLogger(__name__)
 
-INGEST_STALE_AFTER = timedelta(minutes=30)
+# While a worker ingests uploads it touches their ``updated`` every INGEST_HEARTBEAT
+# (:class:`IngestHeartbeat`); an upload INGESTING whose heartbeat is older than
+# INGEST_STALE_AFTER lost its worker (killed, out of memory, its machine gone) and is claimed
+# again by the next task or sweep, within minutes rather than the broker's visibility timeout.
+INGEST_HEARTBEAT = timedelta(seconds=30)
+INGEST_STALE_AFTER = timedelta(minutes=3)
 # A folder drop's uploads claimed by one task. Large enough that the per-upload cost (claim,
 # study lock, counts, previews, consistency) is paid once per batch; small enough that two
 # workers share a 1,000-file folder and a batch finishes in seconds.
@@ -35,7 +44,8 @@ def imaging_uploads_claim(*, upload_id: int) -> list[tuple[Upload, bool]]:
     its batch returned long ago, so nobody else would ever pick it up). Rows another worker is
     claiming at this moment are skipped, never waited for: two workers racing over a folder
     drop's uploads split them. Returns ``(upload, reclaimed)`` pairs, ``upload_id`` first if it
-    was claimed; empty if there was nothing for us to do (the upload is done, or being done).
+    was claimed (``reclaimed``: an earlier run touched it, whose worker died or whose storage
+    failed); empty if there was nothing for us to do (the upload is done, or being done).
     """
     waiting = Upload.objects.filter(pk=upload_id).values_list("status", "updated").first()
     now = timezone.now()
@@ -67,9 +77,10 @@ def imaging_uploads_claim(*, upload_id: int) -> list[tuple[Upload, bool]]:
             LIMIT %(limit)s
             FOR UPDATE OF u SKIP LOCKED
         )
-        UPDATE {table} u SET status = %(ingesting)s, updated = %(now)s
+        UPDATE {table} u
+        SET status = %(ingesting)s, updated = %(now)s, ingest_attempts = u.ingest_attempts + 1
         FROM picked WHERE u.id = picked.id
-        RETURNING u.id, picked.was
+        RETURNING u.id, picked.was = %(ingesting)s OR u.ingest_attempts > 1
     """  # noqa: S608 - the table name is ours, every value is a parameter
     params: dict[str, int | str | datetime] = {
         "id": upload_id,
@@ -88,7 +99,55 @@ def imaging_uploads_claim(*, upload_id: int) -> list[tuple[Upload, bool]]:
         return []
     uploads = Upload.objects.select_related("case").filter(pk__in=claimed).order_by("pk")
     ordered = sorted(uploads, key=lambda upload: (upload.pk != upload_id, upload.pk))
-    return [(upload, claimed[upload.pk] == Upload.Status.INGESTING) for upload in ordered]
+    return [(upload, bool(claimed[upload.pk])) for upload in ordered]
+
+
+class IngestHeartbeat:
+    """While in effect, a thread of its own touches the claimed uploads' ``updated`` every
+    ``interval`` (on its own connection, so whatever the ingest holds open does not hide it), so
+    that :func:`uploads_stalled_requeue` and the claim tell an upload being worked on from one
+    whose worker died. A heartbeat that cannot write (the database away for a moment) tries
+    again at the next beat; one that waits on a row lock gives up after a moment, never
+    holding the ingest up.
+    """
+
+    def __init__(self, upload_ids: Iterable[int], *, interval: timedelta = INGEST_HEARTBEAT) -> None:
+        self.upload_ids = list(upload_ids)
+        self.interval = interval.total_seconds()
+        self.schema = current_schema_name()
+        self.beats = 0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ingest-heartbeat", daemon=True)
+
+    def __enter__(self) -> IngestHeartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            activate_schema(self.schema)
+            while not self._stopped.wait(self.interval):
+                self.beat()
+        finally:
+            connection.close()
+
+    def beat(self) -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+                Upload.objects.filter(pk__in=self.upload_ids, status=Upload.Status.INGESTING).update(
+                    updated=timezone.now()
+                )
+            self.beats += 1
+        except Exception as exc:  # the next beat tries again; the claim's window allows for it
+            logger.warning("ingest heartbeat failed: %s", type(exc).__name__)
+            connection.close()
 
 
 def uploads_finish(*, outcome: IngestOutcome, uploads: list[Upload]) -> None:
@@ -105,12 +164,12 @@ def uploads_finish(*, outcome: IngestOutcome, uploads: list[Upload]) -> None:
     with transaction.atomic():
         if failed:
             Upload.objects.filter(pk__in=failed, status=Upload.Status.INGESTING).update(
-                status=Upload.Status.FAILED, updated=now
+                status=Upload.Status.FAILED, system_problem="", updated=now
             )
         if done:
             Upload.objects.filter(
                 pk__in=[upload.pk for upload in done], status=Upload.Status.INGESTING
-            ).update(status=Upload.Status.DONE, updated=now)
+            ).update(status=Upload.Status.DONE, system_problem="", updated=now)
     storage = tenant_storage()
     for upload in done:
         tally = outcome.uploads.get(upload.pk)
@@ -119,6 +178,20 @@ def uploads_finish(*, outcome: IngestOutcome, uploads: list[Upload]) -> None:
                 storage.delete(upload.storage_key)
             except Exception as exc:  # the upload is done; a stray copy is only wasted space
                 logger.warning("raw bytes of upload %s were not deleted: %s", upload.pk, type(exc).__name__)
+
+
+def uploads_release_for_retry(*, uploads: list[Upload], problem: str) -> None:
+    """Storage failed under the run: hand its uploads back (RECEIVED, to be claimed by the
+    retry), with ``problem`` for staff, and drop the problems this run recorded for them (the
+    retry finds them again). Nothing ends DONE: the patient reads "still being checked"."""
+    from imaging.models import FileProblem
+
+    ids = [upload.pk for upload in uploads]
+    with transaction.atomic():
+        FileProblem.objects.filter(upload_id__in=ids).delete()
+        Upload.objects.filter(pk__in=ids, status=Upload.Status.INGESTING).update(
+            status=Upload.Status.RECEIVED, system_problem=problem, updated=timezone.now()
+        )
 
 
 def uploads_stalled_requeue(*, now: datetime | None = None) -> int:

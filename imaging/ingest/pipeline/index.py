@@ -18,6 +18,7 @@ from imaging.ingest.dicom import DicomHeader
 from imaging.ingest.pipeline.batch import BatchLost, RunState
 from imaging.ingest.pipeline.store import PendingFile
 from imaging.models import FileProblem, Instance, Series, Study
+from storage.base import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -139,10 +140,14 @@ class IndexSteps(RunState):
         settling, self.read = self.read, []
         batch, self.batch = self.batch, []
         stored = []
+        unavailable: StorageUnavailable | None = None
         for pending in batch:
             if pending.saved is not None:
                 try:
                     pending.saved.result()
+                except StorageUnavailable as exc:
+                    unavailable = exc  # storage failed us, not the file: the run stops below
+                    continue
                 except Exception as exc:
                     logger.warning(
                         "storing a file of upload %s failed: %s", pending.upload.pk, type(exc).__name__
@@ -153,6 +158,14 @@ class IndexSteps(RunState):
                     )
                     continue
             stored.append(pending)
+        if unavailable is not None:
+            # Nothing half-written: the files of this batch that did get stored go again (the
+            # retried run stores them anew), and no instance of the batch is written.
+            for pending in stored:
+                with contextlib.suppress(Exception):
+                    self.discard(pending)
+            self.read = settling
+            raise unavailable
         landed: dict[int, int] = {}
         try:
             with ingest_transaction():

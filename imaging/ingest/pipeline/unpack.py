@@ -38,7 +38,7 @@ from imaging.ingest.unpack import (
     entry_read,
 )
 from imaging.models import FileProblem, Instance, Upload
-from storage.base import ObjectNotFound
+from storage.base import ObjectNotFound, StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +51,14 @@ class ImagingRun(IndexSteps):
         """Read every file of ``upload``; its instances join the batch (flushed when full).
 
         Whatever goes wrong with the upload's bytes is a problem of this upload; only
-        :class:`BatchLost` (the database failed us) propagates.
+        :class:`BatchLost` (the database failed us) and :class:`StorageUnavailable` (storage
+        did) propagate.
         """
         self.upload = upload
         self.tally(upload)
         try:
             self._upload_read(upload)
-        except BatchLost:
+        except (BatchLost, StorageUnavailable):
             raise
         except Exception as exc:
             if not (retried and self._already_stored(upload)):
@@ -116,7 +117,7 @@ class ImagingRun(IndexSteps):
             self._file_ingest(fp, size, path, in_archive=in_archive)
         except FileRejected as rejected:
             self.problem(path, rejected.code, rejected.message)
-        except BatchLost:
+        except (BatchLost, StorageUnavailable):
             raise
         except Exception as exc:
             upload_id = self.upload.pk if self.upload else None

@@ -1,13 +1,15 @@
-"""Recompute the audit log's hash chain in every institution's schema; exit 1 if one is broken."""
+"""Recompute the audit log's hash chain in every live institution's schema; exit 1 if one is
+broken. (Here, not in the audit app: audit is the bottom layer and cannot know institutions.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django_tenants.utils import get_tenant_model, schema_context
+from django_tenants.utils import schema_context
 
 from audit.services import audit_chain_verify
+from tenants.selectors import institution_schemas_live
 
 
 class Command(BaseCommand):
@@ -15,8 +17,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         broken = []
-        institutions = get_tenant_model().objects.exclude(schema_name="public").exclude(status="draft")
-        for schema in institutions.values_list("schema_name", flat=True):
+        for schema in institution_schemas_live():
             with schema_context(schema):
                 report = audit_chain_verify()
             if report.intact:
