@@ -23,6 +23,7 @@ HOUSEKEEPING_TASKS = frozenset(
         "outbox.sweep",
         "intake.drafts_purge_all",
         "review.cases_due_notify_all",
+        "tenants.onboardings_recover",
     }
 )
 

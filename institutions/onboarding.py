@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core import signing
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -225,9 +226,17 @@ def onboarding_go_live_request(*, onboarding_id: int) -> Onboarding:
     missing = onboarding_missing_steps(onboarding=onboarding)
     if missing:
         raise OnboardingRefused(NOT_READY_TO_GO_LIVE.format(steps=", ".join(missing)))
+    from institutions.recovery import GO_LIVE_STALE_AFTER
+
+    # A go-live nobody works on any more (its worker died) may be tried again at once, as a
+    # failed one may; the new run drops whatever the dead one made.
+    stale = Q(
+        state__in=(Onboarding.State.QUEUED, Onboarding.State.PROVISIONING),
+        updated__lt=timezone.now() - GO_LIVE_STALE_AFTER,
+    )
     with transaction.atomic():
         claimed = Onboarding.objects.filter(
-            pk=onboarding_id, state__in=(Onboarding.State.DRAFT, Onboarding.State.FAILED)
+            Q(state__in=(Onboarding.State.DRAFT, Onboarding.State.FAILED)) | stale, pk=onboarding_id
         ).update(
             state=Onboarding.State.QUEUED,
             progress=2,
@@ -246,6 +255,13 @@ def _files_delete(schema_name: str) -> None:
     tenant_storage(schema_name).delete_prefix("")
 
 
+def _draft_schema_drop(schema_name: str) -> None:
+    """A draft has no schema, unless a go-live died after making one: it goes with the draft."""
+    from institutions.provisioning import schema_drop
+
+    schema_drop(schema_name=schema_name)
+
+
 def onboarding_discard_abandoned(*, older_than: timedelta = timedelta(days=30)) -> int:
     """Delete applications never taken live (and their draft institution and logo)."""
     cutoff = timezone.now() - older_than
@@ -256,7 +272,8 @@ def onboarding_discard_abandoned(*, older_than: timedelta = timedelta(days=30)) 
         with transaction.atomic():
             onboarding.delete()
             if institution is not None and institution.status == Institution.Status.DRAFT:
-                institution.delete()  # no schema exists for a draft
+                institution.delete()
+                transaction.on_commit(functools.partial(_draft_schema_drop, institution.schema_name))
                 transaction.on_commit(functools.partial(_files_delete, institution.schema_name))
         count += 1
     return count

@@ -5,7 +5,10 @@ schema that is kept migrated, instead of running every migration again: seconds,
 The template holds no data but the migration records (and content types/permissions).
 
 Nothing half-made: if any step fails, what this run created (schema, Domain row) is removed
-again, the institution stays a draft and the applicant sees a message and may retry.
+again, the institution stays a draft and the applicant sees a message and may retry. If the
+run itself dies (its worker killed, the machine gone), the onboarding is left QUEUED or
+PROVISIONING with a half-made schema: institutions.recovery resumes it (a new run drops what
+the dead one made and starts afresh) or, after a few attempts, rolls it back.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_context, schema_exists
@@ -88,6 +92,11 @@ def _schema_clone(*, schema_name: str) -> None:
     activate_public()
 
 
+def schema_drop(*, schema_name: str) -> None:
+    """Drop an institution's schema if it exists (a draft's, never a live one's: callers check)."""
+    _schema_drop(schema_name=schema_name)
+
+
 def _schema_drop(*, schema_name: str) -> None:
     activate_public()
     if schema_exists(schema_name):
@@ -125,6 +134,7 @@ def institution_go_live(*, onboarding_id: int) -> bool:
         state=Onboarding.State.PROVISIONING,
         progress=5,
         progress_message="Starting…",
+        go_live_attempts=F("go_live_attempts") + 1,
         updated=timezone.now(),
     )
     if not claimed:

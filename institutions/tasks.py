@@ -43,3 +43,12 @@ def custom_domains_recheck() -> int:
     from institutions.domain_checks import custom_domains_recheck_all
 
     return custom_domains_recheck_all()
+
+
+@shared_task(name="tenants.onboardings_recover", ignore_result=True, soft_time_limit=300, time_limit=330)
+def onboardings_recover() -> None:
+    """Resume or roll back go-lives nobody is working on any more; drop orphan schemas
+    (periodic, on the housekeeping queue; see institutions.recovery)."""
+    from institutions.recovery import onboardings_recover as recover
+
+    recover()

@@ -140,6 +140,9 @@ class Onboarding(models.Model):
     completed_steps = models.JSONField(default=list, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
     progress = models.PositiveSmallIntegerField(default=0)  # percent, shown while going live
+    # Go-live runs that claimed it; the recovery sweep (institutions.recovery) gives up, rolling
+    # back, after a few runs that never finished (their worker died each time).
+    go_live_attempts = models.PositiveSmallIntegerField(default=0)
     progress_message = models.CharField(max_length=200, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

@@ -288,7 +288,10 @@ CELERY_BEAT_SCHEDULE = {
     "uploads-ingest-resume": {"task": "imaging.uploads_ingest_resume_all", "schedule": 120.0},
     # The operator console's storage and case figures per institution.
     "institution-usage-refresh": {"task": "tenants.institution_usage_refresh", "schedule": 900.0},
-    # Sign-ups never taken live free their subdomain (and logo) after 30 days.
+    # Go-lives whose worker died (or whose task was lost) are resumed or rolled back, and
+    # schemas nobody owns are dropped (institutions.recovery).
+    "onboardings-recover": {"task": "tenants.onboardings_recover", "schedule": 300.0},
+    # Sign-ups never taken live free their subdomain (and logo, and schema) after 30 days.
     "onboardings-discard-abandoned": {"task": "tenants.onboardings_discard_abandoned", "schedule": 86400.0},
     # Unsent drafts untouched for 60 days: their owners warned, a week later deleted with files.
     "drafts-purge": {"task": "intake.drafts_purge_all", "schedule": 86400.0},

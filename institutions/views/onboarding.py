@@ -39,6 +39,7 @@ from institutions.institution_settings import (
     institution_settings_get,
 )
 from institutions.invitations import InvitationRefused, invitation_create, invitation_revoke
+from institutions.recovery import onboarding_stale
 from storage.tenant import tenant_storage
 from tenants.models import Invitation, Onboarding
 from tenants.services import platform_host
@@ -205,7 +206,12 @@ def onboarding_step(request: HttpRequest, onboarding: Onboarding, step: str) -> 
     if step != "subdomain" and onboarding.institution is None:
         messages.info(request, wizard.SUBDOMAIN_FIRST)
         return redirect("onboarding:step", step="subdomain")
-    if request.method == "POST" and onboarding.state not in (Onboarding.State.DRAFT, Onboarding.State.FAILED):
+    if (
+        request.method == "POST"
+        and onboarding.state not in (Onboarding.State.DRAFT, Onboarding.State.FAILED)
+        # A go-live whose worker died may be asked for again (institutions.recovery).
+        and not (step == "go-live" and onboarding_stale(onboarding=onboarding))
+    ):
         return redirect("onboarding:step", step="go-live")
     return handlers[step](request, onboarding)
 

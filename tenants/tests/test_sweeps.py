@@ -36,6 +36,7 @@ HOUSEKEEPING = (
     "tenants.institution_usage_refresh",
     "tenants.onboardings_discard_abandoned",
     "outbox.sweep",
+    "tenants.onboardings_recover",
 )
 
 
