@@ -18,7 +18,7 @@ INGEST_STORAGE_BACKOFF_MAX = 900
 
 def ingest_retry_delay(retries: int) -> float:
     base = min(INGEST_STORAGE_BACKOFF_MAX, 15 * 2**retries)
-    return base / 2 + random.uniform(0, base / 2)  # noqa: S311 (jitter, not a secret)
+    return float(base / 2 + random.uniform(0, base / 2))  # noqa: S311 (jitter, not a secret)
 
 
 @shared_task(

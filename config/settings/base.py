@@ -243,19 +243,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Redis going away (restarted, failed over) must not end a worker: it reconnects for as long as
-# it takes (Celery's default gives up after 100 attempts and the worker exits). A connection that
-# hangs fails within seconds instead of blocking a publisher, and publishing retries briefly:
-# requests queue work after commit and never wait on the broker for long (a sweep queues what
-# could not be published, see imaging.ingest.pipeline.upload_ingest_enqueue).
-CELERY_BROKER_CONNECTION_RETRY = True
+# Redis going away must not end a worker: it reconnects for as long as it takes (Celery's default
+# gives up after 100 attempts). A hung connection fails within seconds; requests publish after
+# commit and never wait on the broker for long (sweeps queue what could not be published).
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 3,
     "socket_timeout": 10,
     "socket_keepalive": True,
-    "retry_on_timeout": True,
 }
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 3
 CELERY_REDIS_SOCKET_TIMEOUT = 10

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('imaging', '0002_dicomweb_attributes_and_integration_keys'),
+        ('imaging', '0004_pacs_destinations_and_sends'),
     ]
 
     operations = [
