@@ -272,15 +272,17 @@ CELERY_IMPORTS = ("intake.tus.tasks", "config.mail", "config.metrics_tasks")
 # Beat touches its liveness file at every tick (config.celery_probes); tick at least this often.
 CELERY_BEAT_SCHEDULER = "config.celery_probes:ProbedScheduler"
 CELERY_BEAT_MAX_LOOP_INTERVAL = 30
+# An ingesting worker's heartbeat, and how old it may get before its uploads are taken again.
+INGEST_HEARTBEAT_SECONDS = env_int("INGEST_HEARTBEAT_SECONDS", 30, minimum=1)
+INGEST_STALE_SECONDS = env_int("INGEST_STALE_SECONDS", 180, minimum=INGEST_HEARTBEAT_SECONDS * 3)
 CELERY_BEAT_SCHEDULE = {
     # Queue depth, storage and per-institution gauges for Prometheus (config.metrics).
     "metrics-refresh": {"task": "config.metrics_refresh", "schedule": 30.0},
     # Unfinished uploads expire 24 h after their last chunk: abort their multipart uploads,
     # delete their staged bytes, mark them EXPIRED (tus expiration extension).
     "tus-uploads-expire": {"task": "intake.tus.uploads_expire_all", "schedule": 3600.0},
-    # Uploads whose ingest task was lost (the broker was away when it was queued) or whose
-    # worker died (no heartbeat for INGEST_STALE_AFTER, 3 minutes) are queued again: an upload
-    # is picked up again within about five minutes, not the broker's visibility timeout.
+    # Uploads whose ingest task was lost (the broker was away) or whose worker died (no
+    # heartbeat for INGEST_STALE_SECONDS) are queued again: within minutes, not an hour.
     "uploads-ingest-resume": {"task": "imaging.uploads_ingest_resume_all", "schedule": 120.0},
     # The operator console's storage and case figures per institution.
     "institution-usage-refresh": {"task": "tenants.institution_usage_refresh", "schedule": 900.0},

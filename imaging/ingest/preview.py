@@ -137,9 +137,15 @@ def series_preview_schedule(*, series_ids: list[int]) -> None:
 
     schema = current_schema_name()
     for series_id in series_ids:
-        if cache.add(f"series-preview:{schema}:{series_id}", 1, timeout=PREVIEW_DEBOUNCE_SECONDS):
+        try:
+            due = cache.add(f"series-preview:{schema}:{series_id}", 1, timeout=PREVIEW_DEBOUNCE_SECONDS)
+        except Exception as exc:  # Redis away: the images are in; a preview can wait
+            logger.warning("preview not scheduled (cache unavailable): %s", type(exc).__name__)
+            return
+        if due:
             transaction.on_commit(
                 lambda sid=series_id: series_preview.apply_async(  # type: ignore[misc]
                     args=(sid,), countdown=PREVIEW_DEBOUNCE_SECONDS
-                )
+                ),
+                robust=True,  # nor may the broker being away fail the ingest
             )

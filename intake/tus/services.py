@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import BinaryIO, cast
 
@@ -137,28 +137,43 @@ def _lease_key(upload: Upload) -> str:
 
 
 class _Lease:
-    """The right to write the next bytes of one upload (see LEASE_SECONDS)."""
+    """The right to write the next bytes of one upload (see LEASE_SECONDS).
+
+    With the cache (Redis) away the upload goes on without a lease rather than failing: the
+    lease only turns a second request for the same upload away early; the commit's
+    compare-and-set on the offset still keeps one request's bytes, whatever happens.
+    """
 
     def __init__(self, upload: Upload) -> None:
         self.key = _lease_key(upload)
         self.token = uuid.uuid4().hex
         self.renewed = 0.0
+        self.held = False
 
     def acquire(self) -> None:
-        if not cache.add(self.key, self.token, LEASE_SECONDS):
+        try:
+            taken = cache.add(self.key, self.token, LEASE_SECONDS)
+        except Exception as exc:
+            logger.warning("tus lease unavailable, going on without: %s", type(exc).__name__)
+            return
+        if not taken:
             raise TusError(HTTP_LOCKED, messages.UPLOAD_BUSY)
+        self.held = True
         self.renewed = time.monotonic()
 
     def renew_if_due(self) -> None:
         now = time.monotonic()
-        if now - self.renewed >= LEASE_RENEW_SECONDS:
+        if self.held and now - self.renewed >= LEASE_RENEW_SECONDS:
             self.renewed = now
-            if cache.get(self.key) == self.token:
-                cache.touch(self.key, LEASE_SECONDS)
+            with suppress(Exception):
+                if cache.get(self.key) == self.token:
+                    cache.touch(self.key, LEASE_SECONDS)
 
     def release(self) -> None:
-        if cache.get(self.key) == self.token:
-            cache.delete(self.key)
+        if self.held:
+            with suppress(Exception):
+                if cache.get(self.key) == self.token:
+                    cache.delete(self.key)
 
 
 @contextmanager
@@ -173,8 +188,12 @@ def _upload_lease(upload: Upload) -> Iterator[_Lease]:
 
 
 def upload_lease_held(*, upload: Upload) -> bool:
-    """Whether some request is receiving a chunk of ``upload`` right now."""
-    return cache.get(_lease_key(upload)) is not None
+    """Whether some request is receiving a chunk of ``upload`` right now (with the cache away:
+    taken to be so, which only postpones expiring it)."""
+    try:
+        return cache.get(_lease_key(upload)) is not None
+    except Exception:
+        return True
 
 
 def upload_create(*, case: Case, owner: User, length: int, description: UploadDescription) -> Upload:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -25,8 +26,9 @@ logger = logging.getLogger(__name__)
 # (:class:`IngestHeartbeat`); an upload INGESTING whose heartbeat is older than
 # INGEST_STALE_AFTER lost its worker (killed, out of memory, its machine gone) and is claimed
 # again by the next task or sweep, within minutes rather than the broker's visibility timeout.
-INGEST_HEARTBEAT = timedelta(seconds=30)
-INGEST_STALE_AFTER = timedelta(minutes=3)
+# (Settings INGEST_HEARTBEAT_SECONDS and INGEST_STALE_SECONDS: 30 s and 3 minutes.)
+INGEST_HEARTBEAT = timedelta(seconds=settings.INGEST_HEARTBEAT_SECONDS)
+INGEST_STALE_AFTER = timedelta(seconds=settings.INGEST_STALE_SECONDS)
 # A folder drop's uploads claimed by one task. Large enough that the per-upload cost (claim,
 # study lock, counts, previews, consistency) is paid once per batch; small enough that two
 # workers share a 1,000-file folder and a batch finishes in seconds.

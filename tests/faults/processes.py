@@ -1,0 +1,163 @@
+"""Real processes the fault tests start, kill and restart themselves: Celery workers and a
+Redis of their own (never the machine's shared servers)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import connection
+
+from tests.live import BASE_DIR, BIN, LiveServer, _wait_for_http, child_env, free_port
+from tests.waiting import wait_until
+
+T = TypeVar("T")
+
+
+def worker_start(*, name: str, log: Path, **env: str) -> subprocess.Popen[Any]:
+    """A Celery worker on the tests' queues. The solo pool runs tasks in the worker process
+    itself, so killing it (SIGKILL) kills the task mid-way, as a machine dying would."""
+    return subprocess.Popen(
+        [
+            str(BIN / "celery"),
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--queues",
+            f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CELERY_HOUSEKEEPING_QUEUE}",
+            "--hostname",
+            f"{name}-{os.getpid()}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=BASE_DIR,
+        env=child_env(**env),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def kill(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            kill(process)
+
+
+class OwnRedis:
+    """A redis-server on a free port, with its data in a folder of its own; stopped and started
+    again at will (the data file keeps queued messages across a restart, as a real one would)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.folder = Path(tempfile.mkdtemp(prefix="secondread-redis-"))
+        self.process: subprocess.Popen[Any] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        redis_server = shutil.which("redis-server") or str(BIN / "redis-server")
+        self.process = subprocess.Popen(
+            [redis_server, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+             "--appendonly", "yes", "--save", ""],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        wait_until(lambda: _pings(client), timeout=20, message="our Redis did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            kill(self.process)
+            self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _pings(client: Any) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+@contextmanager
+def own_redis() -> Iterator[OwnRedis]:
+    server = OwnRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@contextmanager
+def web_server(*, log: Path, **env: str) -> Iterator[LiveServer]:
+    """SecondRead served by gunicorn (as in production) on the test database, with ``env`` (our
+    own Redis, say); no worker of the session's is started with it."""
+    port = free_port()
+    mail_dir = Path(tempfile.mkdtemp(prefix="secondread-mail-"))
+    process = subprocess.Popen(
+        [str(BIN / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", "1", "--threads", "8", "--worker-class", "gthread", "--log-level", "warning"],
+        cwd=BASE_DIR,
+        env=child_env(PLATFORM_PORT=str(port), SR_TEST_MAIL_DIR=str(mail_dir), **env),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        _wait_for_http(f"http://127.0.0.1:{port}/livez", settings.PLATFORM_DOMAIN, process)
+        yield LiveServer(port, mail_dir)
+    finally:
+        stop(process)
+        shutil.rmtree(mail_dir, ignore_errors=True)
+
+
+def committed(work: Callable[[], T]) -> T:
+    """Run ``work`` on a database connection of its own (a thread's), committed as it goes:
+    the workers and servers are other processes, and the test's own connection is inside the
+    test's transaction (whose row locks they would wait on forever)."""
+    results: list[T] = []
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(work())
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if failures:
+        raise failures[0]
+    return results[0]
