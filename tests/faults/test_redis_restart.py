@@ -93,7 +93,13 @@ def _statuses(case: Case) -> list[str]:
 def test_the_worker_and_uploads_survive_redis_going_away(committed_case: Case, tmp_path: Path) -> None:
     log = tmp_path / "processes.log"
     with own_redis() as redis, web_server(log=log, REDIS_URL=redis.url) as server:
-        worker = worker_start(name="survivor", log=log, REDIS_URL=redis.url, INGEST_STALE_SECONDS="6")
+        worker = worker_start(
+            name="survivor",
+            log=log,
+            REDIS_URL=redis.url,
+            INGEST_STALE_SECONDS="6",
+            INGEST_HEARTBEAT_SECONDS="1",
+        )
         try:
             patient = _sign_in(server, "patient@neuro.example.com")
             answer, _ = _upload(patient, committed_case, dicom_renamed("CT_small.dcm"), "IM1")

@@ -86,7 +86,9 @@ def test_a_worker_killed_mid_ingest_is_replaced_and_every_file_is_ingested_once(
             left = dict(uploads.values_list("status").annotate(n=Count("pk")))
             assert left.get(Upload.Status.INGESTING), left  # work was cut off mid-way
 
-            second = worker_start(name="replacement", log=log, INGEST_STALE_SECONDS=STALE_SECONDS)
+            second = worker_start(
+                name="replacement", log=log, INGEST_STALE_SECONDS=STALE_SECONDS, INGEST_HEARTBEAT_SECONDS="1"
+            )
 
             def all_done() -> bool:
                 if uploads.exclude(status=Upload.Status.DONE).exists():
