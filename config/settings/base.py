@@ -237,30 +237,21 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # A task taken but not acknowledged within this time is given to another worker (Redis broker):
 # longer than the longest task may run (ingest's hard limit is 1,860 s), or a slow task would
 # run twice at once. Work left by a dead worker is resumed sooner by the sweeps.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600}
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600}
+# Also: a connection that hangs fails within seconds (never holds a request or a worker up).
+_REDIS_SOCKETS = {"socket_connect_timeout": 3, "socket_timeout": 10, "socket_keepalive": True}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600, **_REDIS_SOCKETS}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600, **_REDIS_SOCKETS}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis going away must not end a worker: it reconnects for as long as it takes (Celery's default
-# gives up after 100 attempts). A hung connection fails within seconds; requests publish after
-# commit and never wait on the broker for long (sweeps queue what could not be published).
+# gives up after 100 attempts). Requests publish after commit and briefly (sweeps queue the rest).
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "socket_connect_timeout": 3,
-    "socket_timeout": 10,
-    "socket_keepalive": True,
-}
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 3
 CELERY_REDIS_SOCKET_TIMEOUT = 10
-CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
-    "interval_start": 0,
-    "interval_step": 0.5,
-    "interval_max": 1,
-}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # our JSON logging applies to workers too
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "secondread")
 # Patient-facing work (ingest, previews, emails, go-live) stays on CELERY_QUEUE; sweeps across

@@ -94,6 +94,7 @@ def test_a_go_live_killed_mid_way_is_resumed_and_goes_live_once(
         lock.rollback()
 
         stuck = onboarding.get()
+        assert stuck.institution is not None
         schema = stuck.institution.schema_name
         assert stuck.state == Onboarding.State.PROVISIONING
         assert schema_exists(schema)  # half-made: its administrator, no address

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('imaging', '0004_pacs_destinations_and_sends'),
+        ('imaging', '0005_disc_reports'),
     ]
 
     operations = [
