@@ -120,6 +120,7 @@ def test_a_go_live_killed_mid_way_is_resumed_and_goes_live_once(
             assert User.objects.filter(email=EMAIL).count() == 1
         assert Client(HTTP_HOST=f"{SLUG}.localhost").get("/").status_code == 200
     finally:
+        print(log.read_text(errors="replace")[-6000:])  # shown when the test fails
         lock.close()
         kill(first)
         if second is not None:
