@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('imaging', '0005_disc_reports'),
+        ('imaging', '0006_image_annotations'),
     ]
 
     operations = [
