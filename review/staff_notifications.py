@@ -112,11 +112,11 @@ def case_status_changed_notify(*, case: Case, previous: str, status: str, **_: o
 def cases_due_notify(*, now: dt.datetime | None = None) -> int:
     """Notices for open cases due tomorrow or overdue, once per case per day (run daily; a
     second run the same day writes nothing)."""
-    from review.selectors import OPEN_STATES, case_due_at, review_settings_get
+    from review.selectors import OPEN_STATES, case_due_at, turnaround_business_days_get
 
     now = now or timezone.now()
     today = timezone.localdate(now)
-    turnaround = review_settings_get().turnaround_business_days
+    turnaround = turnaround_business_days_get()
     sent = 0
     cases = Case.objects.filter(status__in=OPEN_STATES).select_related("assignment__reviewer")
     for case in cases.iterator(chunk_size=500):
