@@ -110,7 +110,13 @@ def test_it_walks_a_case_from_assignment_to_the_patients_pdf(
     assert submitted_case.number in reviewer.inner_text("[data-testid=queue-row]:first-child")
     reviewer.click(f"text={submitted_case.number}")
     reviewer.wait_for_selector(".pdf-view[data-rendered='1'] canvas", timeout=20_000)
-    assert reviewer.inner_text("[data-testid=case-status]") == "In review"
+    # Opening the case changes nothing (no GET moves a case); the reviewer starts the review.
+    assert reviewer.inner_text("[data-testid=case-status]") == "Assigned"
+    reviewer.click("[data-testid=start-review]")
+    reviewer.wait_for_function(
+        "() => document.querySelector('[data-testid=case-status]').textContent.trim() === 'In review'"
+    )
+    reviewer.wait_for_selector(".pdf-view[data-rendered='1'] canvas", timeout=20_000)
 
     # Writes (autosaved), then signs with the password again.
     reviewer.fill("#id_findings", FINDINGS)
