@@ -68,7 +68,7 @@ def opinion_fhir_bundle(*, opinion: Opinion, base_url: str) -> dict[str, Any]:
     Precondition: the opinion is released (the caller selected it so)."""
     assert opinion.released_at is not None and opinion.signed_at is not None
     case = opinion.case
-    studies = list(Study.objects.filter(case=case).order_by("study_date", "id"))
+    studies = list(Study.objects.included().filter(case=case).order_by("study_date", "id"))
     pdf = b""
     if opinion.pdf_key:
         from review.services import opinion_pdf_ensure

@@ -201,7 +201,7 @@ def reviewer_choose_by_rules(*, case: Case) -> User:
     case_specialty = case.specialty.strip().lower()
     case_modalities = {
         m.strip().upper()
-        for value in Study.objects.filter(case=case).values_list("modalities", flat=True)
+        for value in Study.objects.included().filter(case=case).values_list("modalities", flat=True)
         for m in value.split(",")
         if m.strip()
     }

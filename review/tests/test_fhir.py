@@ -10,11 +10,13 @@ from collections.abc import Callable
 
 import pytest
 from django.test import Client, TestCase
+from django.utils import timezone
 from django_tenants.utils import schema_context
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
 from audit.models import AuditEvent
+from imaging.models import Study
 from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
 from review.models import CaseAssignment, Opinion
@@ -119,3 +121,15 @@ def test_it_refuses_keys_without_the_permission_patients_and_strangers(
 
 
 pytestmark = pytest.mark.django_db
+
+
+def test_a_study_left_out_of_the_case_is_not_in_the_result(
+    neuro: Institution, make_case: Callable[..., Case]
+) -> None:
+    opinion = _released(neuro, make_case)
+    with schema_context(neuro.schema_name):
+        Study.objects.filter(case=opinion.case).update(excluded_at=timezone.now())
+    ehr = Client(HTTP_HOST=HOST, HTTP_AUTHORIZATION=f"Bearer {_key(['fhir.read'])}")
+    bundle = Bundle.model_validate(ehr.get(f"/fhir/Bundle/opinion-{opinion.public_id}").json())
+    kinds = [entry.resource.get_resource_type() for entry in bundle.entry]
+    assert "ImagingStudy" not in kinds
