@@ -73,3 +73,16 @@ def test_it_shows_whose_images_and_excludes_the_strangers_study(
     page.wait_for_selector("text=Email preferences saved.")
     assert not page.get_by_label("Case due tomorrow").is_checked()
     assert page.get_by_label("Case assigned to you").is_checked()
+
+
+def test_it_gives_the_onboarding_start_and_sign_in_pages_the_desktop_width(
+    browser: Any, live_platform: Any
+) -> None:
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    for path in ("/start/", "/start/sign-in/"):
+        response = page.goto(live_platform.url(path=path))
+        assert response is not None and response.status == 200, path
+        box = page.locator(".wizard-body").bounding_box()
+        assert box is not None
+        width = box["width"]
+        assert width > 600, (path, width)  # was the steps list's 14rem column (~224 px)
