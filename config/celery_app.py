@@ -7,6 +7,7 @@ for a worker that dies mid-task is in the settings (acks late, rejected on worke
 
 from __future__ import annotations
 
+import logging
 import os
 
 from celery import signals
@@ -17,6 +18,34 @@ from config.metrics import connect_task_signals, serve_metrics
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
+
+def _restore_unacked_tolerant() -> None:
+    """kombu's Redis transport raised AttributeError (its pool already gone) restoring the
+    unacknowledged messages of a connection Redis had dropped, and the worker died
+    ("Unrecoverable error") whenever Redis went away while it held a task with a countdown.
+    Restoring cannot work without Redis anyway, and nothing is lost: with ack emulation those
+    messages are still in Redis's unacked index and come back after the visibility timeout
+    (and the sweeps requeue their work sooner). So: log and keep the worker reconnecting."""
+    from kombu.transport.virtual import base
+
+    original = base.QoS.restore_unacked_once
+    if getattr(original, "tolerant", False):
+        return
+
+    def restore_unacked_once(self: base.QoS, stderr: object = None) -> object:
+        try:
+            return original(self, stderr)
+        except Exception as exc:
+            logging.getLogger(__name__).warning(
+                "unacknowledged messages not restored (broker gone): %s", type(exc).__name__
+            )
+            return None
+
+    restore_unacked_once.tolerant = True  # type: ignore[attr-defined]
+    base.QoS.restore_unacked_once = restore_unacked_once  # type: ignore[method-assign]
+
+
+_restore_unacked_tolerant()
 app = CeleryApp("secondread", task_cls="config.celery_tasks:SecondReadTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
