@@ -213,3 +213,13 @@ def test_approval_is_required_by_default() -> None:
         text=True,
     )
     assert result.stdout.strip() == "True", result.stderr
+
+
+def test_it_tells_the_admin_what_to_do_next_once_live(queued: Onboarding, platform_client: Client) -> None:
+    institution_go_live(onboarding_id=queued.pk)
+    page = platform_client.get("/start/step/go-live/").content.decode()
+    assert 'data-testid="next-steps"' in page and "What to do next" in page
+    assert (
+        "http://northgate.localhost:8000/accounts/login/?staff=1" in page or "accounts/login/?staff=1" in page
+    )
+    assert "set up the authenticator app" in page and "Settings → Website" in page
