@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -52,7 +53,9 @@ def _send(*, question_id: int) -> None:
         context={
             "case": case,
             # Relative to the portal's root (the template joins it to portal_url).
-            "opinion_path": reverse("review:patient_opinion", args=[case.public_id]).lstrip("/"),
+            "opinion_path": reverse(
+                "review:patient_opinion", args=[case.public_id], urlconf=settings.ROOT_URLCONF
+            ).lstrip("/"),
         },
         dedupe_key=f"follow-up-answer:{question_id}:{answered_at}",
     )

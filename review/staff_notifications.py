@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.urls import reverse
@@ -70,7 +71,9 @@ def staff_notify(*, users: list[User], kind: str, case: Case, key: str) -> int:
             context={
                 "what": Kind(kind).label,
                 "case_number": case.number,
-                "case_path": reverse("review:case", args=[case.public_id]).lstrip("/"),
+                "case_path": reverse(
+                    "review:case", args=[case.public_id], urlconf=settings.ROOT_URLCONF
+                ).lstrip("/"),
             },
             dedupe_key=f"staff-notice:{row_key}",
         )

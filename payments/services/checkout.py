@@ -59,54 +59,64 @@ def checkout_start(*, case: Case, institution: Institution, success_url: str, ca
         if reusable is not None and payment.stripe_account_id == account_id:
             return reusable.url
         attempt_number = payment.attempts.count() + 1
-        reference = str(case.public_id)
-        metadata = {"case": reference, "schema": current_schema_name(), "payment": str(payment.public_id)}
-        try:
-            session = stripe_client().v1.checkout.sessions.create(
-                params={
-                    "mode": "payment",
-                    "line_items": [
-                        {
-                            "quantity": 1,
-                            "price_data": {
-                                "currency": payment.currency,
-                                "unit_amount": payment.amount,
-                                "product_data": {"name": f"Second-opinion review · {institution.name}"},
-                            },
-                        }
-                    ],
-                    "success_url": success_url,
-                    "cancel_url": cancel_url,
-                    "client_reference_id": reference,
-                    "metadata": metadata,
-                    "payment_intent_data": {"metadata": metadata},
-                },
-                options={
-                    "stripe_account": account_id,
-                    # Same key for the same attempt: a retried request returns the same session.
-                    "idempotency_key": f"checkout-{payment.public_id}-{attempt_number}",
-                },
-            )
-        except stripe.StripeError as exc:
-            logger.warning("stripe checkout session not created: %s", type(exc).__name__)
-            raise PaymentError(CHECKOUT_STRIPE_ERROR) from exc
-        expires_at = (
-            datetime.datetime.fromtimestamp(session.expires_at, tz=datetime.UTC)
-            if getattr(session, "expires_at", None)
-            else timezone.now() + datetime.timedelta(hours=23)
+        amount, currency, payment_public_id = payment.amount, payment.currency, payment.public_id
+    # The claim has committed: Stripe is called with no transaction or row lock held. Two clicks
+    # at the same moment claim the same attempt number, hence the same idempotency key, and
+    # Stripe answers both with the same session.
+    reference = str(case.public_id)
+    metadata = {"case": reference, "schema": current_schema_name(), "payment": str(payment_public_id)}
+    try:
+        session = stripe_client().v1.checkout.sessions.create(
+            params={
+                "mode": "payment",
+                "line_items": [
+                    {
+                        "quantity": 1,
+                        "price_data": {
+                            "currency": currency,
+                            "unit_amount": amount,
+                            "product_data": {"name": f"Second-opinion review · {institution.name}"},
+                        },
+                    }
+                ],
+                "success_url": success_url,
+                "cancel_url": cancel_url,
+                "client_reference_id": reference,
+                "metadata": metadata,
+                "payment_intent_data": {"metadata": metadata},
+            },
+            options={
+                "stripe_account": account_id,
+                # Same key for the same attempt: a retried request returns the same session.
+                "idempotency_key": f"checkout-{payment_public_id}-{attempt_number}",
+            },
         )
-        CheckoutAttempt.objects.create(
-            payment=payment,
+    except stripe.StripeError as exc:
+        logger.warning("stripe checkout session not created: %s", type(exc).__name__)
+        raise PaymentError(CHECKOUT_STRIPE_ERROR) from exc
+    expires_at = (
+        datetime.datetime.fromtimestamp(session.expires_at, tz=datetime.UTC)
+        if getattr(session, "expires_at", None)
+        else timezone.now() + datetime.timedelta(hours=23)
+    )
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        CheckoutAttempt.objects.get_or_create(
             session_id=session.id,
-            url=session.url or "",
-            amount=payment.amount,
-            currency=payment.currency,
-            expires_at=expires_at,
+            defaults={
+                "payment": payment,
+                "url": session.url or "",
+                "amount": amount,
+                "currency": currency,
+                "expires_at": expires_at,
+            },
         )
-        payment.stripe_account_id = account_id
-        payment.status = Payment.Status.UNPAID
-        payment.failure_message = ""
-        payment.save(update_fields=["stripe_account_id", "status", "failure_message", "updated"])
+        # A webhook may have settled the payment meanwhile: then it keeps its state.
+        if not payment.is_settled and payment.status != Payment.Status.PROCESSING:
+            payment.stripe_account_id = account_id
+            payment.status = Payment.Status.UNPAID
+            payment.failure_message = ""
+            payment.save(update_fields=["stripe_account_id", "status", "failure_message", "updated"])
     return session.url or ""
 
 
