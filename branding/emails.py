@@ -11,9 +11,15 @@ from django.template.loader import render_to_string
 
 from branding.colours import readable_text_on
 from branding.selectors import brand_for_institution
+from branding.services import brand_logo_measure
 from outbox.mail import email_key_set
 from tenants.models import Institution
+from tenants.selectors import institution_portal_url
 from tenants.services import platform_url
+
+# The logo in an email's header: this high, at most this wide, its aspect ratio kept.
+EMAIL_LOGO_HEIGHT = 40
+EMAIL_LOGO_MAX_WIDTH = 160
 
 
 def branded_email_send(
@@ -28,19 +34,30 @@ def branded_email_send(
     """Send ``<template>.txt`` and ``<template>.html`` wrapped in the institution's branding.
 
     Precondition: both templates exist; the HTML one extends "branding/email/base.html".
-    The sender name is the institution's, so patients see who writes to them. The email is
+    The sender name is the institution's, so patients see who writes to them. Links go to
+    the institution's verified own domain when it has one (``portal_url``). The email is
     written to the outbox (``EMAIL_BACKEND``) in the caller's transaction; with ``dedupe_key``
     it is sent at most once for that key.
     """
     brand = brand_for_institution(institution=institution)
     primary = brand.primary_colour if brand else "#0b5cab"
-    slug = None if institution.schema_name == "public" else institution.slug
+    if institution.schema_name == "public":
+        portal_url = platform_url()
+    else:
+        portal_url = institution_portal_url(institution=institution)
+    logo_size = (0, 0)
+    if brand and brand.logo_key:
+        logo_size = brand_logo_measure(brand=brand).logo_box(
+            height=EMAIL_LOGO_HEIGHT, max_width=EMAIL_LOGO_MAX_WIDTH
+        )
     full_context = {
         "institution": institution,
         "brand": brand,
         "brand_primary": primary,
         "brand_on_primary": readable_text_on(primary),
-        "portal_url": platform_url(slug=slug),
+        "portal_url": portal_url,
+        "logo_width": logo_size[0],
+        "logo_height": logo_size[1],
         **(context or {}),
     }
     text = render_to_string(f"{template}.txt", full_context)

@@ -60,14 +60,20 @@ class BrandLookForm(PlainLabels, forms.ModelForm):
             "welcome_text",
             "support_email",
             "support_phone",
+            "postal_address",
         ]
         labels = {
             "tagline": "Tagline",
             "welcome_text": "Welcome text for patients",
             "support_email": "Support email for patients",
             "support_phone": "Support phone for patients",
+            "postal_address": "Postal address",
         }
-        widgets = {"welcome_text": forms.Textarea(attrs={"rows": 4})}
+        help_texts = {"postal_address": "Printed on every signed opinion, under your name."}
+        widgets = {
+            "welcome_text": forms.Textarea(attrs={"rows": 4}),
+            "postal_address": forms.Textarea(attrs={"rows": 3, "autocomplete": "street-address"}),
+        }
 
     def _clean_colour(self, name: str) -> str:
         value = str(self.cleaned_data[name]).lower()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import nh3
+from django.utils.html import linebreaks
 
 # Enough for legal texts: paragraphs, headings, lists, emphasis and links. No style, no
 # images, no forms, no scripts; links get rel="noopener noreferrer nofollow".
@@ -37,3 +38,14 @@ def institution_html_clean(html: str) -> str:
 
 def institution_html_has_active_content(html: str) -> bool:
     return bool(_ACTIVE_CONTENT.search(html))
+
+
+_HAS_MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z]")
+
+
+def institution_text_html(text: str) -> str:
+    """An institution's text as safe HTML: simple HTML is sanitised; plain text (no tags)
+    becomes paragraphs, its blank lines kept and every character escaped."""
+    if _HAS_MARKUP.search(text):
+        return institution_html_clean(text)
+    return linebreaks(text.strip(), autoescape=True) if text.strip() else ""

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from typing import Any
 
 from django.db import transaction
 from PIL import Image, UnidentifiedImageError
 
-from branding.models import Brand
+from branding.models import Brand, LegalTextVersion
 from storage.tenant import tenant_storage
 
 LOGO_MAX_BYTES = 2 * 1024 * 1024
 LOGO_MAX_PIXELS = 4096 * 4096
 LOGO_SIDE = 512
 LOGO_FORMATS = {"PNG", "JPEG", "WEBP"}
+FAVICON_SIDE = 64
+LEGAL_TEXT_KINDS = tuple(LegalTextVersion.Kind.values)
 
 LOGO_TOO_LARGE = "The logo file is larger than 2 MB. Please choose a smaller image."
 LOGO_NOT_AN_IMAGE = "The logo must be a PNG, JPEG or WebP image."
@@ -59,6 +62,7 @@ def logo_reencode(*, data: bytes) -> bytes:
 BRAND_EDITABLE_FIELDS = frozenset(
     {
         "primary_colour", "accent_colour", "tagline", "welcome_text", "support_email", "support_phone",
+        "postal_address",
         "consent_text", "terms_text", "privacy_text", "embed_origins",
     }
 )  # fmt: skip
@@ -72,8 +76,40 @@ def brand_update(*, brand: Brand, values: dict[str, Any]) -> Brand:
     for name, value in values.items():
         setattr(brand, name, value)
     brand.full_clean(exclude=["institution"])
-    brand.save(update_fields=sorted(values))
+    with transaction.atomic():
+        brand.save(update_fields=sorted(values))
+        for kind in LEGAL_TEXT_KINDS:
+            if f"{kind}_text" in values:
+                legal_text_version_current(brand=brand, kind=kind)
     return brand
+
+
+def legal_text_version_current(*, brand: Brand, kind: str) -> LegalTextVersion:
+    """The version row of ``brand``'s current ``kind`` text, written if the text changed since
+    the newest version (or has none yet: texts saved before versions were kept). Versions are
+    numbered per institution and kind under a lock of the brand's row, so two saves racing
+    each other cannot take the same number. An empty text is a version too: the portal then
+    shows its built-in wording."""
+    if kind not in LEGAL_TEXT_KINDS:
+        raise ValueError(f"unknown legal text {kind!r}")
+    text = getattr(brand, f"{kind}_text")
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    versions = LegalTextVersion.objects.filter(institution_id=brand.institution_id, kind=kind)
+    latest = versions.order_by("-version").first()
+    if latest is not None and latest.sha256 == digest:
+        return latest
+    with transaction.atomic():
+        Brand.objects.select_for_update().filter(pk=brand.pk).first()
+        latest = versions.order_by("-version").first()
+        if latest is not None and latest.sha256 == digest:
+            return latest
+        return LegalTextVersion.objects.create(
+            institution_id=brand.institution_id,
+            kind=kind,
+            version=(latest.version + 1) if latest else 1,
+            sha256=digest,
+            text=text,
+        )
 
 
 def brand_logo_set(*, brand: Brand, data: bytes) -> Brand:
@@ -82,11 +118,58 @@ def brand_logo_set(*, brand: Brand, data: bytes) -> Brand:
     files = tenant_storage(brand.institution.schema_name)
     key = "branding/logo.png"
     files.save(key, io.BytesIO(png), len(png))
+    with Image.open(io.BytesIO(png)) as stored:
+        width, height = stored.size
     with transaction.atomic():
         brand.logo_key = key
         brand.logo_version += 1
-        brand.save(update_fields=["logo_key", "logo_version"])
+        brand.logo_width, brand.logo_height = width, height
+        brand.save(update_fields=["logo_key", "logo_version", "logo_width", "logo_height"])
     return brand
+
+
+def brand_logo_measure(*, brand: Brand) -> Brand:
+    """Record the pixel size of a logo stored before sizes were kept (once; a missing or
+    unreadable file leaves the size unknown, and the logo is then shown square)."""
+    if not brand.logo_key or (brand.logo_width and brand.logo_height):
+        return brand
+    try:
+        data = tenant_storage(brand.institution.schema_name).read_bytes(brand.logo_key)
+        with Image.open(io.BytesIO(data)) as stored:
+            brand.logo_width, brand.logo_height = stored.size
+    except (OSError, UnidentifiedImageError):
+        return brand
+    Brand.objects.filter(pk=brand.pk).update(logo_width=brand.logo_width, logo_height=brand.logo_height)
+    return brand
+
+
+def favicon_render(*, logo_png: bytes) -> bytes:
+    """A square PNG icon from the logo: the whole logo, centred on a transparent square
+    (never cropped or squashed)."""
+    with Image.open(io.BytesIO(logo_png)) as logo:
+        image = logo.convert("RGBA")
+    image.thumbnail((FAVICON_SIDE, FAVICON_SIDE), Image.Resampling.LANCZOS)
+    square = Image.new("RGBA", (FAVICON_SIDE, FAVICON_SIDE), (0, 0, 0, 0))
+    square.paste(image, ((FAVICON_SIDE - image.width) // 2, (FAVICON_SIDE - image.height) // 2))
+    out = io.BytesIO()
+    square.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def brand_favicon_key(*, brand: Brand) -> str | None:
+    """Storage key of the favicon of the current logo, made from it on first use and kept (one
+    file per logo version, so a new logo gets a new icon). None without a logo."""
+    if not brand.logo_key:
+        return None
+    files = tenant_storage(brand.institution.schema_name)
+    key = f"branding/favicon-{brand.logo_version}.png"
+    if not files.exists(key):
+        try:
+            icon = favicon_render(logo_png=files.read_bytes(brand.logo_key))
+        except (OSError, UnidentifiedImageError):
+            return None
+        files.save(key, io.BytesIO(icon), len(icon))
+    return key
 
 
 def brand_look_save(*, brand: Brand, values: dict[str, Any], logo: bytes | None) -> Brand:

@@ -5,5 +5,6 @@ from branding import views
 app_name = "branding"
 urlpatterns = [
     path("logo.png", views.logo, name="logo"),
+    path("favicon.png", views.favicon, name="favicon"),
     path("texts/<slug:kind>/", views.legal_text, name="legal_text"),
 ]

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 from branding.colours import readable_text_on
 from branding.models import Brand
 from branding.selectors import brand_for_institution
+from branding.services import brand_favicon_key
 from storage.tenant import tenant_storage
 from tenants.access import request_institution
 from tenants.models import Institution
@@ -36,6 +37,18 @@ def logo(request: HttpRequest) -> FileResponse:
         raise Http404
     files = tenant_storage(current_schema_name())
     response = FileResponse(files.open(brand.logo_key), content_type="image/png")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+def favicon(request: HttpRequest) -> FileResponse:
+    """The institution's icon for browser tabs and bookmarks: its logo, whole, on a square."""
+    institution = request_institution(request)
+    brand = brand_for_institution(institution=institution) if institution is not None else None
+    key = brand_favicon_key(brand=brand) if brand is not None else None
+    if key is None:
+        raise Http404
+    response = FileResponse(tenant_storage(current_schema_name()).open(key), content_type="image/png")
     response["Cache-Control"] = "public, max-age=86400"
     return response
 

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.contrib.auth import password_validation
 
 from branding.forms import PlainLabels
+from payments.stripe_api import stripe_configured
 from tenants.models import FEE_CURRENCIES, InstitutionSettings, OperatorAction
 
 PASSWORDS_DIFFER = "The two passwords are not the same."
+CARD_PAYMENT_UNAVAILABLE = (
+    "Card payment is not available on this platform yet. Choose waiver codes only, or turn the fee off."
+)
+FEE_PAYMENT_CHOICES = [
+    ("card", "By card, through your own Stripe account (you connect it before going live)"),
+    ("waivers", "Waiver codes only: patients enter a code you give them; no card payment"),
+]
 FEE_AMOUNT_NEEDED = "Enter the fee (at least 1.00), or turn the fee off."
 TOO_MANY_SPECIALTIES = "List at most 30 specialties."
 
@@ -81,10 +90,22 @@ class FeeForm(PlainLabels, forms.ModelForm):
         required=False,
     )  # fmt: skip
     fee_currency = forms.ChoiceField(label="Currency", choices=FEE_CURRENCIES)
+    fee_payment = forms.ChoiceField(
+        label="How patients pay",
+        choices=FEE_PAYMENT_CHOICES,
+        widget=forms.RadioSelect,
+        required=False,
+        initial="card",
+    )
 
     class Meta:
         model = InstitutionSettings
         fields = ["fee_enabled", "fee_amount", "fee_currency"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["fee_payment"] = "waivers" if self.instance.fee_waivers_only else "card"
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
@@ -93,6 +114,9 @@ class FeeForm(PlainLabels, forms.ModelForm):
             self.add_error("fee_amount", FEE_AMOUNT_NEEDED)
         if amount is None:
             data["fee_amount"] = Decimal("0")
+        data["fee_waivers_only"] = data.get("fee_payment") == "waivers"
+        if data.get("fee_enabled") and not data["fee_waivers_only"] and not stripe_configured():
+            self.add_error("fee_payment", CARD_PAYMENT_UNAVAILABLE)
         return data
 
 

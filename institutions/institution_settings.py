@@ -16,15 +16,35 @@ def institution_settings_get(*, institution: Institution) -> InstitutionSettings
     return settings_row
 
 
+FEE_NOT_PAYABLE = (
+    "Patients could not pay your fee: connect your Stripe account at the Fee step, or choose "
+    "waiver codes only (or turn the fee off)."
+)
+
+
 def institution_fee_update(
-    *, institution: Institution, fee_enabled: bool, fee_amount: Decimal, fee_currency: str
+    *,
+    institution: Institution,
+    fee_enabled: bool,
+    fee_amount: Decimal,
+    fee_currency: str,
+    fee_waivers_only: bool = False,
 ) -> InstitutionSettings:
     row = institution_settings_get(institution=institution)
     row.fee_enabled = fee_enabled
     row.fee_amount = fee_amount if fee_enabled else row.fee_amount
     row.fee_currency = fee_currency
-    row.save(update_fields=["fee_enabled", "fee_amount", "fee_currency", "updated"])
+    row.fee_waivers_only = fee_waivers_only
+    row.save(update_fields=["fee_enabled", "fee_amount", "fee_currency", "fee_waivers_only", "updated"])
     return row
+
+
+def institution_fee_problem(*, institution: Institution) -> str | None:
+    """Why patients could not pay the institution's fee, or None (no fee, waiver codes only,
+    or card payment that works: the platform's Stripe and a connected account that can charge)."""
+    from payments.selectors import payment_methods_get
+
+    return None if payment_methods_get(institution=institution).payable else FEE_NOT_PAYABLE
 
 
 def institution_service_update(

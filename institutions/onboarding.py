@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from branding.emails import branded_email_send
 from branding.models import Brand
+from institutions.institution_settings import institution_fee_problem
 from tenants.models import Institution, InstitutionSettings, Onboarding
 from tenants.services import platform_url, public_tenant_ensure
 from tenants.subdomains import subdomain_problem
@@ -226,6 +227,9 @@ def onboarding_go_live_request(*, onboarding_id: int) -> Onboarding:
     missing = onboarding_missing_steps(onboarding=onboarding)
     if missing:
         raise OnboardingRefused(NOT_READY_TO_GO_LIVE.format(steps=", ".join(missing)))
+    fee_problem = institution_fee_problem(institution=onboarding.institution)
+    if fee_problem:
+        raise OnboardingRefused(fee_problem)
     from institutions.recovery import GO_LIVE_STALE_AFTER
 
     # A go-live nobody works on any more (its worker died) may be tried again at once, as a

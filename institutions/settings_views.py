@@ -18,6 +18,7 @@ from branding.services import LogoRejected, brand_look_save, brand_update
 from institutions.access import access_institution_settings
 from institutions.forms import CustomDomainForm, FeeForm, InvitationForm, ServiceForm
 from institutions.institution_settings import (
+    institution_fee_problem,
     institution_fee_update,
     institution_service_update,
     institution_settings_get,
@@ -121,6 +122,7 @@ def settings_service(request: HttpRequest) -> HttpResponse:
             fee_enabled=fee_form.cleaned_data["fee_enabled"],
             fee_amount=fee_form.cleaned_data["fee_amount"],
             fee_currency=fee_form.cleaned_data["fee_currency"],
+            fee_waivers_only=fee_form.cleaned_data["fee_waivers_only"],
         )
         institution_service_update(
             institution=institution,
@@ -132,7 +134,14 @@ def settings_service(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "institutions/settings/service.html",
-        _settings_context(request, institution, "service", fee_form=fee_form, service_form=service_form),
+        _settings_context(
+            request,
+            institution,
+            "service",
+            fee_form=fee_form,
+            service_form=service_form,
+            fee_problem=institution_fee_problem(institution=institution),
+        ),
     )
 
 

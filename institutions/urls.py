@@ -14,5 +14,7 @@ urlpatterns = [
     path("subdomain-check", views.onboarding_subdomain_check, name="subdomain_check"),
     path("progress", views.onboarding_progress, name="progress"),
     path("logo.png", views.onboarding_logo, name="logo"),
+    path("step/fee/stripe/connect/", views.onboarding_stripe_connect, name="stripe_connect"),
+    path("step/fee/stripe/return/", views.onboarding_stripe_return, name="stripe_return"),
     path("step/<slug:step>/", views.onboarding_step, name="step"),
 ]

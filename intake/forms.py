@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from intake.models import Case
 
@@ -69,7 +70,9 @@ class CasePatientForm(forms.Form):
         widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
     )
     consent = forms.BooleanField(
-        label="I agree to the terms, and the patient consents to this review",
+        label=_(
+            "I have read the consent above and agree to the terms, and the patient consents to this review"
+        ),
         error_messages={"required": CONSENT_REQUIRED},
     )
 

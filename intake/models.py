@@ -28,6 +28,7 @@ class Case(models.Model):
         RELEASED = "released", "Opinion ready"
         CLOSED = "closed", "Closed"
         DECLINED = "declined", "Declined"
+        WITHDRAWN = "withdrawn", "Withdrawn by the patient"
 
     class Relation(models.TextChoices):
         SELF = "self", "I am the patient"
@@ -92,3 +93,19 @@ class Case(models.Model):
 
     def __str__(self) -> str:
         return self.number or f"Draft {self.public_id}"
+
+
+class CaseConsent(models.Model):
+    """Which version of each of the institution's texts (consent, terms, privacy) the person
+    filing the case accepted, and when. Append-only: accepting again after a text changed adds
+    rows; the texts themselves are kept per version in ``branding.LegalTextVersion`` (public
+    schema, so referred to by number and SHA-256, not by a foreign key)."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="consents")
+    kind = models.CharField(max_length=10)  # "consent", "terms", "privacy"
+    version = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    accepted_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["accepted_at", "kind"]

@@ -194,6 +194,7 @@ PATIENT_STATUSES: dict[str, PatientStatus] = {
     Case.Status.DECLINED: PatientStatus(
         "Declined", "The care team could not take this case. They have written to you by email.", "stopped"
     ),
+    Case.Status.WITHDRAWN: PatientStatus("Withdrawn", "You withdrew this request.", "stopped"),
 }
 
 # The milestones shown on the status page, and the states that have reached each one.

@@ -13,13 +13,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from branding.selectors import brand_for_institution
+from branding.services import LEGAL_TEXT_KINDS, legal_text_version_current
 from imaging.exclusion import case_studies_choose, study_exclude
 from imaging.identity import case_identity_refresh
 from imaging.models import Report, Study
 from intake.contact_email import patient_email_changed
 from intake.drafts import MAX_OPEN_DRAFTS, TOO_MANY_DRAFTS, drafts_open_count
 from intake.fees import case_payment_required, case_price_freeze
-from intake.models import Case
+from intake.models import Case, CaseConsent
+from intake.notifications import case_continue_link_email_send
 from intake.selectors import (
     STEP_SLUGS,
     case_missing_items,
@@ -28,6 +31,7 @@ from intake.selectors import (
 from intake.status import case_number_assign
 from intake.workflow import case_status_change
 from tenants.models import Institution
+from tenants.schema import current_institution
 
 NOT_SUBMITTABLE = "This request has already been sent."
 
@@ -95,17 +99,40 @@ def case_patient_save(
     case.patient_sex = patient_sex
     case.patient_email = patient_email
     case.patient_phone = patient_phone
-    if not consent:
-        case.consented_at = None
-    elif case.consented_at is None:
-        case.consented_at = timezone.now()
-    case.wizard_step = "question"
     with transaction.atomic():
+        if not consent:
+            case.consented_at = None
+        else:
+            if case.consented_at is None:
+                case.consented_at = timezone.now()
+            case_consent_record(case=case)
+        case.wizard_step = "question"
         case.save()
         patient_email_changed(case=case, previous=previous_email)
     # The studies already uploaded are compared with the patient as now declared.
     case_identity_refresh(case=case)
     return case
+
+
+def case_consent_record(*, case: Case) -> list[CaseConsent]:
+    """Record the versions of the institution's consent, terms and privacy texts the filer
+    has just accepted. Nothing is added for a text whose accepted version is already recorded
+    (saving step 1 again), so the rows show each version accepted and when it first was."""
+    brand = brand_for_institution(institution=current_institution())
+    if brand is None:
+        return []
+    now = timezone.now()
+    recorded = set(CaseConsent.objects.filter(case=case).values_list("kind", "sha256"))
+    added = []
+    for kind in LEGAL_TEXT_KINDS:
+        version = legal_text_version_current(brand=brand, kind=kind)
+        if (kind, version.sha256) not in recorded:
+            added.append(
+                CaseConsent(
+                    case=case, kind=kind, version=version.version, sha256=version.sha256, accepted_at=now
+                )
+            )
+    return CaseConsent.objects.bulk_create(added)
 
 
 def case_question_save(
@@ -187,3 +214,10 @@ def case_report_kinds_set(*, case: Case, kinds: dict[str, str]) -> int:
         except ValidationError:  # not a uuid
             continue
     return changed
+
+
+def case_continue_link_send(*, case: Case) -> None:
+    """Email the filer a link to continue ``case`` on a computer (written to the outbox, sent
+    by a worker once this commits). Precondition: the caller owns the case."""
+    with transaction.atomic():
+        case_continue_link_email_send(case=case)

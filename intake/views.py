@@ -16,10 +16,12 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.http import InstitutionRequest, SignedInRequest
 from accounts.models import User
+from accounts.ratelimits import TOO_MANY_ATTEMPTS, attempt_allowed
 from branding.selectors import brand_for_institution
 from imaging.models import Report
 from intake.access import access_patient_case
@@ -41,6 +43,7 @@ from intake.selectors import (
 from intake.services import (
     CaseIncomplete,
     DraftLimitReached,
+    case_continue_link_send,
     case_patient_save,
     case_question_save,
     case_start,
@@ -56,6 +59,15 @@ UPLOAD_CHUNK_SIZE = 8 * 1024 * 1024  # what the browser sends per tus PATCH requ
 # files and the summary reopen when the care team asks for more information.
 _DRAFT = frozenset({Case.Status.DRAFT})
 _FILES = frozenset({Case.Status.DRAFT, Case.Status.INFO_REQUESTED})
+WITHDRAWABLE_BY_PATIENT = frozenset(
+    {
+        Case.Status.AWAITING_PAYMENT,
+        Case.Status.SUBMITTED,
+        Case.Status.ASSIGNED,
+        Case.Status.IN_REVIEW,
+        Case.Status.INFO_REQUESTED,
+    }
+)
 STEP_STATES: dict[str, frozenset[str]] = {
     "patient": _DRAFT,
     "question": _DRAFT,
@@ -135,8 +147,16 @@ def portal_home(request: InstitutionRequest) -> HttpResponse:
 
 @require_GET
 def terms(request: InstitutionRequest) -> HttpResponse:
+    """The institution's terms, formatted (sanitised HTML), or our built-in wording."""
     brand = brand_for_institution(institution=request.tenant)
-    return render(request, "intake/terms.html", {"terms_text": getattr(brand, "terms_text", "")})
+    return render(request, "intake/terms.html", {"terms_html": brand.terms_html if brand else ""})
+
+
+@require_GET
+def privacy(request: InstitutionRequest) -> HttpResponse:
+    """The institution's privacy notice, formatted (sanitised HTML), or our built-in wording."""
+    brand = brand_for_institution(institution=request.tenant)
+    return render(request, "intake/privacy.html", {"privacy_html": brand.privacy_html if brand else ""})
 
 
 @login_required
@@ -208,6 +228,27 @@ def case_images(request: HttpRequest, case: Case) -> HttpResponse:
         "intake/wizard/images.html",
         _wizard_context(case, "images", **_upload_context(request, case, "images")),
     )
+
+
+CONTINUE_LINK_SENT = gettext_lazy(
+    "We have emailed a link to %(email)s. Open it on a computer and sign in to continue."
+)
+
+
+@login_required
+@require_POST
+def case_continue_link(request: SignedInRequest, public_id: uuid.UUID) -> HttpResponse:
+    """A phone user asks for a link to this request's images step, to open on a computer."""
+    case = access_patient_case(request.user, public_id)
+    if case.status not in STEP_STATES["images"]:
+        messages.info(request, CASE_ALREADY_SENT)
+        return redirect("intake:case_status", public_id=case.public_id)
+    if not attempt_allowed(request, action="continue_link", user=request.user):
+        messages.error(request, TOO_MANY_ATTEMPTS)
+    else:
+        case_continue_link_send(case=case)
+        messages.success(request, CONTINUE_LINK_SENT % {"email": request.user.email})
+    return redirect("intake:case_images", public_id=case.public_id)
 
 
 @wizard_step("reports")
@@ -294,5 +335,7 @@ def case_status(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
         "opinion_url": _opinion_url(case)
         if case.status in (Case.Status.RELEASED, Case.Status.CLOSED)
         else "",
+        # Sent and not yet answered: the patient may withdraw (review.withdrawal's rule).
+        "can_withdraw": case.status in WITHDRAWABLE_BY_PATIENT,
     }
     return render(request, "intake/case_status.html", context)

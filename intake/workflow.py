@@ -19,17 +19,19 @@ from intake.notifications import PATIENT_NOTICES, case_status_email_send
 S = Case.Status
 
 # Every allowed move. A status missing on the right of its row cannot be reached from it.
+# The patient may withdraw a sent case until the opinion is being finished (review.withdrawal).
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.DRAFT: frozenset({S.SUBMITTED, S.AWAITING_PAYMENT}),
-    S.AWAITING_PAYMENT: frozenset({S.SUBMITTED, S.DECLINED}),
-    S.SUBMITTED: frozenset({S.ASSIGNED, S.INFO_REQUESTED, S.DECLINED}),
-    S.ASSIGNED: frozenset({S.IN_REVIEW, S.INFO_REQUESTED, S.OPINION_DRAFTED, S.DECLINED}),
-    S.IN_REVIEW: frozenset({S.INFO_REQUESTED, S.OPINION_DRAFTED, S.DECLINED}),
-    S.INFO_REQUESTED: frozenset({S.SUBMITTED, S.OPINION_DRAFTED, S.DECLINED}),
+    S.AWAITING_PAYMENT: frozenset({S.SUBMITTED, S.DECLINED, S.WITHDRAWN}),
+    S.SUBMITTED: frozenset({S.ASSIGNED, S.INFO_REQUESTED, S.DECLINED, S.WITHDRAWN}),
+    S.ASSIGNED: frozenset({S.IN_REVIEW, S.INFO_REQUESTED, S.OPINION_DRAFTED, S.DECLINED, S.WITHDRAWN}),
+    S.IN_REVIEW: frozenset({S.INFO_REQUESTED, S.OPINION_DRAFTED, S.DECLINED, S.WITHDRAWN}),
+    S.INFO_REQUESTED: frozenset({S.SUBMITTED, S.OPINION_DRAFTED, S.DECLINED, S.WITHDRAWN}),
     S.OPINION_DRAFTED: frozenset({S.RELEASED, S.DECLINED}),
     S.RELEASED: frozenset({S.CLOSED}),
     S.CLOSED: frozenset(),
     S.DECLINED: frozenset(),
+    S.WITHDRAWN: frozenset(),
 }
 
 CHANGED_MEANWHILE_MESSAGE = (

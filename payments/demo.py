@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from payments.models import WaiverCode
 from payments.money import money_format
+from payments.stripe_api import stripe_configured
 from tenants.models import Institution, InstitutionSettings
 
 DEMO_WAIVER_CODE = "DEMO-WAIVER"
@@ -23,7 +24,11 @@ def demo_payments_ensure(*, institution: Institution) -> list[str]:
     settings, _ = InstitutionSettings.objects.get_or_create(institution=institution)
     if not settings.fee_enabled and settings.fee_amount == 0:
         settings.fee_enabled, settings.fee_amount, settings.fee_currency = True, amount, currency
-        settings.save(update_fields=["fee_enabled", "fee_amount", "fee_currency", "updated"])
+        # Without Stripe no card payment is possible: the demo says so (waiver codes only).
+        settings.fee_waivers_only = not stripe_configured()
+        settings.save(
+            update_fields=["fee_enabled", "fee_amount", "fee_currency", "fee_waivers_only", "updated"]
+        )
     WaiverCode.objects.get_or_create(
         code=DEMO_WAIVER_CODE, defaults={"purpose": "Demo: submit without paying (Stripe is not configured)"}
     )

@@ -11,14 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from branding.emails import branded_email_send
-from intake.contact_email import case_email_recipients
+from intake.notifications import case_link_paths, recipient_key
+from intake.recipients import case_recipients
 from payments.models import Payment
 from payments.money import money_format
 from tenants.schema import current_institution
-
-
-def _recipients(payment: Payment) -> list[str]:
-    return case_email_recipients(case=payment.case)
 
 
 def _payment_email_send(
@@ -39,18 +36,22 @@ def _payment_email_send(
 
 def _send(*, payment: Payment, subject: str, template: str, amount_field: str, key: str) -> None:
     institution = current_institution()
-    branded_email_send(
-        institution=institution,
-        to=_recipients(payment),
-        subject=f"{subject} · {institution.name}",
-        template=template,
-        context={
-            "payment": payment,
-            "case": payment.case,
-            "amount": money_format(amount=getattr(payment, amount_field), currency=payment.currency),
-        },
-        dedupe_key=f"payment:{payment.pk}:{key}",
-    )
+    case = payment.case
+    for recipient in case_recipients(case=case):
+        branded_email_send(
+            institution=institution,
+            to=[recipient.address],
+            subject=f"{subject} · {institution.name}",
+            template=template,
+            context={
+                "payment": payment,
+                "case": case,
+                "recipient": recipient,
+                "amount": money_format(amount=getattr(payment, amount_field), currency=payment.currency),
+                **case_link_paths(case=case),
+            },
+            dedupe_key=f"payment:{payment.pk}:{key}:{recipient_key(recipient)}",
+        )
 
 
 def payment_receipt_send(*, payment_id: int) -> bool:

@@ -84,6 +84,30 @@ def payment_setup_get(*, institution: Institution) -> PaymentSetup:
     )
 
 
+@dataclass(frozen=True)
+class PaymentMethods:
+    """How a patient of the institution can pay its fee today, for the portal to say so."""
+
+    fee_required: bool
+    card: bool  # card payment works now (the platform's Stripe and a connected account)
+    waivers_only: bool  # the institution chose waiver codes only
+
+    @property
+    def payable(self) -> bool:
+        return not self.fee_required or self.card or self.waivers_only
+
+
+def payment_methods_get(*, institution: Institution) -> PaymentMethods:
+    quote = price_quote_current(institution=institution)
+    fee = InstitutionSettings.objects.filter(institution=institution).first()
+    waivers_only = bool(fee and fee.fee_waivers_only)
+    return PaymentMethods(
+        fee_required=quote.required,
+        card=quote.required and not waivers_only and payment_setup_get(institution=institution).can_charge,
+        waivers_only=quote.required and waivers_only,
+    )
+
+
 def waiver_codes_list() -> QuerySet[WaiverCode]:
     return WaiverCode.objects.all()
 

@@ -28,6 +28,7 @@ from payments.forms import WaiverApplyForm, WaiverCodeForm
 from payments.models import Payment
 from payments.selectors import (
     CSV_HEADER,
+    payment_methods_get,
     payment_setup_get,
     payments_export_rows,
     payments_list,
@@ -38,6 +39,7 @@ from payments.selectors import (
 )
 from payments.services import (
     CHECKOUT_NOT_AVAILABLE,
+    CHECKOUT_WAIVERS_ONLY,
     WAIVER_APPLIED,
     PaymentError,
     checkout_start,
@@ -75,6 +77,7 @@ def _absolute(request: HttpRequest, name: str, **kwargs: object) -> str:
 def _checkout_page(request: SignedInRequest, case_id: uuid.UUID, *, waiting: bool = False) -> HttpResponse:
     case = access_case_to_pay(request.user, case_id)
     payment = payment_quote_ensure(case=case)
+    methods = payment_methods_get(institution=_institution(request))
     return render(
         request,
         "payments/checkout.html",
@@ -82,7 +85,8 @@ def _checkout_page(request: SignedInRequest, case_id: uuid.UUID, *, waiting: boo
             "case": case,
             "payment": payment,
             "setup": payment_setup_get(institution=_institution(request)),
-            "not_available": CHECKOUT_NOT_AVAILABLE,
+            "methods": methods,
+            "not_available": CHECKOUT_WAIVERS_ONLY if methods.waivers_only else CHECKOUT_NOT_AVAILABLE,
             "waiting": waiting and payment.status in (Payment.Status.UNPAID, Payment.Status.PROCESSING),
         },
     )

@@ -45,6 +45,12 @@ class MatchForm(forms.Form):
 
 
 class OpinionForm(forms.Form):
+    patient_summary = forms.CharField(
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        label="Summary for the patient (plain language, shown to them first)",
+    )
     question_restated = forms.CharField(
         required=False, max_length=10000, widget=forms.Textarea(attrs={"rows": 3}), label="The question"
     )
@@ -86,6 +92,7 @@ class StaffMemberForm(forms.Form):
     is_coordinator = forms.BooleanField(required=False, label="Coordinator")
     is_reviewer = forms.BooleanField(required=False, label="Reviewer")
     credentials = forms.CharField(max_length=200, required=False)
+    title = forms.CharField(max_length=200, required=False, label="Role (on signed opinions)")
     specialties = forms.CharField(max_length=300, required=False, help_text="Comma-separated")
     modalities = forms.CharField(max_length=100, required=False, help_text="Comma-separated, e.g. CT, MR")
     available = forms.BooleanField(required=False)

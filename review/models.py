@@ -35,6 +35,9 @@ class ReviewerProfile(models.Model):
     )
     # Shown on the signed opinion under the reviewer's name, e.g. "MD, Neuroradiology".
     credentials = models.CharField(max_length=200, blank=True)
+    # Their role, printed on the signed opinion beside the credentials, e.g. "Consultant
+    # neuroradiologist" (a local doctor reading the opinion needs to know who wrote it).
+    title = models.CharField(max_length=200, blank=True)
     # Comma-separated, lower case: "neurology,neurosurgery" / "CT,MR" (upper case modalities).
     specialties = models.CharField(max_length=300, blank=True)
     modalities = models.CharField(max_length=100, blank=True)
@@ -101,6 +104,8 @@ class Opinion(models.Model):
     agreement = models.CharField(max_length=10, choices=Agreement.choices, blank=True)
     recommendation = models.CharField(max_length=20, choices=Recommendation.choices, blank=True)
     comments = models.TextField(blank=True)
+    # Plain-language words for the patient, shown to them first (page and PDF).
+    patient_summary = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
     signed_at = models.DateTimeField(null=True, blank=True)
@@ -110,6 +115,7 @@ class Opinion(models.Model):
     # Frozen at signing, so the PDF and the page show who signed with which credentials.
     signer_name = models.CharField(max_length=200, blank=True)
     signer_credentials = models.CharField(max_length=200, blank=True)
+    signer_title = models.CharField(max_length=200, blank=True)
     content_sha256 = models.CharField(max_length=64, blank=True)
     pdf_key = models.CharField(max_length=300, blank=True)
     released_at = models.DateTimeField(null=True, blank=True)

@@ -10,7 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from branding.emails import branded_email_send
-from intake.contact_email import case_email_recipients
+from intake.notifications import recipient_key
+from intake.recipients import case_recipients
 from review.models import FollowUpQuestion
 from tenants.schema import current_institution
 
@@ -41,21 +42,22 @@ def _send(*, question_id: int) -> None:
     question = FollowUpQuestion.objects.select_related("case__owner").get(pk=question_id)
     case = question.case
     institution = current_institution()
-    recipients = case_email_recipients(case=case)
     answered_at = question.answered_at.isoformat() if question.answered_at else ""
-    branded_email_send(
-        institution=institution,
-        to=recipients,
-        subject=f"{FOLLOW_UP_ANSWERED_SUBJECT} ({case.number})"
-        if case.number
-        else FOLLOW_UP_ANSWERED_SUBJECT,
-        template="review/email/follow_up_answered",
-        context={
-            "case": case,
-            # Relative to the portal's root (the template joins it to portal_url).
-            "opinion_path": reverse(
-                "review:patient_opinion", args=[case.public_id], urlconf=settings.ROOT_URLCONF
-            ).lstrip("/"),
-        },
-        dedupe_key=f"follow-up-answer:{question_id}:{answered_at}",
-    )
+    for recipient in case_recipients(case=case):
+        branded_email_send(
+            institution=institution,
+            to=[recipient.address],
+            subject=f"{FOLLOW_UP_ANSWERED_SUBJECT} ({case.number})"
+            if case.number
+            else FOLLOW_UP_ANSWERED_SUBJECT,
+            template="review/email/follow_up_answered",
+            context={
+                "case": case,
+                "recipient": recipient,
+                # Relative to the portal's root (the template joins it to portal_url).
+                "opinion_path": reverse(
+                    "review:patient_opinion", args=[case.public_id], urlconf=settings.ROOT_URLCONF
+                ).lstrip("/"),
+            },
+            dedupe_key=f"follow-up-answer:{question_id}:{answered_at}:{recipient_key(recipient)}",
+        )

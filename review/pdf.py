@@ -1,5 +1,7 @@
-"""The signed opinion as a branded PDF (reportlab): the institution's logo and colours, the case
-number, the opinion's sections, the reviewer's name, credentials and signing date."""
+"""The signed opinion as a branded PDF (reportlab), written so a doctor elsewhere can use it:
+the institution's logo (its aspect ratio kept), name and address, the patient's name and birth
+date, the studies reviewed, the plain-language summary for the patient first, the opinion's
+sections, and the reviewer's name, credentials, role and signing date."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
 from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from branding.selectors import brand_for_institution
+from imaging.models import Study
 from intake.models import Case
 from review.models import Opinion
 from review.pdf_key_images import key_image_flowables
@@ -25,6 +29,55 @@ def _paragraphs(text: str, style: ParagraphStyle) -> list[Paragraph]:
     return [
         Paragraph(escape(part).replace("\n", "<br/>"), style) for part in text.split("\n\n") if part.strip()
     ]
+
+
+LOGO_HEIGHT = 18 * mm
+LOGO_MAX_WIDTH = 50 * mm
+
+
+def _logo(data: bytes) -> Image:
+    """The logo LOGO_HEIGHT high (narrower if it would pass LOGO_MAX_WIDTH), never squashed."""
+    width_px, height_px = ImageReader(io.BytesIO(data)).getSize()
+    height = LOGO_HEIGHT
+    width = height * width_px / height_px
+    if width > LOGO_MAX_WIDTH:
+        width, height = LOGO_MAX_WIDTH, LOGO_MAX_WIDTH * height_px / width_px
+    return Image(io.BytesIO(data), width, height)
+
+
+def _studies_table(case: Case, body: ParagraphStyle, line: colors.Color) -> Table | None:
+    # The studies the patient sent: those left out of the case (not theirs, not wanted) are not
+    # listed as reviewed.
+    studies = list(Study.objects.included().filter(case=case).order_by("study_date", "id"))
+    if not studies:
+        return None
+
+    def cell(text: str) -> Paragraph:
+        return Paragraph(escape(text), body)
+
+    rows = [[cell("Date"), cell("Modality"), cell("Description"), cell("Accession")]]
+    for study in studies:
+        rows.append(
+            [
+                cell(study.study_date.strftime("%d %b %Y") if study.study_date else "unknown"),
+                cell(study.modalities.replace(",", ", ")),
+                cell(study.description or "(no description)"),
+                cell(study.accession_number or "none"),
+            ]
+        )
+    return Table(
+        rows,
+        colWidths=[28 * mm, 24 * mm, None, 35 * mm],
+        repeatRows=1,
+        style=TableStyle(
+            [
+                ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
+                ("LINEBELOW", (0, 0), (-1, 0), 0.75, line),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+            ]
+        ),
+    )
 
 
 def opinion_pdf_render(*, opinion: Opinion, case: Case, institution: Institution) -> bytes:
@@ -43,13 +96,19 @@ def opinion_pdf_render(*, opinion: Opinion, case: Case, institution: Institution
     logo: Image | str = ""
     if brand and brand.logo_key:
         try:
-            data = tenant_storage(institution.schema_name).read_bytes(brand.logo_key)
-            logo = Image(io.BytesIO(data), 18 * mm, 18 * mm)
-        except OSError:
+            logo = _logo(tenant_storage(institution.schema_name).read_bytes(brand.logo_key))
+        except (OSError, ValueError, ZeroDivisionError):
             logo = ""  # a missing logo must not stop a signed opinion from being issued
+    address = brand.postal_address.strip() if brand else ""
+    contact = " · ".join(part for part in (brand.support_email, brand.support_phone) if part) if brand else ""
+    name_cell: list[Flowable] = [Paragraph(escape(institution.name), title)]
+    if address:
+        name_cell.append(Paragraph(escape(address).replace("\n", "<br/>"), small))
+    if contact:
+        name_cell.append(Paragraph(escape(contact), small))
     header = Table(
-        [[logo, Paragraph(escape(institution.name), title)]],
-        colWidths=[22 * mm, None],
+        [[logo, name_cell]],
+        colWidths=[(logo.drawWidth + 4 * mm) if isinstance(logo, Image) else 1 * mm, None],
         style=TableStyle(
             [
                 ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
@@ -59,9 +118,12 @@ def opinion_pdf_render(*, opinion: Opinion, case: Case, institution: Institution
         ),
     )
     signed_on = opinion.signed_at.strftime("%d %B %Y")
+    born = case.patient_birth_date.strftime("%d %B %Y") if case.patient_birth_date else "not given"
     meta = Table(
         [
             ["Second opinion", f"Case {case.number or ''}"],
+            ["Patient", Paragraph(escape(case.patient_name or "not given"), body)],
+            ["Date of birth", born],
             ["Signed", signed_on],
         ],
         colWidths=[45 * mm, None],
@@ -74,6 +136,12 @@ def opinion_pdf_render(*, opinion: Opinion, case: Case, institution: Institution
         ),
     )
     story: list[Flowable] = [header, Spacer(1, 6 * mm), meta, Spacer(1, 4 * mm)]
+    if opinion.patient_summary.strip():
+        story.append(Paragraph("In short, for the patient", heading))
+        story.extend(_paragraphs(opinion.patient_summary, body))
+    studies = _studies_table(case, body, accent)
+    story.append(Paragraph("Studies reviewed", heading))
+    story.append(studies if studies is not None else Paragraph("No images were sent; reports only.", body))
     sections = [
         ("The question", opinion.question_restated),
         ("Findings", opinion.findings),
@@ -91,7 +159,13 @@ def opinion_pdf_render(*, opinion: Opinion, case: Case, institution: Institution
     signer = escape(opinion.signer_name)
     if opinion.signer_credentials:
         signer += ", " + escape(opinion.signer_credentials)
-    story.append(Paragraph(f"Electronically signed by <b>{signer}</b> on {signed_on}.", body))
+    role = f" ({escape(opinion.signer_title)})" if opinion.signer_title else ""
+    story.append(
+        Paragraph(
+            f"Electronically signed by <b>{signer}</b>{role} of {escape(institution.name)} on {signed_on}.",
+            body,
+        )
+    )
     story.append(Spacer(1, 2 * mm))
     story.append(
         Paragraph(

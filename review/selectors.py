@@ -64,6 +64,7 @@ QUEUE_STATES: tuple[tuple[str, str], ...] = (
     (Case.Status.RELEASED, "Released"),
     (Case.Status.CLOSED, "Closed"),
     (Case.Status.DECLINED, "Declined"),
+    (Case.Status.WITHDRAWN, "Withdrawn by the patient"),
 )
 # "Open" (the queue's default): cases an institution still owes an answer.
 OPEN_STATES = (

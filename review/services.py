@@ -68,7 +68,7 @@ NOT_OPEN_MESSAGE = "This case is not open any more."
 WRONG_STUDY_MESSAGE = "Choose one of this case's studies."
 
 # Cases in these states are finished: nothing but outcomes and follow-up answers change.
-FINISHED_STATES = (Case.Status.RELEASED, Case.Status.CLOSED, Case.Status.DECLINED)
+FINISHED_STATES = (Case.Status.RELEASED, Case.Status.CLOSED, Case.Status.DECLINED, Case.Status.WITHDRAWN)
 
 
 class ReviewError(Exception):
@@ -118,6 +118,7 @@ def staff_member_update(
     is_reviewer: bool,
     credentials: str,
     specialties: str,
+    title: str = "",
     modalities: str,
     available: bool,
     max_open_cases: int,
@@ -137,6 +138,7 @@ def staff_member_update(
         roles_changed.send(sender=User, user=user, by=by, roles=user.role_names, reason="roster")
     profile, _ = ReviewerProfile.objects.get_or_create(user=user)
     profile.credentials = credentials.strip()
+    profile.title = title.strip()
     profile.specialties = ",".join(s.strip().lower() for s in specialties.split(",") if s.strip())
     profile.modalities = ",".join(m.strip().upper() for m in modalities.split(",") if m.strip())
     profile.available = available
@@ -292,7 +294,10 @@ def report_match_set(*, report: Report, study: Study | None, by: User) -> Report
 
 # --- The opinion ------------------------------------------------------------------------------
 
-OPINION_FIELDS = ("question_restated", "findings", "impression", "agreement", "recommendation", "comments")
+OPINION_FIELDS = (
+    "patient_summary", "question_restated", "findings", "impression", "agreement", "recommendation",
+    "comments",
+)  # fmt: skip
 
 
 @transaction.atomic
@@ -333,6 +338,10 @@ def _secret_ok(user: User, secret: str) -> bool:
 
 def opinion_content_digest(opinion: Opinion) -> str:
     content = {name: getattr(opinion, name) for name in OPINION_FIELDS}
+    # Opinions signed before the patient summary existed were hashed without the key: an empty
+    # summary leaves it out, so their recorded digests still verify.
+    if not content["patient_summary"]:
+        del content["patient_summary"]
     content["case"] = str(opinion.case.public_id)
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
@@ -365,6 +374,7 @@ def opinion_sign(*, case: Case, signer: User, secret: str, institution: Institut
     opinion.signed_by = signer
     opinion.signer_name = signer.full_name or signer.email
     opinion.signer_credentials = profile.credentials if profile else ""
+    opinion.signer_title = profile.title if profile else ""
     opinion.content_sha256 = opinion_content_digest(opinion)
 
     from review.pdf import opinion_pdf_render

@@ -5,7 +5,7 @@ Mounted at the site root by config/urls_tenant.py so both live in the ``review``
 
 from django.urls import path
 
-from review.views import case, notifications, opinion, patient, queue, reports, roster, sharing
+from review.views import case, notifications, opinion, patient, queue, reports, roster, sharing, withdrawal
 
 app_name = "review"
 urlpatterns = [
@@ -86,4 +86,7 @@ urlpatterns = [
     path("opinions/<uuid:public_id>/share/revoke", sharing.patient_share_revoke, name="patient_share_revoke"),
     path("shared/<str:token>/", sharing.shared_opinion, name="shared_opinion"),
     path("shared/<str:token>/pdf", sharing.shared_opinion_pdf, name="shared_opinion_pdf"),
+    # The patient's own request: delete it unsent, or withdraw it once sent.
+    path("cases/<uuid:public_id>/delete/", withdrawal.case_delete_view, name="case_delete"),
+    path("cases/<uuid:public_id>/withdraw/", withdrawal.case_withdraw_view, name="case_withdraw"),
 ]

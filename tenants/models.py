@@ -93,6 +93,9 @@ class InstitutionSettings(models.Model):
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100000"))],
     )
     fee_currency = models.CharField(max_length=3, choices=FEE_CURRENCIES, default="usd")
+    # The fee is paid with waiver codes the institution hands out, never by card: the
+    # institution's explicit choice, so it can take patients without a payment account.
+    fee_waivers_only = models.BooleanField(default=False)
     turnaround_business_days = models.PositiveSmallIntegerField(
         default=7, validators=[MinValueValidator(1), MaxValueValidator(60)]
     )

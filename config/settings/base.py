@@ -378,6 +378,7 @@ SR_RATE_LIMITS = {
     "waiver_code": "10/m/ip,10/h/user",
     # Codes of opinion links shared with a doctor (each link also locks after 5 wrong codes).
     "share_code": "10/m/ip",
+    "continue_link": "10/m/ip,5/h/user",
 }
 ACCOUNT_RATE_LIMITS = SR_RATE_LIMITS
 # Patients give their name and who they act for at sign-up (the email and password fields are

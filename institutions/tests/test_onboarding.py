@@ -259,7 +259,10 @@ def test_it_refuses_scripts_in_texts_and_cleans_harmless_markup(drafted: Client)
 def test_it_saves_fee_and_service_settings(drafted: Client) -> None:
     page = drafted.post("/start/step/fee/", {"fee_enabled": "on", "fee_amount": "", "fee_currency": "usd"})
     assert FEE_AMOUNT_NEEDED in page.content.decode()
-    drafted.post("/start/step/fee/", {"fee_enabled": "on", "fee_amount": "100.00", "fee_currency": "eur"})
+    drafted.post(
+        "/start/step/fee/",
+        {"fee_enabled": "on", "fee_amount": "100.00", "fee_currency": "eur", "fee_payment": "waivers"},
+    )
     drafted.post(
         "/start/step/service/",
         {"turnaround_business_days": "5", "specialties": "Neuroradiology\n\nOncology\n"},

@@ -94,6 +94,7 @@ def test_it_changes_texts_fee_and_service(neuro: Institution) -> None:
     admin.post(
         "/settings/service/",
         {"fee-fee_enabled": "on", "fee-fee_amount": "100", "fee-fee_currency": "usd",
+         "fee-fee_payment": "waivers",
          "service-turnaround_business_days": "9", "service-specialties": "Neurosurgery"},
     )  # fmt: skip
     row = InstitutionSettings.objects.get(institution=neuro)

@@ -23,6 +23,7 @@ from institutions.views.onboarding import (
     onboarding_subdomain_check,
     onboarding_verify,
 )
+from institutions.views.onboarding_payment import onboarding_stripe_connect, onboarding_stripe_return
 from institutions.views.operators import operator_console, operator_institution_action, operator_usage_refresh
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "onboarding_sign_out",
     "onboarding_start",
     "onboarding_step",
+    "onboarding_stripe_connect",
+    "onboarding_stripe_return",
     "onboarding_subdomain_check",
     "onboarding_verify",
     "operator_console",

@@ -34,12 +34,14 @@ from institutions.forms import (
     SubdomainForm,
 )
 from institutions.institution_settings import (
+    institution_fee_problem,
     institution_fee_update,
     institution_service_update,
     institution_settings_get,
 )
 from institutions.invitations import InvitationRefused, invitation_create, invitation_revoke
 from institutions.recovery import onboarding_stale
+from payments.selectors import payment_setup_get
 from storage.tenant import tenant_storage
 from tenants.models import Invitation, Onboarding
 from tenants.services import platform_host
@@ -283,10 +285,24 @@ def _step_fee(request: HttpRequest, onboarding: Onboarding) -> HttpResponse:
             fee_enabled=form.cleaned_data["fee_enabled"],
             fee_amount=form.cleaned_data["fee_amount"],
             fee_currency=form.cleaned_data["fee_currency"],
+            fee_waivers_only=form.cleaned_data["fee_waivers_only"],
         )
         wizard.onboarding_step_complete(onboarding=onboarding, step="fee")
+        if institution_fee_problem(institution=onboarding.institution):
+            return redirect("onboarding:step", step="fee")  # connect Stripe here first
         return _next_step("fee")
-    return render(request, "institutions/onboarding/fee.html", _step_context(onboarding, "fee", form=form))
+    return render(
+        request,
+        "institutions/onboarding/fee.html",
+        _step_context(
+            onboarding,
+            "fee",
+            form=form,
+            settings_row=row,
+            payment_setup=payment_setup_get(institution=onboarding.institution),
+            fee_problem=institution_fee_problem(institution=onboarding.institution),
+        ),
+    )
 
 
 def _step_service(request: HttpRequest, onboarding: Onboarding) -> HttpResponse:
@@ -372,6 +388,7 @@ def _step_go_live(request: HttpRequest, onboarding: Onboarding) -> HttpResponse:
             onboarding,
             "go-live",
             missing=wizard.onboarding_missing_steps(onboarding=onboarding),
+            fee_problem=institution_fee_problem(institution=institution),
             portal_url=platform_url(slug=institution.slug),
             settings_row=institution_settings_get(institution=institution),
             brand=Brand.objects.get(institution=institution),

@@ -19,6 +19,10 @@ CHECKOUT_NOT_AVAILABLE = (
     "Online payment is not set up at this institution yet. If you were given a waiver code, "
     "enter it below; otherwise please contact the institution."
 )
+CHECKOUT_WAIVERS_ONLY = (
+    "This institution takes its fee with waiver codes only. Enter the code it gave you below; "
+    "if you have none, please contact the institution."
+)
 CHECKOUT_NOTHING_TO_PAY = "There is nothing to pay for this case."
 CHECKOUT_PROCESSING = "Your payment is being confirmed. There is no need to pay again."
 CHECKOUT_STRIPE_ERROR = (

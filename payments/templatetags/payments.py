@@ -7,7 +7,7 @@ from typing import Any
 
 from django import template
 
-from payments.selectors import price_quote_current
+from payments.selectors import payment_methods_get, price_quote_current
 
 register = template.Library()
 
@@ -18,4 +18,8 @@ def price_notice(context: dict[str, Any]) -> dict[str, Any]:
     institution = getattr(request, "tenant", None)
     if institution is None or institution.schema_name == "public":
         return {"quote": None}
-    return {"quote": price_quote_current(institution=institution), "institution": institution}
+    return {
+        "quote": price_quote_current(institution=institution),
+        "methods": payment_methods_get(institution=institution),
+        "institution": institution,
+    }

@@ -62,7 +62,12 @@ def fee_set(
 ) -> None:
     InstitutionSettings.objects.update_or_create(
         institution=institution,
-        defaults={"fee_enabled": enabled, "fee_amount": Decimal(amount), "fee_currency": currency},
+        defaults={
+            "fee_enabled": enabled,
+            "fee_amount": Decimal(amount),
+            "fee_currency": currency,
+            "fee_waivers_only": False,
+        },
     )
 
 

@@ -272,7 +272,9 @@ def test_it_records_a_refund_made_in_the_stripe_dashboard_and_tells_the_patient_
     with tenant_context(cancer):
         payment = Payment.objects.get(case=case)
     assert payment.status == Payment.Status.REFUNDED and payment.amount_refunded == 10000
-    assert [m.subject for m in mail.outbox] == ["Your payment has been refunded · Lakeside Cancer Center"]
+    assert sorted((m.subject, m.to[0]) for m in mail.outbox) == [
+        ("Your payment has been refunded · Lakeside Cancer Center", "patient@cancer.example.com"),
+    ]
 
 
 def test_it_keeps_the_newest_account_state_when_updates_arrive_out_of_order(

@@ -33,6 +33,7 @@ def roster(request: HttpRequest) -> HttpResponse:
                 "is_coordinator": row.user.is_coordinator,
                 "is_reviewer": row.user.is_reviewer,
                 "credentials": profile.credentials,
+                "title": profile.title,
                 "specialties": profile.specialties.replace(",", ", "),
                 "modalities": profile.modalities.replace(",", ", "),
                 "available": profile.available,

@@ -119,7 +119,7 @@ def test_it_walks_a_new_patient_through_the_whole_request(
     assert_accessible(page, "step 1 with errors")
     page.get_by_label("Patient's date of birth").fill("1961-04-23")
     page.get_by_label("Female").check()
-    page.get_by_label("I agree to the terms").check()
+    page.get_by_label("agree to the terms").check()
     page.get_by_role("button", name="Save and continue").click()
 
     # Step 2: the question.

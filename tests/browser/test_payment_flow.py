@@ -78,9 +78,15 @@ def case_to_pay(paying_platform: LiveServer, django_db_blocker: Any) -> Iterator
     """A cancer-centre case waiting for its $100 fee (committed, so the live server sees it)."""
     with django_db_blocker.unblock():
         cancer = Institution.objects.get(slug="cancer")
+        waivers_only = InstitutionSettings.objects.filter(institution=cancer, fee_waivers_only=True).exists()
         InstitutionSettings.objects.update_or_create(
             institution=cancer,
-            defaults={"fee_enabled": True, "fee_amount": Decimal("100.00"), "fee_currency": "usd"},
+            defaults={
+                "fee_enabled": True,
+                "fee_amount": Decimal("100.00"),
+                "fee_currency": "usd",
+                "fee_waivers_only": False,  # by card, once the admin connects Stripe below
+            },
         )
         StripeAccount.objects.filter(institution=cancer).delete()
         with schema_context("cancer"):
@@ -98,6 +104,7 @@ def case_to_pay(paying_platform: LiveServer, django_db_blocker: Any) -> Iterator
             Case.objects.filter(pk=case.pk).delete()
         ProcessedEvent.objects.filter(institution__slug="cancer").delete()
         StripeAccount.objects.filter(institution__slug="cancer").delete()
+        InstitutionSettings.objects.filter(institution__slug="cancer").update(fee_waivers_only=waivers_only)
 
 
 def _user_id(schema: str, email: str) -> int:
