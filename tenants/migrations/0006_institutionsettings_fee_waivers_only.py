@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0004_schema_migration_state'),
+        ('tenants', '0005_onboarding_go_live_attempts'),
     ]
 
     operations = [
