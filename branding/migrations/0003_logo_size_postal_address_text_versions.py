@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('branding', '0002_brand_texts_and_embed'),
-        ('tenants', '0005_institutionsettings_fee_waivers_only'),
+        ('tenants', '0006_institutionsettings_fee_waivers_only'),
     ]
 
     operations = [
