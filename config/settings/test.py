@@ -41,8 +41,10 @@ WHITENOISE_AUTOREFRESH = True
 # Off for speed and independence of tests; the rate-limit tests turn them on (in-process with
 # override_settings, in a live server with SR_TEST_RATE_LIMITS=1).
 ACCOUNT_RATE_LIMITS = SR_RATE_LIMITS if os.environ.get("SR_TEST_RATE_LIMITS") else False  # type: ignore[assignment]
-CELERY_TASK_DEFAULT_QUEUE = f"secondread-test-{TEST_RUN}"
-CELERY_HOUSEKEEPING_QUEUE = f"secondread-test-{TEST_RUN}-housekeeping"
+# A test's own processes may get queues of their own (SR_TEST_QUEUE, tests/faults), so the
+# session's worker never takes work a fault test means for the worker it kills.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("SR_TEST_QUEUE") or f"secondread-test-{TEST_RUN}"
+CELERY_HOUSEKEEPING_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-housekeeping"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Most go-live tests want a live institution; the approval tests turn this on (the default).
 INSTITUTIONS_NEED_APPROVAL = False

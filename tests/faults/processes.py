@@ -23,6 +23,11 @@ from tests.waiting import wait_until
 T = TypeVar("T")
 
 
+# The fault tests' processes (workers, servers) publish and consume on queues of their own:
+# the session's worker (tests.live) must not take the work a test means for the worker it kills.
+FAULT_QUEUE = f"{settings.CELERY_TASK_DEFAULT_QUEUE}-faults"
+
+
 def worker_start(*, name: str, log: Path, **env: str) -> subprocess.Popen[Any]:
     """A Celery worker on the tests' queues. The solo pool runs tasks in the worker process
     itself, so killing it (SIGKILL) kills the task mid-way, as a machine dying would."""
@@ -37,14 +42,14 @@ def worker_start(*, name: str, log: Path, **env: str) -> subprocess.Popen[Any]:
             "--loglevel",
             "INFO",
             "--queues",
-            f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CELERY_HOUSEKEEPING_QUEUE}",
+            f"{FAULT_QUEUE},{FAULT_QUEUE}-housekeeping",
             "--hostname",
             f"{name}-{os.getpid()}@%h",
             "--without-mingle",
             "--without-gossip",
         ],
         cwd=BASE_DIR,
-        env=child_env(**env),
+        env=child_env(SR_TEST_QUEUE=FAULT_QUEUE, **env),
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
@@ -128,7 +133,9 @@ def web_server(*, log: Path, **env: str) -> Iterator[LiveServer]:
         [str(BIN / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
          "--workers", "1", "--threads", "8", "--worker-class", "gthread", "--log-level", "warning"],
         cwd=BASE_DIR,
-        env=child_env(PLATFORM_PORT=str(port), SR_TEST_MAIL_DIR=str(mail_dir), **env),
+        env=child_env(
+            PLATFORM_PORT=str(port), SR_TEST_MAIL_DIR=str(mail_dir), SR_TEST_QUEUE=FAULT_QUEUE, **env
+        ),
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )  # fmt: skip

@@ -29,7 +29,7 @@ from institutions.recovery import onboardings_recover
 from institutions.tasks import institution_go_live
 from tenants.models import Domain, Institution, InstitutionSettings, Onboarding
 from tenants.selectors import institution_schemas_live
-from tests.faults.processes import committed, kill, stop, worker_start
+from tests.faults.processes import FAULT_QUEUE, committed, kill, stop, worker_start
 from tests.live import child_database_url
 from tests.waiting import wait_until
 
@@ -83,7 +83,7 @@ def test_a_go_live_killed_mid_way_is_resumed_and_goes_live_once(
     try:
         with lock.cursor() as cursor:
             cursor.execute("LOCK TABLE tenants_domain IN EXCLUSIVE MODE")  # reads pass, inserts wait
-        institution_go_live.delay(queued_onboarding.pk)
+        institution_go_live.apply_async([queued_onboarding.pk], queue=FAULT_QUEUE)
         onboarding = Onboarding.objects.filter(pk=queued_onboarding.pk)
         wait_until(
             lambda: onboarding.filter(progress__gte=80).exists(),

@@ -23,7 +23,7 @@ from imaging.tasks import upload_ingest
 from imaging.tests.fixtures.ingest import case_make, dicom_renamed, upload_make
 from intake.models import Case
 from storage.tenant import tenant_storage
-from tests.faults.processes import committed, kill, stop, worker_start
+from tests.faults.processes import FAULT_QUEUE, committed, kill, stop, worker_start
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
@@ -74,7 +74,7 @@ def test_a_worker_killed_mid_ingest_is_replaced_and_every_file_is_ingested_once(
     try:
         with schema_context("neuro"):
             for upload_id in upload_ids:  # one task per file, as the tus server queues them
-                upload_ingest.delay(upload_id)
+                upload_ingest.apply_async([upload_id], queue=FAULT_QUEUE)
             uploads = Upload.objects.filter(case=case)
 
             def mid_way() -> bool:
