@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import functools
 import subprocess
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -25,35 +23,12 @@ from intake.tus.tasks import uploads_expire, uploads_expire_all
 from tenants.models import Institution
 from tenants.schema import activate_institution, activate_public
 from tenants.selectors import institution_schemas_live
+from tests.live import committed
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.worker
 
 LIVE = ("neuro", "cancer")
-T = TypeVar("T")
-
-
-def committed(work: Callable[[], T]) -> T:
-    """Run ``work`` on a connection of its own (another thread), so that what it writes is
-    committed at once and the worker (another process) sees it: the test's own connection is
-    inside a transaction that is rolled back at its end."""
-    results: list[T] = []
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            results.append(work())
-        except BaseException as error:
-            failures.append(error)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if failures:
-        raise failures[0]
-    return results[0]
 
 
 def _abandoned_upload(schema: str) -> tuple[int, int]:

@@ -3,38 +3,15 @@ many institutions' schemas is closed at the end of its request or task (bounded 
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 import pytest
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from tenants.schema import activate_public, activate_schema
+from tests.live import committed
 
 pytestmark = pytest.mark.django_db
-
-
-def _in_own_thread(work: Callable[[], object]) -> object:
-    """Run ``work`` on a connection of its own, outside the test's transaction."""
-    results: list[object] = []
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            results.append(work())
-        except BaseException as error:
-            failures.append(error)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if failures:
-        raise failures[0]
-    return results[0]
 
 
 def _serve(schemas: list[str]) -> bool:
@@ -50,13 +27,13 @@ def _serve(schemas: list[str]) -> bool:
 
 @override_settings(DB_CONN_MAX_SCHEMAS=2)
 def test_it_closes_a_connection_that_served_too_many_schemas() -> None:
-    assert _in_own_thread(lambda: _serve(["neuro", "neuro"])) is True
-    assert _in_own_thread(lambda: _serve(["neuro", "cancer"])) is False
+    assert committed(lambda: _serve(["neuro", "neuro"])) is True
+    assert committed(lambda: _serve(["neuro", "cancer"])) is False
 
 
 @override_settings(DB_CONN_MAX_SCHEMAS=0)
 def test_it_keeps_connections_when_the_limit_is_off() -> None:
-    assert _in_own_thread(lambda: _serve(["neuro", "cancer"])) is True
+    assert committed(lambda: _serve(["neuro", "cancer"])) is True
 
 
 def test_each_statement_carries_its_schema_in_the_same_message() -> None:

@@ -8,20 +8,15 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
-from django.db import connection
 
 from tests.live import BASE_DIR, BIN, LiveServer, _wait_for_http, child_env, free_port
 from tests.waiting import wait_until
-
-T = TypeVar("T")
-
 
 # The fault tests' processes (workers, servers) publish and consume on queues of their own:
 # the session's worker (tests.live) must not take the work a test means for the worker it kills.
@@ -145,26 +140,3 @@ def web_server(*, log: Path, **env: str) -> Iterator[LiveServer]:
     finally:
         stop(process)
         shutil.rmtree(mail_dir, ignore_errors=True)
-
-
-def committed(work: Callable[[], T]) -> T:
-    """Run ``work`` on a database connection of its own (a thread's), committed as it goes:
-    the workers and servers are other processes, and the test's own connection is inside the
-    test's transaction (whose row locks they would wait on forever)."""
-    results: list[T] = []
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            results.append(work())
-        except BaseException as error:
-            failures.append(error)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if failures:
-        raise failures[0]
-    return results[0]

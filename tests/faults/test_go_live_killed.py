@@ -29,8 +29,8 @@ from institutions.recovery import onboardings_recover
 from institutions.tasks import institution_go_live
 from tenants.models import Domain, Institution, InstitutionSettings, Onboarding
 from tenants.selectors import institution_schemas_live
-from tests.faults.processes import FAULT_QUEUE, committed, kill, stop, worker_start
-from tests.live import child_database_url
+from tests.faults.processes import FAULT_QUEUE, kill, stop, worker_start
+from tests.live import child_database_url, committed
 from tests.waiting import wait_until
 
 pytestmark = [

@@ -24,7 +24,8 @@ from intake.tests.test_tus_live import _sign_in
 from intake.tus import messages
 from intake.tus.services import PART_SIZE, upload_staging_prefix
 from storage.tenant import tenant_storage
-from tests.faults.processes import committed, web_server
+from tests.faults.processes import web_server
+from tests.live import committed
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 TUS = {"Tus-Resumable": "1.0.0"}

@@ -23,7 +23,8 @@ from imaging.tasks import upload_ingest
 from imaging.tests.fixtures.ingest import case_make, dicom_renamed, upload_make
 from intake.models import Case
 from storage.tenant import tenant_storage
-from tests.faults.processes import FAULT_QUEUE, committed, kill, stop, worker_start
+from tests.faults.processes import FAULT_QUEUE, kill, stop, worker_start
+from tests.live import committed
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
