@@ -72,6 +72,42 @@ class ObjectReader(io.BufferedReader):
             self.close()
 
 
+class _RangedRaw(io.RawIOBase):
+    """A seekable raw stream over one object, each read a :meth:`StorageBackend.read_range`."""
+
+    def __init__(self, backend: "StorageBackend", key: str, size: int) -> None:
+        super().__init__()
+        self._backend = backend
+        self._key = key
+        self._size = size
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError("Negative seek position.")
+        self._position = base + offset
+        return self._position
+
+    def readinto(self, buffer: "memoryview | bytearray") -> int:  # type: ignore[override]
+        wanted = min(len(buffer), max(0, self._size - self._position))
+        if not wanted:
+            return 0
+        data = self._backend.read_range(self._key, self._position, wanted)
+        memoryview(buffer)[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+
 def read_exactly(stream: BinaryIO, buffer: bytearray) -> int:
     """Fill ``buffer`` from ``stream``; return how many bytes were read (less only at EOF).
 
@@ -91,6 +127,11 @@ def read_exactly(stream: BinaryIO, buffer: bytearray) -> int:
             break
         filled += count
     return filled
+
+
+def check_range(offset: int, length: int) -> None:
+    if offset < 0 or length < 0:
+        raise ValueError("A range starts at 0 or later and is 0 or more bytes long.")
 
 
 def check_part_number(part_number: int) -> None:
@@ -133,6 +174,26 @@ class StorageBackend(abc.ABC):
         """Return the whole content. Only for small objects (logos, probes, test fixtures)."""
         with self.open(key) as reader:
             return reader.read()
+
+    @abc.abstractmethod
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """The ``length`` bytes that start at byte ``offset``: fewer where the object ends
+        sooner, none from its end on. Only those bytes leave the store (an HTTP range GET on S3),
+        so a frame of a 100 MiB file costs the frame. Raise :class:`ObjectNotFound` if there is
+        no object.
+
+        Precondition: ``offset`` and ``length`` are not negative, and ``length`` is what the
+        caller is willing to hold in memory.
+        """
+
+    def open_seekable(self, key: str, *, buffer_size: int = 64 * 1024) -> io.BufferedReader:
+        """A seekable reader whose reads are ranged reads of ``buffer_size`` or more bytes.
+
+        For parsers that seek (pydicom) over objects too large to fetch whole: a seek costs
+        nothing, a read fetches from the new place on. Backends whose :meth:`open` can already
+        seek return that instead.
+        """
+        return io.BufferedReader(_RangedRaw(self, key, self.size(key)), buffer_size)
 
     @abc.abstractmethod
     def move(self, src_key: str, dst_key: str) -> None:

@@ -8,6 +8,7 @@ splitting it would hide which of the interface's promises it keeps and how.
 
 import contextlib
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ from storage.base import (
     ObjectReader,
     StorageBackend,
     check_part_number,
+    check_range,
     ordered_parts,
 )
 from storage.keys import InvalidKey, validate_key, validate_prefix
@@ -201,6 +203,15 @@ class FilesystemBackend(StorageBackend):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound("No stored object under this key.") from None
         return ObjectReader(raw, CHUNK_SIZE)
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        check_range(offset, length)
+        with self.open(key) as reader:
+            reader.seek(offset)
+            return reader.read(length)
+
+    def open_seekable(self, key: str, *, buffer_size: int = 64 * 1024) -> io.BufferedReader:
+        return self.open(key)  # a local file seeks by itself
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

@@ -24,6 +24,7 @@ from storage.base import (
     StorageBackend,
     StorageError,
     check_part_number,
+    check_range,
     ordered_parts,
     read_exactly,
 )
@@ -226,6 +227,27 @@ class S3Backend(StorageBackend):
                 raise ObjectNotFound("No stored object under this key.") from None
             raise _without_key(exc) from None
         return ObjectReader(_ResponseStream(response), CHUNK_SIZE)
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """One GET with ``Range: bytes=offset-(offset+length-1)``: only the range is sent."""
+        validate_key(key)
+        check_range(offset, length)
+        if length == 0:
+            self.size(key)  # ObjectNotFound if there is nothing (minio reads 0 as "to the end")
+            return b""
+        try:
+            response = self._client.get_object(self.bucket, key, offset=offset, length=length)
+        except S3Error as exc:
+            if exc.code in _MISSING_OBJECT_CODES:
+                raise ObjectNotFound("No stored object under this key.") from None
+            if exc.code == "InvalidRange":  # the object ends before ``offset``
+                return b""
+            raise _without_key(exc) from None
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
 
     def move(self, src_key: str, dst_key: str) -> None:
         """A server-side copy (no byte passes through us; minio composes objects over 5 GiB)

@@ -3,6 +3,7 @@
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from io import BufferedReader
 from typing import Any, BinaryIO
 
 from django.db import connection
@@ -71,6 +72,17 @@ class TenantStorage:
         """See :meth:`StorageBackend.read_bytes` (small objects only)."""
         with _unavailable_raised():
             return self.backend.read_bytes(self.key(key))
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """See :meth:`StorageBackend.read_range`."""
+        with _unavailable_raised():
+            return self.backend.read_range(self.key(key), offset, length)
+
+    def open_seekable(self, key: str, *, buffer_size: int = 64 * 1024) -> BufferedReader:
+        """See :meth:`StorageBackend.open_seekable` (its reads may raise StorageUnavailable
+        unconverted: the caller reads after this returns)."""
+        with _unavailable_raised():
+            return self.backend.open_seekable(self.key(key), buffer_size=buffer_size)
 
     def move(self, src_key: str, dst_key: str) -> None:
         """See :meth:`StorageBackend.move` (both keys inside this tenant's folder)."""

@@ -266,3 +266,34 @@ def test_it_refuses_to_move_to_or_from_unsafe_keys(backend: StorageBackend, key:
         backend.move(key, "acme/k")
 
     assert backend.read_bytes("acme/k") == b"x"
+
+
+def test_it_reads_a_range(backend: StorageBackend) -> None:
+    backend.save("acme/k", io.BytesIO(b"0123456789"))
+
+    assert backend.read_range("acme/k", 2, 5) == b"23456"
+    assert backend.read_range("acme/k", 0, 10) == b"0123456789"
+    assert backend.read_range("acme/k", 8, 100) == b"89"  # fewer where the object ends
+    assert backend.read_range("acme/k", 10, 4) == b""
+    assert backend.read_range("acme/k", 50, 4) == b""
+    assert backend.read_range("acme/k", 3, 0) == b""
+    with pytest.raises(ObjectNotFound):
+        backend.read_range("acme/missing", 0, 4)
+    with pytest.raises(ObjectNotFound):
+        backend.read_range("acme/missing", 0, 0)
+    with pytest.raises(ValueError):
+        backend.read_range("acme/k", -1, 4)
+
+
+def test_it_opens_a_large_object_for_seeking(backend: StorageBackend) -> None:
+    backend.save("acme/k", generated(3 * MiB + 7))
+    whole = backend.read_bytes("acme/k")
+
+    with backend.open_seekable("acme/k") as reader:
+        reader.seek(2 * MiB + 3)
+        assert reader.read(10) == whole[2 * MiB + 3 : 2 * MiB + 13]
+        reader.seek(5)
+        assert reader.read(4) == whole[5:9]
+        reader.seek(-7, io.SEEK_END)
+        assert reader.read() == whole[-7:]
+        assert reader.tell() == 3 * MiB + 7

@@ -12,6 +12,7 @@ import pytest
 
 from storage.s3 import S3Backend
 from storage.tests.conftest import make_s3_backend
+from tests.counting_proxy import counting_proxy
 from tests.waiting import wait_until
 
 
@@ -124,3 +125,15 @@ def test_it_encrypts_at_rest_by_default_when_asked(moto_endpoint: str) -> None:
         encrypt=True,
     )
     assert encrypted.bucket_encryption() == "AES256"
+
+
+def test_it_fetches_only_the_range_it_reads(moto_endpoint: str) -> None:
+    with counting_proxy(moto_endpoint) as proxy:
+        backend = make_s3_backend(proxy.address)
+        backend.save("acme/big", io.BytesIO(os.urandom(8 * 1024 * 1024)))
+        proxy.reset()
+
+        piece = backend.read_range("acme/big", 5 * 1024 * 1024, 1000)
+
+        assert len(piece) == 1000
+        assert proxy.received < 1000 + 2048  # the range and one response's headers
