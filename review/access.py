@@ -9,11 +9,12 @@ import uuid
 
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from accounts.models import User
 from intake.models import Case
+from review.models import OpinionTemplate
 
 
 def is_coordinator(user: User | AnonymousUser) -> bool:
@@ -94,3 +95,23 @@ def access_case_as(
     if not allowed:
         raise PermissionDenied
     return case
+
+
+def opinion_templates_visible_to(user: User) -> QuerySet[OpinionTemplate]:
+    """The institution's templates and the user's own; none for staff who neither write
+    opinions nor administer the institution."""
+    if not (user.is_reviewer or user.is_institution_admin):
+        return OpinionTemplate.objects.none()
+    return OpinionTemplate.objects.filter(Q(owner__isnull=True) | Q(owner=user))
+
+
+def access_opinion_template(user: User, template_id: int, *, for_write: bool = False) -> OpinionTemplate:
+    """The template if ``user`` may use it (404 otherwise: someone else's personal template does
+    not exist for them); ``for_write``: may change it too (the institution's templates are the
+    administrators', 403 for a reviewer)."""
+    template = opinion_templates_visible_to(user).filter(pk=template_id).first()
+    if template is None:
+        raise Http404("No such template.")
+    if for_write and template.owner_id is None and not user.is_institution_admin:
+        raise PermissionDenied
+    return template

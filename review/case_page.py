@@ -21,7 +21,8 @@ from django.db.models import Prefetch
 from accounts.models import User
 from imaging.models import Report, Series, Study, Upload
 from intake.models import Case
-from review.models import CaseNote, FollowUpQuestion, Opinion, Outcome
+from review.addenda import opinion_pdf_versions
+from review.models import CaseNote, FollowUpQuestion, Opinion, OpinionAddendum, Outcome
 
 
 @dataclass
@@ -35,6 +36,7 @@ class CasePage:
     notes: list[CaseNote]
     follow_ups: list[FollowUpQuestion]
     outcomes: list[Outcome]
+    addenda: list[OpinionAddendum]  # of the signed opinion, oldest first
 
 
 def case_opinion(case: Case) -> Opinion | None:
@@ -47,7 +49,7 @@ def case_opinion(case: Case) -> Opinion | None:
 
 def case_page_read(*, case: Case, with_outcomes: bool) -> CasePage:
     """The studies (each with ``series`` and ``matched_reports``), reports, opinion, notes,
-    follow-up questions and outcomes of ``case``: at most six queries. Follow-up questions are
+    follow-up questions, outcomes and addenda of ``case``: at most seven queries. Follow-up questions are
     only read once the opinion was released (patients ask them about it), outcomes only when
     ``with_outcomes`` (coordinators record and see them)."""
     every_study = list(
@@ -87,6 +89,9 @@ def case_page_read(*, case: Case, with_outcomes: bool) -> CasePage:
         outcomes=list(Outcome.objects.filter(case=case).select_related("recorded_by"))
         if with_outcomes
         else [],
+        addenda=list(OpinionAddendum.objects.filter(opinion=opinion))
+        if opinion is not None and opinion.is_signed
+        else [],
     )
 
 
@@ -106,4 +111,8 @@ def case_page_context(page: CasePage) -> dict[str, Any]:
         "notes": page.notes,
         "follow_ups": page.follow_ups,
         "outcomes": page.outcomes,
+        "addenda": page.addenda,
+        "pdf_versions": opinion_pdf_versions(page.opinion, page.addenda)
+        if page.opinion is not None and page.opinion.is_signed
+        else [],
     }

@@ -71,16 +71,17 @@ def opinion_fhir_bundle(*, opinion: Opinion, base_url: str) -> dict[str, Any]:
     studies = list(Study.objects.included().filter(case=case).order_by("study_date", "id"))
     pdf = b""
     if opinion.pdf_key:
-        from review.services import opinion_pdf_ensure
+        from review.addenda import opinion_pdf_version_ensure
 
-        key = opinion_pdf_ensure(opinion=opinion, institution=current_institution())
+        # The current PDF: with every addendum (the report is then "appended").
+        key = opinion_pdf_version_ensure(opinion=opinion, institution=current_institution())
         with tenant_storage().open(key) as stream:
             pdf = stream.read()
     conclusion = "\n\n".join(part for part in (opinion.impression, opinion.comments) if part)
     report = DiagnosticReport.model_validate(
         dict(
             id=f"opinion-{opinion.public_id}",
-            status="final",
+            status="appended" if opinion.addenda.exists() else "final",
             category=[
                 {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "RAD"}]}
             ],

@@ -121,3 +121,42 @@ class AuditFilterForm(forms.Form):
     action = forms.CharField(max_length=64, required=False)
     case_number = forms.CharField(max_length=32, required=False, label="Case number")
     actor_email = forms.CharField(max_length=254, required=False, label="Who (email)")
+
+
+class OpinionTemplateForm(forms.Form):
+    name = forms.CharField(max_length=120, label="Name (e.g. “MRI brain, tumour question”)")
+    scope = forms.ChoiceField(
+        choices=[("personal", "Mine only"), ("institution", "The institution's (all reviewers)")],
+        initial="personal",
+        required=False,
+        label="Who uses it",
+    )
+    patient_summary = forms.CharField(
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Summary for the patient",
+    )
+    findings = forms.CharField(required=False, max_length=50000, widget=forms.Textarea(attrs={"rows": 6}))
+    impression = forms.CharField(required=False, max_length=20000, widget=forms.Textarea(attrs={"rows": 3}))
+    recommendation = forms.ChoiceField(
+        required=False, choices=[("", "None"), *Opinion.Recommendation.choices]
+    )
+    comments = forms.CharField(
+        required=False, max_length=20000, widget=forms.Textarea(attrs={"rows": 3}), label="Further comments"
+    )
+
+
+class TemplateChoiceForm(forms.Form):
+    template = forms.IntegerField(min_value=1)
+
+
+class AddendumForm(forms.Form):
+    text = forms.CharField(
+        max_length=20000, widget=forms.Textarea(attrs={"rows": 4}), label="Addendum (the patient reads it)"
+    )
+    secret = forms.CharField(
+        max_length=200,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        label="Your password or authenticator code",
+    )

@@ -225,3 +225,56 @@ class NotificationPreference(models.Model):
     )
     # Kinds of StaffNotification not emailed, e.g. ["due_tomorrow"].
     email_off = models.JSONField(default=list, blank=True)
+
+
+class OpinionTemplate(models.Model):
+    """A starting text for the structured opinion, chosen when a reviewer starts one.
+
+    ``owner`` empty: the institution's template, shared by its reviewers and written only by its
+    administrators. ``owner`` set: that reviewer's personal template, seen by no one else."""
+
+    name = models.CharField(max_length=120)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="opinion_templates",
+    )
+    patient_summary = models.TextField(blank=True)
+    findings = models.TextField(blank=True)
+    impression = models.TextField(blank=True)
+    recommendation = models.CharField(max_length=20, choices=Opinion.Recommendation.choices, blank=True)
+    comments = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    @property
+    def is_personal(self) -> bool:
+        return self.owner_id is not None
+
+
+class OpinionAddendum(models.Model):
+    """Words added to a signed opinion, which itself never changes: written and signed in one
+    step (the reviewer proves who they are again), frozen from then on.
+
+    Each addendum has its own PDF: the opinion with every addendum up to this one. The opinion's
+    own ``pdf_key`` stays the original, signed version."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    opinion = models.ForeignKey(Opinion, on_delete=models.CASCADE, related_name="addenda")
+    text = models.TextField()
+    signed_at = models.DateTimeField()
+    signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    signer_name = models.CharField(max_length=200)
+    signer_credentials = models.CharField(max_length=200, blank=True)
+    signer_title = models.CharField(max_length=200, blank=True)
+    content_sha256 = models.CharField(max_length=64)
+    pdf_key = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["signed_at", "id"]

@@ -6,6 +6,7 @@ sections, and the reviewer's name, credentials, role and signing date."""
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
@@ -18,7 +19,7 @@ from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Sp
 from branding.selectors import brand_for_institution
 from imaging.models import Study
 from intake.models import Case
-from review.models import Opinion
+from review.models import Opinion, OpinionAddendum
 from review.pdf_key_images import key_image_flowables
 from storage.tenant import tenant_storage
 from tenants.models import Institution
@@ -80,8 +81,24 @@ def _studies_table(case: Case, body: ParagraphStyle, line: colors.Color) -> Tabl
     )
 
 
-def opinion_pdf_render(*, opinion: Opinion, case: Case, institution: Institution) -> bytes:
-    """Precondition: ``opinion`` is signed (``signed_at``, ``signer_name`` set)."""
+def _signed_line(*, name: str, credentials: str, title: str, institution: Institution, on: str) -> str:
+    signer = escape(name)
+    if credentials:
+        signer += ", " + escape(credentials)
+    role = f" ({escape(title)})" if title else ""
+    return f"Electronically signed by <b>{signer}</b>{role} of {escape(institution.name)} on {on}."
+
+
+def opinion_pdf_render(
+    *,
+    opinion: Opinion,
+    case: Case,
+    institution: Institution,
+    addenda: Sequence[OpinionAddendum] = (),
+) -> bytes:
+    """The opinion as signed, followed by ``addenda`` (oldest first), each with its signature.
+
+    Precondition: ``opinion`` is signed (``signed_at``, ``signer_name`` set)."""
     assert opinion.signed_at is not None
     brand = brand_for_institution(institution=institution)
     primary = colors.HexColor(brand.primary_colour if brand else "#1f4e79")
@@ -125,6 +142,7 @@ def opinion_pdf_render(*, opinion: Opinion, case: Case, institution: Institution
             ["Patient", Paragraph(escape(case.patient_name or "not given"), body)],
             ["Date of birth", born],
             ["Signed", signed_on],
+            *([[f"Addendum {n}", a.signed_at.strftime("%d %B %Y")] for n, a in enumerate(addenda, start=1)]),
         ],
         colWidths=[45 * mm, None],
         style=TableStyle(
@@ -156,16 +174,35 @@ def opinion_pdf_render(*, opinion: Opinion, case: Case, institution: Institution
             story.extend(_paragraphs(text, body))
     story.extend(key_image_flowables(case=case, heading=heading, caption=small))
     story.append(Spacer(1, 10 * mm))
-    signer = escape(opinion.signer_name)
-    if opinion.signer_credentials:
-        signer += ", " + escape(opinion.signer_credentials)
-    role = f" ({escape(opinion.signer_title)})" if opinion.signer_title else ""
     story.append(
         Paragraph(
-            f"Electronically signed by <b>{signer}</b>{role} of {escape(institution.name)} on {signed_on}.",
+            _signed_line(
+                name=opinion.signer_name,
+                credentials=opinion.signer_credentials,
+                title=opinion.signer_title,
+                institution=institution,
+                on=signed_on,
+            ),
             body,
         )
     )
+    for n, addendum in enumerate(addenda, start=1):
+        # Added after signing: the signed text above is unchanged, each addendum signed on its own.
+        added_on = addendum.signed_at.strftime("%d %B %Y")
+        story.append(Paragraph(f"Addendum {n} ({added_on})", heading))
+        story.extend(_paragraphs(addendum.text, body))
+        story.append(
+            Paragraph(
+                _signed_line(
+                    name=addendum.signer_name,
+                    credentials=addendum.signer_credentials,
+                    title=addendum.signer_title,
+                    institution=institution,
+                    on=added_on,
+                ),
+                body,
+            )
+        )
     story.append(Spacer(1, 2 * mm))
     story.append(
         Paragraph(

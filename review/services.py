@@ -320,7 +320,7 @@ def opinion_draft_save(*, case: Case, author: User, data: dict[str, str]) -> Opi
     return opinion
 
 
-def _secret_ok(user: User, secret: str) -> bool:
+def secret_ok(user: User, secret: str) -> bool:
     """The reviewer's password, or a current code of their authenticator app."""
     if secret and user.check_password(secret):
         return True
@@ -354,13 +354,14 @@ def opinion_sign(*, case: Case, signer: User, secret: str, institution: Institut
     The PDF is rendered here (a rendering failure refuses the signature) but written to storage
     only once the signature commits: a rolled-back signature, by this function or by a caller's
     enclosing transaction, leaves no file behind. Should that write fail, the key is already on
-    the opinion and ``opinion_pdf_ensure`` writes the file again when it is first downloaded."""
+    the opinion and ``review.addenda.opinion_pdf_version_ensure`` writes the file again when it
+    is first downloaded."""
     opinion = Opinion.objects.select_for_update().filter(case=case).first()
     if opinion is None:
         raise ReviewError(OPINION_INCOMPLETE_MESSAGE)
     if opinion.is_signed:
         raise ReviewError(OPINION_SIGNED_MESSAGE)
-    if not _secret_ok(signer, secret):
+    if not secret_ok(signer, secret):
         raise ReviewError(WRONG_SECRET_MESSAGE)
     if not (
         opinion.findings.strip()
@@ -388,20 +389,6 @@ def opinion_sign(*, case: Case, signer: User, secret: str, institution: Institut
     # robust: the signature has committed by then; a storage error must not turn it into a 500.
     transaction.on_commit(lambda: storage.save(key, io.BytesIO(pdf), len(pdf)), robust=True)
     return opinion
-
-
-def opinion_pdf_ensure(*, opinion: Opinion, institution: Institution) -> str:
-    """The storage key of the signed opinion's PDF, writing the file again if it is missing
-    (its write after signing failed). The opinion is frozen, so the text is the one signed.
-    Precondition: ``opinion`` is signed."""
-    storage = tenant_storage()
-    if not storage.exists(opinion.pdf_key):
-        from review.pdf import opinion_pdf_render
-
-        logger.warning("opinion pdf missing, rendering it again", extra={"opinion_id": opinion.pk})
-        pdf = opinion_pdf_render(opinion=opinion, case=opinion.case, institution=institution)
-        storage.save(opinion.pdf_key, io.BytesIO(pdf), len(pdf))
-    return opinion.pdf_key
 
 
 @transaction.atomic

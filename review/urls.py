@@ -5,7 +5,18 @@ Mounted at the site root by config/urls_tenant.py so both live in the ``review``
 
 from django.urls import path
 
-from review.views import case, notifications, opinion, patient, queue, reports, roster, sharing, withdrawal
+from review.views import (
+    case,
+    notifications,
+    opinion,
+    opinion_templates,
+    patient,
+    queue,
+    reports,
+    roster,
+    sharing,
+    withdrawal,
+)
 
 app_name = "review"
 urlpatterns = [
@@ -18,6 +29,17 @@ urlpatterns = [
     path("workspace/roster/<int:user_id>/reactivate", roster.staff_reactivate, name="staff_reactivate"),
     path("workspace/roster/<int:user_id>/mfa-reset", roster.staff_mfa_reset, name="staff_mfa_reset"),
     path("workspace/settings", roster.review_settings, name="settings"),
+    path("workspace/templates/", opinion_templates.opinion_template_list, name="opinion_templates"),
+    path(
+        "workspace/templates/<int:template_id>",
+        opinion_templates.opinion_template_edit,
+        name="opinion_template_edit",
+    ),
+    path(
+        "workspace/templates/<int:template_id>/delete",
+        opinion_templates.opinion_template_delete,
+        name="opinion_template_delete",
+    ),
     path("workspace/notifications/", notifications.notifications, name="notifications"),
     path(
         "workspace/notifications/email",
@@ -72,9 +94,22 @@ urlpatterns = [
         name="series_preview",
     ),
     path("workspace/cases/<uuid:public_id>/opinion/draft", opinion.opinion_draft, name="opinion_draft"),
+    path(
+        "workspace/cases/<uuid:public_id>/opinion/template",
+        opinion_templates.opinion_template_apply,
+        name="opinion_template_apply",
+    ),
     path("workspace/cases/<uuid:public_id>/opinion/sign", opinion.opinion_sign, name="opinion_sign"),
     path("workspace/cases/<uuid:public_id>/opinion/release", opinion.opinion_release, name="opinion_release"),
     path("workspace/cases/<uuid:public_id>/opinion/pdf", opinion.opinion_pdf, name="opinion_pdf"),
+    path(
+        "workspace/cases/<uuid:public_id>/opinion/pdf/v<int:version>",
+        opinion.opinion_pdf,
+        name="opinion_pdf_version",
+    ),
+    path(
+        "workspace/cases/<uuid:public_id>/opinion/addenda", opinion.opinion_addendum, name="opinion_addendum"
+    ),
     path(
         "workspace/cases/<uuid:public_id>/follow-ups/<int:question_id>/answer",
         opinion.follow_up_answer,
@@ -82,6 +117,11 @@ urlpatterns = [
     ),
     path("opinions/<uuid:public_id>/", patient.patient_opinion, name="patient_opinion"),
     path("opinions/<uuid:public_id>/pdf", patient.patient_opinion_pdf, name="patient_opinion_pdf"),
+    path(
+        "opinions/<uuid:public_id>/pdf/v<int:version>",
+        patient.patient_opinion_pdf,
+        name="patient_opinion_pdf_version",
+    ),
     path("opinions/<uuid:public_id>/share", sharing.patient_share_create, name="patient_share_create"),
     path("opinions/<uuid:public_id>/share/revoke", sharing.patient_share_revoke, name="patient_share_revoke"),
     path("shared/<str:token>/", sharing.shared_opinion, name="shared_opinion"),

@@ -34,9 +34,21 @@ ENDPOINTS = [
     ("post", "opinion/sign", "reviewer"),
     ("post", "opinion/release", "staff"),
     ("get", "opinion/pdf", "staff"),
+    ("get", "opinion/pdf/v1", "staff"),
+    ("post", "opinion/template", "reviewer"),
+    ("post", "opinion/addenda", "reviewer"),
     ("post", "follow-ups/1/answer", "staff"),
 ]
-PAYLOAD = {"reviewer": "rules", "text": "x", "note": "x", "reason": "x", "kind": "no_change", "findings": "x"}
+PAYLOAD = {
+    "reviewer": "rules",
+    "text": "x",
+    "note": "x",
+    "reason": "x",
+    "kind": "no_change",
+    "findings": "x",
+    "template": "1",
+    "secret": "x",
+}
 
 
 @pytest.fixture

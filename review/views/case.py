@@ -35,6 +35,7 @@ from review.access import is_coordinator
 from review.case_page import assignable_reviewers, case_page_context, case_page_read
 from review.decorators import case_endpoint
 from review.forms import (
+    AddendumForm,
     AnswerForm,
     AssignForm,
     DeclineForm,
@@ -45,6 +46,7 @@ from review.forms import (
     OutcomeForm,
     SignForm,
 )
+from review.opinion_templates import opinion_templates_for
 from review.selectors import case_due_at, turnaround_business_days_get
 from review.views.common import back_to_case, queue_filters_query, request_user, run_step
 from storage.base import ObjectNotFound
@@ -68,6 +70,7 @@ def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
     coordinator = is_coordinator(user)
     page = case_page_read(case=case, with_outcomes=coordinator)
     opinion = page.opinion
+    can_edit_opinion = is_assigned_reviewer and not (opinion and opinion.is_signed)
     opinion_initial = (
         {name: getattr(opinion, name) for name in services.OPINION_FIELDS}
         if opinion
@@ -89,7 +92,8 @@ def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
             "pacs_sends": pacs_sends_of_case(case),
             "is_coordinator": coordinator,
             "is_assigned_reviewer": is_assigned_reviewer,
-            "can_edit_opinion": is_assigned_reviewer and not (opinion and opinion.is_signed),
+            "can_edit_opinion": can_edit_opinion,
+            "opinion_templates": opinion_templates_for(user) if can_edit_opinion else [],
             "can_start_review": is_assigned_reviewer and case.status == Case.Status.ASSIGNED,
             "can_release": bool(
                 opinion
@@ -100,6 +104,7 @@ def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
             "is_open": case.status not in services.FINISHED_STATES,
             "opinion_form": OpinionForm(initial=opinion_initial),
             "sign_form": SignForm(),
+            "addendum_form": AddendumForm(),
             "note_form": NoteForm(),
             "info_form": InfoRequestForm(),
             "decline_form": DeclineForm(),

@@ -25,8 +25,9 @@ from audit.services import audit_record
 from intake.models import Case
 from review import services
 from review.access import is_coordinator
+from review.addenda import opinion_addendum_sign, opinion_pdf_version_ensure
 from review.decorators import case_endpoint, json_or_redirect
-from review.forms import AnswerForm, OpinionForm, SignForm
+from review.forms import AddendumForm, AnswerForm, OpinionForm, SignForm
 from review.models import FollowUpQuestion, Opinion
 from review.views.common import back_to_case, request_user, run_step
 from storage.tenant import tenant_storage
@@ -135,16 +136,21 @@ def opinion_release(request: HttpRequest, case: Case) -> HttpResponse:
 
 
 def opinion_pdf_redirect(
-    request: InstitutionRequest, case: Case, opinion: Opinion | None
+    request: InstitutionRequest, case: Case, opinion: Opinion | None, version: int | None = None
 ) -> HttpResponseBase:
-    """A short-lived signed link to the stored PDF (the storage serves it, S3 or ours)."""
+    """A short-lived signed link to the stored PDF (the storage serves it, S3 or ours):
+    ``version`` of it (1: as first signed), by default the current one (with every addendum)."""
     if opinion is None or not opinion.pdf_key:
         raise Http404
-    key = services.opinion_pdf_ensure(opinion=opinion, institution=request.tenant)
+    try:
+        key = opinion_pdf_version_ensure(opinion=opinion, institution=request.tenant, version=version)
+    except LookupError:
+        raise Http404 from None
+    suffix = f"-v{version}" if version else ""
     url = tenant_storage().signed_url(
         key,
         expires=dt.timedelta(seconds=settings.SIGNED_URL_SECONDS),
-        filename=f"second-opinion-{case.number or 'case'}.pdf",
+        filename=f"second-opinion-{case.number or 'case'}{suffix}.pdf",
     )
     response = HttpResponseRedirect(url)
     response["Cache-Control"] = "private, no-store"
@@ -154,8 +160,59 @@ def opinion_pdf_redirect(
 
 @require_GET
 @case_endpoint(action="opinion.download")
-def opinion_pdf(request: InstitutionRequest, case: Case) -> HttpResponseBase:
-    return opinion_pdf_redirect(request, case, Opinion.objects.filter(case=case).first())
+def opinion_pdf(request: InstitutionRequest, case: Case, version: int | None = None) -> HttpResponseBase:
+    return opinion_pdf_redirect(request, case, Opinion.objects.filter(case=case).first(), version)
+
+
+@require_POST
+@case_endpoint(action="opinion.addendum", role="reviewer", audit_success=False)
+def opinion_addendum(request: SignedInRequest, case: Case) -> HttpResponse:
+    """Write and sign an addendum in one step (the password or a code asked again, limited like
+    signing the opinion)."""
+    form = AddendumForm(request.POST)
+    text = form.cleaned_data["text"] if form.is_valid() else request.POST.get("text", "")[:20000]
+    secret = form.cleaned_data["secret"] if form.is_valid() else ""
+    if not attempt_allowed(request, action="opinion_sign", user=request_user(request)):
+        audit_record(
+            request=request,
+            action="opinion.addendum",
+            case=case,
+            allowed=False,
+            detail={"reason": "rate_limited"},
+        )
+        messages.error(request, TOO_MANY_ATTEMPTS)
+        return back_to_case(case, "addenda")
+    try:
+        addendum = opinion_addendum_sign(
+            case=case, signer=request_user(request), secret=secret, text=text, institution=request.tenant
+        )
+    except services.ReviewError as error:
+        audit_record(
+            request=request,
+            action="opinion.addendum",
+            case=case,
+            allowed=False,
+            detail={"reason": "refused"},
+        )
+        messages.error(request, str(error))
+        return back_to_case(case, "addenda")
+    audit_record(
+        request=request,
+        action="opinion.addendum",
+        case=case,
+        object_ref=str(addendum.public_id),
+        detail={"sha256": addendum.content_sha256},
+    )
+    messages.success(
+        request,
+        "Addendum signed."
+        + (
+            " The patient has been emailed."
+            if addendum.opinion.released_at
+            else " The patient reads it with the opinion."
+        ),
+    )
+    return back_to_case(case, "addenda")
 
 
 @require_POST

@@ -12,6 +12,7 @@ from accounts.http import InstitutionRequest
 from audit.services import audit_record
 from intake.models import Case
 from review import services
+from review.addenda import opinion_addenda, opinion_pdf_versions
 from review.decorators import case_endpoint
 from review.forms import FollowUpForm
 from review.models import FollowUpQuestion, Opinion
@@ -47,6 +48,7 @@ def patient_opinion(request: HttpRequest, case: Case) -> HttpResponse:
                 messages.success(request, "Your question was sent. We will email you when it is answered.")
                 return redirect("review:patient_opinion", public_id=case.public_id)
     follow_ups = list(FollowUpQuestion.objects.filter(case=case))
+    addenda = opinion_addenda(opinion) if opinion else []
     allowed = review_settings_get().follow_up_questions_allowed
     return render(
         request,
@@ -56,6 +58,8 @@ def patient_opinion(request: HttpRequest, case: Case) -> HttpResponse:
             "opinion": opinion,
             "not_ready_message": OPINION_NOT_RELEASED_MESSAGE,
             "follow_ups": follow_ups,
+            "addenda": addenda,
+            "pdf_versions": opinion_pdf_versions(opinion, addenda) if opinion else [],
             "questions_left": max(0, allowed - len(follow_ups)),
             "form": form,
             "shares": list(opinion_shares_of(case=case)),
@@ -67,7 +71,9 @@ def patient_opinion(request: HttpRequest, case: Case) -> HttpResponse:
 
 @require_GET
 @case_endpoint(action="opinion.download", role="patient")
-def patient_opinion_pdf(request: InstitutionRequest, case: Case) -> HttpResponseBase:
+def patient_opinion_pdf(
+    request: InstitutionRequest, case: Case, version: int | None = None
+) -> HttpResponseBase:
     return opinion_pdf_redirect(
-        request, case, Opinion.objects.filter(case=case, released_at__isnull=False).first()
+        request, case, Opinion.objects.filter(case=case, released_at__isnull=False).first(), version
     )
