@@ -22,7 +22,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from outbox.deliverers import deliverer_for
+from outbox.deliverers import DeliveryRefused, deliverer_for
 from outbox.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def message_deliver(*, message_id: int) -> bool:
     try:
         deliverer_for(message.kind)(message.payload)
     except Exception as exc:
-        failed = message.attempts >= MAX_ATTEMPTS
+        failed = message.attempts >= MAX_ATTEMPTS or isinstance(exc, DeliveryRefused)
         OutboxMessage.objects.filter(pk=message_id).update(
             status=OutboxMessage.Status.FAILED if failed else OutboxMessage.Status.PENDING,
             next_attempt_at=timezone.now() + retry_delay(message.attempts),

@@ -22,3 +22,9 @@ class PaymentsConfig(AppConfig):
         from payments.services import draft_payment_discard
 
         draft_deleting.connect(draft_payment_discard, dispatch_uid="payments.draft_payment_discard")
+
+        # Refunds are outbox messages, made at Stripe by the outbox's worker after commit.
+        from outbox.deliverers import register
+        from payments.services import STRIPE_REFUND, refund_deliver
+
+        register(STRIPE_REFUND, refund_deliver)

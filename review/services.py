@@ -272,8 +272,9 @@ def case_info_request(*, case: Case, by: User, note: str) -> Case:
 
 @transaction.atomic
 def case_decline(*, case: Case, by: User, reason: str) -> RefundOutcome:
-    """Decline the case with a reason the patient reads, and refund them if they paid.
-    Returns what happened to the money (its ``message`` is for staff)."""
+    """Decline the case with a reason the patient reads, and refund them if they paid (the
+    refund is asked for in this transaction and made at Stripe after it commits). Returns what
+    happens to the money (its ``message`` is for staff)."""
     if not reason.strip():
         raise ReviewError(DECLINE_REASON_MESSAGE)
     if case.status in FINISHED_STATES:

@@ -110,14 +110,14 @@ def case_withdraw(*, case: Case) -> RefundOutcome | None:
         terms = case_withdrawal_terms(case=case)
         if not terms.allowed:
             raise WithdrawalRefused(terms.explanation)
-        refund_due = bool(terms.refund_amount)
         try:
             case_status_change(case=case, status=Case.Status.WITHDRAWN)
         except CaseTransitionRefused as refusal:
             raise WithdrawalRefused(str(refusal)) from refusal
-    if refund_due:
+        if not terms.refund_amount:
+            return None
+        # Asked for in this transaction, made by the outbox's worker once it commits.
         return case_refund(case=case, reason="Withdrawn by the patient")
-    return None
 
 
 def case_draft_delete(*, case: Case) -> None:

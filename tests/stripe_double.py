@@ -13,7 +13,9 @@ with a Pay button that completes the session and redirects to its ``success_url`
 ``/onboard/{account}`` (finishes onboarding and redirects to the account link's ``return_url``).
 
 Every API request is recorded (method, path, headers, decoded form body), so tests can assert
-the ``Stripe-Account`` header, amounts and idempotency keys. Like Stripe, a repeated
+the ``Stripe-Account`` header, amounts and idempotency keys; ``on_api_request``, when set, is
+called with each one (on the double's thread) before it is answered, e.g. to look at what the
+caller's database connection is doing while it waits. Like Stripe, a repeated
 ``Idempotency-Key`` answers with the first response. ``event()`` builds event payloads and
 ``signature_header()`` signs them exactly as Stripe does.
 """
@@ -27,6 +29,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -101,6 +104,7 @@ class StripeDouble:
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Set to an error type ("card_error", "invalid_request_error", ...) to fail the next refund.
     fail_next_refund: str | None = None
+    on_api_request: Callable[[RecordedRequest], None] | None = None
     _idempotent: dict[tuple[str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -147,8 +151,11 @@ class StripeDouble:
             self._page(handler, method, path, body)
             return
         headers = {k.lower(): v for k, v in handler.headers.items()}
+        recorded = RecordedRequest(method, path, headers, body)
+        if self.on_api_request is not None:
+            self.on_api_request(recorded)
         with self._lock:
-            self.requests.append(RecordedRequest(method, path, headers, body))
+            self.requests.append(recorded)
             if not headers.get("authorization", "").startswith("Bearer sk_"):
                 status, data = 401, _error("invalid_request_error", "Invalid API Key provided.")
             else:

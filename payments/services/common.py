@@ -47,7 +47,14 @@ REFUND_NO_ACCOUNT = (
     "is no longer connected. Please refund it from your Stripe dashboard."
 )
 REFUND_STRIPE_REFUSED = "Stripe refused the refund ({detail}). Please refund it from your Stripe dashboard."
-REFUND_DONE = "The payment of {amount} was refunded to the patient."
+REFUND_REQUESTED = (
+    "The payment of {amount} is being refunded through Stripe; the patient is emailed once Stripe "
+    "confirms it."
+)
+REFUND_RETRYING = (
+    "Stripe could not be reached to refund this payment. It is tried again automatically; "
+    "nothing needs doing yet."
+)
 
 
 class PaymentError(Exception):

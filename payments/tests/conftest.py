@@ -39,6 +39,7 @@ def stripe_api(stripe_server: StripeDouble, settings: Any) -> StripeDouble:
     settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
     settings.STRIPE_API_BASE = stripe_server.url
     stripe_server.requests.clear()
+    stripe_server.on_api_request = None
     return stripe_server
 
 

@@ -29,7 +29,6 @@ from imaging.models import Report, Series, Study, Upload
 from imaging.pacs.destinations import destinations_active
 from imaging.pacs.sends import pacs_sends_of_case
 from intake.models import Case
-from payments.services import REFUND_NOTHING_PAID
 from review import services
 from review.access import is_coordinator
 from review.case_page import assignable_reviewers, case_page_context, case_page_read
@@ -207,9 +206,8 @@ def case_decline(request: HttpRequest, case: Case) -> HttpResponse:
         messages.error(request, str(error))
     else:
         messages.success(request, "The case was declined and the patient told why.")
-        # A refund that was due and did not happen is staff's to finish: a warning, not news.
-        refund_failed = not money.refunded and money.message != REFUND_NOTHING_PAID
-        (messages.warning if refund_failed else messages.info)(request, money.message)
+        # A refund that staff must make themselves is a warning, not news.
+        (messages.warning if money.staff_must_act else messages.info)(request, money.message)
     return back_to_case(case)
 
 
