@@ -11,6 +11,7 @@ from django.core.mail import EmailMessage
 from django.http import HttpRequest
 
 from accounts.ratelimits import TOO_MANY_ATTEMPTS, attempt_allowed
+from accounts.reauthentication import session_recently_authenticated
 from branding.selectors import brand_for_institution
 from tenants.models import Institution
 
@@ -37,6 +38,15 @@ class AccountAdapter(DefaultAccountAdapter):
         ):
             raise forms.ValidationError(TOO_MANY_ATTEMPTS)
         return email
+
+    def is_reauthentication_required(self, *, app: str, **kwargs: Any) -> bool:
+        """Not right after signing in: setting up the authenticator the workspace sends a new
+        staff member to does not ask for the password they typed a moment ago
+        (``accounts.reauthentication``)."""
+        request = allauth_context.request
+        if request is not None and session_recently_authenticated(request, request.user):
+            return False
+        return bool(super().is_reauthentication_required(app=app, **kwargs))
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         institution = getattr(request, "tenant", None)

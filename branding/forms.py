@@ -3,6 +3,8 @@ onboarding wizard and in the admin's settings pages, so the rules are the same."
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -10,9 +12,9 @@ from urllib.parse import urlsplit
 from django import forms
 
 from branding.colours import contrast_ratio
-from branding.models import Brand, hex_colour
+from branding.models import Brand
 from branding.sanitise import institution_html_clean, institution_html_has_active_content
-from branding.services import LOGO_MAX_BYTES
+from branding.services import LOGO_MAX_BYTES, LOGO_TOO_LARGE, LogoRejected, logo_reencode
 
 # WCAG 2.1 AA for normal text. Both colours carry white text (header, buttons) and both are
 # used as text or focus outlines on the white page, so both must reach it against white.
@@ -21,6 +23,11 @@ COLOUR_TOO_LIGHT = (
     "This colour is too light: white text on it and text in it on a white page need a contrast "
     "of at least 4.5:1 (WCAG AA), and it has {ratio:.1f}:1. Choose a darker shade."
 )
+COLOUR_NOT_HEX = (
+    "Write the colour as # and six hexadecimal digits (0-9 and a-f), for example #1f4e79, "
+    "or pick it with the colour square."
+)
+LOGO_KEPT_LOST = "The logo chosen before could not be kept. Please choose the file again."
 TEXT_HAS_CODE = (
     "Texts may not contain scripts, styles, images, forms or event handlers. Please remove them "
     "(allowed: paragraphs, headings, lists, bold, italic and links)."
@@ -37,14 +44,44 @@ class PlainLabels:
         super().__init__(*args, **kwargs)
 
 
-def _colour_field(label: str, help_text: str) -> forms.CharField:
-    return forms.CharField(
-        label=label,
-        max_length=7,
-        validators=[hex_colour],
-        help_text=help_text,
-        widget=forms.TextInput(attrs={"type": "color", "class": "colour-input"}),
-    )
+_HEX_COLOUR = re.compile(r"#[0-9a-f]{6}")
+
+
+class HexColourField(forms.CharField):
+    """A colour typed as ``#RRGGBB`` (the ``#`` may be left out, any case), stored in lower case.
+    The page puts a colour square beside the text box (look_form.html), and each follows the
+    other; without scripts the text box alone works."""
+
+    default_error_messages = {"invalid": COLOUR_NOT_HEX}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            max_length=7,
+            error_messages={"max_length": COLOUR_NOT_HEX},
+            widget=forms.TextInput(
+                attrs={
+                    "class": "colour-input",
+                    "pattern": "#?[0-9a-fA-F]{6}",
+                    "spellcheck": "false",
+                    "autocomplete": "off",
+                    "autocapitalize": "off",
+                    "size": 8,
+                }
+            ),
+            **kwargs,
+        )
+
+    def to_python(self, value: Any) -> str:
+        text = str(super().to_python(value)).strip().lower()
+        if text and not text.startswith("#"):
+            text = "#" + text
+        if text and not _HEX_COLOUR.fullmatch(text):
+            raise forms.ValidationError(COLOUR_NOT_HEX, code="invalid")
+        return text
+
+
+def _colour_field(label: str, help_text: str) -> HexColourField:
+    return HexColourField(label=label, help_text=help_text)
 
 
 class BrandLookForm(PlainLabels, forms.ModelForm):
@@ -90,22 +127,50 @@ class BrandLookForm(PlainLabels, forms.ModelForm):
 
 
 class LogoForm(PlainLabels, forms.Form):
+    """The logo beside the look form. A browser cannot put a chosen file back into a file input,
+    so when the page comes back with an error elsewhere (a colour), the logo already chosen is
+    carried in ``logo_kept`` (the re-encoded PNG, base64) and shown in the preview: the admin
+    does not lose it. The carried bytes are decoded and re-encoded again like any upload, so
+    the field is no way around the logo rules."""
+
     logo = forms.FileField(
         label="Logo",
         required=False,
         help_text="PNG, JPEG or WebP, at most 2 MB and 4096 × 4096 pixels. We re-encode it as PNG.",
         widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
     )
+    logo_kept = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    def clean_logo(self) -> bytes | None:
-        upload = self.cleaned_data.get("logo")
-        if not upload:
-            return None
-        from branding.services import LOGO_TOO_LARGE
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        upload = cleaned.get("logo")
+        data: bytes | None = None
+        if upload:
+            if upload.size > LOGO_MAX_BYTES:
+                self.add_error("logo", LOGO_TOO_LARGE)
+                return cleaned
+            data = bytes(upload.read())
+        elif cleaned.get("logo_kept"):
+            try:
+                data = base64.b64decode(str(cleaned["logo_kept"]), validate=True)
+            except (binascii.Error, ValueError):
+                self.add_error("logo", LOGO_KEPT_LOST)
+                return cleaned
+        if data is not None:
+            try:
+                data = logo_reencode(data=data)
+            except LogoRejected as refusal:
+                self.add_error("logo", str(refusal))
+                return cleaned
+        cleaned["logo"] = data
+        return cleaned
 
-        if upload.size > LOGO_MAX_BYTES:
-            raise forms.ValidationError(LOGO_TOO_LARGE)
-        return bytes(upload.read())
+    @property
+    def kept_logo(self) -> str:
+        """The chosen logo as base64 PNG, to carry into the next attempt ("" if none)."""
+        if not self.is_bound or not self.is_valid() or not self.cleaned_data.get("logo"):
+            return ""
+        return base64.b64encode(self.cleaned_data["logo"]).decode("ascii")
 
 
 class BrandTextsForm(PlainLabels, forms.ModelForm):

@@ -8,6 +8,7 @@ and are single-use (``accepted`` claimed with a conditional UPDATE).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from allauth.account.models import EmailAddress
@@ -36,7 +37,7 @@ INVITATION_ALREADY_STAFF = "This person is already on your team."
 INVITATION_INVALID = "This invitation link is not valid. Ask your administrator for a new one."
 INVITATION_EXPIRED = "This invitation has expired. Ask your administrator for a new one."
 INVITATION_USED = "This invitation has already been used. Sign in with your account."
-INVITATION_ACCEPTED = "Welcome to the team. Your account is ready: sign in to continue."
+INVITATION_ACCEPTED = "Welcome to the team. Your account is ready and you are signed in."
 INVITATION_ROLES_ADDED = "Your existing account now has the invited roles."
 INVITATION_SIGN_IN_FIRST = (
     "An account with this email address already exists: sign in to it first, then open the "
@@ -46,6 +47,17 @@ INVITATION_SIGN_IN_FIRST = (
 
 class InvitationRefused(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class InvitationAccepted:
+    """The account that now has the invited roles, and the message to show. ``password_chosen``:
+    the invitee set the account's password on the invitation's page (a new account, or one taken
+    over), so the page may sign them in with it."""
+
+    user: User
+    message: str
+    password_chosen: bool
 
 
 def invitation_create(
@@ -160,7 +172,7 @@ def invitation_accept(
     full_name: str = "",
     password: str = "",
     signed_in: User | None = None,
-) -> str:
+) -> InvitationAccepted:
     """Give the invited roles to the account of the invited address, in the institution's schema.
 
     The link proves the invitee controls the address, and nothing more, so roles only ever go to
@@ -176,7 +188,6 @@ def invitation_accept(
       password hash no longer matches; they are also deleted here).
 
     Precondition: the connection is on ``institution``'s schema (a request on its domain).
-    Returns the message to show.
     """
     from allauth.mfa.models import Authenticator
 
@@ -196,6 +207,7 @@ def invitation_accept(
             if signed_in is None or signed_in.pk != user.pk:
                 raise InvitationRefused(INVITATION_SIGN_IN_FIRST)  # rolls the claim back
             message = INVITATION_ROLES_ADDED
+            password_chosen = False
         elif user is not None:
             if not password:
                 raise InvitationRefused(INVITATION_INVALID)
@@ -207,9 +219,11 @@ def invitation_accept(
             EmailAddress.objects.filter(user=user).exclude(email__iexact=invitation.email).delete()
             _sessions_end(user=user)
             message = INVITATION_ACCEPTED
+            password_chosen = True
         else:
             user = User.objects.create_user(invitation.email, password, full_name=full_name.strip())
             message = INVITATION_ACCEPTED
+            password_chosen = True
         user.is_coordinator = user.is_coordinator or invitation.is_coordinator
         user.is_reviewer = user.is_reviewer or invitation.is_reviewer
         user.is_invited_staff = True
@@ -221,7 +235,7 @@ def invitation_accept(
         roles_changed.send(
             sender=User, user=user, by=signed_in, roles=user.role_names, reason=f"invitation:{invitation.pk}"
         )
-    return message
+    return InvitationAccepted(user=user, message=message, password_chosen=password_chosen)
 
 
 def _sessions_end(*, user: User) -> None:

@@ -55,6 +55,10 @@ OPINION_INCOMPLETE_MESSAGE = (
     "and choose the agreement and the recommendation."
 )
 WRONG_SECRET_MESSAGE = "That password or authenticator code is not correct; the opinion was not signed."  # noqa: S105
+PROOF_NEEDED_MESSAGE = (
+    "Confirm it is you: type your password or authenticator code to sign (your sign-in was more "
+    "than a few minutes ago). The opinion was not signed."
+)
 NOT_SIGNED_MESSAGE = "The opinion must be signed before it is released."
 ALREADY_RELEASED_MESSAGE = "This opinion has already been released."
 NOT_RELEASED_MESSAGE = "Follow-up questions can be asked once the opinion is released."
@@ -348,9 +352,16 @@ def opinion_content_digest(opinion: Opinion) -> str:
 
 
 @transaction.atomic
-def opinion_sign(*, case: Case, signer: User, secret: str, institution: Institution) -> Opinion:
+def opinion_sign(
+    *, case: Case, signer: User, secret: str, institution: Institution, recently_authenticated: bool = False
+) -> Opinion:
     """Sign the draft after the reviewer proves who they are again; from then on it is frozen,
     its PDF is stored, and the case waits for release.
+
+    ``recently_authenticated``: the session proved the signer's credentials within the last
+    few minutes (``accounts.reauthentication.session_recently_authenticated``), which stands
+    for the proof when no ``secret`` is sent: someone who has just typed their password and
+    code is not asked again.
 
     The PDF is rendered here (a rendering failure refuses the signature) but written to storage
     only once the signature commits: a rolled-back signature, by this function or by a caller's
@@ -362,8 +373,9 @@ def opinion_sign(*, case: Case, signer: User, secret: str, institution: Institut
         raise ReviewError(OPINION_INCOMPLETE_MESSAGE)
     if opinion.is_signed:
         raise ReviewError(OPINION_SIGNED_MESSAGE)
-    if not secret_ok(signer, secret):
-        raise ReviewError(WRONG_SECRET_MESSAGE)
+    # A secret typed is checked even within the window: a wrong one is never let through.
+    if (secret or not recently_authenticated) and not secret_ok(signer, secret):
+        raise ReviewError(WRONG_SECRET_MESSAGE if secret else PROOF_NEEDED_MESSAGE)
     if not (
         opinion.findings.strip()
         and opinion.impression.strip()

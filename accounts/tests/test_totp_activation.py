@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from allauth.account.models import EmailAddress
 from allauth.mfa.totp.internal.auth import SECRET_SESSION_KEY
-from django.test import Client
+from django.test import Client, override_settings
 from django_tenants.utils import schema_context
 
 from accounts.models import User
@@ -28,10 +28,9 @@ def test_it_counts_a_just_activated_authenticator_as_the_second_factor(
     response = neuro_client.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
     assert response.status_code == 302
     setup = neuro_client.get("/workspace/", follow=True)
-    # Set-up first asks for the password again (allauth), then shows the secret.
-    assert setup.redirect_chain[-1][0].startswith("/accounts/reauthenticate/")
-    assert "/accounts/2fa/totp/activate/" in setup.redirect_chain[0][0]
-    _confirm_password(neuro_client)
+    # Straight to the secret: the password typed a moment ago is not asked for again.
+    assert [url for url, _ in setup.redirect_chain] == ["/accounts/2fa/totp/activate/?next=%2Fworkspace%2F"]
+    assert setup.status_code == 200
     secret = neuro_client.session[SECRET_SESSION_KEY]
 
     wrong_code = "000000" if totp_code(secret) != "000000" else "111111"
@@ -59,3 +58,16 @@ def test_it_still_asks_another_session_of_the_same_account_for_a_code(
     neuro_client.post("/accounts/2fa/totp/activate/", {"code": totp_code(secret)})
     assert neuro_client.get("/workspace/").status_code == 200
     assert other.get("/workspace/")["Location"].startswith("/accounts/2fa/reauthenticate/")
+
+
+@override_settings(ACCOUNT_REAUTHENTICATION_TIMEOUT=0)
+def test_it_asks_for_the_password_again_once_the_sign_in_is_not_recent(
+    neuro: Institution, neuro_client: Client
+) -> None:
+    with schema_context(neuro.schema_name):
+        user = User.objects.create_user("slow-coordinator@neuro.example.com", PASSWORD, is_coordinator=True)
+        EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    neuro_client.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
+    setup = neuro_client.get("/workspace/", follow=True)
+    assert setup.redirect_chain[-1][0].startswith("/accounts/reauthenticate/")
+    assert SECRET_SESSION_KEY not in neuro_client.session  # no secret shown yet

@@ -57,9 +57,32 @@ function setUpLook(form) {
     const input = form.querySelector(`input[name=${name}]`);
     const feedback = form.querySelector(`[data-contrast-for=${name}]`);
     if (!input) continue;
+    // The text box takes #RRGGBB (the # optional); the colour square beside it follows it, and
+    // choosing in the square writes the text.
+    const picker = form.querySelector(`[data-colour-picker-for=${name}]`);
+    const typed = () => {
+      const text = input.value.trim();
+      const hex = text.startsWith("#") ? text : `#${text}`;
+      return /^#[0-9a-fA-F]{6}$/.test(hex) ? hex.toLowerCase() : null;
+    };
+    if (picker) {
+      picker.hidden = false;
+      if (typed()) picker.value = typed();
+      picker.addEventListener("input", () => {
+        input.value = picker.value;
+        input.dispatchEvent(new Event("input", { bubbles: true }));
+      });
+    }
     const update = () => {
-      const value = input.value;
-      if (!/^#[0-9a-fA-F]{6}$/.test(value)) return;
+      const value = typed();
+      if (!value) {
+        if (feedback && input.value.trim()) {
+          feedback.textContent = "Write the colour as # and six hexadecimal digits, for example #1f4e79.";
+          feedback.dataset.state = "bad";
+        }
+        return;
+      }
+      if (picker && picker.value !== value) picker.value = value;
       if (preview) preview.style.setProperty(variable, value);
       const ratio = contrastRatio(value, "#ffffff");
       if (feedback) {

@@ -70,6 +70,10 @@ def test_it_hands_an_unverified_account_to_the_invitee(neuro: Institution, neuro
         path, {"full_name": "Dr Real Reviewer", "password1": INVITEE_PASSWORD, "password2": INVITEE_PASSWORD}
     )
     assert response.status_code == 302
+    # The invitee is signed in (the account, with the password they chose), not the attacker.
+    with schema_context(neuro.schema_name):
+        assert invitee.session["_auth_user_id"] == str(squatted.pk)
+    assert invitee.get("/workspace/")["Location"].startswith("/accounts/2fa/totp/activate/")
 
     assert not _password_works("neuro.localhost", VICTIM, ATTACKER_PASSWORD)
     assert _password_works("neuro.localhost", VICTIM, INVITEE_PASSWORD)
@@ -104,6 +108,8 @@ def test_it_makes_a_verified_account_sign_in_before_accepting(neuro: Institution
     assert other.post(path, {}).status_code == 302
     with schema_context(neuro.schema_name):
         assert not User.objects.get(email=VICTIM).is_reviewer
+        patient = User.objects.get(email="patient@neuro.example.com")
+    assert other.session["_auth_user_id"] == str(patient.pk)  # still the patient, not signed in as the owner
     assert Invitation.objects.get(email=VICTIM).accepted is None
     assert not _password_works("neuro.localhost", VICTIM, INVITEE_PASSWORD)
 

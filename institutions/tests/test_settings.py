@@ -3,13 +3,21 @@ rules; nobody else reaches the settings."""
 
 from __future__ import annotations
 
+import base64
+import io
+import re
+
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils.html import escape
+from django_tenants.utils import schema_context
+from PIL import Image
 
-from branding.forms import COLOUR_TOO_LIGHT, TEXT_HAS_CODE
+from branding.forms import COLOUR_NOT_HEX, COLOUR_TOO_LIGHT, TEXT_HAS_CODE
 from branding.models import Brand
 from branding.services import LOGO_NOT_AN_IMAGE
 from institutions.tests.helpers import png_bytes
+from storage.tenant import tenant_storage
 from tenants.models import Institution, InstitutionSettings, Invitation
 from tests.staff import staff_force_login
 
@@ -74,6 +82,55 @@ def test_it_changes_the_look_with_the_wizards_rules(neuro: Institution) -> None:
     response = admin.post("/settings/look/", {**values, "primary_colour": "#123456", "logo": logo})
     assert response.status_code == 302
     assert "--brand-primary:#123456" in Client(HTTP_HOST="neuro.localhost").get("/").content.decode()
+
+
+LOOK = {"primary_colour": "#123456", "accent_colour": "#0f7b6c", "tagline": "", "welcome_text": "Hi",
+        "support_email": "", "support_phone": ""}  # fmt: skip
+
+
+def test_it_keeps_the_chosen_logo_through_a_colour_error(neuro: Institution) -> None:
+    admin = _admin()
+    version = Brand.objects.get(institution=neuro).logo_version
+    logo = SimpleUploadedFile("logo.png", png_bytes(colour="#aa2200"), content_type="image/png")
+    page = admin.post("/settings/look/", {**LOOK, "primary_colour": "#ffcc00", "logo": logo}).content.decode()
+    assert COLOUR_TOO_LIGHT.split(":")[0] in page
+    # The chosen logo is in the preview and in the form, though nothing was saved yet.
+    kept = re.search(r'<input type="hidden" name="logo_kept" value="([^"]+)">', page)
+    assert kept and f'src="data:image/png;base64,{kept.group(1)}"' in page
+    assert Brand.objects.get(institution=neuro).logo_version == version
+    # The corrected colour is sent without choosing the file again: the logo is saved with it.
+    response = admin.post("/settings/look/", {**LOOK, "logo_kept": kept.group(1)})
+    assert response.status_code == 302
+    brand = Brand.objects.get(institution=neuro)
+    assert brand.primary_colour == "#123456" and brand.logo_version == version + 1
+    with schema_context(neuro.schema_name):
+        stored = tenant_storage().read_bytes(brand.logo_key)
+    with Image.open(io.BytesIO(stored)) as image:
+        assert image.convert("RGB").getpixel((10, 10)) == (0xAA, 0x22, 0x00)
+
+
+def test_it_decodes_a_kept_logo_like_any_upload(neuro: Institution) -> None:
+    admin = _admin()
+    version = Brand.objects.get(institution=neuro).logo_version
+    forged = base64.b64encode(b"<html><script>alert(1)</script></html>").decode()
+    page = admin.post("/settings/look/", {**LOOK, "logo_kept": forged}).content.decode()
+    assert LOGO_NOT_AN_IMAGE in page
+    brand = Brand.objects.get(institution=neuro)
+    assert brand.logo_version == version and brand.primary_colour == "#4b2e83"  # nothing saved half-way
+
+
+def test_it_takes_colours_typed_as_hex(neuro: Institution) -> None:
+    admin = _admin()
+    page = admin.get("/settings/look/").content.decode()
+    # A text box that takes #RRGGBB, and a colour square beside it.
+    assert re.search(r'<input type="text" name="primary_colour" value="#4b2e83"[^>]*pattern=', page)
+    assert 'data-colour-picker-for="primary_colour"' in page
+    for typed in ("#12345G", "#1234", "blue", "#1234567"):
+        page = admin.post("/settings/look/", {**LOOK, "primary_colour": typed}).content.decode()
+        assert escape(COLOUR_NOT_HEX) in page, typed
+        assert Brand.objects.get(institution=neuro).primary_colour == "#4b2e83"
+    assert admin.post("/settings/look/", {**LOOK, "primary_colour": " 0B4F6C "}).status_code == 302
+    assert Brand.objects.get(institution=neuro).primary_colour == "#0b4f6c"
 
 
 def test_it_changes_texts_fee_and_service(neuro: Institution) -> None:

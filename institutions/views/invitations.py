@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from allauth.account.adapter import get_adapter
 from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -11,6 +12,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods
 
 from accounts.models import User
+from accounts.reauthentication import session_password_chosen
 from institutions.forms import InvitationAcceptForm
 from institutions.invitations import (
     INVITATION_SIGN_IN_FIRST,
@@ -43,7 +45,7 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
         form = InvitationAcceptForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            message = invitation_accept(
+            accepted = invitation_accept(
                 institution=institution,
                 token=token,
                 full_name=form.cleaned_data.get("full_name", ""),
@@ -54,6 +56,12 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
             return render(
                 request, "institutions/invitation_invalid.html", {"message": str(refusal)}, status=400
             )
-        messages.success(request, message)
-        return redirect("/workspace/" if user is not None else "account_login")
+        if accepted.password_chosen:
+            # They typed the account's password on this page just now: signed in with it, they go
+            # on to the workspace, which first has staff set up their authenticator (no second
+            # password prompt there: the sign-in is recent).
+            get_adapter(request).login(request, accepted.user)
+            session_password_chosen(request, accepted.user)
+        messages.success(request, accepted.message)
+        return redirect("/workspace/")
     return render(request, "institutions/invitation_accept.html", {"form": form, "invitation": invitation})

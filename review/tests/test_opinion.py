@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from django.test import Client, TestCase
+from django.test import Client, TestCase, override_settings
 from django_tenants.utils import schema_context
 from pypdf import PdfReader
 
@@ -18,6 +18,7 @@ from review.services import (
     FOLLOW_UP_LIMIT_MESSAGE,
     OPINION_INCOMPLETE_MESSAGE,
     OPINION_SIGNED_MESSAGE,
+    PROOF_NEEDED_MESSAGE,
     WRONG_SECRET_MESSAGE,
 )
 from storage.tenant import tenant_storage
@@ -101,6 +102,36 @@ def test_it_refuses_to_sign_with_a_wrong_password_or_an_incomplete_opinion(
     assert OPINION_INCOMPLETE_MESSAGE in page.content.decode()
     with schema_context(neuro.schema_name):
         assert Opinion.objects.get(case=assigned_case).signed_at is None
+
+
+def test_it_signs_without_asking_again_right_after_signing_in(
+    neuro: Institution, assigned_case: Case, staff_client: Callable[[str], Client]
+) -> None:
+    reviewer = staff_client("reviewer1")  # signed in (password and code) just now
+    reviewer.post(_url(assigned_case, "opinion/draft"), OPINION)
+    page = reviewer.get(_url(assigned_case, "")).content.decode()
+    assert 'data-testid="sign-no-secret"' in page and 'name="secret"' not in page
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        reviewer.post(_url(assigned_case, "opinion/sign"), {})
+    with schema_context(neuro.schema_name):
+        assert Opinion.objects.get(case=assigned_case).signed_at is not None
+
+
+@override_settings(ACCOUNT_REAUTHENTICATION_TIMEOUT=0)
+def test_it_asks_for_the_password_to_sign_once_the_sign_in_is_not_recent(
+    neuro: Institution, assigned_case: Case, staff_client: Callable[[str], Client]
+) -> None:
+    reviewer = staff_client("reviewer1")
+    reviewer.post(_url(assigned_case, "opinion/draft"), OPINION)
+    assert 'name="secret"' in reviewer.get(_url(assigned_case, "")).content.decode()
+    page = reviewer.post(_url(assigned_case, "opinion/sign"), {}, follow=True).content.decode()
+    assert PROOF_NEEDED_MESSAGE in page
+    with schema_context(neuro.schema_name):
+        assert Opinion.objects.get(case=assigned_case).signed_at is None
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        reviewer.post(_url(assigned_case, "opinion/sign"), {"secret": DEMO_PASSWORD})
+    with schema_context(neuro.schema_name):
+        assert Opinion.objects.get(case=assigned_case).signed_at is not None
 
 
 def test_it_signs_freezes_and_renders_a_branded_pdf(

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import User
+from accounts.reauthentication import session_recently_authenticated
 from audit.services import audit_record
 from imaging import exclusion
 from imaging.ingest.pdf_safety import report_original_key
@@ -104,6 +105,8 @@ def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
             "opinion_form": OpinionForm(initial=opinion_initial),
             "sign_form": SignForm(),
             "addendum_form": AddendumForm(),
+            # Signed in (password and code) moments ago: signing does not ask for them again.
+            "sign_needs_secret": not session_recently_authenticated(request, user),
             "note_form": NoteForm(),
             "info_form": InfoRequestForm(),
             "decline_form": DeclineForm(),

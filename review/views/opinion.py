@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.http import InstitutionRequest, SignedInRequest
 from accounts.ratelimits import TOO_MANY_ATTEMPTS, attempt_allowed
+from accounts.reauthentication import session_recently_authenticated
 from audit.services import audit_record
 from intake.models import Case
 from review import services
@@ -75,7 +76,8 @@ def opinion_draft(request: HttpRequest, case: Case) -> HttpResponse:
 def opinion_sign(request: SignedInRequest, case: Case) -> HttpResponse:
     form = SignForm(request.POST)
     secret = form.cleaned_data["secret"] if form.is_valid() else ""
-    # Signing asks for the password or a TOTP code again: limited like a sign-in, so a stolen
+    # Signing asks for the password or a TOTP code again, unless this session proved them in the
+    # last few minutes (a sign-in, allauth's records); limited like a sign-in, so a stolen
     # session cannot guess its way to a signature.
     if not attempt_allowed(request, action="opinion_sign", user=request_user(request)):
         audit_record(
@@ -93,6 +95,7 @@ def opinion_sign(request: SignedInRequest, case: Case) -> HttpResponse:
             signer=request_user(request),
             secret=secret,
             institution=request.tenant,
+            recently_authenticated=session_recently_authenticated(request, request.user),
         )
     except services.ReviewError as error:
         audit_record(

@@ -92,18 +92,25 @@ def test_it_onboards_a_new_institution_from_the_home_page(
     page.get_by_label("Logo").set_input_files(str(bomb))
     page.get_by_role("button", name="Save and continue").click()
     assert LOGO_TOO_MANY_PIXELS in page.content()
+    page.get_by_label("Logo").set_input_files(str(logo))
     page.get_by_label("Primary colour").fill("#ffcc00")
     assert "too low" in page.locator("[data-contrast-for=primary_colour]").inner_text()
     page.get_by_role("button", name="Save and continue").click()
     assert "This colour is too light" in page.content()
-    page.get_by_label("Primary colour").fill("#5b2a86")
+    # The logo chosen is kept through the colour error (the preview shows it; saved below
+    # without choosing the file again).
+    assert (page.get_attribute(".pp-logo", "src") or "").startswith("data:image/png;base64,")
+    # Colours are typed as hex (the # may be left out); the colour square beside follows.
+    page.get_by_label("Primary colour").fill("5B2A86")
+    assert page.eval_on_selector("[data-colour-picker-for=primary_colour]", "el => el.value") == "#5b2a86"
+    page.get_by_label("Accent colour").fill("#006d5")
+    assert "six hexadecimal digits" in page.locator("[data-contrast-for=accent_colour]").inner_text()
     page.get_by_label("Accent colour").fill("#006d5b")
     assert "readable" in page.locator("[data-contrast-for=primary_colour]").inner_text()
     preview = page.eval_on_selector(".pp-header", "el => getComputedStyle(el).backgroundColor")
     assert preview == "rgb(91, 42, 134)"
     page.get_by_label("Welcome text for patients").fill("Our radiologists review your imaging.")
     page.get_by_label("Support email for patients").fill("help@stmary.example.org")
-    page.get_by_label("Logo").set_input_files(str(logo))
     page.get_by_role("button", name="Save and continue").click()
 
     # Texts: a script is refused.
