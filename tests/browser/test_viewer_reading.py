@@ -78,6 +78,15 @@ def _canvas(page: Any, pane: int = 0) -> dict[str, float]:
     )
 
 
+def _ellipse(page: Any, data_id: str | None = None) -> dict[str, float]:
+    """Where the ellipse ROI is drawn on the active pane (SVG attributes, in screen pixels)."""
+    selector = f"ellipse[data-id='{data_id}']" if data_id else "ellipse[data-id$='-ellipse']"
+    return page.eval_on_selector(
+        f"[data-pane] .svg-layer {selector}",
+        "(e) => Object.fromEntries(['cx', 'cy', 'rx', 'ry'].map((k) => [k, Number(e.getAttribute(k))]))",
+    )
+
+
 def _presets(page: Any) -> list[str]:
     return page.eval_on_selector_all("[data-presets] button", "(all) => all.map((b) => b.textContent)")
 
@@ -172,6 +181,7 @@ def test_it_gives_a_reviewer_the_reading_tools_and_keeps_their_marks(
     page.wait_for_function("() => document.querySelector('[data-measurement]').textContent.includes('HU')")
     assert "SD" in page.text_content("[data-measurement]")
     page.wait_for_selector("[data-marks] li[data-kind=ellipse]")
+    drawn_ellipse = _ellipse(page)
     # An angle: three clicks.
     page.keyboard.press("a")
     for point in ((-80, -80), (0, 0), (-80, 80)):
@@ -220,4 +230,37 @@ def test_it_gives_a_reviewer_the_reading_tools_and_keeps_their_marks(
     page.reload()
     page.wait_for_selector("[data-marks] li[data-kind=key_image]", timeout=30_000)
     assert page.locator("[data-marks] li").count() == 3
-    page.wait_for_selector(f"{root}[data-state=rendered]")
+    page.wait_for_selector(f"{root}[data-state=rendered][data-stack=complete]", timeout=30_000)
+
+    # The measurements are drawn again on the image they were made on (the CT's first): the
+    # ellipse where it was, with its statistics in HU, and the angle's 90°.
+    with schema_context("neuro"):
+        saved = {a.kind: str(a.public_id) for a in ImageAnnotation.objects.filter(case=reading_case)}
+    page.wait_for_selector(f"[data-pane] .svg-layer ellipse[data-id='sr-mark-{saved['ellipse']}-ellipse']")
+    restored = _ellipse(page, f"sr-mark-{saved['ellipse']}-ellipse")
+    assert all(abs(restored[k] - drawn_ellipse[k]) < 1.5 for k in ("cx", "cy", "rx", "ry")), (
+        drawn_ellipse,
+        restored,
+    )
+    page.wait_for_function(
+        """(uid) => {
+          const box = document.querySelector(`[data-pane] .svg-layer [data-annotation-uid='${uid}']`);
+          return box && box.textContent.includes('HU');
+        }""",
+        arg=f"sr-mark-{saved['ellipse']}",
+    )
+    angle = page.locator(f"[data-pane] .svg-layer [data-annotation-uid='sr-mark-{saved['angle']}']")
+    angle.wait_for()
+    assert "90" in angle.text_content()
+    # Only on that image: the next one shows none of them; back on it, they are there again.
+    page.focus("[data-pane] [data-viewport]")
+    page.keyboard.press("ArrowDown")
+    page.wait_for_function("() => document.querySelector('[data-sr-viewer]').dataset.imageIndex === '1'")
+    page.wait_for_selector("[data-pane] .svg-layer ellipse", state="detached")
+    page.keyboard.press("Home")
+    page.wait_for_selector(f"[data-pane] .svg-layer ellipse[data-id='sr-mark-{saved['ellipse']}-ellipse']")
+
+    # Removing a mark takes it off the image too.
+    page.click("[data-marks] li[data-kind=ellipse] button[data-remove]")
+    page.wait_for_selector("[data-pane] .svg-layer ellipse", state="detached")
+    assert page.locator("[data-marks] li").count() == 2

@@ -180,6 +180,7 @@ class Viewer {
       annotation.state.removeAllAnnotations();
       viewport.resetProperties();
       viewport.resetCamera();
+      this.marks.restoreAll(); // what is saved with the case stays on screen
       this.active.ui.measurement.textContent = "";
       if (!this.active.windows.some((w) => !w.auto && w.key.startsWith("file"))) this.active.applyWindow({ auto: true });
     }

@@ -1,11 +1,43 @@
 // Measurements and key images saved with the case (imaging/viewer/api.py), for staff only: the
 // page gives the API's address (data-annotations-url) and a CSRF token only to staff. The list
 // under the viewer shows every saved mark; "Show" opens its image, "Remove" deletes it.
+//
+// Saved measurements are drawn again where they were made: when a pane's stack is complete (every
+// image's geometry known), each saved measurement of one of its images becomes a Cornerstone
+// annotation again (image pixel coordinates back to world coordinates), shown whenever that
+// image is on screen. Their annotation UIDs are "sr-mark-<saved id>", so one is never drawn twice.
 import { utilities as csUtils } from "@cornerstonejs/core";
+import {
+  AngleTool,
+  EllipticalROITool,
+  LengthTool,
+  annotation as csAnnotation,
+  utilities as toolUtilities,
+} from "@cornerstonejs/tools";
 
 import { dicomDate } from "./series_list.js";
 
 export const SAVE_FAILED = "The mark could not be saved";
+
+const TOOL_OF = { length: LengthTool, angle: AngleTool, ellipse: EllipticalROITool };
+
+// The saved points (image pixels) as Cornerstone keeps the tool's handles: a line's two ends, an
+// angle's three points, and for an ellipse its four axis ends (bottom, top, left, right) from the
+// saved bounding box.
+function handlePoints(item) {
+  if (item.kind !== "ellipse") return item.points;
+  const [[x0, y0], [x1, y1]] = item.points;
+  const cx = (x0 + x1) / 2;
+  const cy = (y0 + y1) / 2;
+  return [
+    [cx, y0],
+    [cx, y1],
+    [x0, cy],
+    [x1, cy],
+  ];
+}
+
+const markUid = (item) => `sr-mark-${item.id}`;
 
 async function call(url, token, method, body) {
   const response = await fetch(url, {
@@ -43,16 +75,18 @@ export class Marks {
       this.say(error.message);
     }
     this.draw();
+    this.restoreAll();
   }
 
   say(text) {
     if (this.status) this.status.textContent = text;
   }
 
-  async save(body) {
+  async save(body, annotationUid = null) {
     if (!this.enabled) return null;
     try {
       const saved = await call(this.url, this.token, "POST", body);
+      if (annotationUid) saved.annotationUid = annotationUid; // already on screen: not drawn again
       this.items.push(saved);
       this.say(saved.kind === "key_image" ? "Key image saved." : "Measurement saved.");
       this.draw();
@@ -63,9 +97,63 @@ export class Marks {
     }
   }
 
+  // Draw the saved measurements of the images in ``pane`` (its stack complete: every image's
+  // geometry is known) that are not on it already.
+  restore(pane) {
+    if (!pane?.imageIds.length || pane.node.dataset.stack !== "complete") return;
+    let added = 0;
+    for (const item of this.items) {
+      const Tool = TOOL_OF[item.kind];
+      if (!Tool || this.drawnUid(item)) continue;
+      const path = `/studies/${item.studyUid}/series/${item.seriesUid}/instances/${item.sopInstanceUid}/frames/${item.frame}`;
+      const imageId = pane.imageIds.find((id) => id.endsWith(path));
+      if (!imageId) continue;
+      let points;
+      try {
+        points = handlePoints(item).map(([x, y]) => Array.from(csUtils.imageToWorldCoords(imageId, [x, y])));
+      } catch {
+        continue; // no geometry for this image (yet): drawn on a later visit
+      }
+      if (!points.every((point) => point && point.every(Number.isFinite))) continue;
+      const camera = pane.viewport.getCamera();
+      const restored = Tool.createAnnotation(
+        {
+          metadata: {
+            referencedImageId: imageId,
+            FrameOfReferenceUID: pane.viewport.getFrameOfReferenceUID(),
+            viewPlaneNormal: camera.viewPlaneNormal,
+            viewUp: camera.viewUp,
+          },
+        },
+        { annotationUID: markUid(item), highlighted: false, data: { handles: { points } } },
+      );
+      csAnnotation.state.addAnnotation(restored, pane.element);
+      added += 1;
+    }
+    if (added) toolUtilities.triggerAnnotationRenderForViewportIds([pane.id]);
+  }
+
+  restoreAll() {
+    for (const pane of this.viewer.panes) this.restore(pane);
+  }
+
+  // The Cornerstone annotation showing ``item``, if one does: one restored from the server, or
+  // the one the reader drew in this visit.
+  drawnUid(item) {
+    for (const uid of [markUid(item), item.annotationUid]) {
+      if (uid && csAnnotation.state.getAnnotation(uid)) return uid;
+    }
+    return null;
+  }
+
   async remove(item) {
     try {
       await call(`${this.url}${item.id}/`, this.token, "DELETE");
+      const uid = this.drawnUid(item);
+      if (uid) {
+        csAnnotation.state.removeAnnotation(uid);
+        toolUtilities.triggerAnnotationRenderForViewportIds(this.viewer.panes.map((pane) => pane.id));
+      }
       this.items = this.items.filter((other) => other.id !== item.id);
       this.say("Removed.");
       this.draw();
@@ -92,7 +180,7 @@ export class Marks {
         [Math.max(...xs), Math.max(...ys)],
       ];
     }
-    return this.save({ kind, sopInstanceUid: match[1], frame: Number(match[2]), points, label });
+    return this.save({ kind, sopInstanceUid: match[1], frame: Number(match[2]), points, label }, found.annotationUID);
   }
 
   saveKeyImage(pane) {

@@ -333,6 +333,7 @@ export class Pane {
     toolUtilities.stackPrefetch.enable(this.ui.element);
     this.node.dataset.stack = "complete";
     if (this.active) viewer.root.dataset.stack = "complete";
+    viewer.marks.restore(this); // the saved measurements of these images, drawn again
     if (this.active) this.ui.element.focus?.();
   }
 }
