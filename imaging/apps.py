@@ -6,7 +6,7 @@ class ImagingConfig(AppConfig):
     verbose_name = "Imaging"
 
     def ready(self) -> None:
-        from imaging.pacs.sends import OUTBOX_KIND, pacs_send_outbox_deliver
+        from imaging.pacs.sends import OUTBOX_KIND, pacs_send_outbox_deliver, pacs_send_outbox_retry
         from outbox.deliverers import register
 
-        register(OUTBOX_KIND, pacs_send_outbox_deliver)
+        register(OUTBOX_KIND, pacs_send_outbox_deliver, on_retry=pacs_send_outbox_retry)

@@ -1,4 +1,5 @@
-"""The institution admin's list of emails that keep failing (the outbox's), with a retry."""
+"""The institution admin's list of deliveries that keep failing or were given up (the outbox's:
+emails, PACS sends, FHIR reports), each with a retry."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from institutions.access import access_institution_settings
 from outbox.services import MAX_ATTEMPTS, message_retry, messages_failing
 
 RETRY_QUEUED = "It will be sent again in a moment."
-RETRY_REFUSED = "That email is not waiting to be sent again (it may have just been delivered)."
+RETRY_REFUSED = "That message is not waiting to be sent again (it may have just been delivered)."
 
 
 @login_required

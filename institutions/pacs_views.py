@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -20,6 +21,7 @@ from imaging.pacs.destinations import (
     destination_remove,
 )
 from institutions.access import access_institution_settings
+from intake.gateway import INBOX_NUMBER, gateway_ae_title
 
 CREATED = "Destination “{name}” added."
 
@@ -71,6 +73,12 @@ def pacs_destinations(request: HttpRequest) -> HttpResponse:
             "auths": PacsDestination.Auth.choices,
             "error": error,
             "form": request.POST if error else {},
+            "gateway": {
+                "ae_title": gateway_ae_title(institution),
+                "host": settings.DICOM_GATEWAY_HOST,
+                "port": settings.DICOM_GATEWAY_PORT,
+                "inbox": INBOX_NUMBER,
+            },
         },
         status=400 if error else 200,
     )

@@ -7,7 +7,8 @@ the request still succeeds and the periodic sweep (``outbox.sweep``) queues it l
 ``message_deliver`` claims a message with a conditional UPDATE (its lease), calls the kind's
 deliverer outside any transaction, and records the outcome: delivered only after the deliverer
 returned; otherwise tried again after an exponentially growing pause, and after
-``MAX_ATTEMPTS`` left as failed for staff to see (and retry).
+``MAX_ATTEMPTS`` left as failed for staff to see (and retry). A deliverer that raises
+``Undeliverable`` (retrying cannot help) leaves it failed at once.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from outbox.deliverers import DeliveryRefused, deliverer_for
+from outbox.deliverers import DeliveryRefused, TryAgain, Undeliverable, deliverer_for, retry_prepare
 from outbox.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,10 @@ def retry_delay(attempts: int) -> datetime.timedelta:
 
 
 def error_summary(exc: BaseException) -> str:
-    """The failure's kind without its text: SMTP refusals quote the recipients' addresses."""
+    """The failure's kind without its text: SMTP refusals quote the recipients' addresses.
+    An ``Undeliverable``'s or ``TryAgain``'s text is for staff by contract (no patient data)."""
+    if isinstance(exc, Undeliverable | TryAgain):
+        return str(exc)[:200] or type(exc).__name__
     code = getattr(exc, "smtp_code", None)
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = sorted({str(value[0]) for value in exc.recipients.values()})
@@ -174,14 +178,17 @@ def messages_failing() -> QuerySet[OutboxMessage]:
 
 
 def message_retry(*, message_id: int) -> bool:
-    """Staff asked to try a failing message again now. Returns whether it was one to retry."""
+    """Staff asked to try a failing message again now. Returns whether it was one to retry.
+    The message's kind re-arms its own state in the same transaction (``retry_prepare``)."""
     now = timezone.now()
-    changed = (
-        messages_failing()
-        .filter(_not_leased(now), pk=message_id)
-        .update(status=OutboxMessage.Status.PENDING, attempts=0, next_attempt_at=now, updated=now)
-    )
-    if changed:
+    with transaction.atomic():
+        message = messages_failing().filter(_not_leased(now), pk=message_id).select_for_update().first()
+        if message is None:
+            return False
+        OutboxMessage.objects.filter(pk=message_id).update(
+            status=OutboxMessage.Status.PENDING, attempts=0, next_attempt_at=now, updated=now
+        )
+        retry_prepare(message.kind, message.payload)
         schema = _schema()
         transaction.on_commit(lambda: delivery_queue(message_id=message_id, schema=schema))
-    return bool(changed)
+    return True

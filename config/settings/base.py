@@ -292,6 +292,11 @@ CELERY_BEAT_SCHEDULE = {
     "cases-due-notify": {"task": "review.cases_due_notify_all", "schedule": 86400.0},
 }
 
+# The DICOM C-STORE gateway (./sr manage dicom_gateway, intake.gateway) as hospitals reach it:
+# shown to each institution's admins with its AE title. No host: this platform runs no gateway.
+DICOM_GATEWAY_HOST = env_str("DICOM_GATEWAY_HOST", "").strip()
+DICOM_GATEWAY_PORT = env_int("DICOM_GATEWAY_PORT", 11112, minimum=1)
+
 # Three Redis roles, each may be its own server: the cache (CACHE_URL; may evict, see
 # docs/scaling.md), the broker (CELERY_BROKER_URL; must never evict) and task results
 # (CELERY_RESULT_BACKEND). All default to REDIS_URL, fine for one machine.

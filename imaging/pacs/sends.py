@@ -8,13 +8,16 @@ twice at once), copies the study's instances from storage to a temporary folder 
 when asked, with the UID map kept on the row so a retry sends the same UIDs), sends them, and
 records the outcome. A failure that may pass (the PACS is down) raises :class:`SendRetry` for
 the outbox to try again later, up to :data:`MAX_ATTEMPTS`; one that cannot (the PACS refuses
-this kind of image, or our credentials) ends FAILED at once. Every request and every outcome is
-in the audit log.
+this kind of image, or our credentials) ends FAILED at once. A send that ends FAILED leaves its
+outbox message failed too (``Undeliverable``), so admins find it in the list of failed
+deliveries; their retry there re-arms the send (:func:`pacs_send_outbox_retry`). Every request
+and every outcome is in the audit log.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import secrets
 import tempfile
 from collections.abc import Iterator
@@ -36,8 +39,11 @@ from imaging.models import Instance, PacsDestination, PacsSend, Study
 from imaging.pacs.destinations import destination_endpoint, destination_node
 from imaging.pacs.dimse import PacsError, c_store_files
 from imaging.pacs.stow import stow_files
+from outbox.deliverers import Undeliverable
 from outbox.services import enqueue
 from storage.tenant import tenant_storage
+
+logger = logging.getLogger(__name__)
 
 OUTBOX_KIND = "pacs.send"
 # Attempts before a send is given up (the outbox waits 30 s, 1, 2, 4 minutes... between them).
@@ -109,9 +115,23 @@ def pacs_send_enqueue(*, send: PacsSend) -> None:
 
 
 def pacs_send_outbox_deliver(payload: dict[str, Any]) -> None:
-    """The outbox's deliverer for PACS sends: returns when the send is settled (sent, failed for
-    good, or held by another worker); raises SendRetry for the outbox to try again later."""
-    pacs_send_deliver(send_id=int(payload["send_id"]))
+    """The outbox's deliverer for PACS sends: returns when the send is sent (or held by another
+    worker); raises SendRetry for the outbox to try again later, and Undeliverable when the send
+    ended FAILED (also when a worker that died had already recorded that)."""
+    send_id = int(payload["send_id"])
+    send = pacs_send_deliver(send_id=send_id)
+    if send is None:
+        send = PacsSend.objects.filter(pk=send_id).first()
+    if send is not None and send.status == PacsSend.Status.FAILED:
+        raise Undeliverable(f"PACS: {send.error_message}" if send.error_message else "PACS send failed")
+
+
+def pacs_send_outbox_retry(payload: dict[str, Any]) -> None:
+    """An admin retried the send's outbox message: the send (failed, or retrying and failing)
+    waits to be sent again with a fresh count of attempts."""
+    PacsSend.objects.filter(
+        pk=int(payload["send_id"]), status__in=[PacsSend.Status.FAILED, PacsSend.Status.RETRYING]
+    ).update(status=PacsSend.Status.QUEUED, attempts=0, error_message="", finished_at=None)
 
 
 def _claim(send_id: int) -> PacsSend | None:
@@ -137,9 +157,12 @@ def pacs_send_deliver(*, send_id: int) -> PacsSend | None:
         sent, left_out = _deliver(send)
     except PacsError as error:
         return _failed(send, str(error), retry=error.retry)
-    except Exception:  # ours, not the PACS's: logged by type by the worker, retried
-        _failed(send, UNEXPECTED, retry=True)
-        raise
+    except Exception as error:  # ours, not the PACS's: retried while attempts remain
+        logger.warning(
+            "pacs send failed on our side",
+            extra={"event": "pacs.send_error", "object_id": send.pk, "status": type(error).__name__},
+        )
+        return _failed(send, UNEXPECTED, retry=True)
     PacsSend.objects.filter(pk=send.pk).update(
         status=PacsSend.Status.SENT,
         instances_sent=sent,

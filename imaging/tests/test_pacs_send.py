@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -183,6 +184,71 @@ def test_it_names_a_kind_of_image_the_pacs_refuses_and_does_not_retry(
         failed = _deliver(send_id)
     assert failed is not None and failed.status == PacsSend.Status.FAILED
     assert "JPEG 2000" in failed.error_message and failed.attempts == 1
+
+
+def test_a_failed_send_is_in_the_admins_failures_and_their_retry_sends_it(
+    neuro: Institution, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outbox import services
+
+    queued: list[int] = []
+    monkeypatch.setattr(services, "delivery_queue", lambda *, message_id, schema: queued.append(message_id))
+    _, series = demo_study(ct_slices=1)
+    compressed = [group for group in series if group.description == "MR JPEG 2000"]
+    case = case_with_study(schema_name="neuro", owner_email="patient@neuro.example.com", series=compressed)
+    client = _admin_client()
+    with storescp_running() as scp:  # uncompressed only: refuses JPEG 2000 for good
+        destination = _add_dimse(client, scp.port)
+        [send_id] = _send(client, case, destination)
+        with schema_context("neuro"):
+            message = OutboxMessage.objects.get(kind=OUTBOX_KIND)
+            assert not message_deliver(message_id=message.pk)
+            message.refresh_from_db()
+            assert PacsSend.objects.get(pk=send_id).status == PacsSend.Status.FAILED
+        assert message.status == OutboxMessage.Status.FAILED and message.attempts == 1
+    assert "1 message could not be delivered" in client.get("/settings/").content.decode()
+    page = client.get("/settings/emails/").content.decode()
+    assert "Send a study to the PACS destination Radiology PACS" in page
+    assert "JPEG 2000" in page and f"/settings/emails/{message.pk}/retry" in page
+    # Outsiders: the coordinator may not retry, another institution's admin finds nothing.
+    coordinator = Client(HTTP_HOST=HOST)
+    staff_force_login(coordinator, "coordinator@neuro.example.com")
+    assert coordinator.post(f"/settings/emails/{message.pk}/retry").status_code == 403
+    stranger = Client(HTTP_HOST="cancer.localhost")
+    staff_force_login(stranger, "admin@cancer.example.com")
+    stranger.post(f"/settings/emails/{message.pk}/retry")
+    with schema_context("neuro"):
+        assert PacsSend.objects.get(pk=send_id).status == PacsSend.Status.FAILED
+    # The hospital's PACS now takes compressed images (here: a storescp that does) and the
+    # admin sends it again from the list.
+    with storescp_running(accept_all=True) as scp:
+        with schema_context("neuro"):
+            PacsDestination.objects.filter(pk=destination.pk).update(port=scp.port)
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(f"/settings/emails/{message.pk}/retry")
+        assert queued == [message.pk]
+        with schema_context("neuro"):
+            assert PacsSend.objects.get(pk=send_id).status == PacsSend.Status.QUEUED
+            assert message_deliver(message_id=message.pk)
+            send = PacsSend.objects.get(pk=send_id)
+        assert send.status == PacsSend.Status.SENT and send.instances_sent == len(scp.received()) > 0
+    assert "Everything was delivered." in client.get("/settings/emails/").content.decode()
+    assert "Sent: " in client.get(f"/workspace/cases/{case.public_id}/").content.decode()
+
+
+def test_a_send_given_up_after_its_attempts_fails_its_outbox_message(case: Case) -> None:
+    client = _admin_client()
+    destination = _add_dimse(client, free_port())  # nothing listens there
+    _send(client, case, destination)
+    with schema_context("neuro"):
+        message = OutboxMessage.objects.get(kind=OUTBOX_KIND)
+        for _ in range(MAX_ATTEMPTS):
+            OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
+            assert not message_deliver(message_id=message.pk)
+        message.refresh_from_db()
+    assert (
+        message.status == OutboxMessage.Status.FAILED and message.last_error == f"PACS: {dimse.NOT_REACHED}"
+    )
 
 
 def test_it_refuses_bad_destinations_in_words(neuro: Institution) -> None:

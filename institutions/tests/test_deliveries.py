@@ -46,7 +46,7 @@ def test_it_lists_failing_emails_and_sends_one_again(
     message = _failed(neuro)
     admin = _client("admin@neuro.example.com")
     home = admin.get("/settings/").content.decode()
-    assert "1 email could not be delivered" in home
+    assert "1 message could not be delivered" in home
     page = admin.get("/settings/emails/").content.decode()
     assert "Your payment receipt (NNI-000001)" in page and "SMTPServerDisconnected" in page
     with django_capture_on_commit_callbacks(execute=True):
@@ -56,7 +56,7 @@ def test_it_lists_failing_emails_and_sends_one_again(
     with tenant_context(neuro):
         message.refresh_from_db()
     assert message.status == OutboxMessage.Status.PENDING and message.attempts == 0
-    assert "Every email was delivered." in admin.get("/settings/emails/").content.decode()
+    assert "Everything was delivered." in admin.get("/settings/emails/").content.decode()
 
 
 def test_it_refuses_everyone_but_the_admin(neuro: Institution) -> None:

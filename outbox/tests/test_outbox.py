@@ -157,6 +157,31 @@ def test_it_gives_up_after_the_last_attempt_and_staff_can_retry(
         assert list(messages_failing()) == []
 
 
+def test_an_undeliverable_message_fails_at_once_and_a_retry_rearms_its_kind(
+    published: list[tuple[int, str]], neuro: Institution, django_capture_on_commit_callbacks: Any
+) -> None:
+    state: dict[str, Any] = {"refuse": True, "rearmed": []}
+
+    def deliver(payload: dict[str, Any]) -> None:
+        if state["refuse"]:
+            raise deliverers.Undeliverable("The server refused our credentials (401)")
+
+    deliverers.register("test-refused", deliver, on_retry=lambda payload: state["rearmed"].append(payload))
+    with tenant_context(neuro):
+        message = enqueue(kind="test-refused", key="k-refused", summary="Report", payload={"n": 7})
+        assert message is not None
+        assert not message_deliver(message_id=message.pk)
+        message.refresh_from_db()
+        assert (message.status, message.attempts) == (OutboxMessage.Status.FAILED, 1)
+        assert message.last_error == "The server refused our credentials (401)"
+        assert list(messages_failing()) == [message]
+        state["refuse"] = False
+        with django_capture_on_commit_callbacks(execute=True):
+            assert message_retry(message_id=message.pk)
+        assert state["rearmed"] == [{"n": 7}]
+        assert message_deliver(message_id=message.pk)
+
+
 def test_a_claimed_message_is_not_delivered_twice(
     flaky: Any, published: list[tuple[int, str]], neuro: Institution
 ) -> None:

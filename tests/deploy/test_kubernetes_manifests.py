@@ -102,6 +102,23 @@ def test_disruption_budgets_autoscaling_and_network_policies(manifests: list[dic
     assert web_from["component"] == "caddy"
 
 
+def test_the_dicom_gateway_listens_for_private_networks_only(manifests: list[dict[str, Any]]) -> None:
+    gateway = _of_kind(manifests, "Deployment")["dicom-gateway"]["spec"]["template"]["spec"]
+    container = gateway["containers"][0]
+    assert container["args"] == ["manage", "dicom_gateway", "--port", "11112"]
+    assert container["readinessProbe"]["tcpSocket"]["port"] == "dicom"
+    service = _of_kind(manifests, "Service")["dicom-gateway"]["spec"]
+    assert [(p["port"], p["targetPort"]) for p in service["ports"]] == [(11112, "dicom")]
+    private = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+    assert service["loadBalancerSourceRanges"] == private
+    policy = _of_kind(manifests, "NetworkPolicy")["dicom-gateway-from-vpn"]["spec"]["ingress"][0]
+    assert [peer["ipBlock"]["cidr"] for peer in policy["from"]] == private
+    assert policy["ports"] == [{"port": 11112, "protocol": "TCP"}]
+    config = _of_kind(manifests, "ConfigMap")
+    app_config = next(doc["data"] for name, doc in config.items() if name.startswith("secondread"))
+    assert app_config["DICOM_GATEWAY_PORT"] == "11112" and app_config["DICOM_GATEWAY_HOST"]
+
+
 def test_the_migrate_job_is_named_after_the_release(manifests: list[dict[str, Any]]) -> None:
     web = _of_kind(manifests, "Deployment")["web"]
     tag = web["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
@@ -16,7 +17,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default="0.0.0.0")  # noqa: S104 (a network service)
-        parser.add_argument("--port", type=int, default=11112)
+        parser.add_argument("--port", type=int, default=settings.DICOM_GATEWAY_PORT)
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
         ae = AE(ae_title="SECONDREAD")
