@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from institutions import delivery_views, integration_views, pacs_views
+from institutions import delivery_views, fhir_views, integration_views, pacs_views
 from institutions import settings_views as views
 
 app_name = "settings"
@@ -22,6 +22,8 @@ urlpatterns = [
         integration_views.integration_revoke,
         name="integration_revoke",
     ),
+    path("fhir/", fhir_views.fhir_settings, name="fhir"),
+    path("fhir/remove", fhir_views.fhir_remove, name="fhir_remove"),
     path("pacs/", pacs_views.pacs_destinations, name="pacs"),
     path("pacs/<uuid:destination_id>/echo", pacs_views.pacs_destination_echo, name="pacs_echo"),
     path("pacs/<uuid:destination_id>/remove", pacs_views.pacs_destination_remove, name="pacs_remove"),

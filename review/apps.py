@@ -17,3 +17,8 @@ class ReviewConfig(AppConfig):
         from review.staff_notifications import case_status_changed_notify
 
         case_status_changed.connect(case_status_changed_notify, dispatch_uid="review.staff_notifications")
+
+        from outbox.deliverers import register
+        from review.fhir_push import OUTBOX_KIND, fhir_push_deliver
+
+        register(OUTBOX_KIND, fhir_push_deliver)

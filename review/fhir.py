@@ -10,6 +10,7 @@ draft or a signed-but-unreleased opinion does not exist for a machine client.
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
@@ -30,11 +31,12 @@ REPORT_CODE = {"system": LOINC, "code": "18748-4", "display": "Diagnostic imagin
 SEX = {"F": "female", "M": "male", "O": "other"}
 
 
-def _patient(case: Case) -> Patient:
+def _patient(case: Case, base_url: str) -> Patient:
     family, _, given = case.patient_name.strip().rpartition(" ")
     return Patient.model_validate(
         dict(
             id=f"patient-{case.public_id}",
+            identifier=[patient_identifier(case, base_url)],
             name=[{"text": case.patient_name, "family": family or given, "given": [given] if family else []}],
             birthDate=case.patient_birth_date.isoformat() if case.patient_birth_date else None,
             gender=SEX.get(case.patient_sex, "unknown"),
@@ -63,9 +65,28 @@ def _imaging_study(study: Study, case: Case, base_url: str) -> ImagingStudy:
     )
 
 
-def opinion_fhir_bundle(*, opinion: Opinion, base_url: str) -> dict[str, Any]:
-    """The released ``opinion`` as a FHIR Bundle (type collection), as JSON-ready data.
-    Precondition: the opinion is released (the caller selected it so)."""
+@dataclass
+class OpinionResources:
+    """The FHIR resources of one released opinion, validated, and its signed PDF."""
+
+    report: DiagnosticReport
+    patient: Patient
+    studies: list[ImagingStudy]
+    pdf: bytes
+
+
+def patient_identifier(case: Case, base_url: str) -> dict[str, str]:
+    """The patient as this institution knows them: one per case (we hold no hospital MRN)."""
+    return {"system": f"{base_url}/patients", "value": str(case.public_id)}
+
+
+def opinion_identifier(opinion: Opinion, base_url: str) -> dict[str, str]:
+    """The opinion, for ever: what a FHIR server matches a pushed report against."""
+    return {"system": f"{base_url}/opinions", "value": str(opinion.public_id)}
+
+
+def opinion_fhir_resources(*, opinion: Opinion, base_url: str) -> OpinionResources:
+    """Precondition: the opinion is released (the caller selected it so)."""
     assert opinion.released_at is not None and opinion.signed_at is not None
     case = opinion.case
     studies = list(Study.objects.included().filter(case=case).order_by("study_date", "id"))
@@ -92,7 +113,10 @@ def opinion_fhir_bundle(*, opinion: Opinion, base_url: str) -> dict[str, Any]:
             resultsInterpreter=[
                 {"display": ", ".join(filter(None, [opinion.signer_name, opinion.signer_credentials]))}
             ],
-            identifier=[{"system": f"{base_url}/cases", "value": case.number or str(case.public_id)}],
+            identifier=[
+                {"system": f"{base_url}/cases", "value": case.number or str(case.public_id)},
+                opinion_identifier(opinion, base_url),
+            ],
             imagingStudy=[{"reference": f"ImagingStudy/study-{study.pk}"} for study in studies],
             conclusion=conclusion or None,
             presentedForm=[
@@ -107,7 +131,20 @@ def opinion_fhir_bundle(*, opinion: Opinion, base_url: str) -> dict[str, Any]:
             else None,
         )
     )
-    resources = [report, _patient(case), *(_imaging_study(study, case, base_url) for study in studies)]
+    return OpinionResources(
+        report=report,
+        patient=_patient(case, base_url),
+        studies=[_imaging_study(study, case, base_url) for study in studies],
+        pdf=pdf,
+    )
+
+
+def opinion_fhir_bundle(*, opinion: Opinion, base_url: str) -> dict[str, Any]:
+    """The released ``opinion`` as a FHIR Bundle (type collection), as JSON-ready data.
+    Precondition: the opinion is released (the caller selected it so)."""
+    parts = opinion_fhir_resources(opinion=opinion, base_url=base_url)
+    assert opinion.released_at is not None
+    resources = [parts.report, parts.patient, *parts.studies]
     bundle = Bundle.model_validate(
         dict(
             type="collection",

@@ -278,3 +278,29 @@ class OpinionAddendum(models.Model):
 
     class Meta:
         ordering = ["signed_at", "id"]
+
+
+class FhirEndpoint(models.Model):
+    """The institution's FHIR R4 server, where each released opinion is pushed (review.fhir_push).
+    At most one (pk 1), set by admins at /settings/fhir/. The bearer token or the OAuth client
+    secret is kept encrypted like second-factor secrets (accounts.mfa_adapter) and never shown."""
+
+    class Auth(models.TextChoices):
+        NONE = "none", "None (a private network)"
+        BEARER = "bearer", "Bearer token"
+        CLIENT_CREDENTIALS = "client_credentials", "OAuth 2.0 client credentials"
+
+    base_url = models.URLField(max_length=500)
+    auth = models.CharField(max_length=20, choices=Auth.choices, default=Auth.NONE)
+    # Client credentials: where the token comes from, who we are, what we ask for.
+    token_url = models.URLField(max_length=500, blank=True)
+    client_id = models.CharField(max_length=200, blank=True)
+    scope = models.CharField(max_length=500, blank=True)
+    # The bearer token, or the client secret.
+    secret_encrypted = models.TextField(blank=True)
+    # Off: released opinions are not pushed (the settings stay).
+    enabled = models.BooleanField(default=True)
+    updated = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )

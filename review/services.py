@@ -27,6 +27,7 @@ from intake.models import Case
 from intake.workflow import CaseTransitionRefused
 from intake.workflow import case_status_change as _case_status_change
 from payments.services import RefundOutcome, case_refund
+from review.fhir_push import fhir_push_enqueue
 from review.models import (
     CaseAssignment,
     CaseNote,
@@ -415,6 +416,7 @@ def opinion_release(*, case: Case, by: User) -> Opinion:
     opinion.released_at = timezone.now()
     opinion.save(update_fields=["released_at"])
     case_status_change(case=case, status=Case.Status.RELEASED)
+    fhir_push_enqueue(opinion=opinion)
     return opinion
 
 
