@@ -26,9 +26,12 @@ case "${1:-web}" in
     ;;
   migrate)
     # Shared (public) and every institution's schema, then the template new institutions are
-    # cloned from, then the platform's own tenant row and domain. Each step is idempotent.
+    # cloned from, then the application's role (DATABASE_APP_URL: read/write everywhere, the
+    # audit log append-only; this step runs as the owner, DATABASE_URL), then the platform's own
+    # tenant row and domain. Each step is idempotent.
     "$PYTHON" manage.py migrate_schemas --noinput
     "$PYTHON" manage.py tenant_template
+    "$PYTHON" manage.py db_app_role
     exec "$PYTHON" manage.py platform_bootstrap
     ;;
   web)

@@ -24,15 +24,18 @@ from django.utils import timezone
 from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_context, schema_exists
 
+from tenants.database_roles import (
+    TEMPLATE_SCHEMA,
+    schema_app_grant,
+    schema_clone_from_template,
+    schema_drop_unless_live,
+)
 from tenants.models import Domain, Institution, Onboarding
 from tenants.schema import activate_public
 from tenants.services import platform_host
 
 logger = logging.getLogger(__name__)
 
-# Not a valid institution schema name (those are slugs or "inst_<hex>"), and refused as a
-# storage folder (leading "_"), so it can never be mistaken for a tenant.
-TEMPLATE_SCHEMA = "_sr_template"
 _TEMPLATE_LOCK = 7_310_001  # pg_advisory_lock key: one process (re)builds the template at a time
 
 GO_LIVE_FAILED = (
@@ -60,6 +63,9 @@ def tenant_template_ensure() -> None:
         cursor.execute("SELECT pg_advisory_lock(%s)", [_TEMPLATE_LOCK])
         if not schema_exists(TEMPLATE_SCHEMA):
             cursor.execute(f'CREATE SCHEMA "{TEMPLATE_SCHEMA}"')
+        # django-tenants' clone_schema, current with the installed version (sr_schema_clone
+        # calls it; the application's role could not replace it).
+        CloneSchema()._create_clone_schema_function()
     try:
         call_command(
             "migrate_schemas", tenant=True, schema_name=TEMPLATE_SCHEMA, interactive=False, verbosity=0
@@ -70,6 +76,7 @@ def tenant_template_ensure() -> None:
         activate_public()
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [_TEMPLATE_LOCK])
+    schema_app_grant(schema_name=TEMPLATE_SCHEMA)
 
 
 def tenant_template_current() -> bool:
@@ -87,8 +94,9 @@ def _schema_clone(*, schema_name: str) -> None:
     # a transaction-mode pooler cannot keep) unless the template really is behind.
     if not tenant_template_current():
         tenant_template_ensure()
-    activate_public()
-    CloneSchema().clone_schema(TEMPLATE_SCHEMA, schema_name, "DATA")
+    # Through the owner's sr_schema_clone: the application's role may not create schemas
+    # itself (it would own the new audit table, and so could rewrite it).
+    schema_clone_from_template(template=TEMPLATE_SCHEMA, schema_name=schema_name)
     activate_public()
 
 
@@ -98,10 +106,8 @@ def schema_drop(*, schema_name: str) -> None:
 
 
 def _schema_drop(*, schema_name: str) -> None:
-    activate_public()
-    if schema_exists(schema_name):
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP SCHEMA "{schema_name}" CASCADE')
+    # The owner's sr_schema_drop: never a live institution's schema (the database refuses).
+    schema_drop_unless_live(schema_name=schema_name)
 
 
 def _progress(onboarding_id: int, percent: int, message: str) -> None:

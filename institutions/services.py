@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from branding.models import Brand
 from institutions.institution_settings import review_settings_sync
+from tenants.database_roles import schema_app_grant
 from tenants.models import Domain, Institution, InstitutionSettings, OperatorAction
 from tenants.services import platform_host
 
@@ -37,6 +38,8 @@ def institution_create(
     institution.save()
     try:
         institution.create_schema(check_if_exists=True, verbosity=0)
+        # Made by the owner (operators and the seed run as the owner): the app's role its rights.
+        schema_app_grant(schema_name=institution.schema_name)
         with transaction.atomic():
             Domain.objects.create(domain=platform_host(slug=slug), tenant=institution, is_primary=True)
             Brand.objects.create(

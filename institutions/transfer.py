@@ -36,6 +36,7 @@ from django_tenants.utils import schema_exists
 
 from institutions.provisioning import _schema_clone, _schema_drop
 from storage.tenant import tenant_storage
+from tenants.database_roles import schema_drop_as_owner
 from tenants.models import Domain, Institution
 from tenants.schema import activate_public
 
@@ -281,7 +282,8 @@ def institution_delete(*, slug: str, archive: Path) -> None:
     if manifest["slug"] != slug or set(storage.list_keys("")) - set(manifest["files"]):
         raise TransferError(NOT_ITS_ARCHIVE.format(slug=slug))
     storage.delete_prefix("")
-    _schema_drop(schema_name=institution.schema_name)
+    # A live institution's schema: only the owner's role may drop it (run this with its URL).
+    schema_drop_as_owner(schema_name=institution.schema_name)
     with transaction.atomic():
         for model, field in _public_related():
             model._default_manager.filter(**{field: institution}).delete()

@@ -206,6 +206,12 @@ DATABASES = {"default": _db}
 # touched), so this bounds each backend's memory (docs/scaling.md has the connection budget).
 # 0 turns it off.
 DB_CONN_MAX_SCHEMAS = env_int("DB_CONN_MAX_SCHEMAS", 100, minimum=0)
+# The application's own role, given to the migrate step (which connects as the owner, with
+# DATABASE_URL): the owner creates it if missing and grants it read/write on every table but
+# INSERT/SELECT only on the audit log (tenants.database_roles, `manage.py db_app_role`). Web and
+# workers then connect with this URL as their DATABASE_URL. Unset: one role does everything
+# (the embedded development mode).
+DATABASE_APP_URL = env_url("DATABASE_APP_URL", ("postgres", "postgresql"))
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -156,6 +156,11 @@ def test_the_secret_examples_name_every_secret_the_app_and_compose_read() -> Non
     compose = yaml.safe_load((BASE_DIR / "deploy" / "compose.yaml").read_text())
     compose_env = set(compose["x-app"]["environment"])
     assert app_secrets <= compose_env
+    # The migrate step connects as the owner and creates the application's role (two roles).
+    assert {"DATABASE_DIRECT_URL", "DATABASE_APP_URL"} <= set(secrets["secondread"])
+    migrate_env = compose["services"]["migrate"]["environment"]
+    assert migrate_env["DATABASE_APP_URL"].split("@")[0] in compose["x-app"]["environment"]["DATABASE_URL"]
+    assert migrate_env["DATABASE_URL"] != compose["x-app"]["environment"]["DATABASE_URL"]
 
 
 def test_the_image_context_leaves_out_local_data() -> None:

@@ -61,6 +61,7 @@ class Stack:
     data_dir: Path
     s3_endpoint: str
     metrics_ports: dict[str, int]
+    app_database_url: str  # web, worker and beat connect as this role; ``env`` is the owner's
 
     def https(self, host: str, path: str = "/") -> str:
         return f"https://{host}:{self.https_port}{path}"
@@ -113,6 +114,13 @@ def empty_database() -> Iterator[str]:
     yield re.sub(r"/[^/?]+(\?|$)", rf"/{name}\1", admin_url, count=1)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'DROP ROLE IF EXISTS "{name}_app"')  # the application's (roles are per server)
+
+
+def _app_url(owner_url: str) -> str:
+    """The application's role on the same database (the migrate step creates it)."""
+    name = re.search(r"/([^/?]+)(\?|$)", owner_url.split("@", 1)[1]).group(1)  # type: ignore[union-attr]
+    return re.sub(r"//[^@/]*@", f"//{name}_app:{secrets.token_urlsafe(12)}@", owner_url, count=1)
 
 
 def _wait_for(check: Any, what: str, seconds: float = 90) -> None:
@@ -127,6 +135,7 @@ def _wait_for(check: Any, what: str, seconds: float = 90) -> None:
 @pytest.fixture(scope="module")
 def stack(empty_database: str, moto_endpoint: str) -> Iterator[Stack]:
     caddy = _need_caddy()
+    app_url = _app_url(empty_database)
     work = Path(tempfile.mkdtemp(prefix="secondread-smoke-"))
     web_port, https_port, http_port = free_port(), free_port(), free_port()
     web_metrics, worker_metrics = free_port(), free_port()
@@ -146,7 +155,11 @@ def stack(empty_database: str, moto_endpoint: str) -> Iterator[Stack]:
         MFA_ENCRYPTION_KEYS=secrets.token_urlsafe(32),
         SR_DATA_DIR=str(work / "data"),
         SR_PROBE_DIR=str(work / "probes"),
+        # Two roles, as deployed: the migrate step (and operators' shell commands) as the owner,
+        # which creates the application's role; web, worker and beat as that role, which may
+        # only append to the audit log (tenants.database_roles).
         DATABASE_URL=empty_database,
+        DATABASE_APP_URL=app_url,
         REDIS_URL=os.environ["REDIS_URL"],
         CELERY_QUEUE=f"secondread-smoke-{os.getpid()}",
         PLATFORM_DOMAIN=PLATFORM,
@@ -168,6 +181,7 @@ def stack(empty_database: str, moto_endpoint: str) -> Iterator[Stack]:
         METRICS_PORT=str(web_metrics),
         METRICS_TOKEN=METRICS_TOKEN,
     )
+    as_app = {"DATABASE_URL": app_url}
     processes: list[subprocess.Popen[Any]] = []
     logs: list[Any] = []
 
@@ -176,7 +190,11 @@ def stack(empty_database: str, moto_endpoint: str) -> Iterator[Stack]:
         logs.append(log)
         processes.append(
             subprocess.Popen(
-                command, cwd=BASE_DIR, env={**env, **(extra or {})}, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=BASE_DIR,
+                env={**env, **as_app, **(extra or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         )
 
@@ -215,6 +233,7 @@ def stack(empty_database: str, moto_endpoint: str) -> Iterator[Stack]:
             work / "data",
             moto_endpoint,
             {"web": web_metrics, "worker": worker_metrics},
+            app_url,
         )
 
         def answers() -> bool:
@@ -296,6 +315,39 @@ def test_it_serves_an_institution_over_https(stack: Stack, institution: str) -> 
     assert result.returncode == 0, result.stderr
     assert _headers(result.stdout)["status"] == "200"
     assert "Smoke Hospital" in result.stdout
+
+
+def test_it_serves_as_a_role_that_cannot_rewrite_the_audit_log(stack: Stack, institution: str) -> None:
+    # A failed sign-in, served by web as the application's role, is recorded...
+    page = stack.curl("-c", "-", stack.https(institution, "/accounts/login/"), host=institution)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.stdout)
+    cookie = re.search(r"csrftoken\s+(\S+)", page.stdout)
+    assert token and cookie, page.stdout[-500:]
+    stack.curl(
+        "--cookie",
+        f"csrftoken={cookie.group(1)}",
+        "-H",
+        f"Referer: {stack.https(institution, '/accounts/login/')}",
+        "--data",
+        f"csrfmiddlewaretoken={token.group(1)}&login=nobody@smoke.example&password=wrong-password-1",
+        stack.https(institution, "/accounts/login/"),
+        host=institution,
+    )
+    with psycopg.connect(stack.app_database_url, autocommit=True) as conn:
+        failed = conn.execute(
+            "SELECT count(*) FROM smoke.audit_auditevent WHERE action = 'auth.sign_in_failed'"
+        ).fetchone()
+        assert failed is not None and failed[0] >= 1
+        # ...and that role can neither change nor remove it, nor switch the guard off.
+        for attack in (
+            "UPDATE smoke.audit_auditevent SET action = 'auth.sign_in'",
+            "DELETE FROM smoke.audit_auditevent",
+            "TRUNCATE smoke.audit_auditevent",
+            "ALTER TABLE smoke.audit_auditevent DISABLE TRIGGER USER",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(attack)
+    assert "chain intact" in stack.manage("audit_verify")
 
 
 def test_it_redirects_plain_http_to_https(stack: Stack) -> None:
