@@ -24,9 +24,9 @@ from django_tenants.utils import schema_context, schema_exists
 from accounts.models import User
 from branding.models import Brand
 from institutions.onboarding import STEP_NAMES
-from institutions.provisioning import schema_drop
 from institutions.recovery import GO_LIVE_STALE_AFTER
 from institutions.tasks import institution_go_live, onboardings_recover
+from tenants.database_roles import schema_drop_as_owner
 from tenants.models import Domain, Institution, InstitutionSettings, Onboarding
 from tenants.selectors import institution_schemas_live
 from tests.faults.processes import FAULT_QUEUE, kill, stop, worker_start
@@ -65,7 +65,8 @@ def queued_onboarding() -> Iterator[Onboarding]:
 
     def remove() -> None:
         institution = Institution.objects.get(pk=onboarding.institution_id)
-        schema_drop(schema_name=institution.schema_name)
+        # Live by now: only the owner's drop removes it (sr_schema_drop refuses live ones).
+        schema_drop_as_owner(schema_name=institution.schema_name)
         Domain.objects.filter(tenant=institution).delete()
         Onboarding.objects.filter(pk=onboarding.pk).delete()
         institution.delete()
