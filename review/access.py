@@ -14,7 +14,7 @@ from django.http import Http404
 
 from accounts.models import User
 from intake.models import Case
-from review.models import OpinionTemplate
+from review.models import OpinionTemplate, PeerReview
 
 
 def is_coordinator(user: User | AnonymousUser) -> bool:
@@ -39,7 +39,9 @@ def cases_visible_to(user: User | AnonymousUser) -> QuerySet[Case]:
         from review.selectors import review_settings_get
 
         if review_settings_get().reviewers_see_only_assigned:
-            return cases.filter(assignment__reviewer=user)
+            # Their own cases, and those whose opinion they were asked to peer review.
+            peer_cases = PeerReview.objects.filter(reviewer=user).values("case_id")
+            return cases.filter(Q(assignment__reviewer=user) | Q(pk__in=peer_cases))
         return cases
     return Case.objects.filter(owner=user)
 
@@ -77,6 +79,7 @@ def access_case_as(
     - ``"staff"``: any staff member who can see it;
     - ``"coordinator"``: a coordinator or institution admin;
     - ``"reviewer"``: the reviewer the case is assigned to;
+    - ``"peer"``: a reviewer asked to peer review the case's opinion;
     - ``"patient"``: the patient (account) who owns it.
     """
     case = access_case(user, public_id, related=related)
@@ -90,6 +93,8 @@ def access_case_as(
     elif role == "reviewer":
         assignment = getattr(case, "assignment", None)
         allowed = user.is_reviewer and assignment is not None and assignment.reviewer_id == user.pk
+    elif role == "peer":
+        allowed = user.is_reviewer and PeerReview.objects.filter(case=case, reviewer=user).exists()
     else:
         raise ValueError(f"unknown role {role!r}")
     if not allowed:

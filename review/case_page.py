@@ -22,7 +22,8 @@ from accounts.models import User
 from imaging.models import Report, Series, Study, Upload
 from intake.models import Case
 from review.addenda import opinion_pdf_versions
-from review.models import CaseNote, FollowUpQuestion, Opinion, OpinionAddendum, Outcome
+from review.models import CaseNote, FollowUpQuestion, Opinion, OpinionAddendum, Outcome, PeerReview
+from review.peer_review import peer_reviews_of
 
 
 @dataclass
@@ -37,6 +38,7 @@ class CasePage:
     follow_ups: list[FollowUpQuestion]
     outcomes: list[Outcome]
     addenda: list[OpinionAddendum]  # of the signed opinion, oldest first
+    peer_reviews: list[PeerReview]  # of the signed opinion, oldest first
 
 
 def case_opinion(case: Case) -> Opinion | None:
@@ -49,9 +51,10 @@ def case_opinion(case: Case) -> Opinion | None:
 
 def case_page_read(*, case: Case, with_outcomes: bool) -> CasePage:
     """The studies (each with ``series`` and ``matched_reports``), reports, opinion, notes,
-    follow-up questions, outcomes and addenda of ``case``: at most seven queries. Follow-up questions are
-    only read once the opinion was released (patients ask them about it), outcomes only when
-    ``with_outcomes`` (coordinators record and see them)."""
+    follow-up questions, outcomes, addenda and peer reviews of ``case``: at most eight queries.
+    Follow-up questions are only read once the opinion was released (patients ask them about
+    it), outcomes only when ``with_outcomes`` (coordinators record and see them), addenda and
+    peer reviews once it is signed."""
     every_study = list(
         Study.objects.filter(case=case)
         .select_related("excluded_by")
@@ -71,6 +74,7 @@ def case_page_read(*, case: Case, with_outcomes: bool) -> CasePage:
         study.matched_reports = matched[study.pk]  # type: ignore[attr-defined]
     opinion = case_opinion(case)
     released = opinion is not None and opinion.released_at is not None
+    signed = opinion is not None and opinion.is_signed
     return CasePage(
         studies=studies,
         excluded_studies=excluded,
@@ -89,9 +93,8 @@ def case_page_read(*, case: Case, with_outcomes: bool) -> CasePage:
         outcomes=list(Outcome.objects.filter(case=case).select_related("recorded_by"))
         if with_outcomes
         else [],
-        addenda=list(OpinionAddendum.objects.filter(opinion=opinion))
-        if opinion is not None and opinion.is_signed
-        else [],
+        addenda=list(OpinionAddendum.objects.filter(opinion=opinion)) if signed else [],
+        peer_reviews=peer_reviews_of(case) if signed else [],
     )
 
 
@@ -112,6 +115,7 @@ def case_page_context(page: CasePage) -> dict[str, Any]:
         "follow_ups": page.follow_ups,
         "outcomes": page.outcomes,
         "addenda": page.addenda,
+        "peer_reviews": page.peer_reviews,
         "pdf_versions": opinion_pdf_versions(page.opinion, page.addenda)
         if page.opinion is not None and page.opinion.is_signed
         else [],

@@ -115,6 +115,13 @@ class ReviewSettingsForm(forms.Form):
     follow_up_questions_allowed = forms.IntegerField(
         min_value=0, max_value=20, label="Follow-up questions per case"
     )
+    # Optional in the form so a post from an older page keeps the saved rate.
+    peer_review_percent = forms.IntegerField(
+        min_value=0,
+        max_value=100,
+        required=False,
+        label="Signed opinions sent for peer review before release (percent)",
+    )
 
 
 class AuditFilterForm(forms.Form):
@@ -159,4 +166,33 @@ class AddendumForm(forms.Form):
         max_length=200,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
         label="Your password or authenticator code",
+    )
+
+
+class PeerReviewRequestForm(forms.Form):
+    reviewer = forms.IntegerField(min_value=1, label="Peer reviewer")
+
+
+class PeerReviewAnswerForm(forms.Form):
+    verdict = forms.ChoiceField(
+        choices=[("agree", "I agree: release it"), ("disagree", "I disagree")], widget=forms.RadioSelect
+    )
+    comment = forms.CharField(
+        max_length=10000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Comment (required when you disagree; staff only)",
+    )
+    secret = forms.CharField(
+        max_length=200,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        label="Your password or authenticator code",
+    )
+
+
+class PeerReviewOverrideForm(forms.Form):
+    reason = forms.CharField(
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Why release without the peer's agreement",
     )

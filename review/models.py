@@ -24,6 +24,8 @@ class ReviewSettings(models.Model):
     session_idle_minutes = models.PositiveSmallIntegerField(default=15)
     reviewers_see_only_assigned = models.BooleanField(default=True)
     follow_up_questions_allowed = models.PositiveSmallIntegerField(default=3)
+    # Percent of signed opinions sent to a second reviewer before release (0: only on request).
+    peer_review_percent = models.PositiveSmallIntegerField(default=0)
     updated = models.DateTimeField(auto_now=True)
 
 
@@ -204,6 +206,9 @@ class StaffNotification(models.Model):
         INFO_RECEIVED = "info_received", "Patient sent the information asked for"
         DUE_TOMORROW = "due_tomorrow", "Case due tomorrow"
         OVERDUE = "overdue", "Case overdue"
+        PEER_REVIEW = "peer_review", "Peer review asked of you"
+        PEER_DISAGREED = "peer_disagreed", "Peer reviewer disagrees"
+        PEER_UNASSIGNED = "peer_unassigned", "Peer review needs a reviewer"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -304,3 +309,51 @@ class FhirEndpoint(models.Model):
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
+
+
+class PeerReview(models.Model):
+    """A second reviewer's check of a signed opinion before it is released, asked for by staff
+    or sampled at the institution's rate when the opinion is signed.
+
+    While one is waiting, or its reviewer disagrees, the opinion cannot be released: the peer
+    may change their answer (resolved), or an administrator overrides it with a reason."""
+
+    class Verdict(models.TextChoices):
+        PENDING = "pending", "Waiting for the peer reviewer"
+        AGREE = "agree", "Agrees"
+        DISAGREE = "disagree", "Disagrees"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    case = models.ForeignKey("intake.Case", on_delete=models.CASCADE, related_name="peer_reviews")
+    # Empty while a sampled review waits for a coordinator to choose the peer (no one was free).
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    sampled = models.BooleanField(default=False)
+    requested_at = models.DateTimeField()
+    verdict = models.CharField(max_length=10, choices=Verdict.choices, default=Verdict.PENDING)
+    comment = models.TextField(blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    overridden_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    overridden_at = models.DateTimeField(null=True, blank=True)
+    override_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["requested_at", "id"]
+        constraints = [
+            # One open request per case: asking again names a different peer on the same row.
+            models.UniqueConstraint(
+                fields=["case"],
+                condition=models.Q(verdict="pending", overridden_at__isnull=True),
+                name="review_one_open_peer_review_per_case",
+            )
+        ]
+
+    @property
+    def blocks_release(self) -> bool:
+        return self.overridden_at is None and self.verdict != self.Verdict.AGREE

@@ -99,6 +99,7 @@ def review_settings_update(
     session_idle_minutes: int,
     reviewers_see_only_assigned: bool,
     follow_up_questions_allowed: int,
+    peer_review_percent: int | None = None,
 ) -> ReviewSettings:
     # The cached row of this request (updated in place, so the rest of the request sees the
     # change); an unsaved row of defaults if the institution never saved its settings.
@@ -110,6 +111,8 @@ def review_settings_update(
     row.session_idle_minutes = session_idle_minutes
     row.reviewers_see_only_assigned = reviewers_see_only_assigned
     row.follow_up_questions_allowed = follow_up_questions_allowed
+    if peer_review_percent is not None:
+        row.peer_review_percent = peer_review_percent
     row.save()
     return row
 
@@ -399,6 +402,9 @@ def opinion_sign(
     opinion.pdf_key = key
     opinion.save()
     case_status_change(case=case, status=Case.Status.OPINION_DRAFTED)
+    from review.peer_review import peer_review_sample
+
+    peer_review_sample(case=case, opinion=opinion)  # at the institution's rate
     storage = tenant_storage()  # bound to this schema now, not to whichever runs the callback
     # robust: the signature has committed by then; a storage error must not turn it into a 500.
     transaction.on_commit(lambda: storage.save(key, io.BytesIO(pdf), len(pdf)), robust=True)
@@ -413,6 +419,11 @@ def opinion_release(*, case: Case, by: User) -> Opinion:
         raise ReviewError(NOT_SIGNED_MESSAGE)
     if opinion.released_at is not None:
         raise ReviewError(ALREADY_RELEASED_MESSAGE)
+    from review.peer_review import peer_review_release_refusal
+
+    refusal = peer_review_release_refusal(case=case)  # waiting for, or disagreed by, a peer
+    if refusal:
+        raise ReviewError(refusal)
     opinion.released_at = timezone.now()
     opinion.save(update_fields=["released_at"])
     case_status_change(case=case, status=Case.Status.RELEASED)

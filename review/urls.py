@@ -11,6 +11,7 @@ from review.views import (
     opinion,
     opinion_templates,
     patient,
+    peer_review,
     queue,
     reports,
     roster,
@@ -109,6 +110,21 @@ urlpatterns = [
     ),
     path(
         "workspace/cases/<uuid:public_id>/opinion/addenda", opinion.opinion_addendum, name="opinion_addendum"
+    ),
+    path(
+        "workspace/cases/<uuid:public_id>/peer-review/request",
+        peer_review.peer_review_request,
+        name="peer_review_request",
+    ),
+    path(
+        "workspace/cases/<uuid:public_id>/peer-review/answer",
+        peer_review.peer_review_answer,
+        name="peer_review_answer",
+    ),
+    path(
+        "workspace/cases/<uuid:public_id>/peer-review/<uuid:review_id>/override",
+        peer_review.peer_review_override,
+        name="peer_review_override",
     ),
     path(
         "workspace/cases/<uuid:public_id>/follow-ups/<int:question_id>/answer",

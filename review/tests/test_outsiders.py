@@ -18,7 +18,7 @@ from tenants.models import Institution
 from tests.cases import user_in
 from tests.staff import staff_force_login
 
-# (method, path after /workspace/cases/<id>/, who may: "staff" | "coordinator" | "reviewer")
+# (method, path after /workspace/cases/<id>/, who may: "staff" | "coordinator" | "reviewer" | "peer")
 ENDPOINTS = [
     ("get", "", "staff"),
     ("post", "assign", "coordinator"),
@@ -37,6 +37,9 @@ ENDPOINTS = [
     ("get", "opinion/pdf/v1", "staff"),
     ("post", "opinion/template", "reviewer"),
     ("post", "opinion/addenda", "reviewer"),
+    ("post", "peer-review/request", "staff"),
+    ("post", "peer-review/answer", "peer"),
+    ("post", "peer-review/00000000-0000-4000-8000-000000000000/override", "coordinator"),
     ("post", "follow-ups/1/answer", "staff"),
 ]
 PAYLOAD = {

@@ -44,9 +44,12 @@ from review.forms import (
     NoteForm,
     OpinionForm,
     OutcomeForm,
+    PeerReviewAnswerForm,
+    PeerReviewOverrideForm,
     SignForm,
 )
 from review.opinion_templates import opinion_templates_for
+from review.peer_review import peer_review_release_refusal_of
 from review.selectors import case_due_at, turnaround_business_days_get
 from review.views.common import back_to_case, queue_filters_query, request_user, run_step
 from storage.base import ObjectNotFound
@@ -76,6 +79,9 @@ def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
         if opinion
         else {"question_restated": case.question}
     )
+    signed_unreleased = bool(opinion and opinion.is_signed and opinion.released_at is None)
+    can_request_peer = signed_unreleased and (coordinator or is_assigned_reviewer)
+    release_refusal = peer_review_release_refusal_of(page.peer_reviews) if signed_unreleased else ""
     return render(
         request,
         "review/case.html",
@@ -95,12 +101,25 @@ def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
             "can_edit_opinion": can_edit_opinion,
             "opinion_templates": opinion_templates_for(user) if can_edit_opinion else [],
             "can_start_review": is_assigned_reviewer and case.status == Case.Status.ASSIGNED,
-            "can_release": bool(
-                opinion
-                and opinion.is_signed
-                and opinion.released_at is None
-                and (coordinator or is_assigned_reviewer)
+            "can_release": signed_unreleased
+            and (coordinator or is_assigned_reviewer)
+            and not release_refusal,
+            "release_refusal": release_refusal,
+            "can_request_peer": can_request_peer,
+            "peer_choices": [r for r in assignable_reviewers() if opinion and r.pk != opinion.signed_by_id]
+            if can_request_peer
+            else [],
+            "my_peer_review": next(
+                (
+                    r
+                    for r in reversed(page.peer_reviews)
+                    if r.reviewer_id == user.pk and r.overridden_at is None and signed_unreleased
+                ),
+                None,
             ),
+            "peer_answer_form": PeerReviewAnswerForm(),
+            "peer_override_form": PeerReviewOverrideForm(),
+            "is_admin": user.is_institution_admin,
             "is_open": case.status not in services.FINISHED_STATES,
             "opinion_form": OpinionForm(initial=opinion_initial),
             "sign_form": SignForm(),

@@ -18,7 +18,8 @@ from review.access import is_coordinator
 from review.dashboard import dashboard_build
 from review.decorators import admin_only, staff_page
 from review.forms import AuditFilterForm
-from review.models import Outcome
+from review.models import Outcome, PeerReview
+from review.peer_review import peer_reviews_open
 from review.selectors import audit_case_numbers, audit_events, audit_events_keyset
 
 
@@ -46,10 +47,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         {"label": label, "n": n, "width": max(2, round(n / funnel_peak * 360)), "y": i * 34}
         for i, (label, n) in enumerate(board.funnel)
     ]
+    peer_open = list(peer_reviews_open()[:50])
     return render(
         request,
         "review/dashboard.html",
         {
+            "peer_open": peer_open,
+            "peer_disagreements": sum(r.verdict == PeerReview.Verdict.DISAGREE for r in peer_open),
+            "peer_waiting": sum(r.verdict == PeerReview.Verdict.PENDING for r in peer_open),
             "board": board,
             "bars": bars,
             "funnel": funnel,

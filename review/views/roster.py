@@ -51,6 +51,7 @@ def roster(request: HttpRequest) -> HttpResponse:
             "session_idle_minutes": settings_row.session_idle_minutes,
             "reviewers_see_only_assigned": settings_row.reviewers_see_only_assigned,
             "follow_up_questions_allowed": settings_row.follow_up_questions_allowed,
+            "peer_review_percent": settings_row.peer_review_percent,
         }
     )
     return render(request, "review/roster.html", {"rows": forms, "settings_form": settings_form})
