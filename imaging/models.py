@@ -165,6 +165,13 @@ class Instance(models.Model):
     storage_key = models.CharField(max_length=300)
     size = models.BigIntegerField(default=0)
     preamble_cleared = models.BooleanField(default=False)
+    # Where the header and each frame lie in the stored file (imaging.pixel_index), so metadata
+    # and frames are read in ranges, not whole. Made at ingest; None until first read for
+    # instances stored before (then made). header_length 0: the file is always read whole.
+    header_length = models.BigIntegerField(null=True, blank=True)
+    pixel_data_offset = models.BigIntegerField(null=True, blank=True)
+    frames_encapsulated = models.BooleanField(default=False)
+    frame_spans = models.BinaryField(null=True, blank=True, editable=False)
     # The upload the file came from: a retried ingest of the same upload is not a duplicate.
     upload = models.ForeignKey(
         Upload, null=True, blank=True, on_delete=models.SET_NULL, related_name="instances"

@@ -13,7 +13,7 @@ from django.db.models import Count, QuerySet
 
 from imaging.dicomweb.access import Scope, studies_in_scope
 from imaging.dicomweb.attributes import Selection, element, header_values, row_json, selection_for
-from imaging.dicomweb.frames import open_instance, read_header
+from imaging.dicomweb.frames import StoredFile
 from imaging.dicomweb.qido import Query
 from imaging.models import Instance, Series, Study
 
@@ -135,7 +135,8 @@ def instances_of(*, study: Study, series: Series | None = None) -> list[Instance
 
 
 def instance_metadata(instance: Instance) -> DicomJson:
-    """The instance's attributes as DICOM JSON, read from the stored file (without pixel data).
+    """The instance's attributes as DICOM JSON, read from the stored file's header (a ranged
+    read of the bytes before its pixel data).
 
     The file's Transfer Syntax UID (0002,0010) is added: viewers need it to know whether they
     can decode the frames before asking for them.
@@ -147,8 +148,7 @@ def instance_metadata(instance: Instance) -> DicomJson:
     Whole instances sent decompressed do say RGB (pydicom's ``decompress`` rewrites the Image
     Pixel module); a client asking for decoded frames must read colour frames as RGB.
     """
-    with open_instance(instance) as stream:
-        header = read_header(stream)
+    header = StoredFile(instance).header()
     meta = header.to_json_dict(bulk_data_threshold=64 * 1024)
     transfer_syntax = header.file_meta.get("TransferSyntaxUID") or instance.transfer_syntax_uid
     meta["00020010"] = element("UI", str(transfer_syntax))

@@ -40,6 +40,7 @@ from imaging.dicomweb.frames import (
     FRAMES_TOO_LARGE,
     MAX_FRAMES_PER_REQUEST,
     FrameError,
+    StoredFile,
     frame_decoded,
     frame_rendered,
     frame_stored,
@@ -434,10 +435,11 @@ def retrieve_frames(
         return _plain(406, NOT_ACCEPTABLE)
     # Checked before the answer starts (a missing frame is a clean 404, too many bytes a 400);
     # then each frame is produced as it is sent, so the request holds one frame at a time.
-    frames_request_check(instance, numbers)
+    stored = StoredFile(instance)  # the header is read once, each frame in its own range
+    frames_request_check(stored, numbers)
 
     def produce(number: int) -> tuple[str, list[bytes]]:
-        frame = frame_decoded(instance, number) if choice.decode else frame_stored(instance, number)
+        frame = frame_decoded(stored, number) if choice.decode else frame_stored(stored, number)
         return f"{choice.part_type}; transfer-syntax={frame.transfer_syntax_uid}", [frame.data]
 
     # The first frame is made before the answer starts: a compression the server cannot decode

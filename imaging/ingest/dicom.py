@@ -26,6 +26,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 
 from imaging.ingest import messages
+from imaging.pixel_index import PixelIndex, pixel_index_build
 
 # pydicom's warnings quote values from the file (names, dates, UIDs): patient data, which never
 # goes to our logs. What matters about a bad file is recorded as a FileProblem instead.
@@ -159,6 +160,8 @@ class DicomHeader:
     slice_location: float | None = None
     preamble_suspicious: bool = False
     is_dicomdir: bool = False
+    # Where the header and frames lie in the file, for ranged reads (None for a DICOMDIR).
+    pixel_index: PixelIndex | None = None
     # For a DICOMDIR: the files it lists, relative to its own folder, "/"-separated.
     referenced_files: list[str] = field(default_factory=list)
 
@@ -373,6 +376,7 @@ def header_read(fp: BinaryIO, size: int) -> DicomHeader:
             # pydicom warns about every odd value; the file is judged by what it holds.
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(fp, stop_before_pixels=True, defer_size=DEFER_SIZE)
+            header_length = fp.tell()
             meta = ds.file_meta
             if _ascii(meta, "TransferSyntaxUID", 64) != DEFLATED:
                 # A deflated file is read through a decompressor: positions are not the file's.
@@ -409,6 +413,7 @@ def header_read(fp: BinaryIO, size: int) -> DicomHeader:
                 bits_allocated=_bits_allocated(ds),
                 slice_location=_ascii_float(ds, "SliceLocation"),
                 preamble_suspicious=preamble_is_suspicious(head),
+                pixel_index=pixel_index_build(ds, fp, size, header_length),
             )
     except FileRejected:
         raise

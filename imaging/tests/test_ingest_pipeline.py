@@ -10,7 +10,9 @@ import pydicom
 import pytest
 from django_tenants.utils import tenant_context
 from PIL import Image
+from pydicom.encaps import get_frame
 
+from imaging.dicomweb.frames import StoredFile, frame_stored
 from imaging.ingest import messages
 from imaging.ingest.pipeline import upload_ingest_enqueue, upload_ingest_run
 from imaging.ingest.preview import series_preview_ensure
@@ -100,6 +102,28 @@ def test_it_counts_the_frames_of_a_multiframe_image(case: Case) -> None:
     instance = Instance.objects.get(series__study__case=case)
     assert instance.number_of_frames == 10
     assert Series.objects.get(study__case=case).preview_key
+
+
+@pytest.mark.parametrize("name", ["emri_small.dcm", "emri_small_RLE.dcm", "color3d_jpeg_baseline.dcm"])
+def test_it_indexes_where_the_header_and_each_frame_lie(case: Case, name: str) -> None:
+    _ingest(case, sample(name))
+    instance = Instance.objects.get(series__study__case=case)
+    data = tenant_storage().read_bytes(instance.storage_key)
+    original = pydicom.dcmread(io.BytesIO(data))
+    # The header is the file up to the Pixel Data element; each frame is where the index says.
+    assert (
+        instance.header_length
+        and data[instance.header_length : instance.header_length + 4] == b"\xe0\x7f\x10\x00"
+    )
+    assert instance.frames_encapsulated is original.file_meta.TransferSyntaxUID.is_compressed
+    stored = StoredFile(instance)
+    for number in (1, instance.number_of_frames):
+        expected = (
+            get_frame(original.PixelData, number - 1, number_of_frames=instance.number_of_frames)
+            if instance.frames_encapsulated
+            else original.PixelData[(number - 1) * 64 * 64 * 2 : number * 64 * 64 * 2]
+        )
+        assert frame_stored(stored, number).data == expected
 
 
 def _oracle(files: list[tuple[str, bytes]]) -> dict[str, dict[str, set[str]]]:

@@ -101,16 +101,12 @@ def viewer_bootstrap(*, case: CaseRow, studies: list[Study] | None = None) -> di
     instances = list(
         Instance.objects.filter(series=first_series)
         .order_by("instance_number", "id")
-        .values_list("sop_instance_uid", "number_of_frames", "transfer_syntax_uid", "storage_key")
+        .values_list("sop_instance_uid", "number_of_frames", "pk")
     )
     if not instances:  # counted but not indexed yet (an ingest in progress): no first frame
         return boot
-    first = Instance(
-        series=first_series,
-        sop_instance_uid=instances[0][0],
-        transfer_syntax_uid=instances[0][2],
-        storage_key=instances[0][3],
-    )
+    # The whole row: its pixel index lets the metadata be read in one ranged read.
+    first = Instance.objects.get(pk=instances[0][2])
     study_uid = by_pk[first_series.study_id].study_instance_uid
     frame_url = (
         f"{base}/studies/{study_uid}/series/{first_series.series_instance_uid}"
@@ -119,7 +115,7 @@ def viewer_bootstrap(*, case: CaseRow, studies: list[Study] | None = None) -> di
     boot["first"] = {
         "seriesUid": first_series.series_instance_uid,
         # [SOP Instance UID, number of frames] in display order: the whole stack's image ids.
-        "instances": [[uid, frames or 1] for uid, frames, _, _ in instances],
+        "instances": [[uid, frames or 1] for uid, frames, _ in instances],
         "metadata": json.loads(instance_metadata_bytes(first)),
         # Only when the server can give raw pixels; otherwise (video) the viewer explains.
         "frameUrl": frame_url if _server_decodes(first.transfer_syntax_uid) else None,

@@ -220,6 +220,7 @@ class IndexSteps(RunState):
                     size=pending.size,
                     preamble_cleared=pending.header.preamble_suspicious,
                     upload=pending.upload,
+                    **(pending.header.pixel_index.fields() if pending.header.pixel_index else {}),
                 )
                 for pending, series in placed
             ],
