@@ -3,8 +3,9 @@
 An addendum is written and signed in one step, with the password or an authenticator code
 asked again (as for the opinion). It gets a new PDF (the opinion followed by every addendum up
 to it), written once the signature commits; every earlier PDF stays retrievable as a version.
-If the opinion was already released, the patient is emailed (through the outbox, in the same
-transaction); otherwise they read it with the opinion when it is released.
+If the opinion was already released, the patient is emailed and the report sent again to the
+institution's FHIR server, if it has one (both through the outbox, in the same transaction);
+otherwise they read it with the opinion when it is released.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from branding.emails import branded_email_send
 from intake.models import Case
 from intake.notifications import recipient_key
 from intake.recipients import case_recipients
+from review.fhir_push import fhir_push_enqueue
 from review.models import Opinion, OpinionAddendum, ReviewerProfile
 from review.services import WRONG_SECRET_MESSAGE, ReviewError, secret_ok
 from storage.tenant import tenant_storage
@@ -129,6 +131,7 @@ def opinion_addendum_sign(
     addendum.save()
     if opinion.released_at is not None:
         _addendum_email(case=case, addendum=addendum)
+        fhir_push_enqueue(opinion=opinion, revision=f"addendum-{addendum.pk}")
     storage = tenant_storage()  # bound to this schema now, not to whichever runs the callback
     key = addendum.pdf_key
     transaction.on_commit(lambda: storage.save(key, io.BytesIO(pdf), len(pdf)), robust=True)

@@ -4,8 +4,11 @@ Admins set the server at /settings/fhir/ (:func:`fhir_endpoint_save`). Releasing
 writes an outbox message in the release's transaction (:func:`fhir_push_enqueue`); a worker
 delivers it (:func:`fhir_push_deliver`) as one FHIR transaction: the Patient, an ImagingStudy
 per study, the DiagnosticReport (the signed PDF as its presentedForm) and a DocumentReference
-holding the PDF, each a conditional create on its identifier, so a push delivered twice (the
-outbox delivers at least once) or retried by an admin creates nothing twice. Failures are
+holding the PDF. The Patient and ImagingStudies are conditional creates on their identifiers
+(the hospital's own ImagingStudy for a UID is referenced, never overwritten); the report and its
+document are conditional updates on the opinion's identifier, so a push delivered twice (the
+outbox delivers at least once) or retried by an admin creates nothing twice, and an addendum
+signed after release replaces the report (status "appended", the PDF with the addendum). Failures are
 retried by the outbox; those that need an admin (credentials, a refusal) are listed at
 /settings/emails/ at once, with a retry.
 """
@@ -120,17 +123,19 @@ def fhir_endpoint_remove(*, request: HttpRequest) -> bool:
     return bool(removed)
 
 
-def fhir_push_enqueue(*, opinion: Opinion) -> None:
-    """With the release's change: push the opinion once it commits, if a server is set and on."""
+def fhir_push_enqueue(*, opinion: Opinion, revision: str = "") -> None:
+    """With the release's change (or an addendum's after it, named by ``revision``): push the
+    opinion as it then is once that commits, if a server is set and on."""
     endpoint = fhir_endpoint_get()
     if endpoint is None or not endpoint.enabled:
         return
     number = opinion.case.number or "without a number"
+    what = "an addendum to the opinion" if revision else "the opinion"
     enqueue(
         kind=OUTBOX_KIND,
-        key=f"fhir-push:{opinion.public_id}",
+        key=f"fhir-push:{opinion.public_id}" + (f":{revision}" if revision else ""),
         payload={"opinion_id": opinion.pk},
-        summary=f"Send the opinion of case {number} to the FHIR server",
+        summary=f"Send {what} of case {number} to the FHIR server",
     )
 
 
@@ -154,23 +159,26 @@ def _if_none_exist(identifier: dict[str, str]) -> str:
     return f"identifier={quote(identifier['system'], safe='')}|{quote(identifier['value'], safe='')}"
 
 
-def _entry(resource: Any, full_url: str, identifier: dict[str, str] | None = None) -> dict[str, Any]:
-    """A conditional create of ``resource``, matched on ``identifier`` (else its first)."""
+def _entry(
+    resource: Any, full_url: str, identifier: dict[str, str] | None = None, *, replace: bool = False
+) -> dict[str, Any]:
+    """A conditional create of ``resource`` matched on ``identifier`` (else its first), or with
+    ``replace`` a conditional update (created if none matches, else that one replaced)."""
     data = resource.model_dump(mode="json", exclude_none=True)
     data.pop("id", None)  # the server's ids are its own; references use the fullUrls below
-    identifier = identifier or {
-        "system": data["identifier"][0]["system"],
-        "value": data["identifier"][0]["value"],
-    }
-    return {
-        "fullUrl": full_url,
-        "resource": data,
-        "request": {"method": "POST", "url": data["resourceType"], "ifNoneExist": _if_none_exist(identifier)},
-    }
+    first = data["identifier"][0]
+    match = _if_none_exist(identifier or {"system": first["system"], "value": first["value"]})
+    kind = data["resourceType"]
+    if replace:
+        request = {"method": "PUT", "url": f"{kind}?{match}"}
+    else:
+        request = {"method": "POST", "url": kind, "ifNoneExist": match}
+    return {"fullUrl": full_url, "resource": data, "request": request}
 
 
 def opinion_fhir_transaction(*, opinion: Opinion, base_url: str) -> dict[str, Any]:
-    """The released ``opinion`` as a FHIR transaction Bundle of conditional creates, validated."""
+    """The released ``opinion`` as a FHIR transaction Bundle of conditional creates and updates
+    (see the module's docstring), validated."""
     assert opinion.released_at is not None
     parts = opinion_fhir_resources(opinion=opinion, base_url=base_url)
     case = opinion.case
@@ -182,7 +190,7 @@ def opinion_fhir_transaction(*, opinion: Opinion, base_url: str) -> dict[str, An
         entry = _entry(study, study_urls[study.id])  # matched on its Study Instance UID
         entry["resource"]["subject"] = {"reference": patient_url}
         entries.append(entry)
-    report = _entry(parts.report, report_url, opinion_identifier(opinion, base_url))
+    report = _entry(parts.report, report_url, opinion_identifier(opinion, base_url), replace=True)
     report["resource"]["subject"] = {"reference": patient_url}
     if study_urls:
         report["resource"]["imagingStudy"] = [{"reference": url} for url in study_urls.values()]
@@ -211,7 +219,8 @@ def opinion_fhir_transaction(*, opinion: Opinion, base_url: str) -> dict[str, An
                 context={"related": [{"reference": report_url}]},
             )
         )
-        entries.append(_entry(document, _urn(base_url, f"opinion-pdfs/{opinion.public_id}"), pdf_identifier))
+        document_url = _urn(base_url, f"opinion-pdfs/{opinion.public_id}")
+        entries.append(_entry(document, document_url, pdf_identifier, replace=True))
     bundle = Bundle.model_validate({"type": "transaction", "entry": entries})
     return bundle.model_dump(mode="json", exclude_none=True)
 

@@ -10,8 +10,9 @@ What it checks is what a strict server would, with the same models SecondRead bu
   token when one is required. Every entry's resource is validated by its own model, every
   ``urn:uuid:`` reference must name an entry of the bundle, and each POST with ``ifNoneExist``
   is a conditional create (an identifier already held answers ``200 OK`` with the existing
-  resource, else ``201 Created``). Answers a ``transaction-response`` Bundle, or 400/401 with an
-  OperationOutcome.
+  resource, else ``201 Created``); each ``PUT Type?identifier=...`` a conditional update (the
+  one match replaced, ``200 OK``, else created, ``201 Created``). Answers a
+  ``transaction-response`` Bundle, or 400/401 with an OperationOutcome.
 
 ``fail_with(status)`` answers the next POSTs with that status (a server that is down for
 maintenance answers 503). Held resources are in ``resources[type][id]``; every request is
@@ -142,6 +143,17 @@ class FhirDouble:
         for entry in data["entry"]:
             resource, request = entry["resource"], entry["request"]
             kind = resource["resourceType"]
+            if request["method"] == "PUT":
+                url_kind, _, condition = request["url"].partition("?")
+                assert url_kind == kind and condition, request
+                existing = self._match(kind, condition)
+                if existing is not None:
+                    self.resources[kind][existing] = {**resource, "id": existing}
+                    assigned[entry["fullUrl"]] = f"{kind}/{existing}"
+                    answers.append(
+                        {"response": {"status": "200 OK", "location": f"{kind}/{existing}/_history/2"}}
+                    )
+                    continue
             existing = self._match(kind, request.get("ifNoneExist", ""))
             if existing is not None:
                 assigned[entry["fullUrl"]] = f"{kind}/{existing}"

@@ -151,7 +151,41 @@ def test_it_pushes_a_released_opinion_once_as_valid_fhir(
         1,
     ]
     last = json.loads(server.requests[-1].body)
-    assert all("ifNoneExist" in entry["request"] for entry in last["entry"])
+    requests = {entry["resource"]["resourceType"]: entry["request"] for entry in last["entry"]}
+    assert requests["Patient"]["ifNoneExist"].startswith("identifier=")
+    assert requests["ImagingStudy"]["ifNoneExist"].startswith("identifier=urn%3Adicom%3Auid|")
+    assert requests["DiagnosticReport"]["method"] == "PUT"
+    assert requests["DiagnosticReport"]["url"].startswith("DiagnosticReport?identifier=")
+
+
+def test_an_addendum_after_release_replaces_the_report_on_the_server(
+    neuro: Institution, make_case: Callable[..., Case], server: FhirDouble
+) -> None:
+    from review.addenda import opinion_addendum_sign
+
+    _configure(_admin(), server)
+    opinion = _release(neuro, make_case)
+    _deliver(_message())
+    [first_pdf] = [d["content"][0]["attachment"]["data"] for d in server.of_type("DocumentReference")]
+    with schema_context("neuro"):
+        reviewer = user_in(neuro, "reviewer1@neuro.example.com")
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            opinion_addendum_sign(
+                case=opinion.case,
+                signer=reviewer,
+                secret=DEMO_PASSWORD,
+                text="MRI in 3 months.",
+                institution=neuro,
+            )
+        addendum_message = OutboxMessage.objects.get(kind=push.OUTBOX_KIND, dedupe_key__contains="addendum")
+    assert "addendum" in addendum_message.summary
+    assert _deliver(addendum_message).status == OutboxMessage.Status.DELIVERED
+    [report] = server.of_type("DiagnosticReport")  # replaced, not a second one
+    [document] = server.of_type("DocumentReference")
+    assert report["status"] == "appended"
+    assert document["content"][0]["attachment"]["data"] != first_pdf
+    assert len(server.of_type("Patient")) == 1 and len(server.of_type("ImagingStudy")) == 1
+    assert document["context"]["related"] == [{"reference": f"DiagnosticReport/{report['id']}"}]
 
 
 def test_a_server_that_is_down_is_tried_again(
