@@ -175,7 +175,7 @@ class PeerReviewRequestForm(forms.Form):
 
 class PeerReviewAnswerForm(forms.Form):
     verdict = forms.ChoiceField(
-        choices=[("agree", "I agree: release it"), ("disagree", "I disagree")], widget=forms.RadioSelect
+        choices=[("agree", "I agree"), ("disagree", "I disagree")], widget=forms.RadioSelect
     )
     comment = forms.CharField(
         max_length=10000,

@@ -133,3 +133,30 @@ def test_a_study_left_out_of_the_case_is_not_in_the_result(
     bundle = Bundle.model_validate(ehr.get(f"/fhir/Bundle/opinion-{opinion.public_id}").json())
     kinds = [entry.resource.get_resource_type() for entry in bundle.entry]
     assert "ImagingStudy" not in kinds
+
+
+def test_it_marks_an_opinion_with_an_addendum_appended_and_sends_its_current_pdf(
+    neuro: Institution, make_case: Callable[..., Case]
+) -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    from review.addenda import opinion_addendum_sign
+    from review.fhir import opinion_fhir_bundle
+
+    opinion = _released(neuro, make_case)
+    with schema_context(neuro.schema_name):
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            opinion_addendum_sign(
+                case=opinion.case,
+                signer=user_in(neuro, "reviewer1@neuro.example.com"),
+                secret=DEMO_PASSWORD,
+                text="Histology confirms a low-grade glioma.",
+                institution=neuro,
+            )
+        bundle = Bundle.model_validate(opinion_fhir_bundle(opinion=opinion, base_url="https://neuro.example"))
+    report = bundle.entry[0].resource
+    assert report.status == "appended"
+    pdf = PdfReader(io.BytesIO(report.presentedForm[0].data))
+    assert "Histology confirms" in "\n".join(page.extract_text() for page in pdf.pages)
