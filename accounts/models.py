@@ -36,6 +36,9 @@ class User(AbstractUser):
     last_name = None  # type: ignore[assignment]
     email = models.EmailField("email address", unique=True)
     full_name = models.CharField(max_length=200, blank=True)
+    # The language a patient last used the site in (settings.LANGUAGES; "" until their first
+    # page): emails about their case are written in it, also when staff's action sends them.
+    language = models.CharField(max_length=8, blank=True, default="")
 
     # Staff roles inside an institution; a person may hold several. A user with none is a
     # patient (or someone acting for one).

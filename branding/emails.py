@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from email.utils import formataddr, parseaddr
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
+from django.utils import translation
 
 from branding.colours import readable_text_on
 from branding.selectors import brand_for_institution
@@ -16,6 +17,9 @@ from outbox.mail import email_key_set
 from tenants.models import Institution
 from tenants.selectors import institution_portal_url
 from tenants.services import platform_url
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 # The logo in an email's header: this high, at most this wide, its aspect ratio kept.
 EMAIL_LOGO_HEIGHT = 40
@@ -26,10 +30,11 @@ def branded_email_send(
     *,
     institution: Institution,
     to: list[str],
-    subject: str,
+    subject: StrOrPromise,
     template: str,
     context: dict[str, Any] | None = None,
     dedupe_key: str | None = None,
+    language: str = "",
 ) -> None:
     """Send ``<template>.txt`` and ``<template>.html`` wrapped in the institution's branding.
 
@@ -38,6 +43,9 @@ def branded_email_send(
     the institution's verified own domain when it has one (``portal_url``). The email is
     written to the outbox (``EMAIL_BACKEND``) in the caller's transaction; with ``dedupe_key``
     it is sent at most once for that key.
+
+    The email is written in ``language`` (the patient's, ``User.language``; a lazy ``subject``
+    is translated too), else in English (staff's emails, whatever page caused them).
     """
     brand = brand_for_institution(institution=institution)
     primary = brand.primary_colour if brand else "#0b5cab"
@@ -60,8 +68,10 @@ def branded_email_send(
         "logo_height": logo_size[1],
         **(context or {}),
     }
-    text = render_to_string(f"{template}.txt", full_context)
-    html = render_to_string(f"{template}.html", full_context)
+    with translation.override(language or settings.LANGUAGE_CODE):
+        subject = str(subject)
+        text = render_to_string(f"{template}.txt", full_context)
+        html = render_to_string(f"{template}.html", full_context)
     _, sender_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
     message = EmailMultiAlternatives(
         subject=subject,

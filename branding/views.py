@@ -8,6 +8,7 @@ import json
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
 from branding.colours import readable_text_on
@@ -56,7 +57,7 @@ def favicon(request: HttpRequest) -> FileResponse:
 def legal_text(request: HttpRequest, kind: str) -> HttpResponse:
     """The institution's consent, terms or privacy text (sanitised HTML)."""
     institution = request_institution(request)
-    titles = {"consent": "Consent", "terms": "Terms of service", "privacy": "Privacy notice"}
+    titles = {"consent": _("Consent"), "terms": _("Terms of service"), "privacy": _("Privacy notice")}
     if institution is None or kind not in titles:
         raise Http404
     brand = _brand(institution)

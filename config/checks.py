@@ -81,6 +81,8 @@ def checks() -> list[Check]:
             env={**OFFLINE_ENV, **PRODUCTION_ENV},
         ),
         Check("eslint", ["npx", "--no-install", "eslint", "--max-warnings", "0", "src"], cwd="frontend"),
+        # Every word patients read is in the catalogue, and the Spanish catalogue is complete.
+        Check("translations", [_venv("python"), "-m", "config.translations", "check"], env=dict(OFFLINE_ENV)),
         Check(
             "module-size",
             [_venv("python"), "-m", "config.checks", "module-size"],

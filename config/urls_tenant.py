@@ -1,6 +1,8 @@
 """URLs of an institution's domain (its schema): patient portal and staff workspace."""
 
 from django.urls import include, path
+from django.views.decorators.cache import cache_control
+from django.views.i18n import JavaScriptCatalog, set_language
 
 from branding import views as branding_views
 from institutions import views as institution_views
@@ -9,6 +11,16 @@ urlpatterns = [
     # Before intake.urls (mounted at the root) so no pattern there can shadow the tus endpoint.
     path("intake/tus/", include("intake.tus.urls")),
     path("", include("intake.urls")),
+    # The language switch (POST: remembered in a cookie) and the wizard's JavaScript messages in
+    # the page's language (djangojs catalogue), Django's own views. Pages ask for the catalogue
+    # with their language in the query (?l=es), so a browser's cached copy is never another
+    # language's.
+    path("i18n/setlang/", set_language, name="set_language"),
+    path(
+        "i18n/messages.js",
+        cache_control(max_age=3600, private=True)(JavaScriptCatalog.as_view()),
+        name="javascript_catalog",
+    ),
     path("accounts/", include("allauth.urls")),
     path("brand/", include("branding.urls")),
     # Website embed (a button script and an embeddable portal page), and the admin's settings.

@@ -27,8 +27,8 @@ class Upload(models.Model):
         EXPIRED = "expired", "Expired"
 
     class Kind(models.TextChoices):
-        IMAGING = "imaging", "Imaging"
-        REPORT = "report", "Report"
+        IMAGING = "imaging", _("Imaging")
+        REPORT = "report", _("Report")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     case = models.ForeignKey("intake.Case", on_delete=models.CASCADE, related_name="uploads")
@@ -189,10 +189,10 @@ class Report(models.Model):
     """A report the patient uploaded (PDF, or a photo of a paper report)."""
 
     class Kind(models.TextChoices):
-        RADIOLOGY = "radiology", "Radiology report"
-        PATHOLOGY = "pathology", "Pathology report"
-        CLINICAL = "clinical", "Clinical letter or summary"
-        OTHER = "other", "Other"
+        RADIOLOGY = "radiology", _("Radiology report")
+        PATHOLOGY = "pathology", _("Pathology report")
+        CLINICAL = "clinical", _("Clinical letter or summary")
+        OTHER = "other", _("Other")
         # Found on a disc, or sent before the patient said: they are asked.
         UNKNOWN = "unknown", _("Type not chosen yet")
 
@@ -226,18 +226,18 @@ class FileProblem(models.Model):
     """A file of an upload that was set aside or changed, in words a patient understands."""
 
     class Code(models.TextChoices):
-        NOT_DICOM = "not_dicom", "Not a medical image file"
-        SKIPPED_PROGRAM = "skipped_program", "Viewer program or system file, skipped"
-        TRUNCATED = "truncated", "The file is damaged or incomplete"
-        UNSAFE_ARCHIVE = "unsafe_archive", "Unsafe archive entry, skipped"
-        ARCHIVE_LIMIT = "archive_limit", "Archive too large or too many files"
-        DUPLICATE = "duplicate", "Duplicate image, stored once"
-        PREAMBLE_CLEARED = "preamble_cleared", "Suspicious file header removed"
-        EMPTY = "empty", "Empty file"
-        UNREADABLE = "unreadable", "Could not be read"
-        INCONSISTENT_PATIENT = "inconsistent_patient", "Images of more than one patient"
-        MISSING_FILES = "missing_files", "Images listed on the disc but not uploaded"
-        REPORT_REFUSED = "report_refused", "Not a readable PDF or photo"
+        NOT_DICOM = "not_dicom", _("Not a medical image file")
+        SKIPPED_PROGRAM = "skipped_program", _("Viewer program or system file, skipped")
+        TRUNCATED = "truncated", _("The file is damaged or incomplete")
+        UNSAFE_ARCHIVE = "unsafe_archive", _("Unsafe archive entry, skipped")
+        ARCHIVE_LIMIT = "archive_limit", _("Archive too large or too many files")
+        DUPLICATE = "duplicate", _("Duplicate image, stored once")
+        PREAMBLE_CLEARED = "preamble_cleared", _("Suspicious file header removed")
+        EMPTY = "empty", _("Empty file")
+        UNREADABLE = "unreadable", _("Could not be read")
+        INCONSISTENT_PATIENT = "inconsistent_patient", _("Images of more than one patient")
+        MISSING_FILES = "missing_files", _("Images listed on the disc but not uploaded")
+        REPORT_REFUSED = "report_refused", _("Not a readable PDF or photo")
 
     case = models.ForeignKey("intake.Case", on_delete=models.CASCADE, related_name="file_problems")
     upload = models.ForeignKey(

@@ -15,6 +15,8 @@ from django.core import signing
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from branding.emails import branded_email_send
 from intake.models import Case
@@ -24,10 +26,10 @@ from tenants.selectors import institution_primary_url
 _SALT = "intake.patient-email"
 LINK_LIFETIME_SECONDS = 14 * 24 * 3600
 
-LINK_INVALID = (
+LINK_INVALID = gettext_noop(
     "This confirmation link is not valid any more. Ask for a new one from the request's first step."
 )
-CONFIRMED = "Thank you: updates about this request will now also be sent to {email}."
+CONFIRMED = gettext_noop("Thank you: updates about this request will now also be sent to {email}.")
 
 
 def patient_email_needs_confirming(*, case: Case) -> bool:
@@ -68,10 +70,11 @@ def patient_email_confirmation_send(*, case: Case) -> None:
     branded_email_send(
         institution=institution,
         to=[case.patient_email],
-        subject=f"Please confirm your email for {institution.name}",
+        subject=format_lazy(gettext_lazy("Please confirm your email for {name}"), name=institution.name),
         template="intake/email/patient_email_confirm",
         context={"case": case, "link": link},
         dedupe_key=f"patient-email-confirm:{case.pk}:{case.patient_email.lower()}",
+        language=case.owner.language,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
 from accounts.http import InstitutionRequest
@@ -20,10 +21,14 @@ from intake.contact_email import (
 def patient_email_confirm_view(request: InstitutionRequest, token: str) -> HttpResponse:
     case = case_for_email_token(token=token)
     if case is None:
-        return render(request, "intake/patient_email_confirm.html", {"invalid": LINK_INVALID}, status=404)
+        return render(
+            request, "intake/patient_email_confirm.html", {"invalid": gettext(LINK_INVALID)}, status=404
+        )
     if request.method == "POST":
         case = patient_email_confirm(case=case)
         return render(
-            request, "intake/patient_email_confirm.html", {"done": CONFIRMED.format(email=case.patient_email)}
+            request,
+            "intake/patient_email_confirm.html",
+            {"done": gettext(CONFIRMED).format(email=case.patient_email)},
         )
     return render(request, "intake/patient_email_confirm.html", {"email": case.patient_email})

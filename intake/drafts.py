@@ -19,6 +19,7 @@ from django.db.models import Max, Q
 from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_noop, ngettext_lazy
 
 from accounts.models import User
 from branding.emails import branded_email_send
@@ -33,7 +34,7 @@ MAX_OPEN_DRAFTS = 3
 DRAFT_RETENTION = timedelta(days=60)
 DRAFT_WARNING = timedelta(days=7)
 
-TOO_MANY_DRAFTS = (
+TOO_MANY_DRAFTS = gettext_noop(
     "You already have {count} requests you have not sent yet. Please finish or delete one of "
     "them before starting another."
 )
@@ -93,10 +94,16 @@ def _warning_send(*, case: Case, dedupe_key: str) -> None:
     branded_email_send(
         institution=institution,
         to=[case.owner.email],
-        subject="Your unsent request will be deleted in 7 days",
+        subject=ngettext_lazy(
+            "Your unsent request will be deleted in %(days)s day",
+            "Your unsent request will be deleted in %(days)s days",
+            "days",
+        )
+        % {"days": DRAFT_WARNING.days},
         template="intake/email/draft_purge_warning",
         context={"case": case, "link": link, "days": DRAFT_WARNING.days},
         dedupe_key=dedupe_key,
+        language=case.owner.language,
     )
 
 

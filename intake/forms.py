@@ -7,64 +7,67 @@ from typing import Any
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from intake.models import Case
 
-SUBMITTER_NAME_REQUIRED = "Please tell us your own name, as the person filling in this form for the patient."
-PATIENT_NAME_REQUIRED = "Please enter the patient's full name."
-BIRTH_DATE_REQUIRED = "Please enter the patient's date of birth."
-BIRTH_DATE_INVALID = "Please enter the date of birth as a full date, for example 1961-04-23."
-BIRTH_DATE_IN_FUTURE = "The date of birth cannot be in the future."
-BIRTH_DATE_TOO_OLD = "Please check the year of birth: it is more than 120 years ago."
-SEX_REQUIRED = "Please choose one of the options."
-CONTACT_REQUIRED = "Please give an email address or a phone number so we can reach the patient."
-CONSENT_REQUIRED = (
+SUBMITTER_NAME_REQUIRED = gettext_noop(
+    "Please tell us your own name, as the person filling in this form for the patient."
+)
+PATIENT_NAME_REQUIRED = gettext_noop("Please enter the patient's full name.")
+BIRTH_DATE_REQUIRED = gettext_noop("Please enter the patient's date of birth.")
+BIRTH_DATE_INVALID = gettext_noop("Please enter the date of birth as a full date, for example 1961-04-23.")
+BIRTH_DATE_IN_FUTURE = gettext_noop("The date of birth cannot be in the future.")
+BIRTH_DATE_TOO_OLD = gettext_noop("Please check the year of birth: it is more than 120 years ago.")
+SEX_REQUIRED = gettext_noop("Please choose one of the options.")
+CONTACT_REQUIRED = gettext_noop("Please give an email address or a phone number so we can reach the patient.")
+CONSENT_REQUIRED = gettext_noop(
     "Please tick the box to agree to the terms. We cannot look at medical images without this consent."
 )
-DIAGNOSIS_REQUIRED = "Please tell us which diagnosis or treatment you would like reviewed."
-QUESTION_REQUIRED = "Please write the question you would like the physician to answer."
+DIAGNOSIS_REQUIRED = gettext_noop("Please tell us which diagnosis or treatment you would like reviewed.")
+QUESTION_REQUIRED = gettext_noop("Please write the question you would like the physician to answer.")
 
 
 class CasePatientForm(forms.Form):
     submitter_relation = forms.ChoiceField(
-        label="Who is filling in this form?",
+        label=_("Who is filling in this form?"),
         choices=Case.Relation.choices,
         widget=forms.RadioSelect,
         initial=Case.Relation.SELF,
     )
     submitter_name = forms.CharField(
-        label="Your name",
+        label=_("Your name"),
         required=False,
         max_length=200,
-        help_text="Only if you are filling this in for someone else.",
+        help_text=_("Only if you are filling this in for someone else."),
         widget=forms.TextInput(attrs={"autocomplete": "name"}),
     )
     patient_name = forms.CharField(
-        label="Patient's full name",
+        label=_("Patient's full name"),
         max_length=200,
-        error_messages={"required": PATIENT_NAME_REQUIRED},
-        help_text="As written on the patient's medical records.",
+        error_messages={"required": _(PATIENT_NAME_REQUIRED)},
+        help_text=_("As written on the patient's medical records."),
     )
     patient_birth_date = forms.DateField(
-        label="Patient's date of birth",
-        error_messages={"required": BIRTH_DATE_REQUIRED, "invalid": BIRTH_DATE_INVALID},
+        label=_("Patient's date of birth"),
+        error_messages={"required": _(BIRTH_DATE_REQUIRED), "invalid": _(BIRTH_DATE_INVALID)},
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
     patient_sex = forms.ChoiceField(
-        label="Patient's sex",
+        label=_("Patient's sex"),
         choices=Case.Sex.choices,
         widget=forms.RadioSelect,
-        error_messages={"required": SEX_REQUIRED},
+        error_messages={"required": _(SEX_REQUIRED)},
     )
     patient_email = forms.EmailField(
-        label="Patient's email address",
+        label=_("Patient's email address"),
         required=False,
-        help_text="We write here when the case moves on (as well as to your account's address).",
+        help_text=_("We write here when the case moves on (as well as to your account's address)."),
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
     patient_phone = forms.CharField(
-        label="Patient's phone number",
+        label=_("Patient's phone number"),
         required=False,
         max_length=40,
         widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
@@ -73,27 +76,27 @@ class CasePatientForm(forms.Form):
         label=_(
             "I have read the consent above and agree to the terms, and the patient consents to this review"
         ),
-        error_messages={"required": CONSENT_REQUIRED},
+        error_messages={"required": _(CONSENT_REQUIRED)},
     )
 
     def clean_patient_birth_date(self) -> datetime.date:
         born: datetime.date = self.cleaned_data["patient_birth_date"]
         today = timezone.localdate()
         if born > today:
-            raise forms.ValidationError(BIRTH_DATE_IN_FUTURE)
+            raise forms.ValidationError(gettext(BIRTH_DATE_IN_FUTURE))
         if born.year < today.year - 120:
-            raise forms.ValidationError(BIRTH_DATE_TOO_OLD)
+            raise forms.ValidationError(gettext(BIRTH_DATE_TOO_OLD))
         return born
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         relation = data.get("submitter_relation")
         if relation and relation != Case.Relation.SELF and not data.get("submitter_name", "").strip():
-            self.add_error("submitter_name", SUBMITTER_NAME_REQUIRED)
+            self.add_error("submitter_name", gettext(SUBMITTER_NAME_REQUIRED))
         # No contact at all (a malformed email already has its own message).
         no_contact = not (data.get("patient_email") or data.get("patient_phone", "").strip())
         if no_contact and "patient_email" not in self.errors:
-            self.add_error("patient_email", CONTACT_REQUIRED)
+            self.add_error("patient_email", gettext(CONTACT_REQUIRED))
         return data
 
     @classmethod
@@ -112,32 +115,32 @@ class CasePatientForm(forms.Form):
 
 class CaseQuestionForm(forms.Form):
     diagnosis_to_review = forms.CharField(
-        label="Which diagnosis or treatment would you like reviewed?",
+        label=_("Which diagnosis or treatment would you like reviewed?"),
         max_length=300,
-        help_text="For example: “a brain tumour found on MRI” or “the plan to operate on my spine”.",
-        error_messages={"required": DIAGNOSIS_REQUIRED},
+        help_text=_("For example: “a brain tumour found on MRI” or “the plan to operate on my spine”."),
+        error_messages={"required": _(DIAGNOSIS_REQUIRED)},
     )
     question = forms.CharField(
-        label="What would you like the physician to answer?",
+        label=_("What would you like the physician to answer?"),
         widget=forms.Textarea(attrs={"rows": 4}),
         max_length=5000,
-        error_messages={"required": QUESTION_REQUIRED},
+        error_messages={"required": _(QUESTION_REQUIRED)},
     )
     history = forms.CharField(
-        label="Medical history that matters here",
+        label=_("Medical history that matters here"),
         required=False,
         max_length=10000,
-        help_text="Symptoms, earlier treatments, medicines. A few lines are enough.",
+        help_text=_("Symptoms, earlier treatments, medicines. A few lines are enough."),
         widget=forms.Textarea(attrs={"rows": 4}),
     )
     current_physician = forms.CharField(
-        label="Current physician and hospital",
+        label=_("Current physician and hospital"),
         required=False,
         max_length=200,
-        help_text="Optional. Who is treating the patient now.",
+        help_text=_("Optional. Who is treating the patient now."),
     )
     urgency = forms.ChoiceField(
-        label="How soon is a decision due?",
+        label=_("How soon is a decision due?"),
         choices=Case.Urgency.choices,
         widget=forms.RadioSelect,
         initial=Case.Urgency.ROUTINE,

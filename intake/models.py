@@ -12,39 +12,40 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Case(models.Model):
     """One request for a second opinion, from the first wizard step to the closed case."""
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "Started"
-        AWAITING_PAYMENT = "awaiting_payment", "Awaiting payment"
-        SUBMITTED = "submitted", "Submitted"  # in the queue, unassigned
-        ASSIGNED = "assigned", "Assigned"
-        IN_REVIEW = "in_review", "In review"
-        INFO_REQUESTED = "info_requested", "More information requested"
-        OPINION_DRAFTED = "opinion_drafted", "Opinion drafted"
-        RELEASED = "released", "Opinion ready"
-        CLOSED = "closed", "Closed"
-        DECLINED = "declined", "Declined"
-        WITHDRAWN = "withdrawn", "Withdrawn by the patient"
+        DRAFT = "draft", _("Started")
+        AWAITING_PAYMENT = "awaiting_payment", _("Awaiting payment")
+        SUBMITTED = "submitted", _("Submitted")  # in the queue, unassigned
+        ASSIGNED = "assigned", _("Assigned")
+        IN_REVIEW = "in_review", _("In review")
+        INFO_REQUESTED = "info_requested", _("More information requested")
+        OPINION_DRAFTED = "opinion_drafted", _("Opinion drafted")
+        RELEASED = "released", _("Opinion ready")
+        CLOSED = "closed", _("Closed")
+        DECLINED = "declined", _("Declined")
+        WITHDRAWN = "withdrawn", _("Withdrawn by the patient")
 
     class Relation(models.TextChoices):
-        SELF = "self", "I am the patient"
-        FAMILY = "family", "Family member or carer"
-        PHYSICIAN = "physician", "Referring physician"
-        OTHER = "other", "Someone else acting for the patient"
+        SELF = "self", _("I am the patient")
+        FAMILY = "family", _("Family member or carer")
+        PHYSICIAN = "physician", _("Referring physician")
+        OTHER = "other", _("Someone else acting for the patient")
 
     class Sex(models.TextChoices):
-        FEMALE = "F", "Female"
-        MALE = "M", "Male"
-        OTHER = "O", "Other / prefer not to say"
+        FEMALE = "F", _("Female")
+        MALE = "M", _("Male")
+        OTHER = "O", _("Other / prefer not to say")
 
     class Urgency(models.TextChoices):
-        ROUTINE = "routine", "Routine"
-        SOON = "soon", "Soon (a decision is due within weeks)"
-        URGENT = "urgent", "Urgent (a decision is due within days)"
+        ROUTINE = "routine", _("Routine")
+        SOON = "soon", _("Soon (a decision is due within weeks)")
+        URGENT = "urgent", _("Urgent (a decision is due within days)")
 
     # Opaque public id: the only case identifier that appears in URLs.
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)

@@ -12,7 +12,8 @@ import hashlib
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext_lazy
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from branding.emails import branded_email_send
 from intake.models import Case
@@ -21,15 +22,18 @@ from tenants.schema import current_institution
 
 # The states a patient is told about, and the words we use for them.
 PATIENT_NOTICES: dict[str, tuple[str, str]] = {
-    Case.Status.SUBMITTED: ("Your case has been received", "intake/email/case_submitted"),
-    Case.Status.IN_REVIEW: ("A physician is reviewing your case", "intake/email/case_in_review"),
+    Case.Status.SUBMITTED: (gettext_noop("Your case has been received"), "intake/email/case_submitted"),
+    Case.Status.IN_REVIEW: (
+        gettext_noop("A physician is reviewing your case"),
+        "intake/email/case_in_review",
+    ),
     Case.Status.INFO_REQUESTED: (
-        "We need more information for your case",
+        gettext_noop("We need more information for your case"),
         "intake/email/case_info_requested",
     ),
-    Case.Status.RELEASED: ("Your second opinion is ready", "intake/email/case_released"),
-    Case.Status.DECLINED: ("About your second-opinion request", "intake/email/case_declined"),
-    Case.Status.WITHDRAWN: ("Your request has been withdrawn", "intake/email/case_withdrawn"),
+    Case.Status.RELEASED: (gettext_noop("Your second opinion is ready"), "intake/email/case_released"),
+    Case.Status.DECLINED: (gettext_noop("About your second-opinion request"), "intake/email/case_declined"),
+    Case.Status.WITHDRAWN: (gettext_noop("Your request has been withdrawn"), "intake/email/case_withdrawn"),
 }
 
 # Only the account that filed the case can add what the care team asks for.
@@ -70,10 +74,13 @@ def case_status_email_send(*, case: Case, note: str = "") -> bool:
         branded_email_send(
             institution=institution,
             to=[recipient.address],
-            subject=f"{subject} ({case.number})" if case.number else subject,
+            subject=format_lazy("{} ({})", gettext_lazy(subject), case.number)
+            if case.number
+            else gettext_lazy(subject),
             template=template,
             context={"case": case, "note": note, "recipient": recipient, **case_link_paths(case=case)},
             dedupe_key=f"case-status:{case.pk}:{case.status}:{moved_at}:{recipient_key(recipient)}",
+            language=recipient.language,
         )
     return True
 
@@ -90,7 +97,7 @@ def case_continue_link_email_send(*, case: Case) -> None:
     branded_email_send(
         institution=current_institution(),
         to=[recipient.address],
-        subject=str(CONTINUE_LINK_SUBJECT),
+        subject=CONTINUE_LINK_SUBJECT,
         template="intake/email/continue_on_computer",
         context={
             "case": case,
@@ -98,4 +105,5 @@ def case_continue_link_email_send(*, case: Case) -> None:
             "images_path": _path("intake:case_images", case),
         },
         dedupe_key=f"continue-link:{case.pk}:{timezone.now().isoformat()}",
+        language=recipient.language,
     )

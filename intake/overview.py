@@ -17,6 +17,7 @@ from django.db.models import IntegerField, Q, Sum, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from imaging.identity import study_identity_hint
@@ -65,7 +66,7 @@ def _reports(case: Case, uploads: Any, now: datetime.datetime) -> list[dict[str,
     kind_labels = {value: str(label) for value, label in Report.Kind.choices}
     reports_by_upload = {report.upload_id: report for report in Report.objects.filter(case=case)}
     refusals = {
-        problem.upload_id: problem.message
+        problem.upload_id: _(problem.message)
         for problem in FileProblem.objects.filter(case=case, code=FileProblem.Code.REPORT_REFUSED)
     }
     listed: list[dict[str, Any]] = []
@@ -134,7 +135,9 @@ def case_upload_overview(*, case: Case) -> dict[str, Any]:
     problems = [
         {
             "title": group.title,
-            "messages": group.messages,
+            # Stored in English (the ingest's constants, imaging.ingest.messages); shown in the
+            # page's language when the catalogue has them.
+            "messages": [_(message) for message in group.messages],
             "count": group.count,
             "files": [_problem_file(path, upload) for path, upload in group.files],
             "informational": group.informational,
@@ -157,6 +160,7 @@ def case_upload_overview(*, case: Case) -> dict[str, Any]:
             {
                 "id": study.pk,
                 "date": study.study_date.isoformat() if study.study_date else "",
+                "date_shown": date_format(study.study_date, "DATE_FORMAT") if study.study_date else "",
                 "description": study.description,
                 "modalities": study.modalities,
                 "series": study.series_count,

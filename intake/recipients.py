@@ -23,6 +23,9 @@ class CaseRecipient:
     # True when the recipient acts for the patient (a relative, carer or physician): the email
     # then names the patient whose case it is about.
     acting_for_patient: bool
+    # The language the emails are written in: the filer's (accounts.User.language), also for the
+    # patient's own address (the filer chose the language the request is made in).
+    language: str = ""
 
 
 def case_recipients(*, case: Case, filer_only: bool = False) -> list[CaseRecipient]:
@@ -35,6 +38,7 @@ def case_recipients(*, case: Case, filer_only: bool = False) -> list[CaseRecipie
             address=owner.email,
             greeting_name=filer_name or owner.full_name,
             acting_for_patient=not is_self,
+            language=owner.language,
         )
     ]
     patient_address = (case.patient_email or "").strip()
@@ -45,6 +49,11 @@ def case_recipients(*, case: Case, filer_only: bool = False) -> list[CaseRecipie
         and patient_email_confirmed(case=case)
     ):
         recipients.append(
-            CaseRecipient(address=patient_address, greeting_name=case.patient_name, acting_for_patient=False)
+            CaseRecipient(
+                address=patient_address,
+                greeting_name=case.patient_name,
+                acting_for_patient=False,
+                language=owner.language,
+            )
         )
     return recipients

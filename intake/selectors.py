@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext, gettext_noop, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from accounts.models import User
 from intake.fees import case_payment_required
@@ -19,12 +19,15 @@ from intake.models import Case
 from intake.overview import case_upload_overview
 from tenants.models import Institution
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 # What a case still lacks, in plain words. "Blocking" ones stop the submission.
-MISSING_PATIENT = "The patient's details are not complete (step 1)."
-MISSING_CONSENT = "You have not yet agreed to the terms (step 1)."
-MISSING_QUESTION = "You have not yet told us what you would like reviewed (step 2)."
-MISSING_FILES = "No usable images or reports yet: please add at least one (steps 3 and 4)."
-STILL_CHECKING_NOTHING_USABLE = (
+MISSING_PATIENT = gettext_noop("The patient's details are not complete (step 1).")
+MISSING_CONSENT = gettext_noop("You have not yet agreed to the terms (step 1).")
+MISSING_QUESTION = gettext_noop("You have not yet told us what you would like reviewed (step 2).")
+MISSING_FILES = gettext_noop("No usable images or reports yet: please add at least one (steps 3 and 4).")
+STILL_CHECKING_NOTHING_USABLE = gettext_noop(
     "Your files are still being checked. Please wait a moment: a request needs at least one image "
     "or report we could use."
 )
@@ -32,15 +35,16 @@ NOT_THEIRS = _(
     "Some images seem to be of someone else. Please look at the studies below and remove those "
     "that are not the patient's."
 )
-NO_IMAGES_YET = "No images yet. The physician can only give an opinion on the report."
-IMAGES_NO_REPORT = (
+NO_IMAGES_YET = gettext_noop("No images yet. The physician can only give an opinion on the report.")
+IMAGES_NO_REPORT = gettext_noop(
     "Images but no report. A report from the original imaging helps the physician; add one if you have it."
 )
-MORE_THAN_ONE_PATIENT = (
+MORE_THAN_ONE_PATIENT = gettext_noop(
     "Images of more than one patient found. Please check that every image belongs to this patient."
 )
-STILL_PROCESSING = "Some files are still being checked. You can submit now; we will finish in the background."
-FILES_SET_ASIDE = "{count} file(s) could not be used. See the list on the images step."
+STILL_PROCESSING = gettext_noop(
+    "Some files are still being checked. You can submit now; we will finish in the background."
+)
 
 
 def unfinished_message(count: int) -> str:
@@ -49,6 +53,14 @@ def unfinished_message(count: int) -> str:
         "step to continue; it is not part of the request until then.",
         "%(count)s files did not finish sending. Choose the same folder or files again on the images "
         "step to continue; they are not part of the request until then.",
+        count,
+    ) % {"count": count}
+
+
+def files_set_aside_message(count: int) -> str:
+    return ngettext(
+        "%(count)s file could not be used. See the list on the images step.",
+        "%(count)s files could not be used. See the list on the images step.",
         count,
     ) % {"count": count}
 
@@ -66,19 +78,19 @@ def left_out_message(count: int) -> str:
 @dataclass(frozen=True)
 class WizardStep:
     slug: str
-    title: str
+    title: StrOrPromise
     url_name: str
 
 
 # The steps in order. "payment" is left out for institutions that do not charge.
 ALL_STEPS: tuple[WizardStep, ...] = (
-    WizardStep("patient", "The patient", "intake:case_patient"),
-    WizardStep("question", "Your question", "intake:case_question"),
-    WizardStep("images", "Images", "intake:case_images"),
-    WizardStep("reports", "Reports", "intake:case_reports"),
-    WizardStep("summary", "Check and send", "intake:case_summary"),
-    WizardStep("payment", "Payment", "intake:case_payment"),
-    WizardStep("submitted", "Sent", "intake:case_submitted"),
+    WizardStep("patient", _("The patient"), "intake:case_patient"),
+    WizardStep("question", _("Your question"), "intake:case_question"),
+    WizardStep("images", _("Images"), "intake:case_images"),
+    WizardStep("reports", _("Reports"), "intake:case_reports"),
+    WizardStep("summary", _("Check and send"), "intake:case_summary"),
+    WizardStep("payment", _("Payment"), "intake:case_payment"),
+    WizardStep("submitted", _("Sent"), "intake:case_submitted"),
 )
 STEP_SLUGS = frozenset(step.slug for step in ALL_STEPS)
 
@@ -126,33 +138,33 @@ def case_missing_items(*, case: Case, overview: dict[str, Any] | None = None) ->
     blocking: list[str] = []
     advisory: list[str] = []
     if not case_patient_details_complete(case=case):
-        blocking.append(MISSING_PATIENT)
+        blocking.append(gettext(MISSING_PATIENT))
     if case.consented_at is None:
-        blocking.append(MISSING_CONSENT)
+        blocking.append(gettext(MISSING_CONSENT))
     if not (case.question.strip() or case.diagnosis_to_review.strip()):
-        blocking.append(MISSING_QUESTION)
+        blocking.append(gettext(MISSING_QUESTION))
     # Usable: an image in a study that is to be sent, a report that was kept (not refused).
     has_images = overview["image_count"] > 0
     has_reports = overview["usable_reports"] > 0
     checking = overview["uploads"]["processing"] + overview["reports_checking"]
     if not has_images and not has_reports:
-        blocking.append(STILL_CHECKING_NOTHING_USABLE if checking else MISSING_FILES)
+        blocking.append(gettext(STILL_CHECKING_NOTHING_USABLE if checking else MISSING_FILES))
     elif not has_images:
-        advisory.append(NO_IMAGES_YET)
+        advisory.append(gettext(NO_IMAGES_YET))
     elif not has_reports:
-        advisory.append(IMAGES_NO_REPORT)
+        advisory.append(gettext(IMAGES_NO_REPORT))
     if overview["not_theirs_count"]:
         advisory.append(str(NOT_THEIRS))
     if overview["more_than_one_patient"]:
-        advisory.append(MORE_THAN_ONE_PATIENT)
+        advisory.append(gettext(MORE_THAN_ONE_PATIENT))
     if checking and (has_images or has_reports):
-        advisory.append(STILL_PROCESSING)
+        advisory.append(gettext(STILL_PROCESSING))
     if overview["uploads"]["unfinished"]:
         advisory.append(unfinished_message(overview["uploads"]["unfinished"]))
     if overview["left_out_count"]:
         advisory.append(left_out_message(overview["left_out_count"]))
     if overview["problem_count"]:
-        advisory.append(FILES_SET_ASIDE.format(count=overview["problem_count"]))
+        advisory.append(files_set_aside_message(overview["problem_count"]))
     return blocking, advisory
 
 
@@ -165,42 +177,56 @@ class PatientStatus:
 
 PATIENT_STATUSES: dict[str, PatientStatus] = {
     Case.Status.DRAFT: PatientStatus(
-        "Not sent yet", "You have started this request. Continue where you left off.", "action"
+        gettext_noop("Not sent yet"),
+        gettext_noop("You have started this request. Continue where you left off."),
+        "action",
     ),
     Case.Status.AWAITING_PAYMENT: PatientStatus(
-        "Waiting for payment",
-        "Your request is ready. It is sent to the physicians once the payment is confirmed.",
+        gettext_noop("Waiting for payment"),
+        gettext_noop("Your request is ready. It is sent to the physicians once the payment is confirmed."),
         "action",
     ),
     Case.Status.SUBMITTED: PatientStatus(
-        "Received", "We have your request. A coordinator will pass it to a physician.", "progress"
+        gettext_noop("Received"),
+        gettext_noop("We have your request. A coordinator will pass it to a physician."),
+        "progress",
     ),
     Case.Status.ASSIGNED: PatientStatus(
-        "Received", "A physician has been chosen to review your case.", "progress"
+        gettext_noop("Received"), gettext_noop("A physician has been chosen to review your case."), "progress"
     ),
     Case.Status.IN_REVIEW: PatientStatus(
-        "In review", "A physician is reviewing your images and reports.", "progress"
+        gettext_noop("In review"),
+        gettext_noop("A physician is reviewing your images and reports."),
+        "progress",
     ),
     Case.Status.INFO_REQUESTED: PatientStatus(
-        "More information needed",
-        "The care team needs something more from you before they can continue.",
+        gettext_noop("More information needed"),
+        gettext_noop("The care team needs something more from you before they can continue."),
         "action",
     ),
     Case.Status.OPINION_DRAFTED: PatientStatus(
-        "In review", "The physician is finishing the written opinion.", "progress"
+        gettext_noop("In review"), gettext_noop("The physician is finishing the written opinion."), "progress"
     ),
-    Case.Status.RELEASED: PatientStatus("Opinion ready", "Your second opinion is ready to read.", "done"),
-    Case.Status.CLOSED: PatientStatus("Closed", "This case is closed.", "neutral"),
+    Case.Status.RELEASED: PatientStatus(
+        gettext_noop("Opinion ready"), gettext_noop("Your second opinion is ready to read."), "done"
+    ),
+    Case.Status.CLOSED: PatientStatus(
+        gettext_noop("Closed"), gettext_noop("This case is closed."), "neutral"
+    ),
     Case.Status.DECLINED: PatientStatus(
-        "Declined", "The care team could not take this case. They have written to you by email.", "stopped"
+        gettext_noop("Declined"),
+        gettext_noop("The care team could not take this case. They have written to you by email."),
+        "stopped",
     ),
-    Case.Status.WITHDRAWN: PatientStatus("Withdrawn", "You withdrew this request.", "stopped"),
+    Case.Status.WITHDRAWN: PatientStatus(
+        gettext_noop("Withdrawn"), gettext_noop("You withdrew this request."), "stopped"
+    ),
 }
 
 # The milestones shown on the status page, and the states that have reached each one.
 MILESTONES: tuple[tuple[str, frozenset[str]], ...] = (
     (
-        "Sent",
+        gettext_noop("Sent"),
         frozenset(
             {
                 Case.Status.SUBMITTED,
@@ -214,18 +240,20 @@ MILESTONES: tuple[tuple[str, frozenset[str]], ...] = (
         ),
     ),
     (
-        "In review",
+        gettext_noop("In review"),
         frozenset(
             {Case.Status.IN_REVIEW, Case.Status.OPINION_DRAFTED, Case.Status.RELEASED, Case.Status.CLOSED}
         ),
     ),
-    ("Opinion ready", frozenset({Case.Status.RELEASED, Case.Status.CLOSED})),
+    (gettext_noop("Opinion ready"), frozenset({Case.Status.RELEASED, Case.Status.CLOSED})),
 )
 
 
 def case_patient_status(*, case: Case) -> PatientStatus:
-    return PATIENT_STATUSES.get(case.status, PATIENT_STATUSES[Case.Status.SUBMITTED])
+    """How the patient's case stands, in the page's language."""
+    status = PATIENT_STATUSES.get(case.status, PATIENT_STATUSES[Case.Status.SUBMITTED])
+    return PatientStatus(gettext(status.label), gettext(status.explanation), status.tone)
 
 
 def case_milestones(*, case: Case) -> list[dict[str, Any]]:
-    return [{"label": label, "reached": case.status in reached} for label, reached in MILESTONES]
+    return [{"label": gettext(label), "reached": case.status in reached} for label, reached in MILESTONES]

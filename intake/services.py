@@ -11,6 +11,7 @@ import datetime
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from accounts.models import User
 from branding.selectors import brand_for_institution
@@ -33,7 +34,7 @@ from intake.workflow import case_status_change
 from tenants.models import Institution
 from tenants.schema import current_institution
 
-NOT_SUBMITTABLE = "This request has already been sent."
+NOT_SUBMITTABLE = gettext_noop("This request has already been sent.")
 
 
 class DraftLimitReached(ValidationError):
@@ -55,7 +56,7 @@ def case_start(
         User.objects.select_for_update().filter(pk=owner.pk).first()
         open_drafts = drafts_open_count(owner=owner)
         if open_drafts >= MAX_OPEN_DRAFTS:
-            raise DraftLimitReached(TOO_MANY_DRAFTS.format(count=open_drafts))
+            raise DraftLimitReached(gettext(TOO_MANY_DRAFTS).format(count=open_drafts))
         case = Case.objects.create(
             owner=owner,
             submitter_relation=submitter_relation,
@@ -167,7 +168,7 @@ def case_submit(*, case: Case, institution: Institution) -> Case:
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=case.pk)
         if case.status not in (Case.Status.DRAFT, Case.Status.INFO_REQUESTED):
-            raise CaseIncomplete(NOT_SUBMITTABLE)
+            raise CaseIncomplete(gettext(NOT_SUBMITTABLE))
         blocking, _ = case_missing_items(case=case)
         if blocking:
             raise CaseIncomplete(blocking)

@@ -10,32 +10,34 @@ from __future__ import annotations
 
 from django import forms
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from accounts.models import User
 from intake.models import Case
 
-FULL_NAME_REQUIRED = "Please enter your full name."
-RELATION_REQUIRED = "Please tell us who you are in this request."
+FULL_NAME_REQUIRED = gettext_noop("Please enter your full name.")
+RELATION_REQUIRED = gettext_noop("Please tell us who you are in this request.")
 
 
 class PatientSignupForm(forms.Form):
     full_name = forms.CharField(
-        label="Your full name",
+        label=_("Your full name"),
         max_length=200,
-        error_messages={"required": FULL_NAME_REQUIRED},
+        error_messages={"required": _(FULL_NAME_REQUIRED)},
         widget=forms.TextInput(attrs={"autocomplete": "name"}),
     )
     submitter_relation = forms.ChoiceField(
-        label="Who is the second opinion for?",
+        label=_("Who is the second opinion for?"),
         choices=[
-            (Case.Relation.SELF, "Me: I am the patient"),
-            (Case.Relation.FAMILY, "A family member or someone I care for"),
-            (Case.Relation.PHYSICIAN, "My patient: I am their physician"),
-            (Case.Relation.OTHER, "Someone else I act for"),
+            (Case.Relation.SELF, _("Me: I am the patient")),
+            (Case.Relation.FAMILY, _("A family member or someone I care for")),
+            (Case.Relation.PHYSICIAN, _("My patient: I am their physician")),
+            (Case.Relation.OTHER, _("Someone else I act for")),
         ],
         widget=forms.RadioSelect,
         initial=Case.Relation.SELF,
-        error_messages={"required": RELATION_REQUIRED},
+        error_messages={"required": _(RELATION_REQUIRED)},
     )
 
     def signup(self, request: HttpRequest, user: User) -> None:

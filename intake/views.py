@@ -16,7 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.http import InstitutionRequest, SignedInRequest
@@ -51,8 +51,8 @@ from intake.services import (
     case_wizard_step_set,
 )
 
-STEP_ONE_FIRST = "Please fill in the patient's details and agree to the terms first."
-CASE_ALREADY_SENT = "This request has been sent, so it can no longer be changed here."
+STEP_ONE_FIRST = gettext_noop("Please fill in the patient's details and agree to the terms first.")
+CASE_ALREADY_SENT = gettext_noop("This request has been sent, so it can no longer be changed here.")
 UPLOAD_CHUNK_SIZE = 8 * 1024 * 1024  # what the browser sends per tus PATCH request
 
 # Which case states open each step. Details and question can change only before sending;
@@ -93,10 +93,10 @@ def wizard_step(slug: str) -> Callable[[WizardView], Callable[..., HttpResponse]
         def wrapper(request: SignedInRequest, public_id: uuid.UUID) -> HttpResponse:
             case = access_patient_case(request.user, public_id)
             if case.status not in STEP_STATES[slug]:
-                messages.info(request, CASE_ALREADY_SENT)
+                messages.info(request, gettext(CASE_ALREADY_SENT))
                 return redirect("intake:case_status", public_id=case.public_id)
             if slug != "patient" and case.consented_at is None:
-                messages.info(request, STEP_ONE_FIRST)
+                messages.info(request, gettext(STEP_ONE_FIRST))
                 return redirect("intake:case_patient", public_id=case.public_id)
             if request.method == "GET" and case.status == Case.Status.DRAFT:
                 case_wizard_step_set(case=case, step=slug)
@@ -241,7 +241,7 @@ def case_continue_link(request: SignedInRequest, public_id: uuid.UUID) -> HttpRe
     """A phone user asks for a link to this request's images step, to open on a computer."""
     case = access_patient_case(request.user, public_id)
     if case.status not in STEP_STATES["images"]:
-        messages.info(request, CASE_ALREADY_SENT)
+        messages.info(request, gettext(CASE_ALREADY_SENT))
         return redirect("intake:case_status", public_id=case.public_id)
     if not attempt_allowed(request, action="continue_link", user=request.user):
         messages.error(request, TOO_MANY_ATTEMPTS)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from branding.emails import branded_email_send
 from intake.notifications import case_link_paths, recipient_key
@@ -41,7 +43,7 @@ def _send(*, payment: Payment, subject: str, template: str, amount_field: str, k
         branded_email_send(
             institution=institution,
             to=[recipient.address],
-            subject=f"{subject} · {institution.name}",
+            subject=format_lazy("{} · {}", gettext_lazy(subject), institution.name),
             template=template,
             context={
                 "payment": payment,
@@ -51,6 +53,7 @@ def _send(*, payment: Payment, subject: str, template: str, amount_field: str, k
                 **case_link_paths(case=case),
             },
             dedupe_key=f"payment:{payment.pk}:{key}:{recipient_key(recipient)}",
+            language=recipient.language,
         )
 
 
@@ -59,7 +62,7 @@ def payment_receipt_send(*, payment_id: int) -> bool:
         payment_id=payment_id,
         status=Payment.Status.PAID,
         sent_field="receipt_sent_at",
-        subject="Your payment receipt",
+        subject=gettext_noop("Your payment receipt"),
         template="payments/email/receipt",
         amount_field="amount_paid",
     )
@@ -70,7 +73,7 @@ def payment_refund_notice_send(*, payment_id: int) -> bool:
         payment_id=payment_id,
         status=Payment.Status.REFUNDED,
         sent_field="refund_notice_sent_at",
-        subject="Your payment has been refunded",
+        subject=gettext_noop("Your payment has been refunded"),
         template="payments/email/refund",
         amount_field="amount_refunded",
     )

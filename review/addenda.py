@@ -22,6 +22,8 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext, gettext_lazy
 
 from accounts.models import User
 from branding.emails import branded_email_send
@@ -40,7 +42,7 @@ logger = logging.getLogger(__name__)
 ADDENDUM_NOT_SIGNED_MESSAGE = "An addendum can be added once the opinion is signed."
 ADDENDUM_EMPTY_MESSAGE = "Write the addendum first."
 ADDENDUM_WRONG_SECRET_MESSAGE = WRONG_SECRET_MESSAGE.replace("the opinion", "the addendum")
-ADDENDUM_EMAIL_SUBJECT = "An addendum to your second opinion"
+ADDENDUM_EMAIL_SUBJECT = gettext_lazy("An addendum to your second opinion")
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,10 @@ def opinion_addenda(opinion: Opinion) -> list[OpinionAddendum]:
 def opinion_pdf_versions(opinion: Opinion, addenda: list[OpinionAddendum] | None = None) -> list[PdfVersion]:
     """Every PDF the signed opinion has had, oldest first; the last is the current one."""
     addenda = opinion_addenda(opinion) if addenda is None else addenda
-    versions = [PdfVersion(1, "Original opinion", opinion.signed_at, opinion.pdf_key)]
+    versions = [PdfVersion(1, gettext("Original opinion"), opinion.signed_at, opinion.pdf_key)]
     for n, addendum in enumerate(addenda, start=1):
-        versions.append(PdfVersion(n + 1, f"With addendum {n}", addendum.signed_at, addendum.pdf_key))
+        label = gettext("With addendum %(number)s") % {"number": n}
+        versions.append(PdfVersion(n + 1, label, addendum.signed_at, addendum.pdf_key))
     return versions
 
 
@@ -142,7 +145,9 @@ def _addendum_email(*, case: Case, addendum: OpinionAddendum) -> None:
     """To the outbox, in the caller's transaction: the patient reads the addendum signed in (the
     email holds none of it)."""
     institution = current_institution()
-    subject = f"{ADDENDUM_EMAIL_SUBJECT} ({case.number})" if case.number else ADDENDUM_EMAIL_SUBJECT
+    subject = (
+        format_lazy("{} ({})", ADDENDUM_EMAIL_SUBJECT, case.number) if case.number else ADDENDUM_EMAIL_SUBJECT
+    )
     for recipient in case_recipients(case=case):
         branded_email_send(
             institution=institution,
@@ -157,4 +162,5 @@ def _addendum_email(*, case: Case, addendum: OpinionAddendum) -> None:
                 ).lstrip("/"),
             },
             dedupe_key=f"opinion-addendum:{addendum.public_id}:{recipient_key(recipient)}",
+            language=recipient.language,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy
 
 from review.models import Opinion, Outcome
 
@@ -79,7 +80,7 @@ class SignForm(forms.Form):
 
 class FollowUpForm(forms.Form):
     question = forms.CharField(
-        max_length=4000, widget=forms.Textarea(attrs={"rows": 3}), label="Your question"
+        max_length=4000, widget=forms.Textarea(attrs={"rows": 3}), label=gettext_lazy("Your question")
     )
 
 

@@ -7,6 +7,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class ReviewSettings(models.Model):
@@ -86,16 +87,16 @@ class Opinion(models.Model):
     (``opinion_draft_save`` refuses, and the signed text's SHA-256 is kept to prove it)."""
 
     class Agreement(models.TextChoices):
-        AGREE = "agree", "Agree with the original diagnosis"
-        PARTLY = "partly", "Partly agree"
-        DISAGREE = "disagree", "Disagree"
+        AGREE = "agree", _("Agree with the original diagnosis")
+        PARTLY = "partly", _("Partly agree")
+        DISAGREE = "disagree", _("Disagree")
 
     class Recommendation(models.TextChoices):
-        SURGERY = "surgery", "Surgery"
-        FURTHER_IMAGING = "further_imaging", "Further imaging"
-        TREATMENT_CHANGE = "treatment_change", "Change of treatment"
-        NO_CHANGE = "no_change", "No change"
-        OTHER = "other", "Other"
+        SURGERY = "surgery", _("Surgery")
+        FURTHER_IMAGING = "further_imaging", _("Further imaging")
+        TREATMENT_CHANGE = "treatment_change", _("Change of treatment")
+        NO_CHANGE = "no_change", _("No change")
+        OTHER = "other", _("Other")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     case = models.OneToOneField("intake.Case", on_delete=models.CASCADE, related_name="opinion")

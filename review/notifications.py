@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy
 
 from branding.emails import branded_email_send
 from intake.notifications import recipient_key
@@ -17,7 +19,7 @@ from tenants.schema import current_institution
 
 logger = logging.getLogger(__name__)
 
-FOLLOW_UP_ANSWERED_SUBJECT = "Your question has been answered"
+FOLLOW_UP_ANSWERED_SUBJECT = gettext_lazy("Your question has been answered")
 
 
 def follow_up_answer_email_send(*, question_id: int) -> bool:
@@ -47,7 +49,7 @@ def _send(*, question_id: int) -> None:
         branded_email_send(
             institution=institution,
             to=[recipient.address],
-            subject=f"{FOLLOW_UP_ANSWERED_SUBJECT} ({case.number})"
+            subject=format_lazy("{} ({})", FOLLOW_UP_ANSWERED_SUBJECT, case.number)
             if case.number
             else FOLLOW_UP_ANSWERED_SUBJECT,
             template="review/email/follow_up_answered",
@@ -60,4 +62,5 @@ def _send(*, question_id: int) -> None:
                 ).lstrip("/"),
             },
             dedupe_key=f"follow-up-answer:{question_id}:{answered_at}:{recipient_key(recipient)}",
+            language=recipient.language,
         )

@@ -2,15 +2,22 @@
 // before sending, sending with tus (resumable), and the server's verdict on each file.
 import { entriesFromDrop, entriesFromInput, scanFiles } from "./intake/scan.js";
 import { watchServerStatus } from "./intake/status.js";
-import { formatBytes, formatDate, h, plural } from "./intake/ui.js";
+import { gettext, interpolate, ngettext, pageLanguage } from "./i18n.js";
+import { formatBytes, formatDate, formatNumber, h } from "./intake/ui.js";
 import { pendingCount, uploadAll } from "./intake/upload.js";
 
 const SKIP_WORDS = {
-  index: "the disc's index (DICOMDIR)",
-  program: "viewer programs and other files that are not images",
-  empty: "empty files",
-  "not-image": "files that are not medical images",
+  index: gettext("the disc's index (DICOMDIR)"),
+  program: gettext("viewer programs and other files that are not images"),
+  empty: gettext("empty files"),
+  "not-image": gettext("files that are not medical images"),
 };
+
+// A translated text with "%(count)s" (and any other placeholders) filled in, the count
+// written the page's way.
+function counted(text, count, values = {}) {
+  return interpolate(text, { ...values, count: formatNumber(count) });
+}
 const REPORT_TYPES = /\.(pdf|jpe?g|png)$/i;
 
 function focusFirstError() {
@@ -46,7 +53,15 @@ function setupUploader(root, status) {
   if (resumeHint && pendingCount(caseId, kind) > 0) {
     resumeHint.hidden = false;
     resumeHint.className = "notice warn resume-hint";
-    resumeHint.textContent = `An earlier upload of ${plural(pendingCount(caseId, kind), "file", "files")} did not finish. Choose the same folder or files again: sending continues where it stopped.`;
+    const pending = pendingCount(caseId, kind);
+    resumeHint.textContent = counted(
+      ngettext(
+        "An earlier upload of %(count)s file did not finish. Choose the same folder or files again: sending continues where it stopped.",
+        "An earlier upload of %(count)s files did not finish. Choose the same folder or files again: sending continues where it stopped.",
+        pending,
+      ),
+      pending,
+    );
   }
 
   window.addEventListener("beforeunload", (event) => {
@@ -68,15 +83,14 @@ function setupUploader(root, status) {
     const images = result.images.length;
     if (images) {
       const studyCount = result.studies.length;
+      const imageWords = counted(ngettext("%(count)s image", "%(count)s images", images), images);
       parts.push(
         h(
           "p",
           { "data-testid": "scan-summary" },
-          "We found ",
-          h("strong", {}, studyCount ? plural(studyCount, "study", "studies") : "images"),
-          " with ",
-          h("strong", {}, plural(images, "image", "images")),
-          ".",
+          studyCount
+            ? counted(ngettext("We found %(count)s study with %(images)s.", "We found %(count)s studies with %(images)s.", studyCount), studyCount, { images: imageWords })
+            : interpolate(gettext("We found %(images)s."), { images: imageWords }),
         ),
       );
       parts.push(
@@ -91,20 +105,37 @@ function setupUploader(root, status) {
               h(
                 "div",
                 { class: "study-meta" },
-                [s.description || "No description", plural(s.series, "series", "series"), plural(s.images, "image", "images")].join(" · "),
+                [
+                  s.description || gettext("No description"),
+                  counted(ngettext("%(count)s series", "%(count)s series", s.series), s.series),
+                  counted(ngettext("%(count)s image", "%(count)s images", s.images), s.images),
+                ].join(" · "),
               ),
             ),
           ),
         ),
       );
       if (result.unreadable) {
-        parts.push(h("p", { class: "muted" }, `${plural(result.unreadable, "image file", "image files")} could not be read here; we send them anyway and check them on our side.`));
+        parts.push(
+          h(
+            "p",
+            { class: "muted" },
+            counted(
+              ngettext(
+                "%(count)s image file could not be read here; we send it anyway and check it on our side.",
+                "%(count)s image files could not be read here; we send them anyway and check them on our side.",
+                result.unreadable,
+              ),
+              result.unreadable,
+            ),
+          ),
+        );
       }
     }
     if (result.reports.length && kinds) {
       parts.push(
-        h("h3", {}, result.reports.length === 1 ? "A report on the disc" : "Reports on the disc"),
-        h("p", { "data-testid": "scan-reports" }, "We also send these reports. Please choose what each one is."),
+        h("h3", {}, ngettext("A report on the disc", "Reports on the disc", result.reports.length)),
+        h("p", { "data-testid": "scan-reports" }, ngettext("We also send this report. Please choose what it is.", "We also send these reports. Please choose what each one is.", result.reports.length)),
         h(
           "ul",
           { class: "file-rows" },
@@ -113,7 +144,7 @@ function setupUploader(root, status) {
               "li",
               { class: "file-row" },
               h("span", { class: "file-name" }, item.relativePath),
-              h("span", {}, h("label", { for: `report-kind-${index}`, class: "visually-hidden" }, `Type of ${item.file.name}`), kindSelect(item, index)),
+              h("span", {}, h("label", { for: `report-kind-${index}`, class: "visually-hidden" }, interpolate(gettext("Type of %(name)s"), { name: item.file.name })), kindSelect(item, index)),
             ),
           ),
         ),
@@ -122,11 +153,19 @@ function setupUploader(root, status) {
     if (result.zips.length) {
       const bytes = result.zips.reduce((sum, z) => sum + z.file.size, 0);
       parts.push(
-        h("p", { "data-testid": "scan-zips" }, `${plural(result.zips.length, "zip file", "zip files")} (${formatBytes(bytes)}): we open and check ${result.zips.length === 1 ? "it" : "them"} after sending.`),
+        h(
+          "p",
+          { "data-testid": "scan-zips" },
+          counted(
+            ngettext("%(count)s zip file (%(size)s): we open and check it after sending.", "%(count)s zip files (%(size)s): we open and check them after sending.", result.zips.length),
+            result.zips.length,
+            { size: formatBytes(bytes) },
+          ),
+        ),
       );
     }
     if (result.morePatients) {
-      parts.push(h("p", { class: "notice warn" }, "These files seem to belong to more than one person (different names or dates of birth). Please check that you chose only this patient's images."));
+      parts.push(h("p", { class: "notice warn" }, gettext("These files seem to belong to more than one person (different names or dates of birth). Please check that you chose only this patient's images.")));
     }
     if (result.skipped.length) {
       const reasons = [...new Set(result.skipped.map((s) => SKIP_WORDS[s.reason] || SKIP_WORDS.program))];
@@ -134,25 +173,32 @@ function setupUploader(root, status) {
         h(
           "div",
           { class: "skipped" },
-          h("p", { "data-testid": "scan-skipped" }, `${plural(result.skipped.length, "file", "files")} skipped: ${reasons.join(", ")}.`),
+          h(
+            "p",
+            { "data-testid": "scan-skipped" },
+            counted(ngettext("%(count)s file skipped: %(reasons)s.", "%(count)s files skipped: %(reasons)s.", result.skipped.length), result.skipped.length, {
+              reasons: reasons.join(", "),
+            }),
+          ),
           h(
             "details",
             {},
-            h("summary", {}, "Show which files"),
+            h("summary", {}, gettext("Show which files")),
             h("ul", {}, result.skipped.slice(0, 500).map((s) => h("li", {}, s.relativePath))),
           ),
         ),
       );
     }
     if (!result.toUpload.length) {
-      parts.push(h("p", { class: "notice warn" }, "We found no medical images here. On a CD, choose the top folder of the disc (the one with a file called DICOMDIR), or a folder named DICOM."));
+      parts.push(h("p", { class: "notice warn" }, gettext("We found no medical images here. On a CD, choose the top folder of the disc (the one with a file called DICOMDIR), or a folder named DICOM.")));
     }
     foundBody.replaceChildren(...parts);
     startButton.hidden = !result.toUpload.length;
     const fileCount = result.images.length + result.zips.length + result.reports.length;
-    startButton.textContent = result.images.length || result.reports.length
-      ? `Send ${plural(fileCount, "file", "files")}`
-      : "Send the zip";
+    startButton.textContent =
+      result.images.length || result.reports.length
+        ? counted(ngettext("Send %(count)s file", "Send %(count)s files", fileCount), fileCount)
+        : ngettext("Send the zip", "Send the zips", result.zips.length);
   }
 
   function kindSelect(item, index) {
@@ -169,7 +215,7 @@ function setupUploader(root, status) {
   function showReports() {
     const rows = queue.map((item, index) => {
       const select = kindSelect(item, index);
-      const remove = h("button", { type: "button", class: "button secondary" }, "Remove", h("span", { class: "visually-hidden" }, ` ${item.file.name}`));
+      const remove = h("button", { type: "button", class: "button secondary" }, gettext("Remove"), h("span", { class: "visually-hidden" }, ` ${item.file.name}`));
       remove.addEventListener("click", () => {
         queue.splice(index, 1);
         if (queue.length) showReports();
@@ -179,12 +225,12 @@ function setupUploader(root, status) {
         "li",
         { class: "file-row" },
         h("span", { class: "file-name" }, item.file.name, h("span", { class: "muted" }, ` (${formatBytes(item.file.size)})`)),
-        h("span", {}, h("label", { for: `report-kind-${index}`, class: "visually-hidden" }, `Type of ${item.file.name}`), select),
+        h("span", {}, h("label", { for: `report-kind-${index}`, class: "visually-hidden" }, interpolate(gettext("Type of %(name)s"), { name: item.file.name })), select),
         remove,
       );
     });
-    foundBody.replaceChildren(h("ul", { class: "file-rows" }, rows), h("p", { class: "help" }, "Choose what each report is."));
-    startButton.textContent = `Send ${plural(queue.length, "report", "reports")}`;
+    foundBody.replaceChildren(h("ul", { class: "file-rows" }, rows), h("p", { class: "help" }, gettext("Choose what each report is.")));
+    startButton.textContent = counted(ngettext("Send %(count)s report", "Send %(count)s reports", queue.length), queue.length);
     startButton.hidden = false;
     found.hidden = false;
   }
@@ -197,7 +243,7 @@ function setupUploader(root, status) {
       const refused = entries.length - accepted.length;
       queue = accepted.map((e) => ({ ...e, reportKind: "" }));
       scanStatus.textContent = refused
-        ? `${plural(refused, "file was", "files were")} left out: reports must be PDF, JPEG or PNG files.`
+        ? counted(ngettext("%(count)s file was left out: reports must be PDF, JPEG or PNG files.", "%(count)s files were left out: reports must be PDF, JPEG or PNG files.", refused), refused)
         : "";
       if (queue.length) {
         showReports();
@@ -205,9 +251,11 @@ function setupUploader(root, status) {
       }
       return;
     }
-    scanStatus.textContent = `Looking through ${plural(entries.length, "file", "files")}…`;
+    scanStatus.textContent = counted(ngettext("Looking through %(count)s file…", "Looking through %(count)s files…", entries.length), entries.length);
     const result = await scanFiles(entries, (done, total) => {
-      if (total > 200 && done % 160 === 0) scanStatus.textContent = `Looking through the files… ${done} of ${total}`;
+      if (total > 200 && done % 160 === 0) {
+        scanStatus.textContent = interpolate(gettext("Looking through the files… %(done)s of %(total)s"), { done: formatNumber(done), total: formatNumber(total) });
+      }
     });
     queue = result.toUpload;
     scanStatus.textContent = "";
@@ -248,7 +296,11 @@ function setupUploader(root, status) {
         // Announce in steps of 10% so screen readers are not flooded.
         if (Math.floor(percent / 10) !== lastAnnounced || sent === count) {
           lastAnnounced = Math.floor(percent / 10);
-          progressText.textContent = `${percent}% sent · ${sent} of ${plural(count, "file", "files")} done`;
+          progressText.textContent = interpolate(ngettext("%(percent)s sent · %(sent)s of %(count)s file done", "%(percent)s sent · %(sent)s of %(count)s files done", count), {
+            percent: (percent / 100).toLocaleString(pageLanguage, { style: "percent" }),
+            sent: formatNumber(sent),
+            count: formatNumber(count),
+          });
         }
       },
     });
@@ -258,15 +310,22 @@ function setupUploader(root, status) {
     if (result.failed.length) {
       queue = result.failed.map((f) => f.item);
       const reason = result.failed.find((f) => f.message);
-      progressText.textContent = `${plural(result.sent, "file", "files")} sent. ${plural(result.failed.length, "file", "files")} could not be sent${reason ? `: ${reason.message}` : ""}. Check your connection and press “Try again”.`;
-      startButton.textContent = "Try again";
+      const sentWords = counted(ngettext("%(count)s file sent.", "%(count)s files sent.", result.sent), result.sent);
+      const failedWords = reason
+        ? counted(ngettext("%(count)s file could not be sent: %(reason)s.", "%(count)s files could not be sent: %(reason)s.", result.failed.length), result.failed.length, { reason: reason.message })
+        : counted(ngettext("%(count)s file could not be sent.", "%(count)s files could not be sent.", result.failed.length), result.failed.length);
+      progressText.textContent = `${sentWords} ${failedWords} ${gettext("Check your connection and press “Try again”.")}`;
+      startButton.textContent = gettext("Try again");
     } else {
       queue = [];
       bar.value = 100;
       progressText.textContent =
         kind === "report"
-          ? `All ${plural(result.sent, "report", "reports")} sent.`
-          : `All ${plural(result.sent, "file", "files")} sent. We are now checking them; the result appears below.`;
+          ? counted(ngettext("%(count)s report sent.", "All %(count)s reports sent.", result.sent), result.sent)
+          : counted(
+              ngettext("%(count)s file sent. We are now checking it; the result appears below.", "All %(count)s files sent. We are now checking them; the result appears below.", result.sent),
+              result.sent,
+            );
       progressText.dataset.done = "true";
       found.hidden = true;
     }

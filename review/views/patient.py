@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.http import InstitutionRequest
@@ -21,7 +22,9 @@ from review.sharing import LIFETIMES_DAYS, opinion_shares_of
 from review.views.common import request_user
 from review.views.opinion import opinion_pdf_redirect
 
-OPINION_NOT_RELEASED_MESSAGE = "Your second opinion is not ready yet. We will email you when it is."
+OPINION_NOT_RELEASED_MESSAGE = gettext_noop(
+    "Your second opinion is not ready yet. We will email you when it is."
+)
 
 
 @require_http_methods(["GET", "POST"])
@@ -56,7 +59,7 @@ def patient_opinion(request: HttpRequest, case: Case) -> HttpResponse:
         {
             "case": case,
             "opinion": opinion,
-            "not_ready_message": OPINION_NOT_RELEASED_MESSAGE,
+            "not_ready_message": gettext(OPINION_NOT_RELEASED_MESSAGE),
             "follow_ups": follow_ups,
             "addenda": addenda,
             "pdf_versions": opinion_pdf_versions(opinion, addenda) if opinion else [],

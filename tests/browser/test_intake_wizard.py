@@ -158,7 +158,7 @@ def test_it_walks_a_new_patient_through_the_whole_request(
     page.get_by_label("Type of radiology-report.pdf").select_option("radiology")
     assert_accessible(page, "step 4, before sending")
     page.get_by_role("button", name="Send 1 report").click()
-    page.get_by_text("All 1 report sent.").wait_for(timeout=30_000)
+    page.get_by_text("1 report sent.").wait_for(timeout=30_000)
     page.get_by_test_id("reports-received").get_by_text("radiology-report.pdf").wait_for(timeout=10_000)
     page.get_by_role("link", name="Continue to check and send").click()
 

@@ -1,4 +1,6 @@
 // Small DOM helpers. Everything read from files or the server goes in as text, never as HTML.
+import { gettext, pageLanguage } from "../i18n.js";
+
 export function h(tag, attrs = {}, ...children) {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
@@ -13,21 +15,23 @@ export function h(tag, attrs = {}, ...children) {
   return element;
 }
 
-export function plural(count, one, many) {
-  return `${count.toLocaleString()} ${count === 1 ? one : many}`;
+// A count written the page's way ("1,234" in English, "1234" or "1.234" in Spanish).
+export function formatNumber(count) {
+  return count.toLocaleString(pageLanguage);
 }
 
 export function formatBytes(bytes) {
-  if (bytes < 1024 * 1024) return `${Math.max(1, Math.round(bytes / 1024))} KB`;
-  if (bytes < 1024 * 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-  return `${(bytes / 1024 / 1024 / 1024).toFixed(2)} GB`;
+  const number = (value, digits) => value.toLocaleString(pageLanguage, { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  if (bytes < 1024 * 1024) return `${number(Math.max(1, Math.round(bytes / 1024)), 0)} KB`;
+  if (bytes < 1024 * 1024 * 1024) return `${number(bytes / 1024 / 1024, 1)} MB`;
+  return `${number(bytes / 1024 / 1024 / 1024, 2)} GB`;
 }
 
 // DICOM dates are YYYYMMDD; ISO dates from the server are YYYY-MM-DD.
 export function formatDate(value) {
   const digits = (value || "").replaceAll("-", "");
-  if (!/^\d{8}$/.test(digits)) return "date not given";
+  if (!/^\d{8}$/.test(digits)) return gettext("date not given");
   const date = new Date(Date.UTC(+digits.slice(0, 4), +digits.slice(4, 6) - 1, +digits.slice(6, 8)));
-  if (Number.isNaN(date.getTime())) return "date not given";
-  return date.toLocaleDateString(undefined, { year: "numeric", month: "long", day: "numeric", timeZone: "UTC" });
+  if (Number.isNaN(date.getTime())) return gettext("date not given");
+  return date.toLocaleDateString(pageLanguage, { year: "numeric", month: "long", day: "numeric", timeZone: "UTC" });
 }
