@@ -47,13 +47,15 @@ def child_database_url() -> str:
 
 
 def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a server or worker a test starts: the test settings on the test
+    database, unless ``extra`` says otherwise (a fault test's own PostgreSQL, say)."""
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.test",
         DATABASE_URL=child_database_url(),
         PYTHONUNBUFFERED="1",
-        **extra,
     )
+    env.update(extra)
     return env
 
 

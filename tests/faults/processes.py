@@ -1,8 +1,9 @@
-"""Real processes the fault tests start, kill and restart themselves: Celery workers and a
-Redis of their own (never the machine's shared servers)."""
+"""Real processes the fault tests start, kill and restart themselves: Celery workers, a Redis
+and a PostgreSQL of their own (never the machine's shared servers)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -96,9 +97,81 @@ class OwnRedis:
             kill(self.process)
             self.process = None
 
+    def forget(self) -> None:
+        """Lose what was in it (stopped first), as a Redis that only saves now and then (the
+        embedded one of ``./sr run``) comes back after a crash: queued tasks and kombu's queue
+        bindings are gone."""
+        assert self.process is None, "stop it first"
+        shutil.rmtree(self.folder)
+        self.folder.mkdir()
+
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# Debian's PostgreSQL server programs (the version the project runs on).
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class OwnPostgres:
+    """A PostgreSQL cluster of its own on a free port (Debian's server, as its own OS user when
+    we are root), holding a copy of the test database: stopped and started at will without
+    touching the shared server or the test's own database."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.folder = Path(tempfile.mkdtemp(prefix="secondread-postgres-"))
+        self.data = self.folder / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+
+    def url(self, database: str = "secondread") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, program: str, *args: str) -> None:
+        command = [str(PG_BIN / program), *args]
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c full_page_writes=off -c max_connections=60"
+        )
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"), "-o", options,
+                  "-w", "-t", "60", "start")  # fmt: skip
+
+    def stop(self, *, mode: str = "immediate") -> None:
+        """Stop it; ``immediate`` as a crash would (every connection cut, no checkpoint)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
+
+    def database_copy(self, *, source: str, name: str = "secondread") -> str:
+        """Copy the database at URL ``source`` into a new database ``name`` here; its URL."""
+        subprocess.run([str(PG_BIN / "psql"), "-q", self.url("postgres"), "-c", f'CREATE DATABASE "{name}"'],
+                       check=True, capture_output=True, timeout=60)  # fmt: skip
+        dump = subprocess.Popen([str(PG_BIN / "pg_dump"), "--no-owner", source], stdout=subprocess.PIPE)
+        subprocess.run([str(PG_BIN / "psql"), "-q", "-v", "ON_ERROR_STOP=1", self.url(name)],
+                       stdin=dump.stdout, check=True, capture_output=True, timeout=300)  # fmt: skip
+        assert dump.wait(timeout=60) == 0, "pg_dump failed"
+        return self.url(name)
+
+    def close(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):  # not running
+            self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextmanager
+def own_postgres() -> Iterator[OwnPostgres]:
+    server = OwnPostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
 
 
 def _pings(client: Any) -> bool:

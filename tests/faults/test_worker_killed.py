@@ -6,25 +6,22 @@ sweep would after its three minutes), not after the broker's visibility timeout.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pydicom
 import pytest
 from django.db.models import Count
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from imaging.ingest.pipeline import uploads_stalled_requeue
-from imaging.models import FileProblem, Instance, Series, Upload
+from imaging.models import Upload
 from imaging.tasks import upload_ingest
-from imaging.tests.fixtures.ingest import case_make, dicom_renamed, upload_make
 from intake.models import Case
 from storage.tenant import tenant_storage
 from tests.faults.processes import FAULT_QUEUE, kill, stop, worker_start
-from tests.live import committed
+from tests.faults.uploads import folder_drop_make, folder_drop_remove, ingested_once
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
@@ -36,33 +33,9 @@ STALE_SECONDS = "6"
 @pytest.fixture
 def folder_drop() -> Iterator[tuple[Case, list[int]]]:
     """A case with FILES uploads received (committed: the workers are other processes)."""
-
-    def create() -> tuple[Case, list[int]]:
-        with schema_context("neuro"):
-            case = case_make("neuro")
-            # One study and series, FILES images in it.
-            template = pydicom.dcmread(io.BytesIO(dicom_renamed("CT_small.dcm")))
-            ids = []
-            for number in range(1, FILES + 1):
-                data = dicom_renamed(
-                    "CT_small.dcm",
-                    StudyInstanceUID=template.StudyInstanceUID,
-                    SeriesInstanceUID=template.SeriesInstanceUID,
-                    InstanceNumber=number,
-                )
-                ids.append(upload_make(case, data, path=f"DICOM/IM{number:05d}").pk)
-            return case, ids
-
-    case, ids = committed(create)
+    case, ids = folder_drop_make(FILES)
     yield case, ids
-
-    def remove() -> None:
-        with schema_context("neuro"):
-            tenant_storage().delete_prefix(f"uploads/{case.public_id}")
-            tenant_storage().delete_prefix(f"dicom/{case.public_id}")
-            Case.objects.filter(pk=case.pk).delete()
-
-    committed(remove)
+    folder_drop_remove(case)
 
 
 def test_a_worker_killed_mid_ingest_is_replaced_and_every_file_is_ingested_once(
@@ -105,18 +78,7 @@ def test_a_worker_killed_mid_ingest_is_replaced_and_every_file_is_ingested_once(
 
             wait_until(all_done, timeout=600, interval=3, message="the folder drop was never finished")
 
-            instances = Instance.objects.filter(series__study__case=case)
-            assert instances.count() == FILES
-            assert instances.values("sop_instance_uid").distinct().count() == FILES
-            per_upload = dict(instances.values_list("upload_id").annotate(n=Count("pk")))
-            assert per_upload == dict.fromkeys(upload_ids, 1)  # each file once, from its own upload
-            series = Series.objects.get(study__case=case)
-            assert series.instance_count == FILES
-            assert not FileProblem.objects.filter(case=case).exists()  # no file blamed for our crash
-            assert set(uploads.values_list("system_problem", flat=True)) == {""}
-            # Every instance's bytes are there.
-            stored = set(tenant_storage().list_keys(f"dicom/{case.public_id}"))
-            assert set(instances.values_list("storage_key", flat=True)) <= stored
+            ingested_once(case, upload_ids)
     finally:
         print(log.read_text(errors="replace")[-6000:])  # shown when the test fails
         kill(first)
