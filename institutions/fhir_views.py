@@ -17,6 +17,7 @@ from review.fhir_push import (
     SAVED,
     SAVED_OFF,
     EndpointInput,
+    fhir_endpoint_check,
     fhir_endpoint_get,
     fhir_endpoint_remove,
     fhir_endpoint_save,
@@ -71,4 +72,13 @@ def fhir_remove(request: HttpRequest) -> HttpResponse:
     access_institution_settings(request)
     if fhir_endpoint_remove(request=request):
         messages.success(request, REMOVED)
+    return redirect("settings:fhir")
+
+
+@login_required
+@require_POST
+def fhir_check(request: HttpRequest) -> HttpResponse:
+    access_institution_settings(request)
+    ok, outcome = fhir_endpoint_check(request=request)
+    (messages.success if ok else messages.error)(request, outcome)
     return redirect("settings:fhir")

@@ -24,6 +24,7 @@ urlpatterns = [
     ),
     path("fhir/", fhir_views.fhir_settings, name="fhir"),
     path("fhir/remove", fhir_views.fhir_remove, name="fhir_remove"),
+    path("fhir/check", fhir_views.fhir_check, name="fhir_check"),
     path("pacs/", pacs_views.pacs_destinations, name="pacs"),
     path("pacs/<uuid:destination_id>/echo", pacs_views.pacs_destination_echo, name="pacs_echo"),
     path("pacs/<uuid:destination_id>/remove", pacs_views.pacs_destination_remove, name="pacs_remove"),

@@ -28,6 +28,8 @@ TOKEN_UNREADABLE = "FHIR: the token endpoint's answer held no access token."  # 
 AUTH_REFUSED = "FHIR: the server refused our credentials (HTTP {status}): check the token or client."
 BUSY = "FHIR: the server answered HTTP {status}; it will be tried again."
 REFUSED = "FHIR: the server refused the report (HTTP {status}{codes})."
+NOT_FHIR = "FHIR: the address answered, but not with a FHIR CapabilityStatement (is it the base?)."
+NOT_R4 = "FHIR: the server speaks FHIR {version}; SecondRead sends R4 (4.0.x)."
 ENTRY_REFUSED = "FHIR: the server refused part of the report ({statuses})."
 
 # Statuses that say "later" rather than "no".
@@ -125,3 +127,28 @@ def transaction_post(server: FhirServer, bundle: dict[str, Any]) -> list[str]:
     if failed or len(statuses) != len(bundle.get("entry", [])):
         raise Undeliverable(ENTRY_REFUSED.format(statuses=", ".join(failed)[:100] or "entries missing"))
     return locations
+
+
+def capability_check(server: FhirServer) -> str:
+    """Sign in and read the server's CapabilityStatement (``GET [base]/metadata``); its FHIR
+    version. Raises TryAgain or Undeliverable with what is wrong, in words for the admin."""
+    token = access_token(server)
+    headers = {"Accept": FHIR_JSON}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        response = requests.get(server.base_url.rstrip("/") + "/metadata", headers=headers, timeout=TIMEOUT)
+    except requests.RequestException:
+        raise TryAgain(NOT_REACHED) from None
+    if response.status_code != 200:
+        refused = REFUSED.format(status=response.status_code, codes=_issue_codes(response))
+        _raise_for(response.status_code, auth=AUTH_REFUSED, refused=refused)
+    try:
+        statement = response.json()
+        assert statement["resourceType"] == "CapabilityStatement"
+        version = str(statement["fhirVersion"])
+    except (ValueError, KeyError, TypeError, AssertionError):
+        raise Undeliverable(NOT_FHIR) from None
+    if not version.startswith(("4.0", "4.3")):
+        raise Undeliverable(NOT_R4.format(version=version[:20]))
+    return version

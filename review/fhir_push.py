@@ -29,9 +29,10 @@ from fhir.resources.R4B.documentreference import DocumentReference
 from accounts.mfa_adapter import secret_decrypt, secret_encrypt
 from accounts.models import User
 from audit.services import audit_append, audit_record
+from outbox.deliverers import TryAgain, Undeliverable
 from outbox.services import enqueue
 from review.fhir import REPORT_CODE, opinion_fhir_resources, opinion_identifier
-from review.fhir_client import FhirServer, transaction_post
+from review.fhir_client import FhirServer, capability_check, transaction_post
 from review.models import FhirEndpoint, Opinion
 from tenants.schema import current_institution
 from tenants.selectors import institution_primary_url
@@ -46,6 +47,8 @@ CLIENT_INCOMPLETE = "Give the token endpoint's address, the client id and the cl
 SAVED = "The FHIR server is saved: each opinion released from now on is sent to it."
 SAVED_OFF = "The FHIR server is saved; sending is off."
 REMOVED = "The FHIR server is removed: released opinions are no longer sent."
+CHECK_OK = "The FHIR server answered, signed in, and speaks FHIR {version}."
+CHECK_NOTHING = "Set the FHIR server first."
 
 
 @dataclass
@@ -121,6 +124,24 @@ def fhir_endpoint_remove(*, request: HttpRequest) -> bool:
         if removed:
             audit_record(request=request, action="fhir.endpoint_remove")
     return bool(removed)
+
+
+def fhir_endpoint_check(*, request: HttpRequest) -> tuple[bool, str]:
+    """The test button: sign in and read the server's CapabilityStatement; (ok, words). Runs
+    in the request (an admin waits for it) but outside any transaction. Audited."""
+    endpoint = fhir_endpoint_get()
+    if endpoint is None:
+        return False, CHECK_NOTHING
+    try:
+        outcome, ok = CHECK_OK.format(version=capability_check(_server(endpoint))), True
+    except (TryAgain, Undeliverable) as error:
+        outcome, ok = str(error), False
+    audit_record(
+        request=request,
+        action="fhir.endpoint_check",
+        detail={"server": urlsplit(endpoint.base_url).hostname, "ok": ok},
+    )
+    return ok, outcome
 
 
 def fhir_push_enqueue(*, opinion: Opinion, revision: str = "") -> None:

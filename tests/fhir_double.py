@@ -6,6 +6,7 @@ What it checks is what a strict server would, with the same models SecondRead bu
 
 - ``POST /token``: OAuth 2.0 client credentials (RFC 6749 §4.4) with HTTP Basic client
   authentication; answers a bearer token, or 401 ``invalid_client``.
+- ``GET /fhir/metadata``: an R4 CapabilityStatement (for the settings page's test button).
 - ``POST /fhir``: a ``transaction`` Bundle, ``Content-Type: application/fhir+json``, the bearer
   token when one is required. Every entry's resource is validated by its own model, every
   ``urn:uuid:`` reference must name an entry of the bundle, and each POST with ``ifNoneExist``
@@ -34,6 +35,15 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 
 FHIR_JSON = "application/fhir+json"
+CAPABILITIES = {
+    "resourceType": "CapabilityStatement",
+    "status": "active",
+    "date": "2026-01-01",
+    "kind": "instance",
+    "fhirVersion": "4.0.1",
+    "format": ["application/fhir+json"],
+    "rest": [{"mode": "server", "interaction": [{"code": "transaction"}]}],
+}
 
 
 @dataclass
@@ -63,6 +73,9 @@ class FhirDouble:
             def do_POST(self) -> None:
                 double._post(self)
 
+            def do_GET(self) -> None:
+                double._get(self)
+
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -80,6 +93,15 @@ class FhirDouble:
         return list(self.resources.get(resource_type, {}).values())
 
     # --- the server ---------------------------------------------------------------------------
+
+    def _get(self, handler: BaseHTTPRequestHandler) -> None:
+        self.requests.append(Recorded(handler.path, dict(handler.headers.items()), b""))
+        if handler.path != "/fhir/metadata":
+            _answer(handler, 404, _outcome("not-found", "No such endpoint"))
+        elif not self._authorised(handler):
+            _answer(handler, 401, _outcome("login", "A valid bearer token is needed"))
+        else:
+            _answer(handler, 200, CAPABILITIES)
 
     def _post(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)

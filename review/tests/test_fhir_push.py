@@ -114,6 +114,9 @@ def test_it_pushes_a_released_opinion_once_as_valid_fhir(
     assert f"{server.url}/fhir" in page and SECRET not in page
     with schema_context("neuro"):
         assert SECRET not in FhirEndpoint.objects.get().secret_encrypted
+    checked = admin.post("/settings/fhir/check", follow=True).content.decode()
+    assert escape(push.CHECK_OK.format(version="4.0.1")) in checked
+    server.requests.clear()
     opinion = _release(neuro, make_case)
     message = _deliver(_message())
     assert message.status == OutboxMessage.Status.DELIVERED
@@ -214,6 +217,8 @@ def test_refused_credentials_are_listed_for_the_admin_who_fixes_them_and_retries
 ) -> None:
     admin = _admin()
     _configure(admin, server, secret="a-wrong-secret")
+    checked = admin.post("/settings/fhir/check", follow=True).content.decode()
+    assert escape(fhir_client.TOKEN_REFUSED.format(status=401)) in checked
     opinion = _release(neuro, make_case)
     message = _deliver(_message())
     # Retrying cannot help until the admin changes something: failed at once, shown with why.
@@ -305,13 +310,16 @@ def test_outsiders_cannot_see_or_set_the_fhir_server(
             == 403
         )
         assert client.post("/settings/fhir/remove").status_code == 403
-    logged_out = Client(HTTP_HOST=HOST).post("/settings/fhir/remove")
-    assert logged_out.status_code == 302 and "/accounts/login/" in logged_out["Location"]
+        assert client.post("/settings/fhir/check").status_code == 403
+    for path in ("/settings/fhir/remove", "/settings/fhir/check"):
+        logged_out = Client(HTTP_HOST=HOST).post(path)
+        assert logged_out.status_code == 302 and "/accounts/login/" in logged_out["Location"]
     other = Client(HTTP_HOST="cancer.localhost")
     staff_force_login(other, "admin@cancer.example.com")
     page = other.get("/settings/fhir/").content.decode()
     assert 'data-testid="fhir-none"' in page and server.url not in page
     other.post("/settings/fhir/remove")
+    assert escape(push.CHECK_NOTHING) in other.post("/settings/fhir/check", follow=True).content.decode()
     with schema_context("neuro"):
         endpoint = FhirEndpoint.objects.get()
     assert endpoint.base_url == f"{server.url}/fhir"
