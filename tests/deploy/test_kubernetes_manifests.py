@@ -117,6 +117,11 @@ def test_the_dicom_gateway_listens_for_private_networks_only(manifests: list[dic
     config = _of_kind(manifests, "ConfigMap")
     app_config = next(doc["data"] for name, doc in config.items() if name.startswith("secondread"))
     assert app_config["DICOM_GATEWAY_PORT"] == "11112" and app_config["DICOM_GATEWAY_HOST"]
+    # Compose: the same gateway behind the "dicom" profile, its address handed to the app.
+    compose = yaml.safe_load((BASE_DIR / "deploy" / "compose.yaml").read_text())
+    service = compose["services"]["dicom-gateway"]
+    assert service["profiles"] == ["dicom"] and service["command"][:2] == ["manage", "dicom_gateway"]
+    assert {"DICOM_GATEWAY_HOST", "DICOM_GATEWAY_PORT"} <= set(compose["x-app"]["environment"])
 
 
 def test_the_migrate_job_is_named_after_the_release(manifests: list[dict[str, Any]]) -> None:
