@@ -7,7 +7,7 @@ from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import TOTP
 
 from accounts.models import User
-from review.models import ReviewerProfile
+from review.models import OpinionTemplate, ReviewerProfile
 
 # Base32; printed by seed_demo. Demo only: real staff activate their own at first sign-in.
 DEMO_TOTP_SECRET = "SRDEMOSRDEMOSRDEMOSRDEMOSRDEMO22"  # noqa: S105
@@ -37,6 +37,22 @@ def demo_staff_mfa_ensure() -> int:
     return count
 
 
+# One institution template per demo institution, so "Start from a template" has something to offer.
+DEMO_TEMPLATES: dict[str, tuple[str, str, str]] = {
+    "neuro": (
+        "MRI brain: mass lesion",
+        "Lesion: location, size (mm), signal on T1/T2/FLAIR, enhancement, diffusion, mass effect, "
+        "midline shift.\n\nOther findings: ventricles, extra-axial spaces, vessels.",
+        "Most consistent with …\n\nDifferential diagnosis: …",
+    ),
+    "cancer": (
+        "CT staging",
+        "Primary tumour: site, size (mm), local extent.\n\nNodes: …\n\nDistant disease: …",
+        "Stage (TNM): …",
+    ),
+}
+
+
 def demo_roster_ensure(*, slug: str) -> None:
     for role, credentials, specialties, modalities in DEMO_REVIEWERS.get(slug, ()):
         user = User.objects.filter(email=f"{role}@{slug}.example.com").first()
@@ -50,3 +66,14 @@ def demo_roster_ensure(*, slug: str) -> None:
                     "max_open_cases": 10,
                 },
             )
+    demo_templates_ensure(slug=slug)
+
+
+def demo_templates_ensure(*, slug: str) -> None:
+    if slug not in DEMO_TEMPLATES or OpinionTemplate.objects.filter(owner__isnull=True).exists():
+        return
+    admin = User.objects.filter(email=f"admin@{slug}.example.com").first()
+    if admin is None:
+        return
+    name, findings, impression = DEMO_TEMPLATES[slug]
+    OpinionTemplate.objects.create(name=name, findings=findings, impression=impression, created_by=admin)

@@ -86,9 +86,10 @@ def peer_review_release_refusal_of(reviews: list[PeerReview]) -> str:
 
 
 def peer_reviews_open() -> QuerySet[PeerReview]:
-    """Reviews holding up an opinion not yet released, for the dashboard: disagreements first."""
+    """Reviews holding up an opinion waiting for release, for the dashboard: disagreements first
+    (a case declined meanwhile waits for nothing)."""
     return (
-        PeerReview.objects.filter(BLOCKING, case__opinion__released_at__isnull=True)
+        PeerReview.objects.filter(BLOCKING, case__status=Case.Status.OPINION_DRAFTED)
         .select_related("case", "reviewer")
         .order_by("-verdict", "requested_at")
     )

@@ -68,7 +68,9 @@ def test_it_lets_an_admin_write_the_institutions_template_that_every_reviewer_se
         ).exists()
     assert template.owner is None
     for role in ("reviewer1", "reviewer2"):
-        assert GLIOMA["name"] in staff_client(role).get("/workspace/templates/").content.decode()
+        page = staff_client(role).get("/workspace/templates/").content.decode()
+        assert GLIOMA["name"] in page
+        assert "MRI brain: mass lesion" in page  # the demo institution's own (seed_demo)
 
 
 def test_it_keeps_a_reviewers_personal_template_to_them(
@@ -113,7 +115,7 @@ def test_it_refuses_an_empty_template_and_stores_nothing(
     )
     assert escape(TEMPLATE_EMPTY_MESSAGE) in page.content.decode()
     with schema_context(neuro.schema_name):
-        assert not OpinionTemplate.objects.exists()
+        assert not OpinionTemplate.objects.filter(name="Nothing in it").exists()
 
 
 def test_it_lets_an_admin_edit_and_delete_the_institutions_template(
@@ -164,6 +166,8 @@ def test_it_refuses_templates_to_outsiders(
     staff_client: Callable[[str], Client],
     cancer_client: Client,
 ) -> None:
+    with schema_context(neuro.schema_name):
+        before = OpinionTemplate.objects.count()
     mine = _template(neuro, owner_email="reviewer1@neuro.example.com", name="Mine")
     shared = _template(neuro, owner_email=None)
     apply_url = f"/workspace/cases/{assigned_case.public_id}/opinion/template"
@@ -204,4 +208,4 @@ def test_it_refuses_templates_to_outsiders(
     assert signed_out.get("/workspace/templates/")["Location"].startswith("/accounts/login/")
     with schema_context(neuro.schema_name):
         assert not Opinion.objects.filter(case=assigned_case).exists()
-        assert OpinionTemplate.objects.count() == 2
+        assert OpinionTemplate.objects.count() == before + 2

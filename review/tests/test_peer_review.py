@@ -242,3 +242,34 @@ def test_it_refuses_peer_review_steps_to_outsiders(
         review.refresh_from_db()
         assert review.verdict == "pending" and review.overridden_at is None
         assert AuditEvent.objects.filter(action__startswith="peer_review.", allowed=False).count() >= 9
+
+
+def test_it_asks_coordinators_to_choose_a_peer_when_no_one_is_free_at_sampling(
+    neuro: Institution, make_case: Callable[..., Case], staff_client: Callable[[str], Client]
+) -> None:
+    from review.models import ReviewerProfile
+
+    with schema_context(neuro.schema_name):
+        ReviewSettings.objects.update_or_create(pk=1, defaults={"peer_review_percent": 100})
+        peer = user_in(neuro, "reviewer2@neuro.example.com")
+        ReviewerProfile.objects.update_or_create(user=peer, defaults={"available": False})
+    case = make_case(status=Case.Status.ASSIGNED)
+    with schema_context(neuro.schema_name):
+        CaseAssignment.objects.create(
+            case=case, reviewer=user_in(neuro, "reviewer1@neuro.example.com"), assigned_at=case.created
+        )
+    reviewer = staff_client("reviewer1")
+    reviewer.post(_url(case, "opinion/draft"), OPINION)
+    reviewer.post(_url(case, "opinion/sign"), {"secret": DEMO_PASSWORD})
+    with schema_context(neuro.schema_name):
+        review = PeerReview.objects.get(case=case)
+        coordinator = user_in(neuro, "coordinator@neuro.example.com")
+        assert review.reviewer is None
+        assert StaffNotification.objects.filter(user=coordinator, kind="peer_unassigned", case=case).exists()
+    board = staff_client("coordinator").get("/workspace/dashboard/").content.decode()
+    assert "no peer chosen" in board
+    # The coordinator names one (back from leave): the same waiting review is theirs now.
+    _ask(staff_client, case, neuro)
+    with schema_context(neuro.schema_name):
+        assert PeerReview.objects.get(case=case).reviewer == peer
+        assert StaffNotification.objects.filter(user=peer, kind="peer_review", case=case).exists()
