@@ -33,7 +33,8 @@ NEEDS_TEST_DATABASE = {"live_platform", "celery_worker_process"}
 # Tests that start real servers or peers (a live server, a Celery worker, Chromium, Caddy,
 # PgBouncer, gunicorn, Orthanc) are marked ``slow`` here, so `./sr test -m "not slow"` is the quick
 # loop without anyone remembering the marker. Modules that start one without these fixtures mark
-# themselves (``pytestmark = pytest.mark.slow``).
+# themselves (``pytestmark = pytest.mark.slow``), as do modules that build, migrate or move whole
+# schemas.
 SLOW_FIXTURES = {"live_platform", "celery_worker_process", "browser", "page", "behind_caddy", "pgbouncer"}
 SLOW_MARKERS = {"browser", "worker"}
 

@@ -88,7 +88,8 @@ def tenant_template_current() -> bool:
     return migrations_on_disk() <= applied_migrations([TEMPLATE_SCHEMA], reconnect=False)[TEMPLATE_SCHEMA]
 
 
-def _schema_clone(*, schema_name: str) -> None:
+def schema_clone(*, schema_name: str) -> None:
+    """Make ``schema_name`` a copy of the migrated template (migrations recorded, no data)."""
     # The deploy migrates the template (migrate_schemas, then tenant_template): going live only
     # checks it, so it neither pays for a migrate command nor takes a session-level lock (which
     # a transaction-mode pooler cannot keep) unless the template really is behind.
@@ -159,7 +160,7 @@ def institution_go_live(*, onboarding_id: int) -> bool:
         _schema_drop(schema_name=institution.schema_name)
 
         _progress(onboarding_id, 25, "Creating your institution's private database…")
-        _schema_clone(schema_name=institution.schema_name)
+        schema_clone(schema_name=institution.schema_name)
         schema_made = True
 
         _progress(onboarding_id, 60, "Creating your administrator account…")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
+from django_tenants.utils import schema_exists
 
 from branding.models import Brand
 from institutions.institution_settings import review_settings_sync
+from institutions.provisioning import schema_clone
 from tenants.database_roles import schema_app_grant
 from tenants.models import Domain, Institution, InstitutionSettings, OperatorAction
 from tenants.services import platform_host
@@ -28,16 +30,19 @@ def institution_create(
     primary_colour: str = "#1f4e79",
     accent_colour: str = "#a84d0b",
 ) -> Institution:
-    """Create an institution, its schema (migrated), its platform subdomain and its brand.
+    """Create an institution, its schema (cloned from the migrated template, as go-live does:
+    a second, where migrating a new schema takes a quarter of a minute), its platform subdomain
+    and its brand.
 
     Used by the demo seed and operators; self-service institutions go through the onboarding
-    wizard (institutions.onboarding), which clones a template schema instead. If anything fails
-    after the schema was made, it is dropped again so no orphan is left behind.
+    wizard (institutions.onboarding). If anything fails after the schema was made, it is
+    dropped again so no orphan is left behind.
     """
     institution = Institution(schema_name=slug.replace("-", "_"), name=name, slug=slug, status=status)
     institution.save()
     try:
-        institution.create_schema(check_if_exists=True, verbosity=0)
+        if not schema_exists(institution.schema_name):
+            schema_clone(schema_name=institution.schema_name)
         # Made by the owner (operators and the seed run as the owner): the app's role its rights.
         schema_app_grant(schema_name=institution.schema_name)
         with transaction.atomic():

@@ -34,7 +34,7 @@ from django.core import serializers
 from django.db import connection, models, transaction
 from django_tenants.utils import schema_exists
 
-from institutions.provisioning import _schema_clone, _schema_drop
+from institutions.provisioning import _schema_drop, schema_clone
 from storage.tenant import tenant_storage
 from tenants.database_roles import schema_drop_as_owner
 from tenants.models import Domain, Institution
@@ -182,7 +182,7 @@ def institution_import(*, path: Path) -> Summary:
     activate_public()
     if Institution.objects.filter(slug=slug).exists() or schema_exists(schema):
         raise TransferError(ALREADY_EXISTS.format(slug=slug))
-    _schema_clone(schema_name=schema)
+    schema_clone(schema_name=schema)
     try:
         with tarfile.open(path, "r:gz") as tar:
             tables = dict(_members(tar, "tables/"))

@@ -73,8 +73,8 @@ def _resolver() -> dns.resolver.Resolver:
         resolver.port = settings.DNS_RESOLVER_PORT
     else:
         resolver = dns.resolver.Resolver()
-    resolver.lifetime = 5.0
-    resolver.timeout = 2.0
+    resolver.lifetime = settings.DNS_RESOLVER_LIFETIME
+    resolver.timeout = min(2.0, settings.DNS_RESOLVER_LIFETIME)
     # A verification must see the zone as it is now, not an answer cached before the admin
     # created the records.
     resolver.cache = None

@@ -57,6 +57,8 @@ INSTITUTIONS_NEED_APPROVAL = env_bool("INSTITUTIONS_NEED_APPROVAL", True)
 CUSTOM_DOMAIN_CNAME_TARGET = env_str("CUSTOM_DOMAIN_CNAME_TARGET", PLATFORM_DOMAIN).lower().rstrip(".")
 DNS_RESOLVER_NAMESERVERS = env_list("DNS_RESOLVER_NAMESERVERS", [])
 DNS_RESOLVER_PORT = env_int("DNS_RESOLVER_PORT", 53, minimum=1)
+# Seconds a whole DNS lookup may take before the admin is told DNS cannot be reached.
+DNS_RESOLVER_LIFETIME = 5.0
 
 # Host validation is done per request by tenants.middleware.InstitutionMiddleware, which answers
 # 404 to every host that is not a Domain row (the platform's or an institution's verified

@@ -25,13 +25,16 @@ from institutions.tests.test_go_live import EMAIL, queued
 from tenants.models import Domain, Institution, Onboarding
 from tests.queued import task_calls
 
+# Slow: it makes, clones and drops whole schemas.
+pytestmark = pytest.mark.slow
+
 __all__ = ["queued"]  # fixture
 
 
 def _died_mid_way(onboarding: Onboarding, *, attempts: int = 1, minutes_ago: float = 11) -> str:
     """Leave ``onboarding`` as a go-live run killed after cloning the schema leaves it."""
     institution = Institution.objects.get(pk=onboarding.institution_id)
-    provisioning._schema_clone(schema_name=institution.schema_name)
+    provisioning.schema_clone(schema_name=institution.schema_name)
     with schema_context(institution.schema_name), connection.cursor() as cursor:
         provisioning._administrator_create(onboarding=onboarding)
         # Committed, as the dead run's were (here the test's one transaction holds them).

@@ -22,6 +22,9 @@ from review.demo import demo_staff_mfa_ensure
 from storage.tenant import tenant_storage
 from tenants.models import Domain, Institution
 
+# Slow: it exports, deletes and imports whole institutions with their files.
+pytestmark = pytest.mark.slow
+
 SLUG = "roundtrip"
 
 

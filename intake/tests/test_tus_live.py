@@ -17,7 +17,6 @@ import os
 import re
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -169,6 +168,29 @@ def _wait_for_offset(patient: Patient, upload_url: str, expected: int) -> None:
     )
 
 
+def _wait_for_lease(patient: Patient, upload_url: str) -> None:
+    """Until the server holds the upload's lease (it takes it as soon as it has a PATCH's
+    headers). Probed with an empty PATCH at a wrong offset: the lease is checked first, so the
+    probe answers 423 while it is held and 409 otherwise, and never writes a byte."""
+
+    def leased() -> bool:
+        response = requests.patch(
+            upload_url,
+            data=b"",
+            headers={
+                **patient.headers,
+                "Tus-Resumable": "1.0.0",
+                "Upload-Offset": "1",
+                "Content-Type": "application/offset+octet-stream",
+            },
+            timeout=30,
+        )
+        assert response.status_code in (409, 423), response.status_code
+        return response.status_code == 423
+
+    wait_until(leased, timeout=15, message="the server never took the upload's lease")
+
+
 def test_it_receives_a_whole_file_from_a_real_tus_client(patient: Patient, committed_case: Case) -> None:
     content = os.urandom(3 * CHUNK + 12345)
     uploader = patient.uploader(
@@ -259,9 +281,7 @@ def test_it_refuses_a_second_chunk_while_one_is_being_received(
     uploader.set_url(uploader.create_url())
     slow = _raw_patch(patient, uploader.url, 0, content[: CHUNK // 2], declared=CHUNK)
     try:
-        # The server takes the upload's lease (a cache key in its own process, not a row lock,
-        # so nothing outside can see it) as soon as it has the first request's headers.
-        time.sleep(1.0)
+        _wait_for_lease(patient, uploader.url)
         response = requests.patch(
             uploader.url,
             data=content,
@@ -302,7 +322,7 @@ def test_it_takes_other_files_of_the_case_while_one_arrives_slowly(
     slow_upload.set_url(slow_upload.create_url())
     slow = _raw_patch(patient, slow_upload.url, 0, slow_content[: CHUNK // 2], declared=CHUNK)
     try:
-        time.sleep(0.5)  # the server is now waiting for the rest of the slow body
+        _wait_for_lease(patient, slow_upload.url)  # the server now waits for the rest of the body
         assert _open_transactions_elsewhere() == []
         other = patient.uploader(
             file_stream=io.BytesIO(other_content),

@@ -18,7 +18,8 @@ from django.db import connection
 from tenants.models import Institution, SchemaMigrationState
 from tests.live import BASE_DIR, child_env
 
-pytestmark = pytest.mark.django_db
+# Slow: it makes schemas and migrates them in worker processes (a minute on a loaded machine).
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 FRESH = "inst_migratetest_fresh"
 BROKEN = "inst_migratetest_broken"
