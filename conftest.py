@@ -14,8 +14,10 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
+from institutions.provisioning import tenant_template_ensure
 from tenants.models import Institution
 from tenants.schema import activate_public
+from tests.migrated_database import migrated_copy_keep, migrated_copy_restore, test_database_drop
 
 # Live server, real Celery worker and Chromium fixtures, for any test in any app.
 pytest_plugins = ["tests.live", "tests.cases", "tests.outbox"]
@@ -48,13 +50,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+def _test_database_name() -> str:
+    return str(settings.DATABASES["default"]["TEST"]["NAME"])
+
+
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
+def django_db_keepdb(request: pytest.FixtureRequest, django_db_blocker: pytest.FixtureRequest) -> bool:
+    """Whether the test database was made from a kept migrated copy (tests.migrated_database):
+    pytest-django then only checks its migrations instead of creating and migrating it."""
+    assert _test_database_name().startswith("test_"), "not a test database"
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        return migrated_copy_restore(_test_database_name())
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(
+    django_db_setup: None, django_db_blocker: pytest.FixtureRequest, django_db_keepdb: bool
+) -> Iterator[None]:
     # Never seed (or wipe the files of) anything but a database pytest-django created.
     assert str(settings.DATABASES["default"]["NAME"]).startswith("test_"), "not a test database"
     assert settings.SETTINGS_MODULE == "config.settings.test", "tests need config.settings.test"
     shutil.rmtree(settings.STORAGE_FILESYSTEM_ROOT, ignore_errors=True)
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        if not django_db_keepdb:
+            # Freshly migrated: keep a copy for the next run, the template schema included.
+            tenant_template_ensure()
+            migrated_copy_keep(_test_database_name())
         call_command("seed_demo", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
     yield
     # Child processes (live server, workers) may still hold a connection for a moment after
@@ -64,6 +85,9 @@ def django_db_setup(django_db_setup: None, django_db_blocker: pytest.FixtureRequ
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+    if django_db_keepdb:  # pytest-django drops only a database it created itself
+        with django_db_blocker.unblock():  # type: ignore[attr-defined]
+            test_database_drop(_test_database_name())
     shutil.rmtree(settings.STORAGE_FILESYSTEM_ROOT, ignore_errors=True)
 
 
