@@ -15,6 +15,7 @@ from tenant_schemas_celery.app import CeleryApp
 
 from config.celery_probes import install_worker_probe
 from config.metrics import connect_task_signals, serve_metrics
+from config.tracing import celery_tracing_connect
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
@@ -51,6 +52,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 install_worker_probe(app)
 connect_task_signals()
+celery_tracing_connect()
 
 
 @signals.worker_init.connect(weak=False)
