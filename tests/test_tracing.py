@@ -93,7 +93,9 @@ class OtlpReceiver:
                             span_id=span.span_id.hex(),
                             parent_id=span.parent_span_id.hex(),
                             attributes={kv.key: _value(kv.value) for kv in span.attributes},
-                            events=[{kv.key: _value(kv.value) for kv in event.attributes} for event in span.events],
+                            events=[
+                                {kv.key: _value(kv.value) for kv in event.attributes} for event in span.events
+                            ],
                         )
                     )
 
@@ -157,8 +159,16 @@ def test_a_request_and_the_task_it_queues_are_one_trace_without_patient_data(tmp
                 _password_reset(server.port)
 
                 def one_trace() -> tuple[ReceivedSpan, ReceivedSpan] | None:
-                    posts = [s for s in receiver.spans if s.service == "secondread-web" and s.name.startswith("POST")]
-                    runs = [s for s in receiver.spans if s.service == "secondread-worker" and s.name.startswith("run/")]
+                    posts = [
+                        s
+                        for s in receiver.spans
+                        if s.service == "secondread-web" and s.name.startswith("POST")
+                    ]
+                    runs = [
+                        s
+                        for s in receiver.spans
+                        if s.service == "secondread-worker" and s.name.startswith("run/")
+                    ]
                     for post in posts:
                         for run in runs:
                             if run.trace_id == post.trace_id:
@@ -166,7 +176,9 @@ def test_a_request_and_the_task_it_queues_are_one_trace_without_patient_data(tmp
                     return None
 
                 found = wait_until(
-                    one_trace, timeout=90, message=f"no worker span joined the request's trace: {log.read_text()[-3000:]}"
+                    one_trace,
+                    timeout=90,
+                    message=f"no worker span joined the request's trace: {log.read_text()[-3000:]}",
                 )
         finally:
             stop(worker)
@@ -197,8 +209,11 @@ def test_a_span_keeps_only_safe_attributes_and_no_exception_message() -> None:
         events=[
             Event(
                 "exception",
-                {"exception.type": "ValueError", "exception.message": f"bad name {PATIENT_NAME}",
-                 "exception.stacktrace": f"... {PATIENT_NAME} ..."},
+                {
+                    "exception.type": "ValueError",
+                    "exception.message": f"bad name {PATIENT_NAME}",
+                    "exception.stacktrace": f"... {PATIENT_NAME} ...",
+                },
             )
         ],  # fmt: skip
         status=Status(StatusCode.ERROR, f"ValueError: bad name {PATIENT_NAME}"),
