@@ -215,7 +215,7 @@ def test_a_span_keeps_only_safe_attributes_and_no_exception_message() -> None:
                     "exception.stacktrace": f"... {PATIENT_NAME} ...",
                 },
             )
-        ],  # fmt: skip
+        ],
         status=Status(StatusCode.ERROR, f"ValueError: bad name {PATIENT_NAME}"),
     )
     scrubbed = span_scrub(span)
