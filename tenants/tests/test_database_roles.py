@@ -116,7 +116,7 @@ from django.test import Client
 from django_tenants.utils import schema_context
 from audit.models import AuditEvent
 from audit.services import audit_chain_verify
-from institutions.provisioning import _schema_clone, _schema_drop
+from institutions.provisioning import _schema_drop, schema_clone
 from tenants.schema import activate_public
 
 result = {}
@@ -127,7 +127,7 @@ result["portal"] = client.get("/").status_code
 with schema_context("neuro"):
     result["signed_in_audited"] = AuditEvent.objects.filter(action="auth.sign_in").exists()
     result["chain_intact"] = audit_chain_verify().intact
-_schema_clone(schema_name="h9_role_probe")
+schema_clone(schema_name="h9_role_probe")
 activate_public()
 with psycopg.connect(APP_URL, autocommit=True) as conn:
     try:
