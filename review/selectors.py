@@ -45,7 +45,7 @@ from audit.models import AuditEvent
 from imaging.models import Report, Study
 from intake.models import Case
 from review.access import cases_visible_to
-from review.models import ReviewerProfile, ReviewSettings
+from review.models import PeerReview, ReviewerProfile, ReviewSettings
 from tenants.models import InstitutionSettings
 from tenants.schema import current_institution
 
@@ -229,6 +229,9 @@ class QueueRow:
     report_count: int
     # A study in the case names someone other than the declared patient (imaging.identity).
     identity_flag: bool = False
+    # A peer review holds the release (waiting or disagreeing); ``peer_for_me``: it waits for this user.
+    peer_hold: bool = False
+    peer_for_me: bool = False
 
 
 @dataclass
@@ -296,11 +299,19 @@ def case_queue(*, user: User, filters: QueueFilters, page_number: int = 1) -> Qu
         .annotate(n=Count("id"))
         .values("n")
     )
+    holding = PeerReview.objects.filter(
+        case=OuterRef("pk"), overridden_at__isnull=True, case__status=Case.Status.OPINION_DRAFTED
+    ).exclude(verdict=PeerReview.Verdict.AGREE)
     cases = (
         cases.select_related("assignment__reviewer", "payment")
         .annotate(
+            peer_hold=Exists(holding),
+            peer_for_me=Exists(holding.filter(reviewer_id=user.pk, verdict=PeerReview.Verdict.PENDING)),
+        )
+        .annotate(
             mine=When_(
                 When(assignment__reviewer_id=user.pk, then=Value(0)),
+                When(peer_for_me=True, then=Value(0)),
                 default=Value(1),
                 output_field=IntegerField(),
             ),
@@ -330,6 +341,8 @@ def case_queue(*, user: User, filters: QueueFilters, page_number: int = 1) -> Qu
                 study_count=case.study_count,  # type: ignore[attr-defined]
                 report_count=case.report_count,  # type: ignore[attr-defined]
                 identity_flag=case.identity_flag,  # type: ignore[attr-defined]
+                peer_hold=case.peer_hold,  # type: ignore[attr-defined]
+                peer_for_me=case.peer_for_me,  # type: ignore[attr-defined]
             )
         )
     return Queue(

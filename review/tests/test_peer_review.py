@@ -273,3 +273,19 @@ def test_it_asks_coordinators_to_choose_a_peer_when_no_one_is_free_at_sampling(
     with schema_context(neuro.schema_name):
         assert PeerReview.objects.get(case=case).reviewer == peer
         assert StaffNotification.objects.filter(user=peer, kind="peer_review", case=case).exists()
+
+
+def test_it_flags_held_cases_in_the_queue_and_puts_them_first_for_the_peer(
+    neuro: Institution, signed_case: Case, staff_client: Callable[[str], Client]
+) -> None:
+    _ask(staff_client, signed_case, neuro)
+    queue = staff_client("reviewer2").get("/workspace/?state=all").content.decode()
+    assert "Peer review for you" in queue and str(signed_case.number) in queue
+    queue = staff_client("coordinator").get("/workspace/?state=all").content.decode()
+    row = queue.split(str(signed_case.number))[1].split("</td>")[0]
+    assert 'data-testid="peer-flag"' in row and "Peer review for you" not in row
+    staff_client("reviewer2").post(
+        _url(signed_case, "peer-review/answer"), {"verdict": "agree", "secret": DEMO_PASSWORD}
+    )
+    queue = staff_client("coordinator").get("/workspace/?state=all").content.decode()
+    assert 'data-testid="peer-flag"' not in queue
