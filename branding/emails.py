@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import timezone, translation
 
 from branding.colours import readable_text_on
 from branding.selectors import brand_for_institution
@@ -17,6 +17,7 @@ from outbox.mail import email_key_set
 from tenants.models import Institution
 from tenants.selectors import institution_portal_url
 from tenants.services import platform_url
+from tenants.timezones import institution_zone
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -68,7 +69,10 @@ def branded_email_send(
         "logo_height": logo_size[1],
         **(context or {}),
     }
-    with translation.override(language or settings.LANGUAGE_CODE):
+    # Dates in the email are the institution's wall clock, whether it is written in a request,
+    # a task or a Stripe webhook (which arrives on the platform's domain, in UTC).
+    zone = institution_zone(institution) if institution.schema_name != "public" else None
+    with translation.override(language or settings.LANGUAGE_CODE), timezone.override(zone):
         subject = str(subject)
         text = render_to_string(f"{template}.txt", full_context)
         html = render_to_string(f"{template}.html", full_context)

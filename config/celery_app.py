@@ -62,3 +62,22 @@ def _serve_worker_metrics(**kwargs: object) -> None:
 
     if settings.METRICS_PORT:
         serve_metrics(settings.METRICS_PORT, settings.METRICS_TOKEN)
+
+
+# After tenant-schemas-celery's own task_prerun handler (connected when its app module was
+# imported above) has switched to the task's schema: the task's dates (emails, PDFs, due
+# dates) are in its institution's time zone, and the next task starts from UTC again.
+@signals.task_prerun.connect(weak=False)
+def _institution_time_zone_for_task(**kwargs: object) -> None:
+    from django.db import connection
+
+    from tenants.timezones import institution_time_zone_activate
+
+    institution_time_zone_activate(getattr(connection, "tenant", None))
+
+
+@signals.task_postrun.connect(weak=False)
+def _time_zone_after_task(**kwargs: object) -> None:
+    from tenants.timezones import institution_time_zone_activate
+
+    institution_time_zone_activate(None)

@@ -11,6 +11,7 @@ from django.contrib.auth import password_validation
 from branding.forms import PlainLabels
 from payments.stripe_api import stripe_configured
 from tenants.models import FEE_CURRENCIES, InstitutionSettings, OperatorAction
+from tenants.timezones import DEFAULT_TIME_ZONE, TIME_ZONE_UNKNOWN, time_zone_names
 
 PASSWORDS_DIFFER = "The two passwords are not the same."
 CARD_PAYMENT_UNAVAILABLE = (
@@ -132,9 +133,26 @@ class ServiceForm(PlainLabels, forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 5}),
     )
 
+    # Kept on the institution itself (the request already has it, so pages cost no query).
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        help_text="Dates on pages, emails and signed opinions, and business days for the turnaround, use it.",
+        choices=lambda: [(name, name) for name in time_zone_names()],
+        required=False,  # left out: unchanged
+        error_messages={"invalid_choice": TIME_ZONE_UNKNOWN},
+    )
+
     class Meta:
         model = InstitutionSettings
         fields = ["turnaround_business_days", "specialties"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        institution = getattr(self.instance, "institution", None) if self.instance.institution_id else None
+        self.fields["time_zone"].initial = institution.time_zone if institution else DEFAULT_TIME_ZONE
+
+    def clean_time_zone(self) -> str:
+        return str(self.cleaned_data.get("time_zone") or self.fields["time_zone"].initial)
 
     def clean_specialties(self) -> str:
         lines = [line.strip()[:100] for line in str(self.cleaned_data.get("specialties") or "").splitlines()]

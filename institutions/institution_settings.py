@@ -48,9 +48,13 @@ def institution_fee_problem(*, institution: Institution) -> str | None:
 
 
 def institution_service_update(
-    *, institution: Institution, turnaround_business_days: int, specialties: str
+    *, institution: Institution, turnaround_business_days: int, specialties: str, time_zone: str
 ) -> InstitutionSettings:
+    """Precondition: ``time_zone`` passed ``time_zone_validate`` (the form's choices)."""
     with transaction.atomic():
+        if institution.time_zone != time_zone:
+            institution.time_zone = time_zone
+            institution.save(update_fields=["time_zone"])
         row = institution_settings_get(institution=institution)
         row.turnaround_business_days = turnaround_business_days
         row.specialties = "\n".join(line.strip() for line in specialties.splitlines() if line.strip())

@@ -128,6 +128,7 @@ def settings_service(request: HttpRequest) -> HttpResponse:
             institution=institution,
             turnaround_business_days=service_form.cleaned_data["turnaround_business_days"],
             specialties=service_form.cleaned_data["specialties"],
+            time_zone=service_form.cleaned_data["time_zone"],
         )
         messages.success(request, SAVED)
         return redirect("settings:service")

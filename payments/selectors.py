@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncWeek
+from django.utils import timezone
 
 from intake.models import Case
 from payments.connect.models import StripeAccount
@@ -203,13 +204,15 @@ CSV_HEADER = [
 ]
 
 
-def _iso(value: datetime.datetime | None) -> str:
-    return value.isoformat() if value else ""
+def _iso(value: datetime.datetime | None, zone: datetime.tzinfo) -> str:
+    return timezone.localtime(value, zone).isoformat() if value else ""
 
 
-def payments_export_rows() -> Iterator[list[str]]:
+def payments_export_rows(*, zone: datetime.tzinfo) -> Iterator[list[str]]:
     """Rows of the payments CSV (under :data:`CSV_HEADER`). No patient names: the case number
-    identifies the case for those allowed to look it up."""
+    identifies the case for those allowed to look it up. Times are in ``zone`` (the
+    institution's; each with its UTC offset), fixed by the caller: the rows are produced while
+    the response streams, after the request's time zone was put back."""
     for payment in payments_list().iterator(chunk_size=500):
         yield [
             payment.case.number or "",
@@ -218,9 +221,9 @@ def payments_export_rows() -> Iterator[list[str]]:
             payment.currency.upper(),
             f"{Decimal(payment.amount_paid) / 100:.2f}",
             f"{Decimal(payment.amount_refunded) / 100:.2f}",
-            _iso(payment.paid_at),
-            _iso(payment.refunded_at),
+            _iso(payment.paid_at, zone),
+            _iso(payment.refunded_at, zone),
             payment.waiver.code if payment.waiver else "",
             payment.payment_intent_id,
-            _iso(payment.created),
+            _iso(payment.created, zone),
         ]

@@ -306,11 +306,11 @@ def payments_overview(request: SignedInRequest) -> HttpResponse:
 @require_GET
 def payments_export(request: SignedInRequest) -> StreamingHttpResponse:
     access_payment_reports(request.user)
-    stamp = timezone.now().strftime("%Y%m%d")
+    stamp = timezone.localdate().strftime("%Y%m%d")
     return csv_response(
         filename=f"payments-{_institution(request).slug}-{stamp}.csv",
         header=CSV_HEADER,
-        rows=payments_export_rows(),
+        rows=payments_export_rows(zone=timezone.get_current_timezone()),
     )
 
 

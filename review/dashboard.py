@@ -10,6 +10,7 @@ arithmetic as ``review.selectors.business_days_add`` (a test compares the two ho
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from django.db import connection
@@ -44,20 +45,26 @@ class Dashboard:
 
 def promised_sql(start: str, days: str) -> str:
     """SQL for ``business_days_add(start, days)``: ``start`` (a timestamptz expression) moved
-    forward by ``days`` (an integer expression) working days, same time of day, in UTC as the
-    Python function works. A start on a weekend counts from the next Monday at 00:00.
+    forward by ``days`` (an integer expression) working days, same time of day, on the wall
+    clock of the current time zone as the Python function works. A start on a weekend counts
+    from the next Monday at 00:00.
 
     With ``wd`` the start's weekday (Monday 0 .. Friday 4), N working days later is
     ``N + 2 * floor((wd + N) / 5)`` calendar days later: each time the count passes a Friday
     it skips a weekend.
     """
-    local = f"({start} AT TIME ZONE 'UTC')"
+    # A zone name from tzdata (validated when the institution chose it): letters, digits, "/",
+    # "_", "+", "-"; anything else would not reach this SQL.
+    zone = timezone.get_current_timezone_name()
+    if not re.fullmatch(r"[A-Za-z0-9_+\-/]+", zone):
+        raise ValueError("unexpected time zone name")
+    local = f"({start} AT TIME ZONE '{zone}')"
     dow = f"EXTRACT(ISODOW FROM {local})::int"
     next_monday = f"date_trunc('day', {local}) + (8 - {dow}) * interval '1 day'"
     begin = f"(CASE WHEN {dow} >= 6 THEN {next_monday} ELSE {local} END)"
     weekday = f"(CASE WHEN {dow} >= 6 THEN 0 ELSE {dow} - 1 END)"
     offset = f"(({days}) + 2 * floor(({weekday} + ({days})) / 5.0))::int"
-    return f"(({begin} + {offset} * interval '1 day') AT TIME ZONE 'UTC')"
+    return f"(({begin} + {offset} * interval '1 day') AT TIME ZONE '{zone}')"
 
 
 def turnaround_totals(*, turnaround_business_days: int) -> tuple[int, int, float | None]:
@@ -84,7 +91,8 @@ def turnaround_totals(*, turnaround_business_days: int) -> tuple[int, int, float
 
 
 def dashboard_build(*, weeks: int = 12) -> Dashboard:
-    now = timezone.now()
+    # Weeks and months are the institution's (the current time zone: TruncWeek uses it too).
+    now = timezone.localtime()
     turnaround = turnaround_business_days_get()
     since = now - dt.timedelta(weeks=weeks)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)

@@ -5,10 +5,13 @@ sections, and the reviewer's name, credentials, role and signing date."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Sequence
 from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
 
+from django.utils import timezone
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
@@ -23,6 +26,11 @@ from review.models import Opinion, OpinionAddendum
 from review.pdf_key_images import key_image_flowables
 from storage.tenant import tenant_storage
 from tenants.models import Institution
+from tenants.timezones import institution_zone
+
+
+def _local_date(moment: dt.datetime, zone: ZoneInfo) -> str:
+    return timezone.localtime(moment, zone).strftime("%d %B %Y")
 
 
 def _paragraphs(text: str, style: ParagraphStyle) -> list[Paragraph]:
@@ -134,15 +142,18 @@ def opinion_pdf_render(
             ]
         ),
     )
-    signed_on = opinion.signed_at.strftime("%d %B %Y")
+    # Dates as the institution's wall clock showed them when signed (stored in UTC: a 23:30 UTC
+    # signature is the next day in Tokyo and the same day in New York).
+    zone = institution_zone(institution)
+    signed_on = _local_date(opinion.signed_at, zone)
     born = case.patient_birth_date.strftime("%d %B %Y") if case.patient_birth_date else "not given"
     meta = Table(
         [
             ["Second opinion", f"Case {case.number or ''}"],
             ["Patient", Paragraph(escape(case.patient_name or "not given"), body)],
             ["Date of birth", born],
-            ["Signed", signed_on],
-            *([[f"Addendum {n}", a.signed_at.strftime("%d %B %Y")] for n, a in enumerate(addenda, start=1)]),
+            ["Signed", f"{signed_on} ({zone.key} time)"],
+            *([[f"Addendum {n}", _local_date(a.signed_at, zone)] for n, a in enumerate(addenda, start=1)]),
         ],
         colWidths=[45 * mm, None],
         style=TableStyle(
@@ -188,7 +199,7 @@ def opinion_pdf_render(
     )
     for n, addendum in enumerate(addenda, start=1):
         # Added after signing: the signed text above is unchanged, each addendum signed on its own.
-        added_on = addendum.signed_at.strftime("%d %B %Y")
+        added_on = _local_date(addendum.signed_at, zone)
         story.append(Paragraph(f"Addendum {n} ({added_on})", heading))
         story.extend(_paragraphs(addendum.text, body))
         story.append(

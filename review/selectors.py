@@ -138,9 +138,11 @@ def turnaround_business_days_get() -> int:
 def business_days_add(start: dt.datetime, days: int) -> dt.datetime:
     """``start`` moved forward by ``days`` working days (Monday to Friday), same time of day.
 
-    A start on a weekend counts from the next Monday, as a case submitted on Saturday is first
-    seen on Monday."""
-    moment = start
+    Counted on the wall clock of the current time zone (the institution's, activated for its
+    requests and tasks): weekends are the institution's, and a DST change in between keeps the
+    time of day. A start on a weekend counts from the next Monday, as a case submitted on
+    Saturday is first seen on Monday."""
+    moment = timezone.localtime(start)
     while moment.weekday() >= 5:
         moment = (moment + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     remaining = days
@@ -152,7 +154,7 @@ def business_days_add(start: dt.datetime, days: int) -> dt.datetime:
 
 
 def business_days_subtract(end: dt.datetime, days: int) -> dt.datetime:
-    moment = end
+    moment = timezone.localtime(end)
     remaining = days
     while remaining > 0:
         moment -= dt.timedelta(days=1)

@@ -12,6 +12,7 @@ from django_tenants.middleware.main import TenantMainMiddleware
 
 from tenants.models import Institution
 from tenants.schema import activate_public
+from tenants.timezones import institution_time_zone_activate
 
 TLS_ASK_PATH = "/tls/ask"
 
@@ -86,3 +87,18 @@ def _pending_preview(request: HttpRequest) -> bool:
         return True
     user = getattr(request, "user", None)
     return bool(user is not None and user.is_authenticated and getattr(user, "is_institution_staff", False))
+
+
+class InstitutionTimeZoneMiddleware:
+    """Shows the request's dates in its institution's time zone (after InstitutionMiddleware:
+    ``request.tenant`` is set, so this costs no query). The platform's own pages stay in UTC."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        institution_time_zone_activate(getattr(request, "tenant", None))
+        try:
+            return self.get_response(request)
+        finally:
+            institution_time_zone_activate(None)

@@ -14,6 +14,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
+from tenants.timezones import DEFAULT_TIME_ZONE, time_zone_validate
+
 
 class Institution(TenantMixin):
     """A hospital, institute or imaging centre; one PostgreSQL schema holds all its data.
@@ -35,6 +37,14 @@ class Institution(TenantMixin):
     created = models.DateTimeField(auto_now_add=True)
     status_changed = models.DateTimeField(null=True, blank=True)
     went_live = models.DateTimeField(null=True, blank=True)
+    # Where its people are (an IANA name): dates shown, emailed and printed, due dates and
+    # business days are counted in it; stored datetimes stay UTC (tenants.timezones).
+    time_zone = models.CharField(
+        max_length=64,
+        default=DEFAULT_TIME_ZONE,
+        db_default=DEFAULT_TIME_ZONE,
+        validators=[time_zone_validate],
+    )
 
     # Schemas are created explicitly (institutions.services.institution_create, or at go-live from
     # a template by institutions.provisioning), never as a side effect of save(): a draft's row is

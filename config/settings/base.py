@@ -146,6 +146,7 @@ MIDDLEWARE = [
     "config.probes.ProbeMiddleware",
     "config.request_checks.MalformedQueryMiddleware",
     "tenants.middleware.InstitutionMiddleware",
+    "tenants.middleware.InstitutionTimeZoneMiddleware",
     # Before FrameAncestorsMiddleware, so it sees that one's frame-ancestors on the way out.
     "config.csp.ContentSecurityPolicyMiddleware",
     # Before (so after, on the way out) XFrameOptionsMiddleware: per-institution embedding.

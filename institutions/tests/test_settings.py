@@ -178,3 +178,31 @@ def test_it_shows_the_settings_link_to_the_admin_only(neuro: Institution) -> Non
     assert link in _admin().get("/brand/texts/terms/").content.decode()
     coordinator = _admin(email="coordinator@neuro.example.com")
     assert link not in coordinator.get("/brand/texts/terms/").content.decode()
+
+
+def test_it_sets_the_time_zone_and_refuses_an_unknown_one(neuro: Institution) -> None:
+    from tenants.timezones import TIME_ZONE_UNKNOWN
+
+    admin = _admin()
+    service = {"fee-fee_amount": "0", "fee-fee_currency": "usd", "fee-fee_payment": "waivers",
+               "service-turnaround_business_days": "9", "service-specialties": ""}  # fmt: skip
+    page = admin.post("/settings/service/", {**service, "service-time_zone": "Mars/Olympus_Mons"})
+    assert TIME_ZONE_UNKNOWN in page.content.decode()
+    neuro.refresh_from_db()
+    assert neuro.time_zone == "UTC"  # nothing half-saved
+    assert InstitutionSettings.objects.get(institution=neuro).turnaround_business_days != 9
+    admin.post("/settings/service/", {**service, "service-time_zone": "Europe/Paris"})
+    neuro.refresh_from_db()
+    assert neuro.time_zone == "Europe/Paris"
+    assert 'value="Europe/Paris" selected' in admin.get("/settings/service/").content.decode()
+    # Nobody else changes it: a coordinator, or someone signed out.
+    coordinator = _admin(email="coordinator@neuro.example.com")
+    assert (
+        coordinator.post("/settings/service/", {**service, "service-time_zone": "Asia/Tokyo"}).status_code
+        == 403
+    )
+    Client(HTTP_HOST="neuro.localhost").post(
+        "/settings/service/", {**service, "service-time_zone": "Asia/Tokyo"}
+    )
+    neuro.refresh_from_db()
+    assert neuro.time_zone == "Europe/Paris"

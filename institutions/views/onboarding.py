@@ -314,6 +314,7 @@ def _step_service(request: HttpRequest, onboarding: Onboarding) -> HttpResponse:
             institution=onboarding.institution,
             turnaround_business_days=form.cleaned_data["turnaround_business_days"],
             specialties=form.cleaned_data["specialties"],
+            time_zone=form.cleaned_data["time_zone"],
         )
         wizard.onboarding_step_complete(onboarding=onboarding, step="service")
         return _next_step("service")
