@@ -11,6 +11,7 @@ pydicom's, applied once at ingest instead of at every read.
 
 from __future__ import annotations
 
+import io
 import itertools
 import struct
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ _UNDEFINED_LENGTH = 0xFFFFFFFF
 _SPAN = struct.Struct("<QQ")
 # An index is kept on the row: a file claiming more frames than this is read as before (whole).
 MAX_INDEXED_FRAMES = 100_000
+# Files up to this size are indexed from one read of the whole file; larger ones from ranged
+# reads (64 KiB or more each) of the header and of each fragment's item header.
+WHOLE_READ_BYTES = 8 * 1024 * 1024
 # Elements larger than this are not read while parsing a header to index it (as at ingest).
 _DEFER_SIZE = 64 * 1024
 
@@ -228,7 +232,8 @@ def pixel_index_read(fp: BinaryIO, size: int) -> PixelIndex:
 
 def instance_pixel_index_fill(*, instance: Instance) -> None:
     """Index the stored file of an instance ingested before indexes were made, reading its
-    header and (if compressed) its fragments' item headers in ranges; the row is written only
+    header and (if compressed) its fragments' item headers in ranges (a small file in one
+    read: one request costs less than one per fragment); the row is written only
     if still unindexed (two requests may race: both find the same index), and ``instance`` is
     updated. Precondition: the connection is on the instance's tenant.
 
@@ -236,13 +241,18 @@ def instance_pixel_index_fill(*, instance: Instance) -> None:
     state of the case, so making it on a GET is safe to repeat.
     """
     storage = tenant_storage()
-    with storage.open_seekable(instance.storage_key) as fp:
-        try:
-            index = pixel_index_read(fp, storage.size(instance.storage_key))
-        except Exception as exc:
-            if storage_unavailable(exc) or isinstance(exc, FileNotFoundError):
-                raise  # nothing to learn about the file: try again on the next read
-            index = NOT_INDEXABLE  # an unreadable header is the frames code's to report, as before
+    key = instance.storage_key
+    size = storage.size(key)
+    try:
+        if size <= WHOLE_READ_BYTES:
+            index = pixel_index_read(io.BytesIO(storage.read_range(key, 0, size)), size)
+        else:
+            with storage.open_seekable(key) as fp:
+                index = pixel_index_read(fp, size)
+    except Exception as exc:
+        if storage_unavailable(exc) or isinstance(exc, FileNotFoundError):
+            raise  # nothing was learnt about the file: tried again on the next read
+        index = NOT_INDEXABLE  # an unreadable header is the frames code's to report, as before
     for name, value in index.fields().items():
         setattr(instance, name, value)
     Instance.objects.filter(pk=instance.pk, header_length__isnull=True).update(**index.fields())

@@ -81,6 +81,9 @@ class _RangedRaw(io.RawIOBase):
         self._key = key
         self._size = size
         self._position = 0
+        # Readers of file objects look for a name (pydicom reopens a BufferedReader by it to
+        # read deferred elements): an empty one says there is no local file to reopen.
+        self.name = ""
 
     def readable(self) -> bool:
         return True

@@ -69,10 +69,20 @@ MAX_FRAME_BYTES_PER_REQUEST = 256 * 1024 * 1024
 FRAMES_TOO_LARGE = "Too many bytes of frames in one request: ask for fewer frames at a time."
 
 
-def frames_request_check(source: Instance | StoredFile, numbers: list[int]) -> None:
+def frames_request_check(source: Instance | StoredFile, numbers: list[int], *, decode: bool = True) -> None:
     """Before any byte is sent: every frame exists (FrameError FRAME_OUT_OF_RANGE), and the
-    frames' decoded size is within MAX_FRAME_BYTES_PER_REQUEST (FrameError FRAMES_TOO_LARGE)."""
-    header = stored_file(source).header()
+    frames' size is within MAX_FRAME_BYTES_PER_REQUEST (FrameError FRAMES_TOO_LARGE): decoded,
+    or as stored when they are sent as stored and the index knows their sizes (then without
+    reading the header: such a request reads nothing but its frames)."""
+    stored = stored_file(source)
+    if not decode and stored.spans:
+        spans = [stored.span(number) for number in numbers]
+        if None in spans:
+            raise FrameError(FRAME_OUT_OF_RANGE)
+        if sum(end - start for start, end in filter(None, spans)) > MAX_FRAME_BYTES_PER_REQUEST:
+            raise FrameError(FRAMES_TOO_LARGE)
+        return
+    header = stored.header()
     count = frame_count(header)
     if any(not 1 <= number <= count for number in numbers):
         raise FrameError(FRAME_OUT_OF_RANGE)
@@ -141,9 +151,15 @@ class StoredFile:
                     self._header = read_header(stream)
         return self._header
 
+    def span(self, number: int) -> tuple[int, int] | None:
+        """Where frame ``number`` lies, if it is a frame of the file and indexed."""
+        if not 1 <= number <= self.instance.number_of_frames:  # NumberOfFrames, as the header's
+            return None
+        return span_of(self.spans, number)
+
     def frame_bytes(self, number: int) -> bytes:
         """Frame ``number`` as stored, from its span. Precondition: ``self.spans``."""
-        span = span_of(self.spans, number)
+        span = self.span(number)
         if span is None:
             raise FrameError(FRAME_OUT_OF_RANGE)
         start, end = span
@@ -185,12 +201,9 @@ def _native_frame_length(header: Dataset) -> int:
 def frame_stored(source: Instance | StoredFile, number: int) -> Frame:
     """Frame ``number`` (1-based) exactly as encoded in the file (compressed stays compressed)."""
     stored = stored_file(source)
-    header = stored.header()
-    ts = UID(header.file_meta.get("TransferSyntaxUID") or ImplicitVRLittleEndian)
-    if not 1 <= number <= frame_count(header):
-        raise FrameError(FRAME_OUT_OF_RANGE)
-    if stored.spans:
-        return Frame(data=stored.frame_bytes(number), transfer_syntax_uid=str(ts))
+    if stored.spans:  # the row says what the header would: no need to read it
+        transfer_syntax = stored.instance.transfer_syntax_uid or ImplicitVRLittleEndian
+        return Frame(data=stored.frame_bytes(number), transfer_syntax_uid=transfer_syntax)
     return _frame_stored_from_stream(stored.instance, number)
 
 

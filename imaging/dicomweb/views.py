@@ -436,7 +436,7 @@ def retrieve_frames(
     # Checked before the answer starts (a missing frame is a clean 404, too many bytes a 400);
     # then each frame is produced as it is sent, so the request holds one frame at a time.
     stored = StoredFile(instance)  # the header is read once, each frame in its own range
-    frames_request_check(stored, numbers)
+    frames_request_check(stored, numbers, decode=choice.decode)
 
     def produce(number: int) -> tuple[str, list[bytes]]:
         frame = frame_decoded(stored, number) if choice.decode else frame_stored(stored, number)
