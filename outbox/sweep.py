@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import logging
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -23,7 +24,7 @@ SCHEMAS_PER_QUERY = 200
 MESSAGES_PER_SCHEMA = 200
 # A message queued at commit is left this long to its own task before the sweep queues it too
 # (a busy queue is not a lost message); the claim makes a second task harmless anyway.
-GRACE_SECONDS = 30
+GRACE_SECONDS = settings.OUTBOX_SWEEP_GRACE_SECONDS
 
 
 def schemas_with_outbox() -> list[str]:

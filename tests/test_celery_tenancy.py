@@ -127,3 +127,11 @@ def test_it_sweeps_every_live_institution_and_passes_over_drafts(
             timeout=30,
             message=f"the sweep did not reach {schema}",
         )
+
+
+def test_a_task_whose_institution_is_gone_runs_nowhere(celery_worker_process: subprocess.Popen[Any]) -> None:
+    # The worker could not switch to the schema (its institution was deleted while the task
+    # waited): Celery logs the signal handler's error and went on, running the task in the
+    # public schema. Now it is dropped (the same check retries it when the database was away).
+    queued = uploads_expire.apply_async(headers={"_schema_name": "gone_clinic"})
+    assert queued.get(timeout=30) is None

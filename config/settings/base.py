@@ -280,6 +280,9 @@ CELERY_BEAT_MAX_LOOP_INTERVAL = 30
 # An ingesting worker's heartbeat, and how old it may get before its uploads are taken again.
 INGEST_HEARTBEAT_SECONDS = env_int("INGEST_HEARTBEAT_SECONDS", 30, minimum=1)
 INGEST_STALE_SECONDS = env_int("INGEST_STALE_SECONDS", 180, minimum=INGEST_HEARTBEAT_SECONDS * 3)
+# How long the outbox sweep leaves a message queued at commit to its own task before queueing it
+# again (outbox.sweep); a message the broker never got waits this long after Redis is back.
+OUTBOX_SWEEP_GRACE_SECONDS = env_int("OUTBOX_SWEEP_GRACE_SECONDS", 30, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     # Queue depth, storage and per-institution gauges for Prometheus (config.metrics).
     "metrics-refresh": {"task": "config.metrics_refresh", "schedule": 30.0},
