@@ -28,7 +28,7 @@ class WaiverCodeForm(forms.Form):
         required=False,
         label="Valid until",
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="Empty: no expiry. The code works until the end of that day (UTC).",
+        help_text="Empty: no expiry. The code works until the end of that day in your institution's time zone.",
     )
 
     def clean_code(self) -> str:
@@ -39,7 +39,7 @@ class WaiverCodeForm(forms.Form):
 
     def clean_expires_on(self) -> datetime.date | None:
         value: datetime.date | None = self.cleaned_data.get("expires_on")
-        if value is not None and value < timezone.now().date():
+        if value is not None and value < timezone.localdate():  # the institution's today
             raise forms.ValidationError(EXPIRY_IN_PAST)
         return value
 
@@ -47,8 +47,9 @@ class WaiverCodeForm(forms.Form):
         value = self.cleaned_data.get("expires_on")
         if value is None:
             return None
-        return datetime.datetime.combine(
-            value + datetime.timedelta(days=1), datetime.time.min, tzinfo=datetime.UTC
+        # Midnight after that day on the institution's clock (the request's time zone).
+        return timezone.make_aware(
+            datetime.datetime.combine(value + datetime.timedelta(days=1), datetime.time.min)
         )
 
 

@@ -169,3 +169,27 @@ def test_the_payments_export_writes_the_institutions_time_with_its_offset(cancer
     (row,) = [line for line in csv_text.splitlines() if line.startswith(str(case.number))]
     assert "2026-12-01T08:30:00+09:00" in row
     assert timezone.get_current_timezone_name() == "UTC"  # the request's zone was put back
+
+
+def test_a_waiver_code_expires_at_the_end_of_the_institutions_day(cancer: Institution) -> None:
+    """Valid until 1 December at a Tokyo institution: until midnight in Tokyo (15:00 UTC)."""
+    from payments.models import WaiverCode
+    from payments.tests.conftest import signed_in
+
+    cancer = _zone_set(cancer, "Asia/Tokyo")
+    admin = signed_in(cancer, "admin@cancer.example.com", staff_second_factor=True)
+    expires_on = timezone.localdate(timezone.now(), timezone.get_fixed_timezone(9 * 60)) + dt.timedelta(
+        days=1
+    )
+    page = admin.post(
+        "/payments/settings/waiver-codes/",
+        {"code": "TOKYO-DAY-CODE", "expires_on": expires_on.isoformat()},
+        follow=True,
+    ).content.decode()
+    with tenant_context(cancer):
+        waiver = WaiverCode.objects.get(code="TOKYO-DAY-CODE")
+    midnight_tokyo = dt.datetime.combine(
+        expires_on + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC
+    ) - dt.timedelta(hours=9)
+    assert waiver.expires_at == midnight_tokyo
+    assert f"{(expires_on + dt.timedelta(days=1)).day} " in page and "00:00 JST" in page
