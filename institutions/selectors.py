@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
-from tenants.models import Institution, InstitutionUsage, OperatorAction
+from tenants.models import Institution, InstitutionRemoval, InstitutionUsage, OperatorAction
 
 
 def institution_list_for_operators() -> QuerySet[Institution]:
@@ -82,3 +82,7 @@ def institution_rows_for_operators(*, page: int = 1, query: str = "") -> Institu
 
 def operator_actions_recent(*, limit: int = 50) -> QuerySet[OperatorAction]:
     return OperatorAction.objects.select_related("institution").order_by("-created")[:limit]
+
+
+def institution_removals_recent(*, limit: int = 20) -> QuerySet[InstitutionRemoval]:
+    return InstitutionRemoval.objects.order_by("-created")[:limit]

@@ -104,6 +104,7 @@ def institution_operator_action(
         institution_set_status(institution=institution, status=to_status)
         return OperatorAction.objects.create(
             institution=institution,
+            institution_slug=institution.slug,
             operator_email=operator_email,
             action=action,
             reason=reason,

@@ -37,13 +37,14 @@ from django_tenants.utils import schema_exists
 from institutions.provisioning import _schema_drop, schema_clone
 from storage.tenant import tenant_storage
 from tenants.database_roles import schema_drop_as_owner
-from tenants.models import Domain, Institution
+from tenants.models import Domain, Institution, InstitutionRemoval
 from tenants.schema import activate_public
 
 logger = logging.getLogger("tenants.transfer")
 
 FORMAT = 1
 ALREADY_EXISTS = "An institution with the slug or schema {slug} already exists here."
+WHO_AND_WHY = "Say who deletes the institution and why (--by and --reason): both are recorded."
 NOT_ITS_ARCHIVE = "That archive is not of {slug}, or its files no longer match: export it again first."
 
 
@@ -272,15 +273,21 @@ def _plain_fields(model: type[models.Model], fields: dict[str, Any]) -> dict[str
     return plain
 
 
-def institution_delete(*, slug: str, archive: Path) -> None:
+def institution_delete(*, slug: str, archive: Path, removed_by: str, reason: str) -> InstitutionRemoval:
     """Remove the institution's schema, files, domains and public rows, after checking that
-    ``archive`` is its export and still holds every file it has now (nothing added since)."""
+    ``archive`` is its export and still holds every file it has now (nothing added since).
+
+    Recorded in ``InstitutionRemoval`` (who, why, the archive's sha256), which outlives it, as
+    do its operator actions (detached from it, still naming its slug)."""
+    if not removed_by.strip() or not reason.strip():
+        raise TransferError(WHO_AND_WHY)
     activate_public()
     institution = Institution.objects.get(slug=slug)
     manifest = read_manifest(archive)
     storage = tenant_storage(institution.schema_name)
     if manifest["slug"] != slug or set(storage.list_keys("")) - set(manifest["files"]):
         raise TransferError(NOT_ITS_ARCHIVE.format(slug=slug))
+    archive_sha256 = _archive_sha256(archive)
     storage.delete_prefix("")
     # A live institution's schema: only the owner's role may drop it (run this with its URL).
     schema_drop_as_owner(schema_name=institution.schema_name)
@@ -288,9 +295,26 @@ def institution_delete(*, slug: str, archive: Path) -> None:
         for model, field in _public_related():
             model._default_manager.filter(**{field: institution}).delete()
         Domain.objects.filter(tenant=institution).delete()
+        removal = InstitutionRemoval.objects.create(
+            slug=slug,
+            name=institution.name,
+            schema_name=institution.schema_name,
+            removed_by=removed_by.strip(),
+            reason=reason.strip(),
+            archive_sha256=archive_sha256,
+            archive_files=len(manifest["files"]),
+        )
         Institution.objects.filter(pk=institution.pk).delete()
-    # The audit trail of a deletion outlives the institution: a log line (JSON, to the log store).
     logger.warning(
         "institution deleted after export",
         extra={"event": "institution.deleted", "institution": slug, "count": len(manifest["files"])},
     )
+    return removal
+
+
+def _archive_sha256(archive: Path) -> str:
+    digest = hashlib.sha256()
+    with archive.open("rb") as handle:
+        for block in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()

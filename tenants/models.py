@@ -257,7 +257,9 @@ class InstitutionUsage(models.Model):
 class OperatorAction(models.Model):
     """Every status change an operator makes, with the reason.
 
-    Append-only: a database trigger refuses UPDATE and DELETE (migration 0003).
+    Append-only: a database trigger refuses UPDATE and DELETE (migrations 0003, 0008). The one
+    change it lets through: when an institution is deleted (after its export), its actions stay,
+    detached from it (``institution`` NULL), and still name it by ``institution_slug``.
     """
 
     class Action(models.TextChoices):
@@ -265,7 +267,10 @@ class OperatorAction(models.Model):
         SUSPEND = "suspend", "Suspended"
         REACTIVATE = "reactivate", "Reactivated"
 
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="operator_actions")
+    institution = models.ForeignKey(
+        Institution, on_delete=models.SET_NULL, null=True, related_name="operator_actions"
+    )
+    institution_slug = models.SlugField(max_length=63)
     operator_email = models.EmailField()
     action = models.CharField(max_length=16, choices=Action.choices)
     reason = models.TextField()
@@ -277,7 +282,29 @@ class OperatorAction(models.Model):
         ordering = ["-created"]
 
     def __str__(self) -> str:
-        return f"{self.get_action_display()} {self.institution}"
+        return f"{self.get_action_display()} {self.institution_slug}"
+
+
+class InstitutionRemoval(models.Model):
+    """An institution deleted after its export (``delete_institution``): which, by whom, why,
+    and which archive holds it. Outlives the institution (no foreign key) and is append-only
+    (a database trigger refuses UPDATE, DELETE and TRUNCATE, migration 0008)."""
+
+    slug = models.SlugField(max_length=63)
+    name = models.CharField(max_length=200)
+    schema_name = models.CharField(max_length=63)
+    removed_by = models.CharField(max_length=254)
+    reason = models.TextField()
+    # sha256 of the export archive the deletion was checked against, and how many files it held.
+    archive_sha256 = models.CharField(max_length=64)
+    archive_files = models.PositiveIntegerField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.slug} removed {self.created:%Y-%m-%d}"
 
 
 class SchemaMigrationState(models.Model):

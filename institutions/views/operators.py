@@ -11,7 +11,11 @@ from django.views.decorators.http import require_POST
 
 from institutions.access import access_operator
 from institutions.forms import OperatorActionForm
-from institutions.selectors import institution_rows_for_operators, operator_actions_recent
+from institutions.selectors import (
+    institution_removals_recent,
+    institution_rows_for_operators,
+    operator_actions_recent,
+)
 from institutions.services import OperatorActionRefused, institution_operator_action
 from tenants.models import Institution
 
@@ -31,6 +35,7 @@ def operator_console(request: HttpRequest) -> HttpResponse:
             "listing": listing,
             "rows": listing.rows,
             "actions": operator_actions_recent(),
+            "removals": institution_removals_recent(),
             "action_form": OperatorActionForm(),
         },
     )
