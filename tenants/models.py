@@ -257,7 +257,7 @@ class InstitutionUsage(models.Model):
 class OperatorAction(models.Model):
     """Every status change an operator makes, with the reason.
 
-    Append-only: a database trigger refuses UPDATE and DELETE (migrations 0003, 0008). The one
+    Append-only: a database trigger refuses UPDATE and DELETE (migrations 0003, 0009). The one
     change it lets through: when an institution is deleted (after its export), its actions stay,
     detached from it (``institution`` NULL), and still name it by ``institution_slug``.
     """
@@ -288,7 +288,7 @@ class OperatorAction(models.Model):
 class InstitutionRemoval(models.Model):
     """An institution deleted after its export (``delete_institution``): which, by whom, why,
     and which archive holds it. Outlives the institution (no foreign key) and is append-only
-    (a database trigger refuses UPDATE, DELETE and TRUNCATE, migration 0008)."""
+    (a database trigger refuses UPDATE, DELETE and TRUNCATE, migration 0009)."""
 
     slug = models.SlugField(max_length=63)
     name = models.CharField(max_length=200)

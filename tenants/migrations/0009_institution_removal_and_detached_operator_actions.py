@@ -65,7 +65,7 @@ DROP FUNCTION IF EXISTS tenants_institutionremoval_refuse_change();
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tenants", "0007_database_role_functions")]
+    dependencies = [("tenants", "0008_institution_time_zone")]
 
     operations = [
         migrations.AddField(
