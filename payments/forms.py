@@ -28,7 +28,7 @@ class WaiverCodeForm(forms.Form):
         required=False,
         label="Valid until",
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="Empty: no expiry. The code works until the end of that day in your institution's time zone.",
+        help_text="Empty: no expiry. The code works until the end of that day in your institution's zone.",
     )
 
     def clean_code(self) -> str:
