@@ -8,6 +8,10 @@ Ctrl-C (SIGINT) or SIGTERM stops every process this launcher started, then the e
 servers.
 """
 
+# long module: the one-machine launcher's steps (embedded servers, install fingerprints,
+# migrate, seed, start, supervise, stop) run in this order and share its process table; apart they
+# would hide the order a stop must undo.
+
 from __future__ import annotations
 
 import contextlib

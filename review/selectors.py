@@ -8,6 +8,9 @@ same visibility rule and the same business-day arithmetic, kept in one place; th
 (settings, business days, queue, roster, dashboard, audit log) are headed.
 """
 
+# long module: every workspace read starts from the same visibility rule
+# (review.access.cases_visible_to) and its annotations; kept together so none starts elsewhere.
+
 from __future__ import annotations
 
 import datetime as dt

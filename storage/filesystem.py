@@ -6,6 +6,9 @@ with the crash-safe file helpers only it uses (fsync, atomic concatenation, part
 splitting it would hide which of the interface's promises it keeps and how.
 """
 
+# long module: one backend implementing the whole StorageBackend interface with the
+# crash-safe file helpers only it uses; see the docstring.
+
 import contextlib
 import hashlib
 import io

@@ -7,6 +7,9 @@ A little over 400 lines on purpose: sniffing a file and reading its header share
 checks (preamble, transfer syntax, DICOMDIR), and every way of refusing a file is listed here.
 """
 
+# long module: sniffing a file and reading its header share the byte-level checks
+# (preamble, transfer syntax, truncation) that decide every FileRejected code; see the docstring.
+
 from __future__ import annotations
 
 import enum

@@ -12,6 +12,9 @@ A little over 400 lines on purpose: checking a report and matching it to a study
 text, and the matching rules are easiest to check against each other on one page.
 """
 
+# long module: checking a report (PDF or photo) and matching it to a study use the same
+# parsed facts (dates, accession, modality); each half alone would pass them around loosely.
+
 from __future__ import annotations
 
 import calendar

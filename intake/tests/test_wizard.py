@@ -1,5 +1,8 @@
 """The request wizard, step by step: saved at each step, plain messages, outsiders refused."""
 
+# long module: one test per wizard step in the order a patient meets them, with
+# the outsiders' refusals beside the step they guard.
+
 from __future__ import annotations
 
 import datetime

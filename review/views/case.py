@@ -1,6 +1,9 @@
 """The case workspace: what came in (studies, reports, previews) and the staff's work on it
 (assignment, notes, requests to the patient, decline, close, outcomes, report matching)."""
 
+# long module: the case page and each short POST action staff take on it (assign,
+# note, request information, decline, close, outcome, match) read best next to the page they return to.
+
 from __future__ import annotations
 
 import uuid

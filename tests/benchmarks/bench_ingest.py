@@ -36,6 +36,9 @@ Longer than most modules (~480 lines) on purpose: a benchmark is one script run 
 set-up and its measurements read best top to bottom in one file.
 """
 
+# long module: a stand-alone script run by hand; its baseline, fixtures and
+# measurements must stay in one file to be read and run as one.
+
 from __future__ import annotations
 
 import argparse

@@ -26,6 +26,9 @@ Longer than most modules (~490 lines) on purpose: a benchmark is one script run 
 set-up (database, server, sign-in) and its measurements read best top to bottom in one file.
 """
 
+# long module: a stand-alone script run by hand; its raw PUT server, tus client
+# runs and resume check must stay in one file to be read and run as one.
+
 from __future__ import annotations
 
 import argparse
