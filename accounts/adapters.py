@@ -7,13 +7,19 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context as allauth_context
 from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.core.mail import EmailMessage
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 
+from accounts.audit_events import sso_refused_record
 from accounts.ratelimits import TOO_MANY_ATTEMPTS, attempt_allowed
 from accounts.reauthentication import session_recently_authenticated
+from accounts.sso.config import single_sign_on_active
 from branding.selectors import brand_for_institution
 from tenants.models import Institution
+
+SSO_REQUIRED = "Staff here sign in through {name}: use the button below, not a password."
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -47,6 +53,33 @@ class AccountAdapter(DefaultAccountAdapter):
         if request is not None and session_recently_authenticated(request, request.user):
             return False
         return bool(super().is_reauthentication_required(app=app, **kwargs))
+
+    def get_login_stages(self) -> list[str]:
+        """allauth's, with the second-factor step that may count the identity provider's MFA."""
+        return [
+            "accounts.sso.stage.SecondFactorStage"
+            if stage == "allauth.mfa.stages.AuthenticateStage"
+            else stage
+            for stage in super().get_login_stages()
+        ]
+
+    def pre_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponse | None:
+        """Staff of an institution that requires single sign-on may not use their password."""
+        signal_kwargs = kwargs.get("signal_kwargs") or {}
+        if (
+            self._institution() is not None
+            and getattr(user, "is_institution_staff", False)
+            and "sociallogin" not in signal_kwargs
+        ):
+            config = single_sign_on_active()
+            if config is not None and config.required_for_staff:
+                from allauth.account.internal.stagekit import clear_login
+
+                clear_login(request)
+                sso_refused_record(request, reason="password_refused_sso_required", email=user.email)
+                messages.error(request, SSO_REQUIRED.format(name=config.display_name))
+                return HttpResponseRedirect(reverse("account_login") + "?staff=1")
+        return super().pre_login(request, user, **kwargs)  # type: ignore[no-any-return]
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         institution = getattr(request, "tenant", None)

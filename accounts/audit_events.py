@@ -75,3 +75,11 @@ def audit_receivers_connect() -> None:
         (mfa_signals.authenticator_reset, "auth.mfa_reset"),
     ):
         signal.connect(_mfa_change(action), dispatch_uid=f"audit.{action}", weak=False)
+
+
+def sso_refused_record(request: HttpRequest, *, reason: str, email: str = "", detail: str = "") -> None:
+    """A single sign-on attempt that was refused (its reason; the page says less)."""
+    fields: dict[str, Any] = {"reason": reason, "allowed": False}
+    if detail:
+        fields["error"] = detail
+    _record(request, "auth.sso_refused", None, email=email[:254], **fields)

@@ -77,3 +77,31 @@ class User(AbstractUser):
         if self.is_reviewer:
             names.append("Reviewer")
         return names or (["Operator"] if self.is_operator else ["Patient"])
+
+
+class SingleSignOn(models.Model):
+    """An institution's own identity provider (OpenID Connect) for its staff: one row in the
+    institution's schema, set by its administrator (accounts.sso). Never used for patients.
+
+    The client secret is encrypted at rest like the second-factor secrets
+    (``accounts.mfa_adapter.secret_encrypt``, keys from ``MFA_ENCRYPTION_KEYS``).
+    """
+
+    issuer = models.URLField(max_length=500)
+    client_id = models.CharField(max_length=255)
+    client_secret_encrypted = models.TextField(blank=True)
+    display_name = models.CharField(max_length=100, default="your organisation")
+    # Email domains allowed to sign in this way (lower case, comma-separated); empty: any
+    # domain, as long as the address belongs to one of the institution's staff accounts.
+    allowed_domains = models.CharField(max_length=500, blank=True)
+    enabled = models.BooleanField(default=False)
+    # Staff may not sign in with a password at all (patients still do).
+    required_for_staff = models.BooleanField(default=False)
+    # The provider's own second factor counts as ours when its ID token says one was used
+    # (amr "mfa", or an acr listed here); otherwise the authenticator app is still asked for.
+    trust_provider_mfa = models.BooleanField(default=False)
+    mfa_acr_values = models.CharField(max_length=500, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Single sign-on through {self.issuer}"

@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.decorators.cache import cache_control
 from django.views.i18n import JavaScriptCatalog, set_language
 
+from accounts.sso import provider as sso_provider
 from branding import views as branding_views
 from institutions import views as institution_views
 
@@ -20,6 +21,14 @@ urlpatterns = [
         "i18n/messages.js",
         cache_control(max_age=3600, private=True)(JavaScriptCatalog.as_view()),
         name="javascript_catalog",
+    ),
+    # Staff single sign-on: allauth's OpenID Connect URLs, served by our provider's views (they
+    # check the ID token's signature and nonce), so before allauth's own at the same paths.
+    path("accounts/oidc/<str:provider_id>/login/", sso_provider.login, name="openid_connect_login"),
+    path(
+        "accounts/oidc/<str:provider_id>/login/callback/",
+        sso_provider.callback,
+        name="openid_connect_callback",
     ),
     path("accounts/", include("allauth.urls")),
     path("brand/", include("branding.urls")),

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from institutions import delivery_views, fhir_views, integration_views, pacs_views
+from institutions import delivery_views, fhir_views, integration_views, pacs_views, sso_views
 from institutions import settings_views as views
 
 app_name = "settings"
@@ -22,6 +22,8 @@ urlpatterns = [
         integration_views.integration_revoke,
         name="integration_revoke",
     ),
+    path("sign-in/", sso_views.sso_settings, name="sso"),
+    path("sign-in/remove", sso_views.sso_remove, name="sso_remove"),
     path("fhir/", fhir_views.fhir_settings, name="fhir"),
     path("fhir/remove", fhir_views.fhir_remove, name="fhir_remove"),
     path("fhir/check", fhir_views.fhir_check, name="fhir_check"),

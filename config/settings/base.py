@@ -90,6 +90,9 @@ THIRD_PARTY_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    # Staff single sign-on through each institution's own identity provider (accounts.sso).
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
 ]
 LOCAL_SHARED_APPS = [
     "outbox",  # the platform's own emails (operators, sign-ups) leave from the public schema
@@ -413,6 +416,20 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 # Staff must use a second factor (TOTP, enforced by review.middleware); recovery codes are the
 # way back in when a phone is lost.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# Staff single sign-on: each institution's administrator sets its own OpenID Connect provider
+# (accounts.models.SingleSignOn); the app is built per request from that row, never from
+# settings, and the provider class checks what allauth's leaves out (the ID token's signature
+# always, its nonce, the configured issuer). Nobody signs up this way (accounts.sso.adapter).
+SOCIALACCOUNT_ADAPTER = "accounts.sso.adapter.SocialAccountAdapter"
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "provider_class": "accounts.sso.provider.InstitutionOIDCProvider",
+        "OAUTH_PKCE_ENABLED": True,
+    }
+}
+SOCIALACCOUNT_AUTO_SIGNUP = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
 MFA_TOTP_ISSUER = "SecondRead"
 # Second-factor secrets are encrypted at rest (accounts.mfa_adapter) with these keys: the first
 # encrypts, all decrypt (rotation: put a new key first, run `manage.py mfa_secrets_reencrypt`,
