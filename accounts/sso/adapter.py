@@ -39,7 +39,7 @@ def id_token_claims(sociallogin: SocialLogin) -> dict[str, Any]:
 def _refuse(request: HttpRequest, message: str, reason: str, email: str = "") -> ImmediateHttpResponse:
     sso_refused_record(request, reason=reason, email=email)
     return ImmediateHttpResponse(
-        render(request, "account/sso_refused.html", {"message": message}, status=403)
+        render(request, "accounts/sso_refused.html", {"message": message}, status=403)
     )
 
 
@@ -122,5 +122,5 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         detail = str(exception)[:200] if exception is not None else str(error or "")
         sso_refused_record(request, reason="token_refused", detail=detail)
         raise ImmediateHttpResponse(
-            render(request, "account/sso_refused.html", {"message": SIGN_IN_FAILED}, status=403)
+            render(request, "accounts/sso_refused.html", {"message": SIGN_IN_FAILED}, status=403)
         )
