@@ -289,3 +289,15 @@ def test_it_flags_held_cases_in_the_queue_and_puts_them_first_for_the_peer(
     )
     queue = staff_client("coordinator").get("/workspace/?state=all").content.decode()
     assert 'data-testid="peer-flag"' not in queue
+
+
+def test_it_lets_the_peer_read_the_cases_images_only_once_asked(
+    neuro: Institution, signed_case: Case, staff_client: Callable[[str], Client]
+) -> None:
+    peer = staff_client("reviewer2")
+    studies = f"/dicomweb/cases/{signed_case.public_id}/studies"
+    assert peer.get(studies).status_code == 404  # reviewers see only their own cases
+    assert peer.get(_url(signed_case, "")).status_code == 404
+    _ask(staff_client, signed_case, neuro)
+    response = peer.get(studies)
+    assert response.status_code == 200 and len(response.json()) == 1
