@@ -69,7 +69,7 @@ def test_staff_sign_in_through_the_hospitals_provider(
         page, site, neuro_idp, IdentityUser(sub="c-1", email="coordinator@neuro.example.com", amr=["pwd"])
     )
     assert MFA_URL in page.url, page.url
-    for attempt in range(2):
+    for _attempt in range(2):
         code = totp_code()
         page.fill("input[name=code]", code)
         page.click("main form:has(input[name=code]) button[type=submit]")
@@ -84,7 +84,10 @@ def test_staff_sign_in_through_the_hospitals_provider(
     # The provider asserts MFA (amr "mfa") and the institution trusts it: straight in.
     page = browser.new_context().new_page()
     _through_the_provider(
-        page, site, neuro_idp, IdentityUser(sub="r-1", email="reviewer1@neuro.example.com", amr=["pwd", "mfa"])
+        page,
+        site,
+        neuro_idp,
+        IdentityUser(sub="r-1", email="reviewer1@neuro.example.com", amr=["pwd", "mfa"]),
     )
     assert MFA_URL not in page.url, page.url
     page.goto(site + "/workspace/")
