@@ -20,24 +20,16 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import statistics
 import sys
-import time
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
-os.environ["SR_TEST_RUN"] = "bench_case_page"
+from tests.benchmarks.pages import bench_django_setup, demo_database, page_measure, staff_client
 
-import django
+bench_django_setup("bench_case_page")
 
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 from django_tenants.utils import schema_context  # noqa: E402
 
 
@@ -107,31 +99,6 @@ def populate(studies: int, instances: int) -> str:
     return str(case.public_id)
 
 
-def measure(client: Client, label: str, path: str, repeat: int) -> None:
-    client.get(path)  # warm up (templates, connection, the metadata cache)
-    times = []
-    cpu = []
-    queries = 0
-    size = 0
-    for _ in range(repeat):
-        with CaptureQueriesContext(connection) as captured:
-            start, start_cpu = time.perf_counter(), time.process_time()
-            response = client.get(path)
-            times.append((time.perf_counter() - start) * 1000)
-            cpu.append((time.process_time() - start_cpu) * 1000)
-        assert response.status_code == 200, (label, response.status_code)
-        queries = len(captured.captured_queries)
-        size = len(response.content)
-    p95 = sorted(times)[max(int(len(times) * 0.95) - 1, 0)]
-    if os.environ.get("BENCH_SHOW_QUERIES"):
-        for query in captured.captured_queries:
-            print(f"   {float(query['time']) * 1000:7.1f} ms  {query['sql'][:150]}")
-    print(
-        f"{label:<40} TTFB median {statistics.median(times):7.1f} ms   p95 {p95:7.1f} ms   "
-        f"(this process's CPU {statistics.median(cpu):5.1f} ms)   queries {queries}   {size // 1024} KiB"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--studies", type=int, default=5)
@@ -139,24 +106,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
 
-    from tests.staff import staff_force_login
-
-    setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
-        call_command("seed_demo", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
+    with demo_database():
         with schema_context("neuro"):
             public_id = populate(args.studies, args.instances)
         path = f"/workspace/cases/{public_id}/"
         # A shared machine's load shows in the wall time; the queries and CPU time do not change.
         print(f"load average: {os.getloadavg()[0]:.1f}")
         for role in ("reviewer1", "coordinator"):
-            client = Client(HTTP_HOST="neuro.localhost")
-            staff_force_login(client, f"{role}@neuro.example.com")
-            client.get("/workspace/")  # the session's first page does its own one-off work
-            measure(client, f"{role}: case page", path, args.repeat)
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
+            page_measure(staff_client(f"{role}@neuro.example.com"), f"{role}: case page", path, args.repeat)
 
 
 if __name__ == "__main__":

@@ -22,24 +22,18 @@ import datetime as dt
 import os
 import random
 import resource
-import statistics
 import sys
 import time
 import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
-os.environ["SR_TEST_RUN"] = "bench_dashboard"
+from tests.benchmarks.pages import bench_django_setup, demo_database, page_measure, staff_client
 
-import django
+bench_django_setup("bench_dashboard")
 
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from django_tenants.utils import schema_context  # noqa: E402
 
@@ -121,21 +115,6 @@ def populate_audit(rows: int) -> None:
     print(f"populated: {rows} audit rows in {time.perf_counter() - start:.0f} s")
 
 
-def measure_dashboard(client: Client, repeat: int) -> None:
-    client.get("/workspace/dashboard/")
-    times = []
-    for _ in range(repeat):
-        with CaptureQueriesContext(connection) as captured:
-            start = time.perf_counter()
-            response = client.get("/workspace/dashboard/")
-            times.append((time.perf_counter() - start) * 1000)
-        assert response.status_code == 200
-    print(
-        f"dashboard (coordinator)          median {statistics.median(times):7.1f} ms   "
-        f"max {max(times):7.1f} ms   queries {len(captured.captured_queries)}"
-    )
-
-
 def measure_export(client: Client) -> None:
     tracemalloc.start()
     start = time.perf_counter()
@@ -163,28 +142,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=10)
     args = parser.parse_args()
 
-    from tests.staff import staff_force_login
-
-    setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
-        call_command("seed_demo", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
+    with demo_database():
         with schema_context("neuro"):
             populate_cases(args.cases)
         print(f"load average: {os.getloadavg()[0]:.1f}")
-        coordinator = Client(HTTP_HOST="neuro.localhost")
-        staff_force_login(coordinator, "coordinator@neuro.example.com")
-        measure_dashboard(coordinator, args.repeat)
+        coordinator = staff_client("coordinator@neuro.example.com")
+        page_measure(coordinator, "dashboard (coordinator)", "/workspace/dashboard/", args.repeat)
         with schema_context("neuro"):
             populate_audit(args.audit_rows)
-        admin = Client(HTTP_HOST="neuro.localhost")
-        staff_force_login(admin, "admin@neuro.example.com")
-        admin.get("/workspace/")
         # The test settings keep every query for CaptureQueriesContext only inside one; DEBUG is
         # off, so the million rows' queries are not kept.
-        measure_export(admin)
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
+        measure_export(staff_client("admin@neuro.example.com"))
 
 
 if __name__ == "__main__":

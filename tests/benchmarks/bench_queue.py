@@ -15,25 +15,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import random
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
-os.environ["SR_TEST_RUN"] = "bench_queue"
+from tests.benchmarks.pages import bench_django_setup, demo_database, page_measure, staff_client
 
-import django
+bench_django_setup("bench_queue")
 
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from django_tenants.utils import schema_context  # noqa: E402
 
@@ -106,46 +97,22 @@ def populate(count: int) -> None:
     )
 
 
-def measure(client: Client, label: str, path: str, repeat: int) -> None:
-    client.get(path)  # warm up (templates, connection)
-    times = []
-    queries = 0
-    for _ in range(repeat):
-        with CaptureQueriesContext(connection) as captured:
-            start = time.perf_counter()
-            response = client.get(path)
-            times.append((time.perf_counter() - start) * 1000)
-        assert response.status_code == 200, (label, response.status_code)
-        queries = len(captured.captured_queries)
-    p95 = sorted(times)[int(len(times) * 0.95) - 1]
-    if os.environ.get("BENCH_SHOW_QUERIES"):
-        for query in captured.captured_queries:
-            print(f"   {float(query['time']) * 1000:7.1f} ms  {query['sql'][:150]}")
-    print(f"{label:<48} median {statistics.median(times):7.1f} ms   p95 {p95:7.1f} ms   queries {queries}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
 
-    from tests.staff import staff_force_login
-
-    setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
-        call_command("seed_demo", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
+    with demo_database():
         with schema_context("neuro"):
             populate(args.cases)
         for role in ("coordinator", "reviewer1"):
-            client = Client(HTTP_HOST="neuro.localhost")
-            staff_force_login(client, f"{role}@neuro.example.com")
-            measure(client, f"{role}: open cases, page 1", "/workspace/", args.repeat)
-            measure(client, f"{role}: all cases, page 40", "/workspace/?state=all&page=40", args.repeat)
-            measure(client, f"{role}: overdue", "/workspace/?due=overdue", args.repeat)
+            client = staff_client(f"{role}@neuro.example.com")
+            page_measure(client, f"{role}: open cases, page 1", "/workspace/", args.repeat)
+            page_measure(client, f"{role}: all cases, page 40", "/workspace/?state=all&page=40", args.repeat)
+            page_measure(client, f"{role}: overdue", "/workspace/?due=overdue", args.repeat)
             client.post("/workspace/search", {"q": "Patient 12"})
-            measure(
+            page_measure(
                 client, f"{role}: search 'Patient 12' (from session)", "/workspace/?state=all", args.repeat
             )
         # The same page with ten times fewer cases: the query count must not change.
@@ -158,11 +125,12 @@ def main() -> None:
                 ]
             )
             Case.objects.filter(number__startswith="BENCH-").exclude(pk__in=keep).delete()
-        client = Client(HTTP_HOST="neuro.localhost")
-        staff_force_login(client, "coordinator@neuro.example.com")
-        measure(client, f"coordinator: open cases with {args.cases // 10} cases", "/workspace/", args.repeat)
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
+        page_measure(
+            staff_client("coordinator@neuro.example.com"),
+            f"coordinator: open cases with {args.cases // 10} cases",
+            "/workspace/",
+            args.repeat,
+        )
 
 
 if __name__ == "__main__":
