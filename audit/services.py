@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -58,7 +58,12 @@ def roles_changed_record(*, user: Any, by: Any, roles: list[str], reason: str, *
 
 def event_digest(event: AuditEvent, previous: str) -> str:
     """sha256 of the previous row's hash and every field of ``event`` (canonical JSON)."""
-    content = {
+    payload = previous + json.dumps(_event_content(event), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _event_content(event: AuditEvent) -> dict[str, Any]:
+    return {
         "seq": event.seq,
         "at": event.at.isoformat(),
         "actor": event.actor_id,
@@ -70,23 +75,61 @@ def event_digest(event: AuditEvent, previous: str) -> str:
         "allowed": event.allowed,
         "detail": event.detail,
     }
-    payload = previous + json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def audit_append(**fields: Any) -> AuditEvent:
-    """Write one audit event, chained to the one before (in the current schema)."""
-    with transaction.atomic():
-        # One query once the head exists: read and locked together (created, and locked, once).
-        head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
-        seq = head.seq + 1
-        event = AuditEvent(at=timezone.now(), seq=seq, **fields)
-        event.detail = json.loads(json.dumps(event.detail or {}, default=str))  # as stored
-        event.row_hash = event_digest(event, head.row_hash)
-        event.save(force_insert=True)
-        head.seq, head.row_hash = seq, event.row_hash
-        head.save(update_fields=["seq", "row_hash"])
+    """Write one audit event, chained to the one before (in the current schema).
+
+    One statement, one round trip to the database (every audited page pays it): the chain
+    head's row is moved on (``seq + 1``, and the new row's hash computed by PostgreSQL from the
+    head's previous hash) and the event inserted with the head's new values. The update holds
+    the head's row lock until the statement's transaction ends, so concurrent writers queue on
+    it, and each re-reads the head another one moved (READ COMMITTED re-evaluates the update on
+    the newest row): the chain stays a chain. The hash is the one ``event_digest`` computes:
+    sha256(previous hash + the event's canonical JSON), whose last key is ``seq``, so PostgreSQL
+    only appends the number and the closing brace to the JSON written here."""
+    event = AuditEvent(at=timezone.now(), seq=0, **fields)
+    event.detail = json.loads(json.dumps(event.detail or {}, default=str))  # as stored
+    content = _event_json(event)
+    assert content.endswith(_SEQ_TAIL), "seq must be the last key of the canonical JSON"
+    row = _append_statement(event, content[: -len(_SEQ_TAIL)] + '"seq":')
+    if row is None:  # the schema's first event: no head yet
+        with transaction.atomic():
+            AuditChainHead.objects.get_or_create(pk=1)
+        row = _append_statement(event, content[: -len(_SEQ_TAIL)] + '"seq":')
+    assert row is not None
+    event.pk, event.seq, event.row_hash = row
+    event._state.adding = False
     return event
+
+
+_SEQ_TAIL = '"seq":0}'
+
+
+def _event_json(event: AuditEvent) -> str:
+    return json.dumps(_event_content(event), sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _append_statement(event: AuditEvent, json_head: str) -> tuple[int, int, str] | None:
+    meta = AuditEvent._meta
+    fields = [f for f in meta.local_concrete_fields if f is not meta.pk and f.name not in ("seq", "row_hash")]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    values = ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in fields)
+    params = [f.get_db_prep_save(f.pre_save(event, True), connection) for f in fields]
+    sql = (
+        f"WITH head AS (UPDATE {quote(AuditChainHead._meta.db_table)} "  # noqa: S608 (models' tables and columns)
+        'SET "seq" = "seq" + 1, "row_hash" = encode(sha256(convert_to('
+        "\"row_hash\" || %s || (\"seq\" + 1)::text || '}', 'UTF8')), 'hex') "
+        'WHERE "id" = 1 RETURNING "seq", "row_hash") '
+        f'INSERT INTO {quote(meta.db_table)} ({columns}, "seq", "row_hash") '
+        f'SELECT {values}, head."seq", head."row_hash" FROM head '
+        'RETURNING "id", "seq", "row_hash"'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [json_head, *params])
+        row = cursor.fetchone()
+    return (int(row[0]), int(row[1]), str(row[2])) if row else None
 
 
 @dataclass

@@ -49,7 +49,7 @@ from imaging.models import Report, Study
 from intake.models import Case
 from review.access import cases_visible_to
 from review.models import PeerReview, ReviewerProfile, ReviewSettings
-from tenants.models import InstitutionSettings
+from tenants.models import Institution, InstitutionSettings
 from tenants.schema import current_institution
 
 QUEUE_PAGE_SIZE = 50
@@ -127,11 +127,16 @@ TURNAROUND_DEFAULT = 7
 def turnaround_business_days_get() -> int:
     """The institution's turnaround promise, from its one home: the service settings its admin
     sets at onboarding and in the settings (and the roster page's settings form)."""
-    row = (
-        InstitutionSettings.objects.filter(institution=current_institution())
-        .only("turnaround_business_days")
-        .first()
-    )
+    institution = current_institution()
+    row: InstitutionSettings | None
+    if Institution.service_settings.is_cached(institution):  # fetched with the request's domain
+        row = getattr(institution, "service_settings", None)
+    else:
+        row = (
+            InstitutionSettings.objects.filter(institution=institution)
+            .only("turnaround_business_days")
+            .first()
+        )
     return row.turnaround_business_days if row else TURNAROUND_DEFAULT
 
 

@@ -77,3 +77,44 @@ def test_it_records_sign_in_sign_out_and_failures(neuro: Institution) -> None:
     assert ("auth.sign_in", "patient@neuro.example.com", True, "198.51.100.7") in actions
     assert ("auth.sign_out", "patient@neuro.example.com", True, "198.51.100.7") in actions
     assert any(a[0] == "auth.mfa_failed" and a[1] == "reviewer2@neuro.example.com" for a in actions)
+
+
+def test_concurrent_writers_keep_one_chain(neuro: Institution) -> None:
+    """Each event is one statement that moves the chain's head and inserts the row: writers on
+    connections of their own, at once, still make one unbroken chain (no seq twice, none lost)."""
+    import threading
+    import uuid
+
+    from tests.live import committed
+
+    action = f"test.concurrent.{uuid.uuid4().hex[:8]}"
+    start = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with schema_context(neuro.schema_name):
+                start.wait(timeout=30)
+                for _ in range(15):
+                    audit_append(action=action, actor_email="writer@example.org")
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            connection.close()
+
+    writers = [threading.Thread(target=write) for _ in range(4)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert not failures, failures
+
+    def read() -> tuple[bool, list[int | None]]:
+        with schema_context(neuro.schema_name):
+            rows = AuditEvent.objects.filter(action=action).order_by("seq")
+            seqs = list(rows.values_list("seq", flat=True))
+            return audit_chain_verify().intact, seqs
+
+    intact, seqs = committed(read)
+    assert intact
+    assert len(seqs) == 60 and len(set(seqs)) == 60

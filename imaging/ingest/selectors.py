@@ -6,10 +6,11 @@ the user may see it. Nothing here checks permissions.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from imaging.cases import CaseRow
 from imaging.models import FileProblem, Report, Series, Study, Upload
@@ -197,16 +198,30 @@ def case_ingest_progress(*, case: CaseRow) -> IngestProgress:
     )
 
 
-def case_system_problems(*, case: CaseRow) -> list[str]:
-    """Problems of ours (storage failing) holding up the case's files, one line each with how
-    many files they hold up: for staff only. The patient reads that the files are still being
-    checked."""
-    waiting = (
+_SETTLED = (Upload.Status.DONE, Upload.Status.FAILED, Upload.Status.EXPIRED)
+
+
+@dataclass
+class UploadTroubles:
+    failed: list[Upload]  # could not be processed (staff may download the bytes sent)
+    # Problems of ours (storage failing) holding up the case's files, one line each with how many
+    # files they hold up: for staff only. The patient reads that the files are still being checked.
+    system_problems: list[str]
+
+
+def case_upload_troubles(*, case: CaseRow) -> UploadTroubles:
+    """The case's failed uploads (oldest first) and system problems, in one query: the staff case
+    page shows both."""
+    rows = list(
         Upload.objects.filter(case=case)
-        .exclude(system_problem="")
-        .exclude(status__in=(Upload.Status.DONE, Upload.Status.FAILED, Upload.Status.EXPIRED))
-        .values_list("system_problem")
-        .annotate(n=Count("pk"))
-        .order_by("system_problem")
+        .filter(Q(status=Upload.Status.FAILED) | (~Q(system_problem="") & ~Q(status__in=_SETTLED)))
+        .only("public_id", "status", "system_problem", "error_message", "length", "created")
+        .order_by("created", "id")
     )
-    return [f"{problem} ({n} file{'s' if n != 1 else ''} waiting)" for problem, n in waiting]
+    waiting = Counter(row.system_problem for row in rows if row.status != Upload.Status.FAILED)
+    return UploadTroubles(
+        failed=[row for row in rows if row.status == Upload.Status.FAILED],
+        system_problems=[
+            f"{problem} ({n} file{'s' if n != 1 else ''} waiting)" for problem, n in sorted(waiting.items())
+        ],
+    )

@@ -28,7 +28,7 @@ from accounts.reauthentication import session_recently_authenticated
 from audit.services import audit_record
 from imaging import exclusion
 from imaging.ingest.pdf_safety import report_original_key
-from imaging.ingest.selectors import case_problems, case_system_problems
+from imaging.ingest.selectors import case_problems
 from imaging.models import Report, Series, Study, Upload
 from imaging.pacs.destinations import destinations_active
 from imaging.pacs.sends import pacs_sends_of_case
@@ -96,7 +96,6 @@ def case_workspace(request: HttpRequest, case: Case) -> HttpResponse:
             # Only coordinators see the assignment form.
             "reviewers": assignable_reviewers() if coordinator else [],
             "problems": case_problems(case=case),
-            "system_problems": case_system_problems(case=case),
             "pacs_destinations": destinations_active() if user.is_institution_staff else [],
             "pacs_sends": pacs_sends_of_case(case),
             "is_coordinator": coordinator,
