@@ -84,12 +84,13 @@ def _page_sign_in(page: Any, email: str, password: str, base_url: str | None) ->
     page.goto(base_url.rstrip("/") + "/accounts/login/")
     page.fill("input[name=login]", email)
     page.fill("input[name=password]", password)
-    page.click("form button[type=submit]")
+    # The login form's own button: the page also has the language switch's buttons (a form too).
+    page.click("form:has(input[name=login]) button[type=submit]")
     page.wait_for_url("**" + MFA_URL + "**")
     for attempt in range(2):
         code = totp_code()
         page.fill("input[name=code]", code)
-        page.click("form button[type=submit]")
+        page.click("form:has(input[name=code]) button[type=submit]")
         page.wait_for_load_state()
         if MFA_URL not in page.url:
             return

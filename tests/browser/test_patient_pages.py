@@ -37,7 +37,7 @@ def _signed_in(browser: Any, live: LiveServer, slug: str, email: str, **options:
     page.goto(live.url(slug, "/accounts/login/"))
     page.fill("input[name=login]", email)
     page.fill("input[name=password]", DEMO_PASSWORD)
-    page.click("form button[type=submit]")
+    page.click("form:has(input[name=login]) button[type=submit]")
     page.wait_for_url(live.url(slug, "/"))
     return page
 

@@ -167,7 +167,7 @@ def test_it_walks_a_peer_review_and_addenda_as_staff_do(
     patient.goto(site + "/accounts/login/")
     patient.fill("input[name=login]", "patient@neuro.example.com")
     patient.fill("input[name=password]", DEMO_PASSWORD)
-    patient.click("form button[type=submit]")
+    patient.click("form:has(input[name=login]) button[type=submit]")
     patient.wait_for_load_state()
     patient.goto(site + f"/opinions/{signed_case.public_id}/")
     _screenshot(patient, "patient-opinion")

@@ -143,7 +143,7 @@ def test_it_walks_a_case_from_assignment_to_the_patients_pdf(
     patient.goto(site + "/accounts/login/")
     patient.fill("input[name=login]", "patient@neuro.example.com")
     patient.fill("input[name=password]", DEMO_PASSWORD)
-    patient.click("form button[type=submit]")
+    patient.click("form:has(input[name=login]) button[type=submit]")
     patient.wait_for_load_state()
     patient.goto(site + f"/opinions/{submitted_case.public_id}/")
     _screenshot(patient, "patient-opinion")
