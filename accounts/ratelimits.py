@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from allauth.core.internal import ratelimit
 from django.http import HttpRequest
+from django.utils.translation import gettext_noop
 
 from accounts.models import User
 
-TOO_MANY_ATTEMPTS = "Too many attempts. Please wait a few minutes and try again."
+# Marked for translation; shown with gettext() where patients read it.
+TOO_MANY_ATTEMPTS = gettext_noop("Too many attempts. Please wait a few minutes and try again.")
 
 
 def attempt_allowed(

@@ -244,7 +244,7 @@ def case_continue_link(request: SignedInRequest, public_id: uuid.UUID) -> HttpRe
         messages.info(request, gettext(CASE_ALREADY_SENT))
         return redirect("intake:case_status", public_id=case.public_id)
     if not attempt_allowed(request, action="continue_link", user=request.user):
-        messages.error(request, TOO_MANY_ATTEMPTS)
+        messages.error(request, gettext(TOO_MANY_ATTEMPTS))
     else:
         case_continue_link_send(case=case)
         messages.success(request, CONTINUE_LINK_SENT % {"email": request.user.email})

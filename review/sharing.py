@@ -49,7 +49,7 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def _code_normalise(code: str) -> str:
+def code_normalise(code: str) -> str:
     code = code.upper().replace("-", "").replace(" ", "")
     return code.translate(str.maketrans("OIL", "011"))
 
@@ -120,7 +120,7 @@ def share_code_check(*, share: OpinionShare, code: str) -> str:
         share = OpinionShare.objects.select_for_update().get(pk=share.pk)
         if share.locked_until and share.locked_until > now:
             return CodeCheck.LOCKED
-        if hmac.compare_digest(share.code_sha256, _digest(_code_normalise(code))):
+        if hmac.compare_digest(share.code_sha256, _digest(code_normalise(code))):
             OpinionShare.objects.filter(pk=share.pk).update(failed_attempts=0, last_opened_at=now)
             return CodeCheck.RIGHT
         attempts = share.failed_attempts + 1

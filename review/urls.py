@@ -140,6 +140,7 @@ urlpatterns = [
     ),
     path("opinions/<uuid:public_id>/share", sharing.patient_share_create, name="patient_share_create"),
     path("opinions/<uuid:public_id>/share/revoke", sharing.patient_share_revoke, name="patient_share_revoke"),
+    path("opinions/<uuid:public_id>/share/email", sharing.patient_share_email, name="patient_share_email"),
     path("shared/<str:token>/", sharing.shared_opinion, name="shared_opinion"),
     path("shared/<str:token>/pdf", sharing.shared_opinion_pdf, name="shared_opinion_pdf"),
     # The patient's own request: delete it unsent, or withdraw it once sent.

@@ -403,6 +403,8 @@ SR_RATE_LIMITS = {
     "waiver_code": "10/m/ip,10/h/user",
     # Codes of opinion links shared with a doctor (each link also locks after 5 wrong codes).
     "share_code": "10/m/ip",
+    # The patient emails their doctor a shared opinion's link or code (review.share_emails).
+    "share_email": "10/m/ip,10/h/user",
     "continue_link": "10/m/ip,5/h/user",
 }
 ACCOUNT_RATE_LIMITS = SR_RATE_LIMITS

@@ -11,10 +11,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.ratelimits import attempt_allowed
+from accounts.ratelimits import TOO_MANY_ATTEMPTS, attempt_allowed
 from audit.services import audit_record
 from intake.models import Case
-from review import sharing
+from review import share_emails, sharing
 from review.decorators import case_endpoint
 from review.models import OpinionShare
 from review.views.common import request_user
@@ -42,14 +42,68 @@ def patient_share_create(request: HttpRequest, case: Case) -> HttpResponse:
         object_ref=f"share:{created.share.public_id}",
         detail={"days": days},
     )
-    link = request.build_absolute_uri(reverse("review:shared_opinion", args=[created.token]))
-    response = render(
-        request,
-        "review/share_created.html",
-        {"case": case, "share": created.share, "link": link, "code": created.code},
-    )
+    return _share_page(request, case, created.share, token=created.token, code=created.code)
+
+
+def _share_page(
+    request: HttpRequest, case: Case, share: OpinionShare, *, token: str, code: str, **extra: str
+) -> HttpResponse:
+    """The page that shows a link and its code (the only time they are shown), with the forms
+    that email them to the doctor. Never cached."""
+    link = request.build_absolute_uri(reverse("review:shared_opinion", args=[token]))
+    context = {
+        "case": case,
+        "share": share,
+        "link": link,
+        "token": token,
+        "code": code,
+        "link_sent_to": "",
+        "code_sent_to": "",
+        "email_error": "",
+        **extra,
+    }
+    response = render(request, "review/share_created.html", context)
     response["Cache-Control"] = "no-store"
     return response
+
+
+@require_POST
+@case_endpoint(action="share.email", role="patient", audit_success=False)
+def patient_share_email(request: HttpRequest, case: Case) -> HttpResponse:
+    """Email the doctor the link, or (separately) the code, of a share just made."""
+    part = request.POST.get("part", "")
+    if part not in share_emails.PARTS:
+        return redirect("review:patient_opinion", public_id=case.public_id)
+    try:
+        parts = share_emails.share_parts_verify(
+            case=case,
+            share_id=request.POST.get("share", ""),
+            token=request.POST.get("token", ""),
+            code=request.POST.get("code", ""),
+        )
+    except share_emails.ShareEmailRefused as refusal:
+        audit_record(request=request, action=f"share.email_{part}", case=case, allowed=False)
+        messages.error(request, _(str(refusal)))
+        return redirect("review:patient_opinion", public_id=case.public_id)
+    page = {"token": parts.token, "code": parts.code}
+    if not attempt_allowed(request, action="share_email", user=request_user(request)):
+        return _share_page(request, case, parts.share, **page, email_error=_(TOO_MANY_ATTEMPTS))
+    link = request.build_absolute_uri(reverse("review:shared_opinion", args=[parts.token]))
+    try:
+        address = share_emails.share_email_send(
+            parts=parts,
+            part=part,
+            address=request.POST.get("address", ""),
+            link=link,
+            by=request_user(request),
+        )
+    except share_emails.ShareEmailRefused as refusal:
+        return _share_page(request, case, parts.share, **page, email_error=_(str(refusal)))
+    # Which part went, not where: the address is the doctor's, not needed to account for access.
+    audit_record(
+        request=request, action=f"share.email_{part}", case=case, object_ref=f"share:{parts.share.public_id}"
+    )
+    return _share_page(request, case, parts.share, **page, **{f"{part}_sent_to": address})
 
 
 @require_POST
