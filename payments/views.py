@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -54,7 +55,7 @@ from payments.services import (
 from payments.webhooks import WebhookRefused, stripe_event_receive
 from tenants.models import Institution
 
-PAYMENT_CANCELLED = "Payment cancelled. Nothing was charged; you can pay when you are ready."
+PAYMENT_CANCELLED = gettext_noop("Payment cancelled. Nothing was charged; you can pay when you are ready.")
 CONNECTED_NOTICE = "Stripe account connected."
 ONBOARDING_UNFINISHED = "Stripe has not finished checking the account yet. Card payments start once it has."
 DISCONNECTED_NOTICE = (
@@ -86,7 +87,9 @@ def _checkout_page(request: SignedInRequest, case_id: uuid.UUID, *, waiting: boo
             "payment": payment,
             "setup": payment_setup_get(institution=_institution(request)),
             "methods": methods,
-            "not_available": CHECKOUT_WAIVERS_ONLY if methods.waivers_only else CHECKOUT_NOT_AVAILABLE,
+            "not_available": gettext(
+                CHECKOUT_WAIVERS_ONLY if methods.waivers_only else CHECKOUT_NOT_AVAILABLE
+            ),
             "waiting": waiting and payment.status in (Payment.Status.UNPAID, Payment.Status.PROCESSING),
         },
     )
@@ -111,7 +114,7 @@ def checkout_pay(request: SignedInRequest, case_id: uuid.UUID) -> HttpResponse:
             cancel_url=_absolute(request, "payments:checkout_cancelled", case_id=case.public_id),
         )
     except PaymentError as error:
-        messages.error(request, error.message)
+        messages.error(request, gettext(error.message))
         return redirect("payments:checkout", case_id=case.public_id)
     return redirect(url)
 
@@ -128,7 +131,7 @@ def checkout_return(request: SignedInRequest, case_id: uuid.UUID) -> HttpRespons
 @require_GET
 def checkout_cancelled(request: SignedInRequest, case_id: uuid.UUID) -> HttpResponse:
     case = access_case_to_pay(request.user, case_id)
-    messages.info(request, PAYMENT_CANCELLED)
+    messages.info(request, gettext(PAYMENT_CANCELLED))
     return redirect("payments:checkout", case_id=case.public_id)
 
 
@@ -138,18 +141,18 @@ def waiver_use(request: SignedInRequest, case_id: uuid.UUID) -> HttpResponse:
     case = access_case_to_pay(request.user, case_id)
     # Codes are guessable only by trying: every try counts, per patient and per address.
     if not attempt_allowed(request, action="waiver_code", user=case.owner):
-        messages.error(request, TOO_MANY_ATTEMPTS)
+        messages.error(request, gettext(TOO_MANY_ATTEMPTS))
         return redirect("payments:checkout", case_id=case.public_id)
     form = WaiverApplyForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Enter the waiver code you were given.")
+        messages.error(request, gettext("Enter the waiver code you were given."))
         return redirect("payments:checkout", case_id=case.public_id)
     try:
         waiver_apply(case=case, code=form.cleaned_data["code"])
     except PaymentError as error:
-        messages.error(request, error.message)
+        messages.error(request, gettext(error.message))
     else:
-        messages.success(request, WAIVER_APPLIED)
+        messages.success(request, gettext(WAIVER_APPLIED))
     return redirect("payments:checkout", case_id=case.public_id)
 
 

@@ -9,6 +9,7 @@ import logging
 import stripe
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from intake.models import Case
 from payments.models import CheckoutAttempt, Payment
@@ -176,7 +177,9 @@ def payment_mark_processing(*, payment: Payment, attempt: CheckoutAttempt, payme
     return True
 
 
-PAYMENT_FAILED_DEFAULT = "Your bank did not confirm the payment. Nothing was charged; you can try again."
+PAYMENT_FAILED_DEFAULT = gettext_noop(
+    "Your bank did not confirm the payment. Nothing was charged; you can try again."
+)
 
 
 def payment_mark_failed(*, payment: Payment, attempt: CheckoutAttempt) -> bool:

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext_noop
 from django_tenants.utils import schema_context
 
 from tenants.schema import current_schema_name
@@ -15,25 +16,25 @@ logger = logging.getLogger(__name__)
 
 
 # Sentences people read (reused by the tests).
-CHECKOUT_NOT_AVAILABLE = (
+CHECKOUT_NOT_AVAILABLE = gettext_noop(
     "Online payment is not set up at this institution yet. If you were given a waiver code, "
     "enter it below; otherwise please contact the institution."
 )
-CHECKOUT_WAIVERS_ONLY = (
+CHECKOUT_WAIVERS_ONLY = gettext_noop(
     "This institution takes its fee with waiver codes only. Enter the code it gave you below; "
     "if you have none, please contact the institution."
 )
-CHECKOUT_NOTHING_TO_PAY = "There is nothing to pay for this case."
-CHECKOUT_PROCESSING = "Your payment is being confirmed. There is no need to pay again."
-CHECKOUT_STRIPE_ERROR = (
+CHECKOUT_NOTHING_TO_PAY = gettext_noop("There is nothing to pay for this case.")
+CHECKOUT_PROCESSING = gettext_noop("Your payment is being confirmed. There is no need to pay again.")
+CHECKOUT_STRIPE_ERROR = gettext_noop(
     "We could not reach the payment service, and nothing was charged. Please try again in a few minutes."
 )
-CASE_NOT_PAYABLE = "This case cannot be paid for in its current state."
+CASE_NOT_PAYABLE = gettext_noop("This case cannot be paid for in its current state.")
 # One answer for every refused code (unknown, withdrawn, expired, used up): a guesser learns
 # nothing about which codes exist.
-WAIVER_REFUSED = "This code cannot be used. Please check it, or ask whoever gave it to you."
+WAIVER_REFUSED = gettext_noop("This code cannot be used. Please check it, or ask whoever gave it to you.")
 WAIVER_UNKNOWN = WAIVER_EXPIRED = WAIVER_USED_UP = WAIVER_REFUSED
-WAIVER_APPLIED = "The fee is waived for this case."
+WAIVER_APPLIED = gettext_noop("The fee is waived for this case.")
 WAIVER_CODE_TAKEN = "There is already a waiver code with these letters."
 CONNECT_NOT_CONFIGURED = (
     "Online payment is not set up on this SecondRead platform (no Stripe key). Patients can "
