@@ -159,7 +159,9 @@ def test_it_walks_a_new_patient_through_the_whole_request(
     assert_accessible(page, "step 4, before sending")
     page.get_by_role("button", name="Send 1 report").click()
     page.get_by_text("1 report sent.").wait_for(timeout=30_000)
-    page.get_by_test_id("reports-received").get_by_text("radiology-report.pdf", exact=True).wait_for(timeout=10_000)
+    page.get_by_test_id("reports-received").get_by_text("radiology-report.pdf", exact=True).wait_for(
+        timeout=10_000
+    )
     page.get_by_role("link", name="Continue to check and send").click()
 
     # Step 5: the summary, then send.
