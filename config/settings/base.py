@@ -211,6 +211,18 @@ _db["CONN_HEALTH_CHECKS"] = True
 # Server-side cursors (DECLARE ... WITH HOLD) outlive a transaction, which a transaction-mode
 # pooler cannot keep on one server connection; Django's docs say to turn them off there.
 _db["DISABLE_SERVER_SIDE_CURSORS"] = True
+# A database that does not answer (a failover under way, a network partition) fails a request or
+# task within seconds, not after the operating system's TCP timeouts (minutes, or never once the
+# handshake is done); a connection whose server vanished is noticed by TCP keepalives. Values
+# given in DATABASE_URL's query string win.
+_db["OPTIONS"] = {
+    "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 5, minimum=1),
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    **_db.get("OPTIONS", {}),
+}
 DATABASES = {"default": _db}
 # A connection that has served this many institutions' schemas is closed when its request or
 # task ends: PostgreSQL never frees a backend's catalogue caches (about 0.5 MB per schema
