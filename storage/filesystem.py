@@ -200,21 +200,28 @@ class FilesystemBackend(StorageBackend):
 
     # -- reading -------------------------------------------------------------------------------
 
-    def open(self, key: str) -> ObjectReader:
+    def _open_raw(self, key: str) -> io.FileIO:
         try:
-            raw = open(self._path(key), "rb", buffering=0)  # noqa: SIM115 - the reader owns it
+            return open(self._path(key), "rb", buffering=0)  # the caller closes it
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound("No stored object under this key.") from None
-        return ObjectReader(raw, CHUNK_SIZE)
+
+    def open(self, key: str) -> ObjectReader:
+        return ObjectReader(self._open_raw(key), CHUNK_SIZE)
 
     def read_range(self, key: str, offset: int, length: int) -> bytes:
         check_range(offset, length)
-        with self.open(key) as reader:
-            reader.seek(offset)
-            return reader.read(length)
+        # Straight from the file: a buffered read would read ahead past the range.
+        with self._open_raw(key) as raw:
+            raw.seek(offset)
+            pieces = []
+            while length > 0 and (piece := raw.read(length)):
+                pieces.append(piece)
+                length -= len(piece)
+            return b"".join(pieces)
 
     def open_seekable(self, key: str, *, buffer_size: int = 64 * 1024) -> io.BufferedReader:
-        return self.open(key)  # a local file seeks by itself
+        return ObjectReader(self._open_raw(key), buffer_size)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
