@@ -32,7 +32,7 @@ from intake.notifications import recipient_key
 from intake.recipients import case_recipients
 from review.fhir_push import fhir_push_enqueue
 from review.models import Opinion, OpinionAddendum, ReviewerProfile
-from review.services import WRONG_SECRET_MESSAGE, ReviewError, secret_ok
+from review.services import PROOF_NEEDED_MESSAGE, WRONG_SECRET_MESSAGE, ReviewError, secret_ok
 from storage.tenant import tenant_storage
 from tenants.models import Institution
 from tenants.schema import current_institution
@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 ADDENDUM_NOT_SIGNED_MESSAGE = "An addendum can be added once the opinion is signed."
 ADDENDUM_EMPTY_MESSAGE = "Write the addendum first."
 ADDENDUM_WRONG_SECRET_MESSAGE = WRONG_SECRET_MESSAGE.replace("the opinion", "the addendum")
+ADDENDUM_PROOF_NEEDED_MESSAGE = PROOF_NEEDED_MESSAGE.replace("The opinion", "The addendum")
 ADDENDUM_EMAIL_SUBJECT = gettext_lazy("An addendum to your second opinion")
 
 
@@ -100,9 +101,18 @@ def addendum_digest(*, opinion: Opinion, text: str, signed_at: str) -> str:
 
 @transaction.atomic
 def opinion_addendum_sign(
-    *, case: Case, signer: User, secret: str, text: str, institution: Institution
+    *,
+    case: Case,
+    signer: User,
+    secret: str,
+    text: str,
+    institution: Institution,
+    recently_authenticated: bool = False,
 ) -> OpinionAddendum:
     """Add a signed addendum to the case's signed opinion (see the module's docstring).
+
+    ``recently_authenticated``: as for ``review.services.opinion_sign``, the session proved the
+    signer's credentials minutes ago, which stands for the proof when no ``secret`` is sent.
 
     Precondition: ``signer`` is the case's reviewer (the view's access helper). Refusals
     (unsigned opinion, no text, wrong secret) store nothing."""
@@ -111,8 +121,8 @@ def opinion_addendum_sign(
         raise ReviewError(ADDENDUM_NOT_SIGNED_MESSAGE)
     if not text.strip():
         raise ReviewError(ADDENDUM_EMPTY_MESSAGE)
-    if not secret_ok(signer, secret):
-        raise ReviewError(ADDENDUM_WRONG_SECRET_MESSAGE)
+    if (secret or not recently_authenticated) and not secret_ok(signer, secret):
+        raise ReviewError(ADDENDUM_WRONG_SECRET_MESSAGE if secret else ADDENDUM_PROOF_NEEDED_MESSAGE)
     profile = ReviewerProfile.objects.filter(user=signer).first()
     now = timezone.now()
     addendum = OpinionAddendum(

@@ -165,6 +165,7 @@ class AddendumForm(forms.Form):
     )
     secret = forms.CharField(
         max_length=200,
+        required=False,  # not asked right after signing in (review.addenda)
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
         label="Your password or authenticator code",
     )

@@ -216,3 +216,38 @@ def test_it_refuses_addenda_and_versions_to_outsiders(
         assert not OpinionAddendum.objects.exists()
         # Four refusals here; the other institution's attempt is in its own schema's log.
         assert AuditEvent.objects.filter(action="opinion.addendum", allowed=False).count() == 4
+
+
+def test_it_signs_an_addendum_without_the_password_right_after_signing_in(
+    neuro: Institution, assigned_case: Case, staff_client: Callable[[str], Client]
+) -> None:
+    reviewer = staff_client("reviewer1")  # signed in (password and code) just now
+    reviewer.post(_url(assigned_case, "opinion/draft"), OPINION)
+    reviewer.post(_url(assigned_case, "opinion/sign"), {})
+    page = reviewer.get(_url(assigned_case, "")).content.decode()
+    assert 'data-testid="addendum-no-secret"' in page and 'id="id_addendum_secret"' not in page
+    reviewer.post(_url(assigned_case, "opinion/addenda"), {"text": ADDENDUM})
+    with schema_context(neuro.schema_name):
+        assert OpinionAddendum.objects.filter(opinion__case=assigned_case).count() == 1
+
+
+def test_it_asks_for_the_password_for_an_addendum_once_the_sign_in_is_not_recent(
+    neuro: Institution, assigned_case: Case, staff_client: Callable[[str], Client]
+) -> None:
+    from django.test import override_settings
+
+    from review.addenda import ADDENDUM_PROOF_NEEDED_MESSAGE
+
+    reviewer = staff_client("reviewer1")
+    reviewer.post(_url(assigned_case, "opinion/draft"), OPINION)
+    reviewer.post(_url(assigned_case, "opinion/sign"), {"secret": DEMO_PASSWORD})
+    with override_settings(ACCOUNT_REAUTHENTICATION_TIMEOUT=0):
+        assert 'id="id_addendum_secret"' in reviewer.get(_url(assigned_case, "")).content.decode()
+        url = _url(assigned_case, "opinion/addenda")
+        page = reviewer.post(url, {"text": ADDENDUM}, follow=True).content.decode()
+        assert escape(ADDENDUM_PROOF_NEEDED_MESSAGE) in page
+        with schema_context(neuro.schema_name):
+            assert not OpinionAddendum.objects.exists()
+        reviewer.post(url, {"text": ADDENDUM, "secret": DEMO_PASSWORD})
+    with schema_context(neuro.schema_name):
+        assert OpinionAddendum.objects.filter(opinion__case=assigned_case).count() == 1

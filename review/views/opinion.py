@@ -187,7 +187,12 @@ def opinion_addendum(request: SignedInRequest, case: Case) -> HttpResponse:
         return back_to_case(case, "addenda")
     try:
         addendum = opinion_addendum_sign(
-            case=case, signer=request_user(request), secret=secret, text=text, institution=request.tenant
+            case=case,
+            signer=request_user(request),
+            secret=secret,
+            text=text,
+            institution=request.tenant,
+            recently_authenticated=session_recently_authenticated(request, request.user),
         )
     except services.ReviewError as error:
         audit_record(
