@@ -193,3 +193,25 @@ def test_a_waiver_code_expires_at_the_end_of_the_institutions_day(cancer: Instit
     ) - dt.timedelta(hours=9)
     assert waiver.expires_at == midnight_tokyo
     assert f"{(expires_on + dt.timedelta(days=1)).day} " in page and "00:00 JST" in page
+
+
+def test_the_dashboard_counts_a_referral_in_the_institutions_week(
+    neuro: Institution, make_case: Callable[..., Case]
+) -> None:
+    """Sunday 20:00 UTC is Monday 05:00 in Tokyo: that referral is in Tokyo's new week, not the
+    week UTC would put it in."""
+    from review.dashboard import dashboard_build
+
+    now = timezone.now()
+    sunday = (now - dt.timedelta(days=(now.weekday() + 1) % 7 or 7)).date()
+    submitted = dt.datetime.combine(sunday, dt.time(20, 0), tzinfo=dt.UTC)
+    case = make_case(status=Case.Status.SUBMITTED)
+    with schema_context(neuro.schema_name):
+        Case.objects.filter(submitted_at__isnull=False).exclude(pk=case.pk).update(submitted_at=None)
+        Case.objects.filter(pk=case.pk).update(submitted_at=submitted)
+        with timezone.override("Asia/Tokyo"):
+            tokyo = {week: n for week, n in dashboard_build().weeks if n}
+        utc = {week: n for week, n in dashboard_build().weeks if n}
+    monday_after = sunday + dt.timedelta(days=1)
+    assert tokyo == {monday_after: 1}
+    assert utc == {monday_after - dt.timedelta(days=7): 1}
