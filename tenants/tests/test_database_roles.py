@@ -100,6 +100,15 @@ def test_it_grants_every_institution_and_the_template(app_url: str) -> None:
                 {"r": name, "t": f"{schema}.audit_auditevent", "c": f"{schema}.intake_case"},
             ).fetchone()
             assert privileges == (True, True, False, False, False, True), schema
+        # The platform's history in the public schema is append-only for the application too.
+        for table in ("public.tenants_operatoraction", "public.tenants_institutionremoval"):
+            privileges = conn.execute(
+                "SELECT has_table_privilege(%(r)s, %(t)s, 'INSERT'), "
+                "has_table_privilege(%(r)s, %(t)s, 'UPDATE'), "
+                "has_table_privilege(%(r)s, %(t)s, 'DELETE'), has_table_privilege(%(r)s, %(t)s, 'TRUNCATE')",
+                {"r": name, "t": table},
+            ).fetchone()
+            assert privileges == (True, False, False, False), table
         owners = conn.execute(
             "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname IN ('public', 'neuro', 'cancer')"
         ).fetchall()
