@@ -173,6 +173,11 @@ def test_it_onboards_a_new_institution_from_the_home_page(
     page.get_by_label("Password (again)").fill(PASSWORD)
     page.get_by_role("button", name="Create my account").click()
     assert "Welcome to the team" in page.content()
+    # Signed in with that password, straight on to setting up the authenticator (staff need
+    # one), without being asked for the password again.
+    assert urlsplit(page.url).path == "/accounts/2fa/totp/activate/", page.url
+    assert page.locator("input[name=code]").count() == 1
+    assert page.locator("input[type=password]").count() == 0
     total = time.monotonic() - started
     print(f"onboarding with one reviewer invited and accepted: {total:.1f} s wall time")
 
