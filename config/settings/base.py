@@ -445,7 +445,8 @@ SOCIALACCOUNT_AUTO_SIGNUP = False
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
 SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
 MFA_TOTP_ISSUER = "SecondRead"
-# Second-factor secrets are encrypted at rest (accounts.mfa_adapter) with these keys: the first
+# Second-factor secrets and every other stored credential (``*_encrypted`` fields: PACS, FHIR,
+# single sign-on) are encrypted at rest (accounts.mfa_adapter) with these keys: the first
 # encrypts, all decrypt (rotation: put a new key first, run `manage.py mfa_secrets_reencrypt`,
 # then drop the old). Production has no default; development derives one from SECRET_KEY.
 MFA_ADAPTER = "accounts.mfa_adapter.MFAAdapter"
