@@ -81,6 +81,7 @@ PATIENT_MODULES = (
     "intake/services.py",
     "intake/notifications.py",
     "imaging/ingest/messages.py",
+    "intake/tus/messages.py",
     "payments/notifications.py",
     "review/notifications.py",
     "review/views/patient.py",

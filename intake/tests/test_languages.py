@@ -148,3 +148,17 @@ def test_a_patient_who_reads_english_gets_english_emails(neuro: Institution) -> 
             case_status_change(case=case, status=Case.Status.SUBMITTED)
     (email,) = [message for message in _status_emails(case) if message.to == [owner.email]]
     assert email.subject == f"Your case has been received ({case.number})"
+
+
+def test_the_upload_servers_refusals_are_in_the_pages_language(
+    neuro: Institution, neuro_client: Client
+) -> None:
+    # The wizard shows them beside a file that could not be sent ("could not be sent: …").
+    refused = neuro_client.post("/intake/tus/", headers=SPANISH)
+    assert refused.status_code == 412
+    assert (
+        refused.content.decode()
+        == "Esta dirección solo acepta envíos de un cliente tus (falta la cabecera Tus-Resumable)."
+    )
+    english = neuro_client.post("/intake/tus/", headers={"Accept-Language": "en"})
+    assert "only accepts uploads from a tus client" in english.content.decode()

@@ -42,6 +42,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.models import User
 from imaging.models import Instance, Report, Upload
@@ -206,7 +207,7 @@ def upload_create(*, case: Case, owner: User, length: int, description: UploadDe
     complete at once.
     """
     if length > MAX_UPLOAD_SIZE:
-        raise TusError(413, messages.FILE_TOO_LARGE.format(limit=human_size(MAX_UPLOAD_SIZE)))
+        raise TusError(413, gettext(messages.FILE_TOO_LARGE).format(limit=human_size(MAX_UPLOAD_SIZE)))
     storage = tenant_storage()
     with transaction.atomic():
         # The owner's row, then the case's: uploads started at once to any of their cases wait
@@ -222,16 +223,16 @@ def upload_create(*, case: Case, owner: User, length: int, description: UploadDe
         if owner_used + length > PATIENT_QUOTA:
             raise TusError(
                 413,
-                messages.PATIENT_QUOTA_EXCEEDED.format(
+                gettext(messages.PATIENT_QUOTA_EXCEEDED).format(
                     used=human_size(owner_used), limit=human_size(PATIENT_QUOTA)
                 ),
             )
         if usage["files"] >= MAX_UPLOADS_PER_CASE:
-            raise TusError(413, messages.TOO_MANY_FILES.format(limit=f"{MAX_UPLOADS_PER_CASE:,}"))
+            raise TusError(413, gettext(messages.TOO_MANY_FILES).format(limit=f"{MAX_UPLOADS_PER_CASE:,}"))
         if usage["used"] + length > CASE_QUOTA:
             raise TusError(
                 413,
-                messages.CASE_QUOTA_EXCEEDED.format(
+                gettext(messages.CASE_QUOTA_EXCEEDED).format(
                     used=human_size(usage["used"]), limit=human_size(CASE_QUOTA)
                 ),
             )

@@ -20,6 +20,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.http import InstitutionRequest
@@ -61,7 +62,11 @@ View = Callable[..., HttpResponse]
 
 
 def _response(status: int, message: str = "", headers: dict[str, str] | None = None) -> HttpResponse:
-    response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+    # The patient reads it in the wizard ("could not be sent: …"): in the page's language. Messages
+    # filled in with values were translated where they were made (intake.tus.services).
+    response = HttpResponse(
+        gettext(message) if message else "", status=status, content_type="text/plain; charset=utf-8"
+    )
     if status in REASONS:
         response.reason_phrase = REASONS[status]
     response["Tus-Resumable"] = TUS_VERSION
