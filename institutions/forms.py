@@ -150,6 +150,9 @@ class ServiceForm(PlainLabels, forms.ModelForm):
         super().__init__(*args, **kwargs)
         institution = getattr(self.instance, "institution", None) if self.instance.institution_id else None
         self.fields["time_zone"].initial = institution.time_zone if institution else DEFAULT_TIME_ZONE
+        if self.fields["time_zone"].initial == DEFAULT_TIME_ZONE:
+            # Never chosen yet: the page starts from the browser's zone (frontend/src/onboarding.js).
+            self.fields["time_zone"].widget.attrs["data-suggest-browser-zone"] = ""
 
     def clean_time_zone(self) -> str:
         return str(self.cleaned_data.get("time_zone") or self.fields["time_zone"].initial)

@@ -145,6 +145,19 @@ function setUpProgress(box) {
   poll();
 }
 
+// A time zone still at the default (UTC) starts as the browser's own, which is most often the
+// institution's: the admin sees it chosen and can change it before saving.
+function suggestBrowserZone(select) {
+  let zone = "";
+  try {
+    zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+  } catch {
+    return;
+  }
+  if (zone && [...select.options].some((option) => option.value === zone)) select.value = zone;
+}
+
+document.querySelectorAll("select[data-suggest-browser-zone]").forEach(suggestBrowserZone);
 document.querySelectorAll("[data-subdomain-form]").forEach(setUpSubdomain);
 document.querySelectorAll("[data-look-form]").forEach(setUpLook);
 document.querySelectorAll("[data-go-live-progress]").forEach(setUpProgress);

@@ -52,6 +52,8 @@ def test_it_onboards_a_new_institution_from_the_home_page(
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_bomb())
 
+    # The admin's browser is in Tokyo (its time zone is suggested at the service step).
+    page.context.new_cdp_session(page).send("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Tokyo"})
     started = time.monotonic()
     page.goto(live_platform.url())
     page.get_by_role("link", name="Start your institution").click()
@@ -128,6 +130,8 @@ def test_it_onboards_a_new_institution_from_the_home_page(
     # No Stripe key on this platform: card payment is refused, waiver codes only is the way.
     page.get_by_label("Waiver codes only").check()
     page.get_by_role("button", name="Save and continue").click()
+    # The time zone starts as the browser's (here Tokyo's), the admin's own.
+    assert page.get_by_label("Time zone").input_value() == "Asia/Tokyo"
     page.get_by_label("Turnaround promise (business days)").fill("7")
     page.get_by_label("Specialties offered").fill("Neuroradiology\nOncologic imaging")
     page.get_by_role("button", name="Save and continue").click()
