@@ -185,8 +185,10 @@ class PeerReviewAnswerForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         label="Comment (required when you disagree; staff only)",
     )
+    # Not asked right after signing in (review.peer_review.peer_review_answer).
     secret = forms.CharField(
         max_length=200,
+        required=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
         label="Your password or authenticator code",
     )

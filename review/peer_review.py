@@ -23,7 +23,7 @@ from accounts.models import User
 from intake.models import Case
 from review.models import CaseNote, Opinion, PeerReview, ReviewerProfile, StaffNotification
 from review.selectors import review_settings_get, reviewer_loads
-from review.services import WRONG_SECRET_MESSAGE, ReviewError, secret_ok
+from review.services import PROOF_NEEDED_MESSAGE, WRONG_SECRET_MESSAGE, ReviewError, secret_ok
 from review.staff_notifications import coordinators, staff_notify
 
 Verdict = PeerReview.Verdict
@@ -37,6 +37,9 @@ PEER_VERDICT_MESSAGE = "Choose whether you agree or disagree."
 PEER_DISAGREE_COMMENT_MESSAGE = "Say why you disagree: the author and the coordinators read it."
 PEER_WRONG_SECRET_MESSAGE = WRONG_SECRET_MESSAGE.replace(
     "the opinion was not signed", "your answer was not recorded"
+)
+PEER_PROOF_NEEDED_MESSAGE = PROOF_NEEDED_MESSAGE.replace("to sign", "to countersign").replace(
+    "The opinion was not signed.", "Your answer was not recorded."
 )
 PEER_OVERRIDE_ADMINS_MESSAGE = "Only an administrator can release without the peer reviewer's agreement."
 PEER_OVERRIDE_REASON_MESSAGE = "Give the reason for releasing without the peer reviewer's agreement."
@@ -184,9 +187,19 @@ def peer_review_sample(*, case: Case, opinion: Opinion) -> PeerReview | None:
 
 
 @transaction.atomic
-def peer_review_answer(*, case: Case, by: User, verdict: str, comment: str, secret: str) -> PeerReview:
-    """The peer's answer, countersigned with their password or a code. They may change it until
-    the opinion is released (a disagreement resolved by agreeing after all)."""
+def peer_review_answer(
+    *,
+    case: Case,
+    by: User,
+    verdict: str,
+    comment: str,
+    secret: str,
+    recently_authenticated: bool = False,
+) -> PeerReview:
+    """The peer's answer, countersigned with their password or a code (as an opinion is signed:
+    ``recently_authenticated``, the session proved their credentials minutes ago, stands for the
+    proof when no ``secret`` is sent). They may change it until the opinion is released (a
+    disagreement resolved by agreeing after all)."""
     review = (
         PeerReview.objects.select_for_update()
         .filter(case=case, reviewer=by, overridden_at__isnull=True)
@@ -200,8 +213,8 @@ def peer_review_answer(*, case: Case, by: User, verdict: str, comment: str, secr
         raise ReviewError(PEER_VERDICT_MESSAGE)
     if verdict == Verdict.DISAGREE and not comment.strip():
         raise ReviewError(PEER_DISAGREE_COMMENT_MESSAGE)
-    if not secret_ok(by, secret):
-        raise ReviewError(PEER_WRONG_SECRET_MESSAGE)
+    if (secret or not recently_authenticated) and not secret_ok(by, secret):
+        raise ReviewError(PEER_WRONG_SECRET_MESSAGE if secret else PEER_PROOF_NEEDED_MESSAGE)
     now = timezone.now()
     review.verdict = verdict
     review.comment = comment.strip()

@@ -301,3 +301,27 @@ def test_it_lets_the_peer_read_the_cases_images_only_once_asked(
     _ask(staff_client, signed_case, neuro)
     response = peer.get(studies)
     assert response.status_code == 200 and len(response.json()) == 1
+
+
+def test_it_asks_the_peer_for_the_password_only_once_the_sign_in_is_not_recent(
+    neuro: Institution, signed_case: Case, staff_client: Callable[[str], Client]
+) -> None:
+    from django.test import override_settings
+
+    from review.peer_review import PEER_PROOF_NEEDED_MESSAGE
+
+    _ask(staff_client, signed_case, neuro)
+    peer = staff_client("reviewer2")
+    url = _url(signed_case, "peer-review/answer")
+    with override_settings(ACCOUNT_REAUTHENTICATION_TIMEOUT=0):
+        assert 'id="id_peer_secret"' in peer.get(_url(signed_case, "")).content.decode()
+        page = peer.post(url, {"verdict": "agree"}, follow=True).content.decode()
+        assert escape(PEER_PROOF_NEEDED_MESSAGE) in page
+        with schema_context(neuro.schema_name):
+            assert PeerReview.objects.get(case=signed_case).verdict == "pending"
+    # Signed in minutes ago (as the opinion is signed): the session stands for the proof.
+    page = peer.get(_url(signed_case, "")).content.decode()
+    assert 'data-testid="peer-no-secret"' in page and 'id="id_peer_secret"' not in page
+    peer.post(url, {"verdict": "agree"})
+    with schema_context(neuro.schema_name):
+        assert PeerReview.objects.get(case=signed_case).verdict == "agree"

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import User
 from accounts.ratelimits import TOO_MANY_ATTEMPTS, attempt_allowed
+from accounts.reauthentication import session_recently_authenticated
 from audit.services import audit_record
 from intake.models import Case
 from review import peer_review
@@ -81,6 +82,7 @@ def peer_review_answer(request: HttpRequest, case: Case) -> HttpResponse:
             verdict=data.get("verdict", ""),
             comment=request.POST.get("comment", "")[:10000],
             secret=data.get("secret", ""),
+            recently_authenticated=session_recently_authenticated(request, user),
         )
     except ReviewError as error:
         audit_record(
