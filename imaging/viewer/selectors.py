@@ -98,15 +98,25 @@ def viewer_bootstrap(*, case: CaseRow, studies: list[Study] | None = None) -> di
     )
     if first_series is None:
         return boot
+    # With their pixel index (a few bytes each but for multi-frames): the first one's metadata
+    # is then one ranged read, and no second query fetches its row.
     instances = list(
         Instance.objects.filter(series=first_series)
         .order_by("instance_number", "id")
-        .values_list("sop_instance_uid", "number_of_frames", "pk")
+        .only(
+            "sop_instance_uid",
+            "number_of_frames",
+            "transfer_syntax_uid",
+            "storage_key",
+            "header_length",
+            "pixel_data_offset",
+            "frames_encapsulated",
+            "frame_spans",
+        )
     )
     if not instances:  # counted but not indexed yet (an ingest in progress): no first frame
         return boot
-    # The whole row: its pixel index lets the metadata be read in one ranged read.
-    first = Instance.objects.get(pk=instances[0][2])
+    first = instances[0]
     study_uid = by_pk[first_series.study_id].study_instance_uid
     frame_url = (
         f"{base}/studies/{study_uid}/series/{first_series.series_instance_uid}"
@@ -115,7 +125,7 @@ def viewer_bootstrap(*, case: CaseRow, studies: list[Study] | None = None) -> di
     boot["first"] = {
         "seriesUid": first_series.series_instance_uid,
         # [SOP Instance UID, number of frames] in display order: the whole stack's image ids.
-        "instances": [[uid, frames or 1] for uid, frames, _ in instances],
+        "instances": [[row.sop_instance_uid, row.number_of_frames or 1] for row in instances],
         "metadata": json.loads(instance_metadata_bytes(first)),
         # Only when the server can give raw pixels; otherwise (video) the viewer explains.
         "frameUrl": frame_url if _server_decodes(first.transfer_syntax_uid) else None,
