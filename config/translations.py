@@ -48,6 +48,7 @@ PATIENT_TEMPLATES = (
     "templates/403.html",
     "templates/404.html",
     "templates/500.html",
+    "templates/503.html",
     "templates/account/**/*",
     "intake/templates/intake/**/*",
     "branding/templates/branding/legal_text.html",

@@ -22,3 +22,6 @@ urlpatterns = [
     # Stripe Connect events of every institution's account (routed by the event's account).
     path("stripe/webhook", payment_views.stripe_webhook, name="stripe_webhook"),
 ]
+
+# A failure on our side: 503 with Retry-After when a service we need is unreachable, else 500.
+handler500 = "config.errors.server_error"

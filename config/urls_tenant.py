@@ -48,3 +48,6 @@ urlpatterns = [
     path("fhir/", include("review.fhir_urls")),
     path("payments/", include("payments.urls")),
 ]
+
+# A failure on our side: 503 with Retry-After when a service we need is unreachable, else 500.
+handler500 = "config.errors.server_error"
