@@ -92,6 +92,7 @@ PATIENT_MODULES = (
     "payments/notifications.py",
     "review/notifications.py",
     "review/views/patient.py",
+    "review/pdf_key_images.py",
     "review/views/sharing.py",
     "review/share_emails.py",
 )
@@ -142,9 +143,6 @@ def catalogues_update(root: Path = BASE_DIR) -> list[str]:
 def catalogues_compile(root: Path = BASE_DIR) -> list[str]:
     result = _manage("compilemessages", "--ignore", ".venv", "--ignore", "node_modules", cwd=root)
     return [] if result.returncode == 0 else [f"compilemessages failed:\n{result.stdout}{result.stderr}"]
-
-
-# -- the catalogues ---------------------------------------------------------------------------
 
 
 def po_entries(text: str) -> Iterator[tuple[set[str], str, list[str]]]:
@@ -229,9 +227,6 @@ def _catalog(path: Path) -> dict[object, str]:
     with path.open("rb") as handle:
         catalog: dict[object, str] = gettext.GNUTranslations(handle)._catalog  # type: ignore[attr-defined]
         return {key: value for key, value in catalog.items() if key != ""}
-
-
-# -- the templates ----------------------------------------------------------------------------
 
 
 def patient_template_paths(root: Path = BASE_DIR) -> list[Path]:
@@ -322,9 +317,6 @@ def untranslated_templates(root: Path = BASE_DIR) -> list[str]:
     for path in patient_template_paths(root):
         found += [line.replace(str(root) + "/", "") for line in untranslated_template_text(path)]
     return found
-
-
-# -- the Python modules -----------------------------------------------------------------------
 
 
 def _is_sentence(node: ast.expr) -> bool:

@@ -11,7 +11,10 @@ from collections.abc import Sequence
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
-from django.utils import timezone
+from django.conf import settings
+from django.utils import timezone, translation
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
@@ -30,7 +33,7 @@ from tenants.timezones import institution_zone
 
 
 def _local_date(moment: dt.datetime, zone: ZoneInfo) -> str:
-    return timezone.localtime(moment, zone).strftime("%d %B %Y")
+    return date_format(timezone.localtime(moment, zone), "DATE_FORMAT")
 
 
 def _paragraphs(text: str, style: ParagraphStyle) -> list[Paragraph]:
@@ -64,19 +67,19 @@ def _studies_table(case: Case, body: ParagraphStyle, line: colors.Color) -> Tabl
     def cell(text: str) -> Paragraph:
         return Paragraph(escape(text), body)
 
-    rows = [[cell("Date"), cell("Modality"), cell("Description"), cell("Accession")]]
+    rows = [[cell(_("Date")), cell(_("Modality")), cell(_("Description")), cell(_("Accession"))]]
     for study in studies:
         rows.append(
             [
-                cell(study.study_date.strftime("%d %b %Y") if study.study_date else "unknown"),
+                cell(date_format(study.study_date, "DATE_FORMAT") if study.study_date else _("unknown")),
                 cell(study.modalities.replace(",", ", ")),
-                cell(study.description or "(no description)"),
-                cell(study.accession_number or "none"),
+                cell(study.description or _("(no description)")),
+                cell(study.accession_number or _("none")),
             ]
         )
     return Table(
         rows,
-        colWidths=[28 * mm, 24 * mm, None, 35 * mm],
+        colWidths=[40 * mm, 22 * mm, None, 32 * mm],  # room for "14 de noviembre de 2025"
         repeatRows=1,
         style=TableStyle(
             [
@@ -94,7 +97,12 @@ def _signed_line(*, name: str, credentials: str, title: str, institution: Instit
     if credentials:
         signer += ", " + escape(credentials)
     role = f" ({escape(title)})" if title else ""
-    return f"Electronically signed by <b>{signer}</b>{role} of {escape(institution.name)} on {on}."
+    return _("Electronically signed by <b>%(signer)s</b>%(role)s of %(institution)s on %(date)s.") % {
+        "signer": signer,
+        "role": role,
+        "institution": escape(institution.name),
+        "date": on,
+    }
 
 
 def opinion_pdf_render(
@@ -104,9 +112,18 @@ def opinion_pdf_render(
     institution: Institution,
     addenda: Sequence[OpinionAddendum] = (),
 ) -> bytes:
-    """The opinion as signed, followed by ``addenda`` (oldest first), each with its signature.
+    """The opinion as signed, followed by ``addenda`` (oldest first), each with its signature,
+    in the language of the patient who asked for it (``User.language``; the reviewer's own
+    words stay as written).
 
     Precondition: ``opinion`` is signed (``signed_at``, ``signer_name`` set)."""
+    with translation.override(case.owner.language or settings.LANGUAGE_CODE):
+        return _render(opinion=opinion, case=case, institution=institution, addenda=addenda)
+
+
+def _render(
+    *, opinion: Opinion, case: Case, institution: Institution, addenda: Sequence[OpinionAddendum]
+) -> bytes:
     assert opinion.signed_at is not None
     brand = brand_for_institution(institution=institution)
     primary = colors.HexColor(brand.primary_colour if brand else "#1f4e79")
@@ -146,14 +163,17 @@ def opinion_pdf_render(
     # signature is the next day in Tokyo and the same day in New York).
     zone = institution_zone(institution)
     signed_on = _local_date(opinion.signed_at, zone)
-    born = case.patient_birth_date.strftime("%d %B %Y") if case.patient_birth_date else "not given"
+    born = date_format(case.patient_birth_date, "DATE_FORMAT") if case.patient_birth_date else _("not given")
     meta = Table(
         [
-            ["Second opinion", f"Case {case.number or ''}"],
-            ["Patient", Paragraph(escape(case.patient_name or "not given"), body)],
-            ["Date of birth", born],
-            ["Signed", f"{signed_on} ({zone.key} time)"],
-            *([[f"Addendum {n}", _local_date(a.signed_at, zone)] for n, a in enumerate(addenda, start=1)]),
+            [_("Second opinion"), _("Case %(number)s") % {"number": case.number or ""}],
+            [_("Patient"), Paragraph(escape(case.patient_name or _("not given")), body)],
+            [_("Date of birth"), born],
+            [_("Signed"), _("%(date)s (%(zone)s time)") % {"date": signed_on, "zone": zone.key}],
+            *(
+                [_("Addendum %(number)s") % {"number": n}, _local_date(a.signed_at, zone)]
+                for n, a in enumerate(addenda, start=1)
+            ),
         ],
         colWidths=[45 * mm, None],
         style=TableStyle(
@@ -166,18 +186,18 @@ def opinion_pdf_render(
     )
     story: list[Flowable] = [header, Spacer(1, 6 * mm), meta, Spacer(1, 4 * mm)]
     if opinion.patient_summary.strip():
-        story.append(Paragraph("In short, for the patient", heading))
+        story.append(Paragraph(_("In short, for the patient"), heading))
         story.extend(_paragraphs(opinion.patient_summary, body))
     studies = _studies_table(case, body, accent)
-    story.append(Paragraph("Studies reviewed", heading))
-    story.append(studies if studies is not None else Paragraph("No images were sent; reports only.", body))
+    story.append(Paragraph(_("Studies reviewed"), heading))
+    story.append(studies if studies is not None else Paragraph(_("No images were sent; reports only."), body))
     sections = [
-        ("The question", opinion.question_restated),
-        ("Findings", opinion.findings),
-        ("Impression", opinion.impression),
-        ("Agreement with the original diagnosis", opinion.get_agreement_display()),
-        ("Recommendation", opinion.get_recommendation_display()),
-        ("Comments", opinion.comments),
+        (_("The question"), opinion.question_restated),
+        (_("Findings"), opinion.findings),
+        (_("Impression"), opinion.impression),
+        (_("Agreement with the original diagnosis"), str(opinion.get_agreement_display())),
+        (_("Recommendation"), str(opinion.get_recommendation_display())),
+        (_("Comments"), opinion.comments),
     ]
     for label, text in sections:
         if text and text.strip():
@@ -200,7 +220,9 @@ def opinion_pdf_render(
     for n, addendum in enumerate(addenda, start=1):
         # Added after signing: the signed text above is unchanged, each addendum signed on its own.
         added_on = _local_date(addendum.signed_at, zone)
-        story.append(Paragraph(f"Addendum {n} ({added_on})", heading))
+        story.append(
+            Paragraph(_("Addendum %(number)s (%(date)s)") % {"number": n, "date": added_on}, heading)
+        )
         story.extend(_paragraphs(addendum.text, body))
         story.append(
             Paragraph(
@@ -217,8 +239,11 @@ def opinion_pdf_render(
     story.append(Spacer(1, 2 * mm))
     story.append(
         Paragraph(
-            "This second opinion is based on the images and reports provided. Discuss it with your "
-            f"physician before making decisions about your care. Fingerprint: {opinion.content_sha256[:16]}",
+            _(
+                "This second opinion is based on the images and reports provided. Discuss it with your "
+                "physician before making decisions about your care. Fingerprint: %(fingerprint)s"
+            )
+            % {"fingerprint": opinion.content_sha256[:16]},
             small,
         )
     )
@@ -231,7 +256,7 @@ def opinion_pdf_render(
         rightMargin=20 * mm,
         topMargin=18 * mm,
         bottomMargin=18 * mm,
-        title=f"Second opinion {case.number or ''}",
+        title=_("Second opinion %(number)s") % {"number": case.number or ""},
         author=institution.name,
     )
     document.build(story)

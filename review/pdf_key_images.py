@@ -7,6 +7,8 @@ import io
 import logging
 from typing import Any
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import Image, KeepTogether, Paragraph, Spacer
@@ -21,7 +23,7 @@ logger = logging.getLogger(__name__)
 MAX_WIDTH = 120 * mm
 MAX_HEIGHT = 110 * mm
 RENDER_SIZE = (1000, 1000)
-COULD_NOT_RENDER = "This key image could not be rendered."
+COULD_NOT_RENDER = gettext_noop("This key image could not be rendered.")
 
 
 def key_image_flowables(*, case: Case, heading: ParagraphStyle, caption: ParagraphStyle) -> list[Any]:
@@ -31,14 +33,18 @@ def key_image_flowables(*, case: Case, heading: ParagraphStyle, caption: Paragra
     marked = key_images_of(case=case)
     if not marked:
         return []
-    story: list[Any] = [Paragraph("Key images", heading)]
+    story: list[Any] = [Paragraph(_("Key images"), heading)]
     for position, key in enumerate(marked, start=1):
         series = key.instance.series
-        words = [series.modality, series.description or "", f"series {series.series_number}"]
-        text = f"Figure {position}. " + " · ".join(w for w in words if w)
-        text += f" · image {key.instance.instance_number or 1}"
+        words = [
+            series.modality,
+            series.description or "",
+            _("series %(number)s") % {"number": series.series_number},
+        ]
+        text = _("Figure %(number)s.") % {"number": position} + " " + " · ".join(w for w in words if w)
+        text += " · " + _("image %(number)s") % {"number": key.instance.instance_number or 1}
         if key.instance.number_of_frames > 1:
-            text += f", frame {key.frame}"
+            text += ", " + _("frame %(number)s") % {"number": key.frame}
         window = (
             Window(key.window_center, key.window_width)
             if key.window_center is not None and key.window_width
@@ -48,7 +54,7 @@ def key_image_flowables(*, case: Case, heading: ParagraphStyle, caption: Paragra
             png = frame_rendered(key.instance, key.frame, window=window, size=RENDER_SIZE)
         except (FrameError, OSError, ValueError):
             logger.warning("key image not rendered", extra={"annotation": str(key.public_id)})
-            story.append(Paragraph(f"{text}. {COULD_NOT_RENDER}", caption))
+            story.append(Paragraph(f"{text}. {_(COULD_NOT_RENDER)}", caption))
             continue
         picture = Image(io.BytesIO(png))
         scale = min(MAX_WIDTH / picture.imageWidth, MAX_HEIGHT / picture.imageHeight)

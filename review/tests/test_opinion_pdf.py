@@ -16,6 +16,7 @@ from django_tenants.utils import schema_context
 from PIL import Image
 from pypdf import PdfReader
 
+from accounts.models import User
 from branding.models import Brand
 from branding.services import brand_logo_set, brand_update
 from imaging.models import Study
@@ -94,13 +95,27 @@ def test_it_prints_what_a_local_doctor_needs(
     assert "23 April 1961" in text
     assert "12 Lakeside Drive" in text and "Northfield, NF 01234" in text
     # The studies reviewed, each with its date, modality, description and accession number.
-    assert "02 Mar 2026" in text and "MRI brain" in text and "ACC-77123" in text
-    assert "14 Nov 2025" in text and "CT head without contrast" in text
+    assert "2 March 2026" in text and "MRI brain" in text and "ACC-77123" in text
+    assert "14 November 2025" in text and "CT head without contrast" in text
     assert "someone else" not in text
     assert "Dr. Robin Reyes, MD, Neuroradiology (Consultant neuroradiologist)" in text
     assert opinion.signer_title == "Consultant neuroradiologist"
     # The plain-language summary comes first, before the findings.
     assert text.index("slow-growing tumour") < text.index("non-enhancing lesion")
+
+
+def test_it_prints_the_pdf_in_the_patients_language(
+    neuro: Institution, assigned_case: Case, staff_client: Callable[[str], Client]
+) -> None:
+    with schema_context(neuro.schema_name):
+        User.objects.filter(pk=assigned_case.owner_id).update(language="es")
+    _sign(staff_client("reviewer1"), assigned_case)  # the reviewer's pages are in English
+    _, pdf = _pdf(neuro, assigned_case)
+    text = _text(pdf)
+    assert "Fecha de nacimiento" in text and "23 de abril de 1961" in text
+    assert "Estudios revisados" in text and "2 de marzo de 2026" in text
+    assert "Firmado electrónicamente por" in text
+    assert "slow-growing tumour" in text  # the reviewer's words stay as written
 
 
 def test_it_shows_the_summary_first_to_the_patient(
