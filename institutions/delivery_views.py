@@ -1,5 +1,5 @@
 """The institution admin's list of deliveries that keep failing or were given up (the outbox's:
-emails, PACS sends, FHIR reports), each with a retry."""
+emails, PACS sends, FHIR reports), each with a retry (audited)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from audit.services import audit_record
 from institutions.access import access_institution_settings
 from outbox.services import MAX_ATTEMPTS, message_retry, messages_failing
 
@@ -36,7 +37,10 @@ def deliveries(request: HttpRequest) -> HttpResponse:
 @require_POST
 def delivery_retry(request: HttpRequest, message_id: int) -> HttpResponse:
     access_institution_settings(request)  # the message is looked up in this institution's schema only
-    if message_retry(message_id=message_id):
+    queued = message_retry(message_id=message_id)
+    # Who sent what again (an email to a patient, a report to a hospital's systems) is on record.
+    audit_record(request=request, action="delivery.retry", object_ref=f"outbox:{message_id}", allowed=queued)
+    if queued:
         messages.success(request, RETRY_QUEUED)
     else:
         messages.error(request, RETRY_REFUSED)

@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 from django_tenants.utils import tenant_context
 
+from audit.models import AuditEvent
 from institutions.delivery_views import RETRY_QUEUED, RETRY_REFUSED
 from outbox.models import OutboxMessage
 from outbox.services import MAX_ATTEMPTS
@@ -57,6 +58,13 @@ def test_it_lists_failing_emails_and_sends_one_again(
         message.refresh_from_db()
     assert message.status == OutboxMessage.Status.PENDING and message.attempts == 0
     assert "Everything was delivered." in admin.get("/settings/emails/").content.decode()
+    with tenant_context(neuro):
+        retry = AuditEvent.objects.get(action="delivery.retry")
+    assert (retry.actor_email, retry.object_ref, retry.allowed) == (
+        "admin@neuro.example.com",
+        f"outbox:{message.pk}",
+        True,
+    )
 
 
 def test_it_refuses_everyone_but_the_admin(neuro: Institution) -> None:
@@ -79,6 +87,8 @@ def test_another_institutions_admin_cannot_retry_ours(neuro: Institution, cancer
     assert "Only neuro&#x27;s" not in other.get("/settings/emails/").content.decode()
     response = other.post(f"/settings/emails/{message.pk}/retry", follow=True)
     assert RETRY_REFUSED in response.content.decode()
+    with tenant_context(cancer):  # the refused attempt is on the record of the institution it came from
+        assert AuditEvent.objects.get(action="delivery.retry").allowed is False
     with tenant_context(neuro):
         message.refresh_from_db()
     assert message.status == OutboxMessage.Status.FAILED
