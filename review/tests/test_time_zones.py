@@ -37,7 +37,7 @@ def _zone_set(institution: Institution, zone: str) -> Institution:
     ("zone", "pdf_date", "page_date", "not_shown"),
     [
         ("America/New_York", "30 November 2026", "on 30 November 2026.", "1 December 2026"),
-        ("Asia/Tokyo", "01 December 2026", "on 1 December 2026.", "30 November 2026"),
+        ("Asia/Tokyo", "1 December 2026", "on 1 December 2026.", "30 November 2026"),
     ],
 )
 def test_the_signed_pdf_and_the_patients_page_show_the_institutions_date(
@@ -60,7 +60,7 @@ def test_the_signed_pdf_and_the_patients_page_show_the_institutions_date(
         text = _text(opinion_pdf_render(opinion=opinion, case=opinion.case, institution=neuro))
         neuro_client.force_login(assigned_case.owner)
     assert f"{pdf_date} ({zone} time)" in text
-    assert not_shown.lstrip("0") not in text.replace(" 0", " ")
+    assert not_shown not in text
     page = neuro_client.get(f"/opinions/{assigned_case.public_id}/").content.decode()
     assert page_date in page and not_shown not in page
 
