@@ -11,7 +11,8 @@ import os
 from config.settings.base import *  # noqa: F403
 from config.settings.base import DATA_DIR, DATABASES, SR_RATE_LIMITS, env_str
 
-TEST_RUN = env_str("SR_TEST_RUN", str(os.getpid()))
+# With pytest-xdist (``./sr test -m "not slow" -n 2``) each worker is a run of its own.
+TEST_RUN = env_str("SR_TEST_RUN", str(os.getpid())) + os.environ.get("PYTEST_XDIST_WORKER", "")
 os.environ["SR_TEST_RUN"] = TEST_RUN
 
 DATABASES["default"]["TEST"] = {"NAME": f"test_secondread_{TEST_RUN}"}
