@@ -9,7 +9,6 @@ them) send, with the protocol's own protobuf messages.
 from __future__ import annotations
 
 import re
-import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,8 +27,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import SpanContext, Status, StatusCode
 
 from config.tracing import span_scrub, tracing_configured
-from tests.faults.processes import FAULT_QUEUE, stop, web_server
-from tests.live import BASE_DIR, BIN, child_env
+from tests.faults.processes import stop, web_server, worker_start
 from tests.waiting import wait_until
 
 PATIENT_NAME = "ALVAREZ^ROBERT"
@@ -113,19 +111,6 @@ def otlp_receiver() -> Iterator[OtlpReceiver]:
         receiver.close()
 
 
-def _prefork_worker(log: Path, **env: str) -> subprocess.Popen[Any]:
-    """A worker as production runs it (prefork pool: tracing starts in the forked child)."""
-    return subprocess.Popen(
-        [str(BIN / "celery"), "-A", "config", "worker", "--pool", "prefork", "--concurrency", "1",
-         "--loglevel", "INFO", "--queues", f"{FAULT_QUEUE},{FAULT_QUEUE}-housekeeping",
-         "--hostname", "tracing@%h", "--without-mingle", "--without-gossip"],
-        cwd=BASE_DIR,
-        env=child_env(SR_TEST_QUEUE=FAULT_QUEUE, **env),
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-
-
 def _password_reset(port: int) -> None:
     """A patient asks for a password reset (the email is queued as a task), from a URL whose
     query string holds a name, as a careless link might."""
@@ -153,7 +138,7 @@ def test_a_request_and_the_task_it_queues_are_one_trace_without_patient_data(tmp
     otel = {"OTEL_BSP_SCHEDULE_DELAY": "200"}
     with otlp_receiver() as receiver:
         otel["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.url
-        worker = _prefork_worker(log, **otel)
+        worker = worker_start(name="tracing", log=log, pool="prefork", **otel)
         try:
             with web_server(log=log, **otel) as server:
                 _password_reset(server.port)

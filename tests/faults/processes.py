@@ -25,9 +25,10 @@ from tests.waiting import wait_until
 FAULT_QUEUE = f"{settings.CELERY_TASK_DEFAULT_QUEUE}-faults"
 
 
-def worker_start(*, name: str, log: Path, **env: str) -> subprocess.Popen[Any]:
-    """A Celery worker on the tests' queues. The solo pool runs tasks in the worker process
-    itself, so killing it (SIGKILL) kills the task mid-way, as a machine dying would."""
+def worker_start(*, name: str, log: Path, pool: str = "solo", **env: str) -> subprocess.Popen[Any]:
+    """A Celery worker on the tests' queues. The solo pool (the default) runs tasks in the
+    worker process itself, so killing it (SIGKILL) kills the task mid-way, as a machine dying
+    would; ``pool="prefork"`` runs them in one forked child, as production does."""
     return subprocess.Popen(
         [
             str(BIN / "celery"),
@@ -35,7 +36,9 @@ def worker_start(*, name: str, log: Path, **env: str) -> subprocess.Popen[Any]:
             "config",
             "worker",
             "--pool",
-            "solo",
+            pool,
+            "--concurrency",
+            "1",
             "--loglevel",
             "INFO",
             "--queues",
