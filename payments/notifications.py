@@ -16,7 +16,7 @@ from branding.emails import branded_email_send
 from intake.notifications import case_link_paths, recipient_key
 from intake.recipients import case_recipients
 from payments.models import Payment
-from payments.money import money_format
+from payments.money import money_lazy
 from tenants.schema import current_institution
 
 
@@ -49,7 +49,8 @@ def _send(*, payment: Payment, subject: str, template: str, amount_field: str, k
                 "payment": payment,
                 "case": case,
                 "recipient": recipient,
-                "amount": money_format(amount=getattr(payment, amount_field), currency=payment.currency),
+                # Lazy: written when the email is, in the recipient's language (1.234,50 €).
+                "amount": money_lazy(amount=getattr(payment, amount_field), currency=payment.currency),
                 **case_link_paths(case=case),
             },
             dedupe_key=f"payment:{payment.pk}:{key}:{recipient_key(recipient)}",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import stripe
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -78,7 +79,10 @@ def case_refund(*, case: Case, reason: str) -> RefundOutcome:
             _note_save(payment, REFUND_NO_ACCOUNT)
             return RefundOutcome(refunded=False, amount=0, message=REFUND_NO_ACCOUNT, staff_must_act=True)
         remaining = payment.amount_paid - payment.amount_refunded
-        amount_text = money_format(amount=remaining, currency=payment.currency)
+        # For staff (the payments page, the outbox): in English, whoever's request refunds it.
+        amount_text = money_format(
+            amount=remaining, currency=payment.currency, language=settings.LANGUAGE_CODE
+        )
         enqueue(
             kind=STRIPE_REFUND,
             key=f"stripe-refund:{payment.public_id}",
