@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from branding.colours import readable_text_on
@@ -27,6 +28,10 @@ def branding(request: HttpRequest) -> dict[str, Any]:
     return {
         "institution": institution if brand else None,
         "brand": brand,
+        # The languages the language switch offers: the institution's (accounts.language).
+        "portal_languages": [(code, name) for code, name in settings.LANGUAGES if code in brand.language_list]
+        if brand
+        else [],
         "brand_css": {
             "primary": primary,
             "accent": accent,

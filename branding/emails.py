@@ -46,9 +46,12 @@ def branded_email_send(
     it is sent at most once for that key.
 
     The email is written in ``language`` (the patient's, ``User.language``; a lazy ``subject``
-    is translated too), else in English (staff's emails, whatever page caused them).
+    is translated too), else in English (staff's emails, whatever page caused them). A
+    patient's language the institution no longer offers gives way to its default language.
     """
     brand = brand_for_institution(institution=institution)
+    if language and brand and language not in brand.language_list:
+        language = brand.default_language
     primary = brand.primary_colour if brand else "#0b5cab"
     if institution.schema_name == "public":
         portal_url = platform_url()

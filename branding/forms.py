@@ -10,9 +10,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django import forms
+from django.conf import settings
 
 from branding.colours import contrast_ratio
-from branding.models import Brand
+from branding.models import Brand, BrandTranslation
 from branding.sanitise import institution_html_clean, institution_html_has_active_content
 from branding.services import LOGO_MAX_BYTES, LOGO_TOO_LARGE, LogoRejected, logo_reencode
 
@@ -173,19 +174,10 @@ class LogoForm(PlainLabels, forms.Form):
         return base64.b64encode(self.cleaned_data["logo"]).decode("ascii")
 
 
-class BrandTextsForm(PlainLabels, forms.ModelForm):
-    class Meta:
-        model = Brand
-        fields = ["consent_text", "terms_text", "privacy_text"]
-        labels = {
-            "consent_text": "Consent patients give before uploading",
-            "terms_text": "Terms of service",
-            "privacy_text": "Privacy notice",
-        }
-        help_texts = {
-            "consent_text": "Plain text, or simple HTML: paragraphs, headings, lists, bold, italic, links.",
-        }
-        widgets = {name: forms.Textarea(attrs={"rows": 6}) for name in fields}
+class _SanitisedTexts:
+    """The legal texts' cleaning: active content refused with a message, the rest sanitised."""
+
+    cleaned_data: dict[str, Any]
 
     def _clean_text(self, name: str) -> str:
         value = str(self.cleaned_data.get(name) or "")
@@ -201,6 +193,69 @@ class BrandTextsForm(PlainLabels, forms.ModelForm):
 
     def clean_privacy_text(self) -> str:
         return self._clean_text("privacy_text")
+
+
+class BrandTextsForm(PlainLabels, _SanitisedTexts, forms.ModelForm):
+    class Meta:
+        model = Brand
+        fields = ["consent_text", "terms_text", "privacy_text"]
+        labels = {
+            "consent_text": "Consent patients give before uploading",
+            "terms_text": "Terms of service",
+            "privacy_text": "Privacy notice",
+        }
+        help_texts = {
+            "consent_text": "Plain text, or simple HTML: paragraphs, headings, lists, bold, italic, links.",
+        }
+        widgets = {name: forms.Textarea(attrs={"rows": 6}) for name in fields}
+
+
+class BrandTranslationForm(PlainLabels, _SanitisedTexts, forms.ModelForm):
+    """The institution's texts in one of its other languages (each may be left empty: patients
+    then read the text in the default language)."""
+
+    class Meta:
+        model = BrandTranslation
+        fields = ["welcome_text", "consent_text", "terms_text", "privacy_text"]
+        labels = {
+            "welcome_text": "Welcome text for patients",
+            "consent_text": "Consent patients give before uploading",
+            "terms_text": "Terms of service",
+            "privacy_text": "Privacy notice",
+        }
+        help_texts = {
+            "consent_text": "Plain text, or simple HTML: paragraphs, headings, lists, bold, italic, links.",
+        }
+        widgets = {name: forms.Textarea(attrs={"rows": 6}) for name in fields}
+
+
+LANGUAGES_NONE = "Choose at least one language for your portal."
+DEFAULT_NOT_OFFERED = "The main language must be one of the languages your portal offers."
+
+
+class BrandLanguagesForm(PlainLabels, forms.Form):
+    languages = forms.MultipleChoiceField(
+        label="Languages your patient portal offers",
+        choices=settings.LANGUAGES,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": LANGUAGES_NONE},
+        help_text="Patients read the portal, its emails and the opinion's PDF in one of these: the one "
+        "they choose, else their browser's.",
+    )
+    default_language = forms.ChoiceField(
+        label="Main language",
+        choices=settings.LANGUAGES,
+        help_text="Your texts on the Texts page are written in it, and patients read them in it "
+        "when you have not written them in their language. It is also used when a patient's "
+        "browser asks for none of your languages.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        languages = cleaned.get("languages") or []
+        if languages and cleaned.get("default_language") not in languages:
+            self.add_error("default_language", DEFAULT_NOT_OFFERED)
+        return cleaned
 
 
 _ORIGIN_HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")

@@ -4,8 +4,10 @@ work, the onboarding wizard before the institution's schema exists); it holds no
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import translation
 from django.utils.safestring import SafeString, mark_safe
 
 from branding.sanitise import institution_text_html
@@ -41,9 +43,47 @@ class Brand(models.Model):
     privacy_text = models.TextField(blank=True)
     # Origins (scheme://host[:port], one per line) whose pages may frame the patient portal.
     embed_origins = models.TextField(blank=True)
+    # The languages (codes of settings.LANGUAGES, comma-separated) the patient portal offers:
+    # its language switch, the browser's choice and the emails keep to these
+    # (accounts.language). The texts above are written in ``default_language``, which is also
+    # what a patient reads when a text is not written in their language (BrandTranslation).
+    languages = models.CharField(max_length=40, default="en,es")
+    default_language = models.CharField(max_length=8, default="en")
 
     def __str__(self) -> str:
         return f"Brand of {self.institution}"
+
+    @property
+    def language_list(self) -> list[str]:
+        """The offered languages, in settings.LANGUAGES' order (never empty)."""
+        chosen = {code.strip() for code in self.languages.split(",")}
+        offered = [code for code, _ in settings.LANGUAGES if code in chosen]
+        return offered or [self.default_language]
+
+    def text_in(self, kind: str, language: str | None = None) -> tuple[str, str]:
+        """(language, text) of the ``kind`` text ("welcome", "consent", "terms", "privacy") a
+        patient reading ``language`` (default: the active one) sees: the institution's own
+        version in that language if it wrote one, else the text in its default language."""
+        language = language or translation.get_language() or self.default_language
+        if language != self.default_language and language in self.language_list:
+            translated = self._translation(language)
+            text = getattr(translated, f"{kind}_text", "") if translated else ""
+            if text.strip():
+                return language, text
+        return self.default_language, getattr(self, f"{kind}_text")
+
+    def _translation(self, language: str) -> BrandTranslation | None:
+        cache: dict[str, BrandTranslation | None] = self.__dict__.setdefault("_translations", {})
+        if language not in cache:
+            cache[language] = BrandTranslation.objects.filter(
+                institution_id=self.institution_id, language=language
+            ).first()
+        return cache[language]
+
+    @property
+    def welcome(self) -> str:
+        """The portal's welcome text in the active language (plain text)."""
+        return self.text_in("welcome")[1]
 
     @property
     def embed_origin_list(self) -> list[str]:
@@ -59,17 +99,40 @@ class Brand(models.Model):
             return max_width, max(1, round(max_width * self.logo_height / self.logo_width))
         return max(1, width), height
 
+    # The legal texts as a patient reading the active language sees them.
     @property
     def consent_html(self) -> SafeString:
-        return mark_safe(institution_text_html(self.consent_text))  # noqa: S308 (sanitised by nh3)
+        return mark_safe(institution_text_html(self.text_in("consent")[1]))  # noqa: S308 (sanitised by nh3)
 
     @property
     def terms_html(self) -> SafeString:
-        return mark_safe(institution_text_html(self.terms_text))  # noqa: S308 (sanitised by nh3)
+        return mark_safe(institution_text_html(self.text_in("terms")[1]))  # noqa: S308 (sanitised by nh3)
 
     @property
     def privacy_html(self) -> SafeString:
-        return mark_safe(institution_text_html(self.privacy_text))  # noqa: S308 (sanitised by nh3)
+        return mark_safe(institution_text_html(self.text_in("privacy")[1]))  # noqa: S308 (sanitised by nh3)
+
+
+class BrandTranslation(models.Model):
+    """An institution's texts written in a language other than its default one. A text left
+    empty here is shown in the default language (``Brand.text_in``). Belongs to the institution
+    (as its brand does), so an institution's export and removal carry it."""
+
+    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="brand_translations")
+    language = models.CharField(max_length=8)
+    welcome_text = models.TextField(blank=True)
+    # Sanitised like the Brand's own (branding.forms, branding.sanitise).
+    consent_text = models.TextField(blank=True)
+    terms_text = models.TextField(blank=True)
+    privacy_text = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "language"], name="one_brand_translation")
+        ]
+
+    def __str__(self) -> str:
+        return f"Texts of {self.institution} ({self.language})"
 
 
 class LegalTextVersion(models.Model):
@@ -78,7 +141,7 @@ class LegalTextVersion(models.Model):
     A new row is written whenever the text changes (``branding.services.brand_update``);
     rows are never changed. A case records the version number and hash of each text its
     patient accepted (``intake.models.CaseConsent``), so what they agreed to can be shown
-    later word for word."""
+    later word for word. Each language's text has its own versions."""
 
     class Kind(models.TextChoices):
         CONSENT = "consent", "Consent"
@@ -87,6 +150,8 @@ class LegalTextVersion(models.Model):
 
     institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="legal_text_versions")
     kind = models.CharField(max_length=10, choices=Kind.choices)
+    # The language the text is written in (versions are numbered per language).
+    language = models.CharField(max_length=8, default="en")
     version = models.PositiveIntegerField()
     # SHA-256 of ``text`` (UTF-8), the text as stored (sanitised when shown).
     sha256 = models.CharField(max_length=64)
@@ -96,8 +161,11 @@ class LegalTextVersion(models.Model):
     class Meta:
         ordering = ["institution", "kind", "-version"]
         constraints = [
-            models.UniqueConstraint(fields=["institution", "kind", "version"], name="one_legal_text_version")
+            models.UniqueConstraint(
+                fields=["institution", "kind", "language", "version"],
+                name="one_legal_text_version_per_language",
+            )
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} v{self.version}"
+        return f"{self.kind} v{self.version} ({self.language})"

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction
 from PIL import Image, UnidentifiedImageError
 
-from branding.models import Brand, LegalTextVersion
+from branding.models import Brand, BrandTranslation, LegalTextVersion
 from storage.tenant import tenant_storage
 
 LOGO_MAX_BYTES = 2 * 1024 * 1024
@@ -80,21 +80,59 @@ def brand_update(*, brand: Brand, values: dict[str, Any]) -> Brand:
         brand.save(update_fields=sorted(values))
         for kind in LEGAL_TEXT_KINDS:
             if f"{kind}_text" in values:
-                legal_text_version_current(brand=brand, kind=kind)
+                legal_text_version_current(brand=brand, kind=kind, language=brand.default_language)
     return brand
 
 
-def legal_text_version_current(*, brand: Brand, kind: str) -> LegalTextVersion:
-    """The version row of ``brand``'s current ``kind`` text, written if the text changed since
-    the newest version (or has none yet: texts saved before versions were kept). Versions are
-    numbered per institution and kind under a lock of the brand's row, so two saves racing
-    each other cannot take the same number. An empty text is a version too: the portal then
-    shows its built-in wording."""
+BRAND_TRANSLATED_FIELDS = ("welcome_text", "consent_text", "terms_text", "privacy_text")
+
+
+def brand_languages_set(*, brand: Brand, languages: list[str], default_language: str) -> Brand:
+    """Precondition: ``languages`` (at least one) and ``default_language`` (one of them) passed
+    ``branding.forms.BrandLanguagesForm``. The texts written so far stay as they are: the
+    Brand's own are read as written in the new default language."""
+    if not languages or default_language not in languages:
+        raise ValueError("the default language must be one of the languages offered")
+    brand.languages = ",".join(languages)
+    brand.default_language = default_language
+    brand.save(update_fields=["languages", "default_language"])
+    return brand
+
+
+def brand_translation_save(*, brand: Brand, language: str, values: dict[str, str]) -> BrandTranslation:
+    """Save the institution's texts written in ``language`` (not its default one), and record
+    a version of each legal text as patients reading ``language`` now see it.
+
+    Precondition: ``values`` passed ``branding.forms.BrandTranslationForm`` (sanitised)."""
+    if language == brand.default_language or language not in brand.language_list:
+        raise ValueError(f"{language!r} is not one of the other languages offered")
+    if set(values) - set(BRAND_TRANSLATED_FIELDS):
+        raise ValueError(f"not translatable: {sorted(set(values) - set(BRAND_TRANSLATED_FIELDS))}")
+    with transaction.atomic():
+        translated, _ = BrandTranslation.objects.update_or_create(
+            institution_id=brand.institution_id, language=language, defaults=values
+        )
+        brand.__dict__.pop("_translations", None)
+        for kind in LEGAL_TEXT_KINDS:
+            legal_text_version_current(brand=brand, kind=kind, language=language)
+    return translated
+
+
+def legal_text_version_current(*, brand: Brand, kind: str, language: str | None = None) -> LegalTextVersion:
+    """The version row of the ``kind`` text a patient reading ``language`` (default: the active
+    one) sees: the institution's text in that language, else in its default language
+    (``Brand.text_in``); the row names the language it is written in. It is written if the text
+    changed since the newest version of that language (or has none yet: texts saved before
+    versions were kept). Versions are numbered per institution, kind and language under a lock
+    of the brand's row, so two saves racing each other cannot take the same number. An empty
+    text is a version too: the portal then shows its built-in wording."""
     if kind not in LEGAL_TEXT_KINDS:
         raise ValueError(f"unknown legal text {kind!r}")
-    text = getattr(brand, f"{kind}_text")
+    language, text = brand.text_in(kind, language)
     digest = hashlib.sha256(text.encode()).hexdigest()
-    versions = LegalTextVersion.objects.filter(institution_id=brand.institution_id, kind=kind)
+    versions = LegalTextVersion.objects.filter(
+        institution_id=brand.institution_id, kind=kind, language=language
+    )
     latest = versions.order_by("-version").first()
     if latest is not None and latest.sha256 == digest:
         return latest
@@ -106,6 +144,7 @@ def legal_text_version_current(*, brand: Brand, kind: str) -> LegalTextVersion:
         return LegalTextVersion.objects.create(
             institution_id=brand.institution_id,
             kind=kind,
+            language=language,
             version=(latest.version + 1) if latest else 1,
             sha256=digest,
             text=text,

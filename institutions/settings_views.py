@@ -12,9 +12,24 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from branding.forms import BrandLookForm, BrandTextsForm, EmbedOriginsForm, LogoForm, brand_form_values
-from branding.models import Brand
-from branding.services import LogoRejected, brand_look_save, brand_update
+from branding.forms import (
+    BrandLanguagesForm,
+    BrandLookForm,
+    BrandTextsForm,
+    BrandTranslationForm,
+    EmbedOriginsForm,
+    LogoForm,
+    brand_form_values,
+)
+from branding.models import Brand, BrandTranslation
+from branding.services import (
+    BRAND_TRANSLATED_FIELDS,
+    LogoRejected,
+    brand_languages_set,
+    brand_look_save,
+    brand_translation_save,
+    brand_update,
+)
 from institutions.access import access_institution_settings
 from institutions.forms import CustomDomainForm, FeeForm, InvitationForm, ServiceForm
 from institutions.institution_settings import (
@@ -91,6 +106,19 @@ def settings_look(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _other_languages(brand: Brand) -> list[tuple[str, str]]:
+    """(code, name) of the languages offered besides the default one (texts written per language)."""
+    return [
+        (code, name)
+        for code, name in settings.LANGUAGES
+        if code in brand.language_list and code != brand.default_language
+    ]
+
+
+def _language_name(code: str) -> str:
+    return dict(settings.LANGUAGES).get(code, code)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def settings_texts(request: HttpRequest) -> HttpResponse:
@@ -101,10 +129,84 @@ def settings_texts(request: HttpRequest) -> HttpResponse:
         brand_update(brand=brand, values=brand_form_values(form))
         messages.success(request, SAVED)
         return redirect("settings:texts")
+    languages_form = BrandLanguagesForm(
+        initial={"languages": brand.language_list, "default_language": brand.default_language}
+    )
     return render(
         request,
         "institutions/settings/texts.html",
-        _settings_context(request, institution, "texts", form=form),
+        _settings_context(
+            request,
+            institution,
+            "texts",
+            form=form,
+            languages_form=languages_form,
+            default_language_name=_language_name(brand.default_language),
+            other_languages=_other_languages(brand),
+        ),
+    )
+
+
+@login_required
+@require_http_methods(["POST"])
+def settings_languages(request: HttpRequest) -> HttpResponse:
+    """Which languages the portal offers, and its main one (on the Texts page)."""
+    institution = access_institution_settings(request)
+    brand = Brand.objects.get(institution=institution)
+    languages_form = BrandLanguagesForm(request.POST)
+    if languages_form.is_valid():
+        brand_languages_set(
+            brand=brand,
+            languages=languages_form.cleaned_data["languages"],
+            default_language=languages_form.cleaned_data["default_language"],
+        )
+        messages.success(request, SAVED)
+        return redirect("settings:texts")
+    return render(
+        request,
+        "institutions/settings/texts.html",
+        _settings_context(
+            request,
+            institution,
+            "texts",
+            form=BrandTextsForm(instance=brand),
+            languages_form=languages_form,
+            default_language_name=_language_name(brand.default_language),
+            other_languages=_other_languages(brand),
+        ),
+        status=400,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def settings_texts_language(request: HttpRequest, language: str) -> HttpResponse:
+    """The institution's texts written in ``language``, one of its other offered languages."""
+    institution = access_institution_settings(request)
+    brand = Brand.objects.get(institution=institution)
+    if language not in dict(_other_languages(brand)):
+        raise Http404
+    translated = BrandTranslation.objects.filter(institution=institution, language=language).first()
+    form = BrandTranslationForm(request.POST or None, instance=translated)
+    for field in form.fields.values():  # what is typed there is in that language (spell-check, readers)
+        field.widget.attrs["lang"] = language
+    if request.method == "POST" and form.is_valid():
+        values = {name: form.cleaned_data[name] for name in BRAND_TRANSLATED_FIELDS}
+        brand_translation_save(brand=brand, language=language, values=values)
+        messages.success(request, SAVED)
+        return redirect("settings:texts_language", language=language)
+    return render(
+        request,
+        "institutions/settings/texts_language.html",
+        _settings_context(
+            request,
+            institution,
+            "texts",
+            form=form,
+            language=language,
+            language_name=_language_name(language),
+            default_language_name=_language_name(brand.default_language),
+        ),
     )
 
 

@@ -104,6 +104,9 @@ class CaseConsent(models.Model):
 
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="consents")
     kind = models.CharField(max_length=10)  # "consent", "terms", "privacy"
+    # Which language's version was accepted (the filer's, or the institution's default language
+    # when the text was not written in theirs); "en" for consents recorded before languages.
+    language = models.CharField(max_length=8, default="en")
     version = models.PositiveIntegerField()
     sha256 = models.CharField(max_length=64)
     accepted_at = models.DateTimeField()

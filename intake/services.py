@@ -123,14 +123,20 @@ def case_consent_record(*, case: Case) -> list[CaseConsent]:
     if brand is None:
         return []
     now = timezone.now()
-    recorded = set(CaseConsent.objects.filter(case=case).values_list("kind", "sha256"))
+    recorded = set(CaseConsent.objects.filter(case=case).values_list("kind", "language", "sha256"))
     added = []
     for kind in LEGAL_TEXT_KINDS:
+        # The version the filer read: in their language if the institution wrote one.
         version = legal_text_version_current(brand=brand, kind=kind)
-        if (kind, version.sha256) not in recorded:
+        if (kind, version.language, version.sha256) not in recorded:
             added.append(
                 CaseConsent(
-                    case=case, kind=kind, version=version.version, sha256=version.sha256, accepted_at=now
+                    case=case,
+                    kind=kind,
+                    language=version.language,
+                    version=version.version,
+                    sha256=version.sha256,
+                    accepted_at=now,
                 )
             )
     return CaseConsent.objects.bulk_create(added)
