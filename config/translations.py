@@ -74,6 +74,9 @@ PATIENT_TEMPLATES = (
     "review/templates/review/_addenda_list.html",
     "review/templates/review/_pdf_versions.html",
     "review/templates/review/email/opinion_share_*",
+    # The image viewer: the patient opens it on their own images (staff read it in English).
+    "imaging/templates/imaging/viewer/viewer.html",
+    "imaging/templates/imaging/viewer/page.html",
 )
 # The Python modules whose sentences patients read (forms, messages, statuses, emails).
 PATIENT_MODULES = (

@@ -264,3 +264,53 @@ def test_it_gives_a_reviewer_the_reading_tools_and_keeps_their_marks(
     page.click("[data-marks] li[data-kind=ellipse] button[data-remove]")
     page.wait_for_selector("[data-pane] .svg-layer ellipse", state="detached")
     assert page.locator("[data-marks] li").count() == 2
+
+
+def test_a_patient_reads_their_images_in_spanish(
+    browser: Any, live_platform: Any, reading_case: Case
+) -> None:
+    """The same viewer, opened by the case's own patient whose browser reads Spanish: every word
+    the viewer writes (toolbar, series list, overlays, windows, shortcuts) is Spanish."""
+    from institutions.management.commands.seed_demo import DEMO_PASSWORD
+    from tests.browser.test_intake_wizard import assert_accessible
+
+    context = browser.new_context(locale="es-ES", viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(live_platform.url("neuro", "/accounts/login/"))
+        page.fill("input[name=login]", "patient@neuro.example.com")
+        page.fill("input[name=password]", DEMO_PASSWORD)
+        page.locator("form button[type=submit]").click()
+        page.wait_for_url(lambda url: "/accounts/login/" not in url)
+        page.goto(live_platform.url("neuro", f"/workspace/viewer/{reading_case.public_id}/"))
+        page.wait_for_selector("[data-sr-viewer][data-state=rendered][data-stack=complete]", timeout=30_000)
+
+        assert page.inner_text("h1") == f"Imágenes del caso {reading_case.number}"
+        facts = page.eval_on_selector_all(
+            "[data-series-list] button", "(all) => all.map((b) => b.innerText.replace(/\\s+/g, ' ').trim())"
+        )
+        assert facts[0] == "CT head axial CT · serie 1 · 12 imágenes · 15 ene 2024"
+        assert facts[1] == "MR T1 sagittal MR · serie 2 · 1 imagen · 15 ene 2024"
+        assert page.inner_text("[data-pane] [data-patient]").split("\n") == [
+            "Test, Viewer",
+            "Nacimiento 4 mar 1961",
+            "Estudio 15 ene 2024",
+        ]
+        assert page.inner_text("[data-pane] [data-position]") == "Imagen 1 / 12"
+        assert _presets(page) == ["Automática", "Cerebro", "Tejidos blandos", "Abdomen", "Pulmón", "Hueso"]
+        tools = page.eval_on_selector_all("[data-tools] button", "(all) => all.map((b) => b.textContent)")
+        assert tools == ["Ventana/nivel", "Desplazar", "Zoom", "Recorrer", "Medir", "Ángulo", "ROI elíptica"]
+        toolbar = page.inner_text("[role=toolbar]")
+        assert "Invertir" in toolbar and "Reproducir" in toolbar and "Flip" not in toolbar
+        assert page.locator("[data-key-image]").is_hidden()  # marks are saved by staff only
+        page.get_by_text("Atajos de teclado").click()
+        assert "Imagen siguiente / anterior" in page.inner_text("[data-shortcuts]")
+        page.click("button[data-cine]")
+        page.wait_for_function("() => document.querySelector('button[data-cine]').textContent === 'Detener'")
+        page.click("button[data-cine]")
+        assert_accessible(page, "the patient's viewer in Spanish")
+        assert errors == []
+    finally:
+        context.close()

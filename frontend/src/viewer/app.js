@@ -9,6 +9,7 @@ import { RenderingEngine, eventTarget, init as coreInit } from "@cornerstonejs/c
 import { init as dicomImageLoaderInit } from "@cornerstonejs/dicom-image-loader";
 import { Enums as ToolEnums, annotation, init as toolsInit, utilities as toolUtilities } from "@cornerstonejs/tools";
 
+import { gettext, interpolate } from "../i18n.js";
 import { loadStudies } from "./dicomweb.js";
 import { listenToKeys, renderShortcuts } from "./keys.js";
 import { Marks } from "./marks.js";
@@ -162,7 +163,7 @@ class Viewer {
       button.type = "button";
       button.dataset.preset = choice.key;
       button.textContent = choice.label;
-      if (!choice.auto) button.title = `Window ${choice.width}, level ${choice.center}`;
+      if (!choice.auto) button.title = interpolate(gettext("Window %(width)s, level %(center)s"), { width: choice.width, center: choice.center });
       button.addEventListener("click", () => pane.applyWindow(choice));
       this.ui.presets.append(button);
     }
@@ -207,7 +208,7 @@ class Viewer {
     toolUtilities.cine.playClip(pane.element, { framesPerSecond: Number(this.ui.fps.value) || 10, loop: true });
     pane.node.dataset.cine = "playing";
     this.root.dataset.cine = "playing";
-    this.ui.cine.textContent = "Stop";
+    this.ui.cine.textContent = gettext("Stop");
     this.ui.cine.setAttribute("aria-pressed", "true");
   }
 
@@ -215,7 +216,7 @@ class Viewer {
     delete pane.node.dataset.cine;
     if (this.panes.some((other) => other.node.dataset.cine === "playing")) return;
     delete this.root.dataset.cine;
-    this.ui.cine.textContent = "Play";
+    this.ui.cine.textContent = gettext("Play");
     this.ui.cine.setAttribute("aria-pressed", "false");
   }
 
@@ -348,7 +349,7 @@ export async function mountViewer(root, { boot = null, first = null, list = null
   try {
     if (!first) {
       root.dataset.state = "loading";
-      firstPane.querySelector("[data-message]").textContent = "Loading the images…";
+      firstPane.querySelector("[data-message]").textContent = gettext("Loading the images…");
     }
     const studiesLoaded = boot ? Promise.resolve(boot.studies) : loadStudies(viewer.base);
     await viewer.mount();
@@ -356,7 +357,7 @@ export async function mountViewer(root, { boot = null, first = null, list = null
     const studies = await studiesLoaded;
     viewer.all = studies.flatMap((study) => study.series);
     if (!viewer.all.length) {
-      viewer.active.say("No images have been received for this case yet.");
+      viewer.active.say(gettext("No images have been received for this case yet."));
       return;
     }
     const drawn = list || renderSeriesList(viewer.ui.series, viewer.all, viewer.base);

@@ -1,5 +1,7 @@
 // Reading a case's studies over our DICOMweb (QIDO-RS searches, WADO-RS metadata).
 
+import { gettext, interpolate } from "../i18n.js";
+
 export const TAG = {
   studyUid: "0020000D",
   seriesUid: "0020000E",
@@ -26,8 +28,11 @@ async function getJson(url) {
     headers: { Accept: "application/dicom+json" },
     credentials: "same-origin",
   });
-  if (response.status === 401) throw new Error("Your session has ended. Sign in again to see the images.");
-  if (!response.ok) throw new Error("The images could not be loaded (the server answered " + response.status + ").");
+  if (response.status === 401) throw new Error(gettext("Your session has ended. Sign in again to see the images."));
+  if (!response.ok) {
+    const text = gettext("The images could not be loaded (the server answered %(status)s).");
+    throw new Error(interpolate(text, { status: response.status }));
+  }
   return response.json();
 }
 
@@ -42,7 +47,7 @@ export async function loadStudies(base) {
       series.sort((a, b) => (value(a, TAG.seriesNumber) ?? 0) - (value(b, TAG.seriesNumber) ?? 0));
       return {
         uid: studyUid,
-        description: value(study, TAG.studyDescription) || "Study",
+        description: value(study, TAG.studyDescription) || gettext("Study"),
         date,
         series: series.map((s) => ({
           studyUid,

@@ -1,36 +1,38 @@
 // Keyboard shortcuts of the viewer, and the list of them shown under "Keyboard shortcuts".
 // One table drives both, so the list cannot drift from what the keys do.
 
+import { gettext } from "../i18n.js";
+
 // [keys as shown, what it does, matcher, action(viewer, event)]
 export function shortcuts(viewer) {
   const page = () => Math.max(1, Math.round((viewer.active?.imageIds.length || 0) / 10));
   const step = (delta) => () => viewer.active?.step(delta);
   const tool = (key) => () => viewer.activateTool(key);
   return [
-    ["↓ → / ↑ ←", "Next / previous image", ["ArrowDown", "ArrowRight"], step(1)],
+    ["↓ → / ↑ ←", gettext("Next / previous image"), ["ArrowDown", "ArrowRight"], step(1)],
     ["", "", ["ArrowUp", "ArrowLeft"], step(-1)],
-    ["Page Down / Page Up", "Ten images on / back", ["PageDown"], () => viewer.active?.step(page())],
+    [gettext("Page Down / Page Up"), gettext("Ten images on / back"), ["PageDown"], () => viewer.active?.step(page())],
     ["", "", ["PageUp"], () => viewer.active?.step(-page())],
-    ["Home / End", "First / last image", ["Home"], step(-Infinity)],
+    [gettext("Home / End"), gettext("First / last image"), ["Home"], step(-Infinity)],
     ["", "", ["End"], step(Infinity)],
-    ["Space", "Play / stop cine", [" "], () => viewer.toggleCine()],
-    ["W P Z S", "Window/level, pan, zoom, scroll tool", ["w"], tool("wl")],
+    [gettext("Space"), gettext("Play / stop cine"), [" "], () => viewer.toggleCine()],
+    ["W P Z S", gettext("Window/level, pan, zoom, scroll tool"), ["w"], tool("wl")],
     ["", "", ["p"], tool("pan")],
     ["", "", ["z"], tool("zoom")],
     ["", "", ["s"], tool("scroll")],
-    ["L A E", "Length, angle, ellipse ROI", ["l"], tool("length")],
+    ["L A E", gettext("Length, angle, ellipse ROI"), ["l"], tool("length")],
     ["", "", ["a"], tool("angle")],
     ["", "", ["e"], tool("ellipse")],
-    ["I", "Invert", ["i"], () => viewer.view("invert")],
-    ["R", "Rotate 90°", ["r"], () => viewer.view("rotate")],
-    ["H / V", "Flip horizontally / vertically", ["h"], () => viewer.view("flip-h")],
+    ["I", gettext("Invert"), ["i"], () => viewer.view("invert")],
+    ["R", gettext("Rotate 90°"), ["r"], () => viewer.view("rotate")],
+    ["H / V", gettext("Flip horizontally / vertically"), ["h"], () => viewer.view("flip-h")],
     ["", "", ["v"], () => viewer.view("flip-v")],
-    ["K", "Mark the image as a key image", ["k"], () => viewer.markKeyImage()],
-    ["1 / 2 / 4", "One, two or four panes", ["1"], () => viewer.setLayout("1x1")],
+    ["K", gettext("Mark the image as a key image"), ["k"], () => viewer.markKeyImage()],
+    ["1 / 2 / 4", gettext("One, two or four panes"), ["1"], () => viewer.setLayout("1x1")],
     ["", "", ["2"], () => viewer.setLayout("1x2")],
     ["", "", ["4"], () => viewer.setLayout("2x2")],
-    ["Y", "Synchronised scrolling on / off", ["y"], () => viewer.toggleSync()],
-    ["0", "Reset the image", ["0"], () => viewer.view("reset")],
+    ["Y", gettext("Synchronised scrolling on / off"), ["y"], () => viewer.toggleSync()],
+    ["0", gettext("Reset the image"), ["0"], () => viewer.view("reset")],
   ];
 }
 

@@ -15,9 +15,10 @@ import {
   utilities as toolUtilities,
 } from "@cornerstonejs/tools";
 
+import { gettext } from "../i18n.js";
 import { dicomDate } from "./series_list.js";
 
-export const SAVE_FAILED = "The mark could not be saved";
+export const SAVE_FAILED = gettext("The mark could not be saved");
 
 const TOOL_OF = { length: LengthTool, angle: AngleTool, ellipse: EllipticalROITool };
 
@@ -88,7 +89,7 @@ export class Marks {
       const saved = await call(this.url, this.token, "POST", body);
       if (annotationUid) saved.annotationUid = annotationUid; // already on screen: not drawn again
       this.items.push(saved);
-      this.say(saved.kind === "key_image" ? "Key image saved." : "Measurement saved.");
+      this.say(saved.kind === "key_image" ? gettext("Key image saved.") : gettext("Measurement saved."));
       this.draw();
       return saved;
     } catch (error) {
@@ -155,7 +156,7 @@ export class Marks {
         toolUtilities.triggerAnnotationRenderForViewportIds(this.viewer.panes.map((pane) => pane.id));
       }
       this.items = this.items.filter((other) => other.id !== item.id);
-      this.say("Removed.");
+      this.say(gettext("Removed."));
       this.draw();
     } catch (error) {
       this.say(error.message);
@@ -193,8 +194,8 @@ export class Marks {
 
   describe(item) {
     const series = this.viewer.seriesByUid(item.seriesUid);
-    const name = series ? `${series.modality} ${series.description || ""}`.trim() : "Image";
-    const what = item.kind === "key_image" ? "Key image" : item.label || item.kind;
+    const name = series ? `${series.modality} ${series.description || ""}`.trim() : gettext("Image");
+    const what = item.kind === "key_image" ? gettext("Key image") : item.label || item.kind;
     return `${what} · ${name}${item.frame > 1 ? `, frame ${item.frame}` : ""} · ${item.author}, ${dicomDate(item.created.slice(0, 10).replaceAll("-", ""))}`;
   }
 
@@ -208,11 +209,11 @@ export class Marks {
       text.textContent = this.describe(item);
       const show = document.createElement("button");
       show.type = "button";
-      show.textContent = "Show";
+      show.textContent = gettext("Show");
       show.addEventListener("click", () => this.viewer.openImage(item.seriesUid, item.sopInstanceUid, item.frame));
       const remove = document.createElement("button");
       remove.type = "button";
-      remove.textContent = "Remove";
+      remove.textContent = gettext("Remove");
       remove.dataset.remove = "";
       remove.addEventListener("click", () => this.remove(item));
       row.append(text, show, remove);

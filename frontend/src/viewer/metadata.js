@@ -12,13 +12,14 @@
 // InlineBinary (base64 of OW words); Cornerstone's WADO-RS loader reads only "Value" and
 // refused the image ("does not have a complete color palette"). They are unpacked into numbers.
 import { value } from "./dicomweb.js";
+import { gettext } from "../i18n.js";
 
 const PIXEL_SPACING = "00280030";
 const IMAGER_PIXEL_SPACING = "00181164";
 const ULTRASOUND_REGIONS = "00186011";
 
-export const NOT_CALIBRATED = "Not calibrated: lengths in pixels";
-export const AT_DETECTOR = "Spacing at the detector (not calibrated)";
+export const NOT_CALIBRATED = gettext("Not calibrated: lengths in pixels");
+export const AT_DETECTOR = gettext("Spacing at the detector (not calibrated)");
 
 function spacing(meta, tag) {
   const values = meta?.[tag]?.Value;

@@ -9,6 +9,10 @@ import { TAG, loadInstanceMetadata, loadSeriesMetadata, searchInstances, value }
 import { prepareMetadata } from "./metadata.js";
 import { dicomDate, seriesLabel } from "./series_list.js";
 import { autoWindow, fileWindows, voiRangeOf } from "./windowing.js";
+import { gettext, interpolate } from "../i18n.js";
+
+// "Image 3 / 24"
+const imagePosition = (index, count) => interpolate(gettext("Image %(index)s / %(count)s"), { index, count });
 
 // Transfer syntaxes the image loader decodes (uncompressed, RLE, JPEG baseline / extended /
 // lossless, JPEG-LS, JPEG 2000, HTJ2K, deflate). Anything else gets a message, not a blank canvas.
@@ -42,10 +46,11 @@ const SYNTAX_NAMES = {
   "1.2.840.10008.1.2.4.107": "HEVC video",
   "1.2.840.10008.1.2.4.108": "HEVC video",
 };
-export const UNSUPPORTED_MESSAGE = "This series is stored in a format the viewer cannot display";
-export const UNDRAWABLE_MESSAGE =
-  "This image could not be drawn. The other series can still be viewed; ask the patient for another copy if this one matters.";
-const UNDECODABLE_MESSAGE = "This image could not be decoded. Try another series, or ask the patient for another copy.";
+export const UNSUPPORTED_MESSAGE = gettext("This series is stored in a format the viewer cannot display");
+export const UNDRAWABLE_MESSAGE = gettext(
+  "This image could not be drawn. The other series can still be viewed; ask the patient for another copy if this one matters.",
+);
+const UNDECODABLE_MESSAGE = gettext("This image could not be decoded. Try another series, or ask the patient for another copy.");
 
 // "TEST^VIEWER" (DICOM JSON person name) -> "TEST, VIEWER"
 function personName(meta) {
@@ -152,7 +157,7 @@ export class Pane {
     const element = this.ui.element;
     element.addEventListener(Enums.Events.STACK_NEW_IMAGE, () => {
       const index = this.current;
-      this.ui.position.textContent = `Image ${index + 1} / ${this.imageIds.length}`;
+      this.ui.position.textContent = imagePosition(index + 1, this.imageIds.length);
       this.node.dataset.imageIndex = String(index);
       if (this.active) this.viewer.root.dataset.imageIndex = String(index);
       this.viewer.scrolled(this);
@@ -224,8 +229,8 @@ export class Pane {
   overlay(meta) {
     const lines = [
       personName(meta),
-      dicomDate(value(meta, "00100030")) && `Born ${dicomDate(value(meta, "00100030"))}`,
-      dicomDate(value(meta, "00080020")) && `Study ${dicomDate(value(meta, "00080020"))}`,
+      dicomDate(value(meta, "00100030")) && interpolate(gettext("Born %(date)s"), { date: dicomDate(value(meta, "00100030")) }),
+      dicomDate(value(meta, "00080020")) && interpolate(gettext("Study %(date)s"), { date: dicomDate(value(meta, "00080020")) }),
     ].filter(Boolean);
     this.ui.patient.textContent = "";
     for (const line of lines) {
@@ -250,14 +255,14 @@ export class Pane {
       // The picture first.js painted stays up (with its position and window) until replaced.
       this.ui.position.textContent = "";
       this.state = "loading";
-      this.say("Loading the images…", false);
+      this.say(gettext("Loading the images…"), false);
     }
     this.node.dataset.stack = "loading";
     const { listing, firstMeta, fallbackSyntax } = await this.describe(series);
     if (this.series !== series) return;
     if (!listing.length) {
       this.imageIds = [];
-      this.say("This series has no images.");
+      this.say(gettext("This series has no images."));
       return;
     }
     const syntax = value(firstMeta, TAG.transferSyntax) || fallbackSyntax;
@@ -301,7 +306,7 @@ export class Pane {
     if (!fileWindows(firstMeta).length) this.applyWindow({ auto: true });
     this.ui.calibration.textContent = calibration;
     this.say("");
-    this.ui.position.textContent = `Image 1 / ${imageIds.length}`;
+    this.ui.position.textContent = imagePosition(1, imageIds.length);
     this.viewport.render();
     if (this.index === 0) viewer.takeFirstAway(true);
     this.state = "rendered";
@@ -326,7 +331,7 @@ export class Pane {
       this.viewport.setProperties(properties);
       this.viewport.setCamera(camera);
       this.viewport.render();
-      this.ui.position.textContent = `Image ${index + 1} / ${imageIds.length}`;
+      this.ui.position.textContent = imagePosition(index + 1, imageIds.length);
     }
     this.pendingScroll = 0;
     // Fetch the rest of the stack in the background, so scrolling does not wait for the network.

@@ -3,14 +3,20 @@
 // listens for clicks on it. Two MR series used to read "MR (series 1)" alike: each line now
 // says which series it is.
 
-// "20240115" -> "15 Jan 2024" (DICOM dates are local dates: no time zone to convert).
+import { gettext, interpolate, ngettext, pageLanguage } from "../i18n.js";
+
+// "20240115" -> "15 Jan 2024", "15 ene 2024" in Spanish (DICOM dates are local dates: no time
+// zone to convert; the month is named in UTC so the day never shifts).
+const monthName = new Intl.DateTimeFormat(pageLanguage, { month: "short", timeZone: "UTC" });
+
 export function dicomDate(text) {
   const match = /^(\d{4})(\d{2})(\d{2})$/.exec(String(text || "").trim());
   if (!match) return "";
   const [, year, month, day] = match;
-  const names = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
   const index = Number(month) - 1;
-  return names[index] ? `${Number(day)} ${names[index]} ${year}` : "";
+  if (index < 0 || index > 11) return "";
+  const name = monthName.format(new Date(Date.UTC(Number(year), index, 1))).replace(".", "");
+  return `${Number(day)} ${name} ${year}`;
 }
 
 // Draws the list; thumbnails are only asked for when ``loadThumbnails`` is called (after the
@@ -33,7 +39,7 @@ export function renderSeriesList(list, all, base) {
     picture.addEventListener("error", () => picture.replaceWith(placeholder(series)));
     pictures.push(picture);
     const label = document.createElement("strong");
-    label.textContent = series.description || "No description";
+    label.textContent = series.description || gettext("No description");
     const facts = document.createElement("small");
     facts.dataset.seriesFacts = "";
     facts.textContent = seriesFacts(series);
@@ -53,8 +59,8 @@ export function seriesFacts(series) {
   const count = Number(series.count) || 0;
   return [
     series.modality,
-    series.number != null ? `series ${series.number}` : "",
-    `${count} image${count === 1 ? "" : "s"}`,
+    series.number != null ? interpolate(gettext("series %(number)s"), { number: series.number }) : "",
+    interpolate(ngettext("%(count)s image", "%(count)s images", count), { count }),
     dicomDate(series.date),
   ]
     .filter(Boolean)
@@ -63,7 +69,7 @@ export function seriesFacts(series) {
 
 export function seriesLabel(series) {
   const parts = [series.modality, series.description].filter(Boolean).join(" ");
-  return parts + (series.number != null ? ` (series ${series.number})` : "");
+  return parts + (series.number != null ? ` (${interpolate(gettext("series %(number)s"), { number: series.number })})` : "");
 }
 
 function placeholder(series) {

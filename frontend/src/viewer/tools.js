@@ -12,15 +12,17 @@ import {
   addTool,
 } from "@cornerstonejs/tools";
 
+import { gettext, interpolate } from "../i18n.js";
+
 // [key, button label, Cornerstone tool, keyboard shortcut]
 export const TOOLS = [
-  ["wl", "Window/level", WindowLevelTool.toolName, "w"],
-  ["pan", "Pan", PanTool.toolName, "p"],
-  ["zoom", "Zoom", ZoomTool.toolName, "z"],
-  ["scroll", "Scroll", StackScrollTool.toolName, "s"],
-  ["length", "Measure", LengthTool.toolName, "l"],
-  ["angle", "Angle", AngleTool.toolName, "a"],
-  ["ellipse", "Ellipse ROI", EllipticalROITool.toolName, "e"],
+  ["wl", gettext("Window/level"), WindowLevelTool.toolName, "w"],
+  ["pan", gettext("Pan"), PanTool.toolName, "p"],
+  ["zoom", gettext("Zoom"), ZoomTool.toolName, "z"],
+  ["scroll", gettext("Scroll"), StackScrollTool.toolName, "s"],
+  ["length", gettext("Measure"), LengthTool.toolName, "l"],
+  ["angle", gettext("Angle"), AngleTool.toolName, "a"],
+  ["ellipse", gettext("Ellipse ROI"), EllipticalROITool.toolName, "e"],
 ];
 export const MEASURING = new Map([
   [LengthTool.toolName, "length"],
@@ -75,15 +77,16 @@ const round = (n, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : "?");
 export function measurementLabel(toolName, stats) {
   if (!stats) return "";
   if (toolName === LengthTool.toolName && Number.isFinite(stats.length)) {
-    return `Length: ${round(stats.length)} ${stats.unit || "mm"}`;
+    return interpolate(gettext("Length: %(length)s"), { length: `${round(stats.length)} ${stats.unit || "mm"}` });
   }
   if (toolName === AngleTool.toolName && Number.isFinite(stats.angle)) {
-    return `Angle: ${round(stats.angle)}°`;
+    return interpolate(gettext("Angle: %(angle)s°"), { angle: round(stats.angle) });
   }
   if (toolName === EllipticalROITool.toolName && Number.isFinite(stats.mean)) {
     const unit = stats.modalityUnit ? ` ${stats.modalityUnit}` : "";
-    const area = Number.isFinite(stats.area) ? ` (area ${round(stats.area)} ${stats.areaUnit || ""})`.replace(" )", ")") : "";
-    return `Mean ${round(stats.mean)}${unit}, SD ${round(stats.stdDev)}${unit}${area}`;
+    const areaText = `${round(stats.area)} ${stats.areaUnit || ""}`.trim();
+    const area = Number.isFinite(stats.area) ? ` (${interpolate(gettext("area %(area)s"), { area: areaText })})` : "";
+    return interpolate(gettext("Mean %(mean)s, SD %(sd)s"), { mean: `${round(stats.mean)}${unit}`, sd: `${round(stats.stdDev)}${unit}` }) + area;
   }
   return "";
 }

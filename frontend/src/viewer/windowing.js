@@ -5,13 +5,16 @@
 // the radiologist chose), then an automatic window from the pixels themselves (1st to 99th
 // percentile: a few very bright or dark pixels do not flatten the rest), then, on CT, the presets.
 
-// Window presets (centre / width in Hounsfield units), as radiology workstations name them.
+import { gettext, interpolate } from "../i18n.js";
+
+// Window presets (centre / width in Hounsfield units), as radiology workstations name them:
+// [key, name shown, centre, width].
 export const CT_PRESETS = [
-  ["Brain", 40, 80],
-  ["Soft tissue", 40, 400],
-  ["Abdomen", 60, 400],
-  ["Lung", -600, 1500],
-  ["Bone", 400, 1800],
+  ["brain", gettext("Brain"), 40, 80],
+  ["soft tissue", gettext("Soft tissue"), 40, 400],
+  ["abdomen", gettext("Abdomen"), 60, 400],
+  ["lung", gettext("Lung"), -600, 1500],
+  ["bone", gettext("Bone"), 400, 1800],
 ];
 
 const TAG = {
@@ -35,7 +38,7 @@ export function fileWindows(meta) {
   centers.forEach((center, i) => {
     const width = widths[i] ?? widths[0];
     if (Number.isFinite(center) && width > 0) {
-      const name = names[i] ? String(names[i]) : centers.length > 1 ? `File window ${i + 1}` : "File window";
+      const name = names[i] ? String(names[i]) : centers.length > 1 ? interpolate(gettext("File window %(number)s"), { number: i + 1 }) : gettext("File window");
       found.push({ key: `file-${i}`, label: name, center, width });
     }
   });
@@ -47,7 +50,7 @@ export function fileWindows(meta) {
     const name = item?.[TAG.lutExplanation]?.Value?.[0];
     found.push({
       key: `lut-${i}`,
-      label: name ? `VOI LUT: ${name}` : "File VOI LUT",
+      label: name ? `VOI LUT: ${name}` : gettext("File VOI LUT"),
       center: first + entries / 2,
       width: entries,
     });
@@ -91,9 +94,9 @@ export function autoWindow(image) {
 // Everything offered for an image, in order: file windows, "Auto", then CT presets on CT.
 export function windowsFor(modality, meta) {
   const offered = fileWindows(meta);
-  offered.push({ key: "auto", label: "Auto", auto: true });
+  offered.push({ key: "auto", label: gettext("Auto"), auto: true });
   if (String(modality || "").toUpperCase() === "CT") {
-    for (const [label, center, width] of CT_PRESETS) offered.push({ key: label.toLowerCase(), label, center, width });
+    for (const [key, label, center, width] of CT_PRESETS) offered.push({ key, label, center, width });
   }
   return offered;
 }
