@@ -1,8 +1,10 @@
 """Taking a draft institution live: its schema, its administrator, its address.
 
-Speed: a new schema is cloned (django-tenants' ``clone_schema`` SQL function) from a template
-schema that is kept migrated, instead of running every migration again: seconds, not a minute.
-The template holds no data but the migration records (and content types/permissions).
+Speed: a new schema is copied (``sr_schema_copy``, tenants migration 0011: reads only the
+template's own objects, so its time does not grow with the number of institutions) from a
+template schema that is kept migrated, instead of running every migration again: about a
+second, not a minute. The template holds no data but the migration records (and content
+types/permissions).
 
 Nothing half-made: if any step fails, what this run created (schema, Domain row) is removed
 again, the institution stays a draft and the applicant sees a message and may retry. If the
@@ -21,7 +23,6 @@ from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
-from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_context, schema_exists
 
 from tenants.database_roles import (
@@ -63,9 +64,6 @@ def tenant_template_ensure() -> None:
         cursor.execute("SELECT pg_advisory_lock(%s)", [_TEMPLATE_LOCK])
         if not schema_exists(TEMPLATE_SCHEMA):
             cursor.execute(f'CREATE SCHEMA "{TEMPLATE_SCHEMA}"')
-        # django-tenants' clone_schema, current with the installed version (sr_schema_clone
-        # calls it; the application's role could not replace it).
-        CloneSchema()._create_clone_schema_function()
     try:
         call_command(
             "migrate_schemas", tenant=True, schema_name=TEMPLATE_SCHEMA, interactive=False, verbosity=0
