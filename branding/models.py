@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import translation
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from branding.sanitise import institution_text_html
@@ -102,15 +103,24 @@ class Brand(models.Model):
     # The legal texts as a patient reading the active language sees them.
     @property
     def consent_html(self) -> SafeString:
-        return mark_safe(institution_text_html(self.text_in("consent")[1]))  # noqa: S308 (sanitised by nh3)
+        return self._text_html("consent")
 
     @property
     def terms_html(self) -> SafeString:
-        return mark_safe(institution_text_html(self.text_in("terms")[1]))  # noqa: S308 (sanitised by nh3)
+        return self._text_html("terms")
 
     @property
     def privacy_html(self) -> SafeString:
-        return mark_safe(institution_text_html(self.text_in("privacy")[1]))  # noqa: S308 (sanitised by nh3)
+        return self._text_html("privacy")
+
+    def _text_html(self, kind: str) -> SafeString:
+        """The sanitised text; one shown in another language than the page's (not written in
+        the patient's) is marked with its own, so screen readers read it with the right voice."""
+        language, text = self.text_in(kind)
+        html = institution_text_html(text)
+        if html and language != translation.get_language():
+            html = format_html('<div lang="{}">{}</div>', language, mark_safe(html))  # noqa: S308 (sanitised by nh3)
+        return mark_safe(html)  # noqa: S308 (sanitised by nh3)
 
 
 class BrandTranslation(models.Model):

@@ -80,10 +80,13 @@ def test_a_patient_reads_the_institutions_texts_in_their_language(
     spanish_home = neuro_client.get("/", headers=SPANISH).content.decode()
     assert "Bienvenido a Northfield." in spanish_home and "Welcome to Northfield." not in spanish_home
     assert "Nuestras condiciones." in neuro_client.get("/terms/", headers=SPANISH).content.decode()
-    # Not written in Spanish: the text in the institution's default language.
-    assert "Our privacy." in neuro_client.get("/privacy/", headers=SPANISH).content.decode()
+    # Not written in Spanish: the text in the institution's default language, marked as English.
+    assert (
+        '<div lang="en"><p>Our privacy.</p></div>'
+        in neuro_client.get("/privacy/", headers=SPANISH).content.decode()
+    )
     english = neuro_client.get("/terms/", headers=ENGLISH).content.decode()
-    assert "Our terms." in english and "Nuestras condiciones." not in english
+    assert "Our terms." in english and "Nuestras condiciones." not in english and '<div lang="' not in english
     assert "Welcome to Northfield." in neuro_client.get("/", headers=ENGLISH).content.decode()
     assert (
         "Nuestras condiciones." in neuro_client.get("/brand/texts/terms/", headers=SPANISH).content.decode()
