@@ -10,6 +10,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from accounts.models import User
+from intake.models import Case
 from payments.connect.models import StripeAccount
 from payments.models import Payment
 from payments.money import money_format
@@ -69,3 +70,19 @@ def test_a_spanish_patients_receipt_writes_the_amount_in_spanish(
         assert payment_receipt_send(payment_id=payment.pk)
     (receipt,) = [m for m in mail.outbox if "patient@cancer.example.com" in m.to]
     assert f"1.234,50{NBSP}€" in receipt.body and "€1,234.50" not in receipt.body
+
+
+def test_the_refund_rules_write_the_amount_in_the_patients_language(
+    cancer: Institution, charging_cancer: StripeAccount
+) -> None:
+    case = case_awaiting_payment(cancer)
+    with tenant_context(cancer):
+        Payment.objects.create(
+            case=case, amount=123450, currency="eur", status=Payment.Status.PAID, amount_paid=123450,
+            paid_at=timezone.now(),
+        )  # fmt: skip
+        Case.objects.filter(pk=case.pk).update(status=Case.Status.SUBMITTED)
+    spanish = _in_spanish(signed_in(cancer, "patient@cancer.example.com"))
+    page = spanish.get(f"/cases/{case.public_id}/withdraw/").content.decode()
+    rules = page[page.index('data-testid="refund-rules"') :][:600]
+    assert f"1.234,50{NBSP}€" in rules and "€1,234.50" not in rules
