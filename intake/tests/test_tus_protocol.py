@@ -37,7 +37,7 @@ from intake.tus.services import (
 )
 from intake.tus.tasks import uploads_expire
 from storage.base import MultipartError
-from storage.tenant import tenant_storage
+from storage.tenant import TenantStorage, tenant_storage
 from tenants.models import Institution
 from tenants.schema import activate_institution
 from tests.staff import staff_force_login
@@ -178,6 +178,23 @@ def test_it_receives_chunks_of_any_size_across_parts_and_stores_the_whole_file(
     assert head["Upload-Offset"] == head["Upload-Length"] == str(len(content))
 
 
+def test_it_stores_only_each_files_own_bytes_though_it_reuses_its_buffers(
+    patient_client: Client, case: Case, django_capture_on_commit_callbacks: Any
+) -> None:
+    # The part buffers of one request are handed to the next: what the first file left in them
+    # must never end up in the second, shorter one (nor in its staged tail).
+    first = os.urandom(PART_SIZE + 4321)
+    second, third = os.urandom(5000), os.urandom(PART_SIZE - 7)
+    stored = []
+    for content in (first, second, third):
+        location = _create(patient_client, case, len(content) + 10)["Location"]
+        with django_capture_on_commit_callbacks(execute=True):
+            assert _patch(patient_client, location, 0, content).status_code == 204
+            assert _patch(patient_client, location, len(content), b"0123456789").status_code == 204
+        stored.append(tenant_storage().read_bytes(_upload(location).storage_key))
+    assert stored == [first + b"0123456789", second + b"0123456789", third + b"0123456789"]
+
+
 def test_it_takes_the_first_chunk_with_the_creation_request(patient_client: Client, case: Case) -> None:
     pairs = {
         "case": str(case.public_id),
@@ -260,6 +277,37 @@ def test_it_fails_a_file_whose_whole_sha256_differs(patient_client: Client, case
     upload = _upload(location)
     assert (upload.status, upload.error_message) == (Upload.Status.FAILED, messages.WHOLE_FILE_MISMATCH)
     assert not tenant_storage().exists(upload.storage_key)
+
+
+def test_it_checks_the_whole_sha256_as_the_bytes_arrive_or_reads_a_file_sent_in_pieces_back(
+    patient_client: Client, case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read_back: list[str] = []
+    original_open = TenantStorage.open
+
+    def spy(self: TenantStorage, key: str) -> Any:
+        read_back.append(key)
+        return original_open(self, key)
+
+    monkeypatch.setattr(TenantStorage, "open", spy)
+    content = os.urandom(3 * 1024 * 1024)
+    # In one request: hashed while received, never read back, and a changed byte is refused.
+    for sent, status in ((content, 204), (content[:-1] + b"!", 460)):
+        location = _create(patient_client, case, len(content), sha256=hashlib.sha256(content).hexdigest())[
+            "Location"
+        ]
+        assert _patch(patient_client, location, 0, sent).status_code == status
+    assert read_back == []
+    # In two requests (a resumed upload): read back once complete, and refused all the same.
+    location = _create(patient_client, case, len(content), sha256=hashlib.sha256(content).hexdigest())[
+        "Location"
+    ]
+    assert _patch(patient_client, location, 0, content[:1000]).status_code == 204
+    response = _patch(patient_client, location, 1000, content[1000:-1] + b"!")
+    assert response.status_code == 460
+    assert _upload(location).status == Upload.Status.FAILED
+    # (the first piece's staged tail is read back too, to go on filling its part)
+    assert read_back[-1] == _upload(location).storage_key
 
 
 def test_it_terminates_an_upload_and_deletes_its_bytes(

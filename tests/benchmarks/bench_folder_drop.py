@@ -296,6 +296,35 @@ class DropResult:
     first_image_after: float  # seconds after "Send" the first image was stored and indexed
     last_byte_after: float  # seconds after "Send" the page said every file was sent
     patch_ms: float  # median time the server took for a tus PATCH
+    # CPU seconds (user + system): all processes before "Send" (the scan), then by kind after it
+    cpu: dict[str, float]
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by this script's child processes, by kind: the web server, the
+    worker, the browser's page (renderer) and the rest of the browser (its main process, network
+    service). The machine is shared: wall times are noisy, CPU seconds much less."""
+    import psutil
+
+    totals = {"web": 0.0, "worker": 0.0, "page": 0.0, "browser": 0.0}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            line = " ".join(child.cmdline())
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        if "gunicorn" in line:
+            kind = "web"
+        elif "celery" in line:
+            kind = "worker"
+        elif "--type=renderer" in line:
+            kind = "page"
+        elif "chrom" in line.lower():
+            kind = "browser"
+        else:
+            continue
+        totals[kind] += times.user + times.system
+    return totals
 
 
 class SecondRead:
@@ -442,12 +471,14 @@ def drop_round(
         page.goto(f"{base_url}/cases/{case.public_id}/images/")
         page.locator("#image-uploader[data-ready]").wait_for(state="attached")
         log_before = len(server.log_lines())
+        cpu_before = cpu_seconds()
         start = time.perf_counter()
         page.set_input_files(pick, str(path))
         button = page.locator("[data-start-upload]")
         button.wait_for(state="visible", timeout=timeout * 1000)
         page.evaluate(SAMPLER)
         clicked = time.perf_counter()
+        cpu_clicked = cpu_seconds()
         page_clicked = page.evaluate("performance.now()")
         button.click()
         first_image_at = None
@@ -462,6 +493,7 @@ def drop_round(
                 raise RuntimeError(f"only {stored} of {expected} instances after {timeout:.0f} s")
             time.sleep(0.05)
         end = time.perf_counter()
+        cpu_after = cpu_seconds()
         page.wait_for_function("document.querySelector('[data-progress-text]').dataset.done === 'true'")
         samples = page.evaluate("clearInterval(window.__sampler), window.__samples")
     finally:
@@ -486,6 +518,10 @@ def drop_round(
         first_image_after=first_image_at - clicked,
         last_byte_after=(all_sent - page_clicked) / 1000,
         patch_ms=statistics.median(patch_ms) if patch_ms else 0.0,
+        cpu={
+            "scan": sum(cpu_clicked.values()) - sum(cpu_before.values()),
+            **{kind: cpu_after[kind] - cpu_clicked[kind] for kind in cpu_after},
+        },
     )
 
 
@@ -595,12 +631,13 @@ def main() -> None:
                                 f"{result.locked} x 423, bar at 0 for {result.zero_for:.2f} s, "
                                 f"went back: {result.went_back}, first image stored at "
                                 f"{result.first_image_after:.1f} s, last byte sent at "
-                                f"{result.last_byte_after:.1f} s, PATCH p50 {result.patch_ms:.0f} ms)"
+                                f"{result.last_byte_after:.1f} s, PATCH p50 {result.patch_ms:.0f} ms, "
+                                f"CPU s: {', '.join(f'{k} {v:.1f}' for k, v in result.cpu.items())})"
                             )
                         )
                         print(
                             f"round {round_number} {key:<3} {name:<11} {seconds:7.2f} s "
-                            f"{count / seconds:8.1f} inst/s{extra}",
+                            f"{count / seconds:8.1f} inst/s (load {os.getloadavg()[0]:.1f}){extra}",
                             flush=True,
                         )
             browser.close()

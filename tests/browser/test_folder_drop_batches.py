@@ -1,6 +1,7 @@
 """A CD's folder is sent in a few batches, not one request per file: Chromium packs the images
-into uncompressed zips (client-zip) and the real worker checks them through the zip path, with
-every file's problem still named, a copy of an image recognised, and the counts going up."""
+into uncompressed zips (made of the files themselves, frontend/src/intake/zipbatch.js) and the
+real worker checks them through the zip path (each file's CRC-32 included), with every file's
+problem still named, a copy of an image recognised, and the counts going up."""
 
 from __future__ import annotations
 

@@ -4,13 +4,15 @@
 //
 // A CD's folder is thousands of small images: one upload per file would cost two round trips
 // and one server task each. So the DICOM files of a folder are packed, in the order the scan
-// found them, into batches of a few MiB to 16 MiB: each batch is an uncompressed zip
-// (client-zip, streamed from the files, nothing compressed) sent as one tus upload and
-// ingested by the server's zip path, which checks every file in it as it checks a patient's
-// own zip. Batches are made the same way from the same files every time, so a batch cut off by
-// a closed tab is found again (its fingerprint names its files) and resumed where it stopped.
-import { makeZip } from "client-zip";
+// found them, into batches of a few MiB to 16 MiB: each batch is an uncompressed zip sent as
+// one tus upload and ingested by the server's zip path, which checks every file in it as it
+// checks a patient's own zip. A zip the patient chose is split the same way into parts, its
+// entries sliced out as they are (intake/zipbatch.js), so that the server checks the first
+// parts while the rest are on their way, and its DICOMDIR goes on its own, as from a folder.
+// Batches and parts are made the same way from the same files every time, so one cut off by a
+// closed tab is found again (its fingerprint names its files) and resumed where it stopped.
 import * as tus from "tus-js-client";
+import { entryContent, zipEntries, zipOfEntries, zipOfFiles } from "./zipbatch.js";
 
 const PARALLEL = 4;
 const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000];
@@ -73,23 +75,30 @@ export function plan(items, kind) {
   return units;
 }
 
+// The size of the next batch, `made` batches made: small first ones (the server starts checking
+// at once, and the patient sees images counted), larger later ones (fewer requests).
+function batchLimit(made) {
+  return BATCH_BYTES[Math.min(made, BATCH_BYTES.length - 1)];
+}
+
 function planAnew(items, kind) {
   const units = [];
+  const packable = (item) => kind === "imaging" && item.type === "dicom" && item.file.size < BATCH_BYTES.at(-1);
+  let made = 0;
   let batch = [];
   let bytes = 0;
-  const limit = () => BATCH_BYTES[Math.min(units.filter((u) => u.length > 1).length, BATCH_BYTES.length - 1)];
   const close = () => {
+    if (batch.length > 1) made += 1;
     if (batch.length) units.push(batch);
     batch = [];
     bytes = 0;
   };
   for (const item of items) {
-    const packable = kind === "imaging" && item.type === "dicom" && item.file.size < BATCH_BYTES.at(-1);
-    if (!packable) {
+    if (!packable(item)) {
       units.push([item]);
       continue;
     }
-    if (batch.length && (bytes + item.file.size > limit() || batch.length >= BATCH_FILES)) close();
+    if (batch.length && (bytes + item.file.size > batchLimit(made) || batch.length >= BATCH_FILES)) close();
     batch.push(item);
     bytes += item.file.size;
   }
@@ -102,40 +111,145 @@ async function digest(text) {
   return [...new Uint8Array(hash)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-// The bytes of one unit: the file itself, or the batch packed as an uncompressed zip.
-async function unitSource(unit) {
-  if (unit.length === 1) return unit[0].file;
-  const entries = unit.map((item) => ({ input: item.file, name: item.relativePath || item.file.name, lastModified: new Date(item.file.lastModified) }));
-  return new Response(makeZip(entries)).blob();
+function isIndex(name) {
+  return name.split("/").pop().toUpperCase() === "DICOMDIR";
+}
+
+// A unit is one tus upload: {items, parent, bytes, source, relativePath, filename, batchFiles,
+// identity}. `items` are the chosen files it completes; a part of a zip completes its `parent`
+// (the zip) together with the zip's other parts.
+function fileUnits(group) {
+  const first = group[0];
+  const batched = group.length > 1;
+  const relativePath = batched ? `batch-${first.batch.padStart(4, "0")}.zip` : first.relativePath || first.file.name;
+  return {
+    items: group,
+    parent: null,
+    bytes: group.reduce((sum, item) => sum + item.file.size, 0),
+    relativePath,
+    filename: batched ? relativePath : first.file.name,
+    batchFiles: batched ? group.length : 0,
+    source: async () => (batched ? zipOfFiles(group.map((item) => ({ file: item.file, name: item.relativePath || item.file.name }))) : first.file),
+    identity: async () =>
+      batched
+        ? `batch:${await digest(group.map((item) => [item.relativePath, item.file.size, item.file.lastModified].join("|")).join("\n"))}`
+        : `${relativePath}|${first.file.size}|${first.file.lastModified}`,
+  };
+}
+
+// The parts of a zip the patient chose, or null to send it whole (one we cannot split, or small).
+async function zipUnits(item) {
+  const { file } = item;
+  if (file.size <= BATCH_BYTES[0]) return null;
+  let entries;
+  try {
+    entries = await zipEntries(file);
+  } catch {
+    return null;
+  }
+  if (!entries || entries.length < 2) return null;
+  const name = item.relativePath || file.name;
+  const zipIdentity = `${name}|${file.size}|${file.lastModified}`;
+  const units = [];
+  for (const entry of entries.filter((e) => isIndex(e.name))) {
+    const content = await entryContent(file, entry).catch(() => null);
+    if (!content) return null;
+    units.push({
+      items: [],
+      parent: item,
+      bytes: entry.end - entry.start,
+      relativePath: `${name}/${entry.name}`,
+      filename: entry.name.split("/").pop(),
+      batchFiles: 0,
+      source: async () => content,
+      identity: async () => `zip-index:${zipIdentity}|${entry.start}`,
+    });
+  }
+  const groups = [];
+  const images = entries.filter((e) => !isIndex(e.name) && !e.name.endsWith("/"));
+  let group = [];
+  let bytes = 0;
+  for (const entry of images) {
+    const length = entry.end - entry.start;
+    if (group.length && (bytes + length > batchLimit(groups.length) || group.length >= BATCH_FILES)) {
+      groups.push(group);
+      group = [];
+      bytes = 0;
+    }
+    group.push(entry);
+    bytes += length;
+  }
+  if (group.length) groups.push(group);
+  groups.forEach((part, index) => {
+    const label = `${name} (${index + 1}/${groups.length})`;
+    units.push({
+      items: [],
+      parent: item,
+      bytes: part.reduce((sum, entry) => sum + entry.end - entry.start, 0),
+      relativePath: label,
+      filename: label,
+      batchFiles: part.length,
+      source: async () => zipOfEntries(file, part),
+      identity: async () => `zip-part:${zipIdentity}|${part[0].start}-${part.at(-1).end}`,
+    });
+  });
+  return units;
+}
+
+async function unitsOf(items, kind) {
+  const units = [];
+  for (const group of plan(items, kind)) {
+    const split = kind === "imaging" && group.length === 1 && group[0].type === "zip" ? await zipUnits(group[0]) : null;
+    if (split) units.push(...split);
+    else units.push(fileUnits(group));
+  }
+  return units;
 }
 
 // items: [{file, relativePath, type?, reportKind?}]. Resolves with {sent, failed: [{item, message}]}.
 // onProgress gets bytes (never going back, even when a chunk is sent again) and whole files.
-export function uploadAll(items, { endpoint, caseId, kind, chunkSize, csrf, onProgress, onUnitDone = () => {} }) {
+export async function uploadAll(items, { endpoint, caseId, kind, chunkSize, csrf, onProgress, onUnitDone = () => {} }) {
   const total = items.reduce((sum, item) => sum + item.file.size, 0) || 1;
-  const units = plan(items, kind);
-  const unitBytes = units.map((unit) => unit.reduce((sum, item) => sum + item.file.size, 0));
+  setPending(caseId, kind, items.length);
+  const units = await unitsOf(items, kind);
   const sentBytes = new Array(units.length).fill(0);
+  // Parts of each zip still to send; a zip counts as sent when none is left, failed once.
+  const partsLeft = new Map();
+  for (const unit of units) if (unit.parent) partsLeft.set(unit.parent, (partsLeft.get(unit.parent) || 0) + 1);
   let next = 0;
   let sent = 0;
   const failed = [];
-  setPending(caseId, kind, items.length);
-  const report = () => onProgress({ bytes: sentBytes.reduce((a, b) => a + b, 0), total, sent, failed: failed.length, count: items.length });
+  const failedParents = new Set();
+  const report = () => onProgress({ bytes: Math.min(sentBytes.reduce((a, b) => a + b, 0), total), total, sent, failed: failed.length, count: items.length });
+
+  function done(unit) {
+    if (unit.parent) {
+      partsLeft.set(unit.parent, partsLeft.get(unit.parent) - 1);
+      if (partsLeft.get(unit.parent) === 0 && !failedParents.has(unit.parent)) sent += 1;
+    } else {
+      sent += unit.items.length;
+    }
+    setPending(caseId, kind, items.length - sent);
+  }
+
+  function fail(unit, message) {
+    if (!unit.parent) for (const item of unit.items) failed.push({ item, message });
+    else if (!failedParents.has(unit.parent)) {
+      failedParents.add(unit.parent);
+      failed.push({ item: unit.parent, message });
+    }
+  }
 
   async function one(index) {
     const unit = units[index];
-    const source = await unitSource(unit);
-    const batched = unit.length > 1;
-    const first = unit[0];
-    const relativePath = batched ? `batch-${first.batch.padStart(4, "0")}.zip` : first.relativePath || first.file.name;
+    const source = await unit.source();
+    const first = unit.parent || unit.items[0];
     // A report found on a disc (a PDF in a folder drop) is sent as a report of its own.
     const unitKind = first.uploadKind || kind;
-    const metadata = { case: caseId, kind: unitKind, filename: batched ? relativePath : first.file.name, relativePath };
+    const metadata = { case: caseId, kind: unitKind, filename: unit.filename, relativePath: unit.relativePath };
     if (first.reportKind) metadata.reportKind = first.reportKind;
-    if (batched) metadata.batchFiles = String(unit.length);
-    const identity = batched
-      ? `batch:${await digest(unit.map((item) => [item.relativePath, item.file.size, item.file.lastModified].join("|")).join("\n"))}`
-      : `${relativePath}|${first.file.size}|${first.file.lastModified}`;
+    if (unit.batchFiles) metadata.batchFiles = String(unit.batchFiles);
+    const identity = await unit.identity();
     return new Promise((resolve) => {
       const upload = new tus.Upload(source, {
         endpoint,
@@ -153,21 +267,19 @@ export function uploadAll(items, { endpoint, caseId, kind, chunkSize, csrf, onPr
         onShouldRetry: (error) => shouldRetry(error),
         onProgress: (bytes, bytesTotal) => {
           // In file bytes (a batch's zip framing is not counted), never backwards.
-          const share = Math.floor((bytes / (bytesTotal || 1)) * unitBytes[index]);
+          const share = Math.floor((bytes / (bytesTotal || 1)) * unit.bytes);
           sentBytes[index] = Math.max(sentBytes[index], share);
           report();
         },
         onSuccess: () => {
-          sentBytes[index] = unitBytes[index];
-          sent += unit.length;
-          setPending(caseId, kind, items.length - sent);
+          sentBytes[index] = unit.bytes;
+          done(unit);
           report();
           onUnitDone();
           resolve();
         },
         onError: (error) => {
-          const message = serverMessage(error);
-          for (const item of unit) failed.push({ item, message });
+          fail(unit, serverMessage(error));
           report();
           resolve();
         },
@@ -188,8 +300,7 @@ export function uploadAll(items, { endpoint, caseId, kind, chunkSize, csrf, onPr
   }
 
   report();
-  return Promise.all(Array.from({ length: Math.min(PARALLEL, units.length) }, worker)).then(() => {
-    setPending(caseId, kind, failed.length);
-    return { sent, failed };
-  });
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, units.length) }, worker));
+  setPending(caseId, kind, failed.length);
+  return { sent, failed };
 }
