@@ -180,26 +180,6 @@ def test_it_claims_a_large_upload_alone(case: Case, monkeypatch: pytest.MonkeyPa
     assert outcome is not None and set(outcome.uploads) == {upload.pk for upload in small}
 
 
-def test_it_leaves_waiting_batches_beyond_its_byte_budget_to_another_worker(
-    case: Case, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A folder arrives as zips of many files, each ingested as it arrives: two that wait are
-    # taken by two workers at once, not one after the other by the first task that runs.
-    files = _series_files(4)
-    monkeypatch.setattr(
-        claim, "CLAIM_BATCH_MAX_BYTES", len(zip_bytes([("a", files[0]), ("b", files[1])])) + 10
-    )
-    batches = [
-        upload_make(case, zip_bytes([(f"IM{n}", data), (f"IM{n}b", other)]), path=f"batch-{n}.zip")
-        for n, (data, other) in enumerate([(files[0], files[1]), (files[2], files[3])])
-    ]
-    outcome = upload_ingest_run(upload_id=batches[0].pk)
-    assert outcome is not None and set(outcome.uploads) == {batches[0].pk}
-    assert _status(batches[1]) == Upload.Status.RECEIVED
-    outcome = upload_ingest_run(upload_id=batches[1].pk)
-    assert outcome is not None and outcome.accepted == 2
-
-
 def test_it_takes_back_a_batch_whose_worker_died(case: Case) -> None:
     uploads = [upload_make(case, data, path=f"IM{n}") for n, data in enumerate(_series_files(3))]
     # The worker claimed all three and died: they sit in INGESTING, their tasks long gone.

@@ -34,17 +34,13 @@ INGEST_STALE_AFTER = timedelta(seconds=settings.INGEST_STALE_SECONDS)
 # workers share a 1,000-file folder and a batch finishes in seconds.
 CLAIM_BATCH_UPLOADS = 200
 # Uploads larger than this (a zip of a whole CD) are claimed alone, so that a batch of small
-# files never waits behind one, and a large one never waits behind a batch. A claim also holds
-# at most this many bytes in all: the browser sends a folder as zips of up to 16 MiB (and a zip
-# in parts), each ingested as soon as it arrives, so two waiting batches are better taken by
-# two workers at once than one after the other by one.
+# files never waits behind one, and a large one never waits behind a batch.
 CLAIM_BATCH_MAX_BYTES = IN_MEMORY_ENTRY_BYTES
 
 
 def imaging_uploads_claim(*, upload_id: int) -> list[tuple[Upload, bool]]:
     """Claim ``upload_id`` and, if it is a small imaging upload, up to
-    :data:`CLAIM_BATCH_UPLOADS` - 1 other small imaging uploads of its case that wait, as long
-    as they hold no more than :data:`CLAIM_BATCH_MAX_BYTES` together.
+    :data:`CLAIM_BATCH_UPLOADS` - 1 other small imaging uploads of its case that wait.
 
     Each is claimed if RECEIVED, or INGESTING but stale (its worker died: the other tasks of
     its batch returned long ago, so nobody else would ever pick it up). Rows another worker is
@@ -67,8 +63,8 @@ def imaging_uploads_claim(*, upload_id: int) -> list[tuple[Upload, bool]]:
     sql = f"""
         WITH target AS (
             SELECT case_id, kind, COALESCE(length, 0) AS length FROM {table} WHERE id = %(id)s
-        ), locked AS (
-            SELECT u.id, u.status AS was, COALESCE(u.length, 0) AS length, u.id = %(id)s AS asked
+        ), picked AS (
+            SELECT u.id, u.status AS was
             FROM {table} u JOIN target t ON u.case_id = t.case_id AND u.kind = t.kind
             WHERE (u.status = %(received)s OR (u.status = %(ingesting)s AND u.updated < %(stale)s))
               AND (
@@ -82,15 +78,6 @@ def imaging_uploads_claim(*, upload_id: int) -> list[tuple[Upload, bool]]:
             ORDER BY u.id = %(id)s DESC, u.id
             LIMIT %(limit)s
             FOR UPDATE OF u SKIP LOCKED
-        ), picked AS (
-            -- The asked-for upload, any whose worker died, then the others while the bytes
-            -- claimed stay within the budget (the rest stay RECEIVED, for their own tasks).
-            SELECT id, was FROM (
-                SELECT id, was, asked,
-                       SUM(length) OVER (ORDER BY asked DESC, id) AS running
-                FROM locked
-            ) budget
-            WHERE asked OR was = %(ingesting)s OR running <= %(max_bytes)s
         )
         UPDATE {table} u
         SET status = %(ingesting)s, updated = %(now)s, ingest_attempts = u.ingest_attempts + 1
