@@ -378,21 +378,45 @@ def coverage_args(pytest_args: list[str]) -> list[str]:
     return [*(f"--cov={app}" for app in COVERED_APPS), "--cov-report=term:skip-covered"]
 
 
-def cmd_test(args: list[str]) -> int:
-    """``./sr test [--no-checks] [pytest args]``: the checks (config/checks.py), then pytest."""
+# The quick loop, ``./sr test --quick [pytest args]``: the tests not marked ``slow`` (conftest.py
+# says which), on every core (pytest-xdist), without the checks and the coverage report (the full
+# ``./sr test`` has both).
+QUICK_ARGS = ("--no-checks", "--no-cov", "-m", "not slow", "-n", "auto")
+
+
+def tests_arguments(args: list[str]) -> tuple[bool, list[str]]:
+    """For ``./sr test`` ``args``: whether the checks run first, and pytest's arguments."""
+    if "--quick" in args:
+        args = [*QUICK_ARGS, *(arg for arg in args if arg != "--quick")]
     pytest_args = [arg for arg in args if arg != "--no-checks"]
-    if len(pytest_args) == len(args):
+    return len(pytest_args) == len(args), [*coverage_args(pytest_args), *pytest_args]
+
+
+def tests_environment() -> dict[str, str]:
+    # Importing this package set DJANGO_SETTINGS_MODULE to the run settings (the Celery app
+    # needs a default); the tests must get theirs, never the run settings and files.
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    # Tests keep their bytecode (in the git-ignored __pycache__ folders) even where the
+    # environment says not to (container images often do): without it every test process
+    # compiled the apps and pytest rewrote every test module again, about 4 s of CPU for each
+    # xdist worker of the quick loop.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def cmd_test(args: list[str]) -> int:
+    """``./sr test [--quick] [--no-checks] [pytest args]``: the checks (config/checks.py), then
+    pytest."""
+    checks_first, pytest_args = tests_arguments(args)
+    if checks_first:
         from config import checks
 
         if checks.run([]) != 0:
             _say("the checks failed (above); fix them, or run the tests anyway: ./sr test --no-checks …")
             return 1
     with services():
-        # Importing this package set DJANGO_SETTINGS_MODULE to the run settings (the Celery
-        # app needs a default); the tests must get theirs, never the run settings and files.
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
-        command = [PYTHON, "-m", "pytest", *coverage_args(pytest_args), *pytest_args]
-        result = subprocess.run(command, cwd=BASE_DIR, env=env)
+        command = [PYTHON, "-m", "pytest", *pytest_args]
+        result = subprocess.run(command, cwd=BASE_DIR, env=tests_environment())
         return result.returncode
 
 
@@ -412,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     if command == "manage":
         return cmd_services([PYTHON, str(BASE_DIR / "manage.py"), *rest])
     print(
-        "usage: python -m config.launcher run | test [--no-checks] [pytest args] | manage <command>",
+        "usage: python -m config.launcher run | test [--quick] [--no-checks] [pytest args]"
+        " | manage <command>",
         file=sys.stderr,
     )
     return 2

@@ -9,6 +9,10 @@ the same digest creates its test database from that copy (``CREATE DATABASE … 
 under a second) and then seeds as usual, so only the schemas' structure is reused, never data
 or files. A change to any migration or package gives a new digest: that run migrates afresh and
 replaces the copy. A fresh server (CI's embedded PostgreSQL) simply has no copy yet.
+
+Several checkouts may share one server (worktrees, a branch with a new migration, a colleague's
+run): each keeps its own copy, and only the oldest copies beyond ``COPIES_KEPT`` are removed, so
+two checkouts no longer remove each other's copy and migrate afresh on every run.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from django.db import DatabaseError, connection
 
 PREFIX = "test_migrated_"
 ROOT = Path(__file__).resolve().parent.parent
+# Copies of a few checkouts' migrations (about 15 MB each).
+COPIES_KEPT = 4
 
 
 def migrations_digest() -> str:
@@ -56,16 +62,25 @@ def migrated_copy_restore(test_database: str) -> bool:
     return True
 
 
+def copies_stale(copies_newest_first: list[str], copy: str) -> list[str]:
+    """The copies to remove when keeping ``copy``: other checkouts' beyond the newest few."""
+    others = [name for name in copies_newest_first if name != copy]
+    return others[COPIES_KEPT - 1 :]
+
+
 def migrated_copy_keep(test_database: str) -> None:
     """Keep a copy of the freshly migrated ``test_database`` (nothing else may be connected to
-    it), and remove copies made for other migrations. Best effort: another run may be doing
-    the same at this moment."""
+    it), and remove the oldest copies made for other migrations beyond ``COPIES_KEPT``. Best
+    effort: another run may be doing the same at this moment."""
     connection.close()
     copy = _copy_name()
     with connection._nodb_cursor() as cursor:
-        cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [PREFIX + "%"])
-        stale = [name for (name,) in cursor.fetchall() if name != copy]
-    for name in stale:
+        # Newest first: a database's oid grows with each one created.
+        cursor.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY oid DESC", [PREFIX + "%"]
+        )
+        copies = [name for (name,) in cursor.fetchall()]
+    for name in copies_stale(copies, copy):
         with suppress(DatabaseError):  # another run is creating its test database from it
             _server(f'DROP DATABASE IF EXISTS "{name}"')
     with suppress(DatabaseError):  # another run kept the same copy first

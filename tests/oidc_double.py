@@ -15,10 +15,10 @@ cannot be reached from here), answering what an OpenID Connect relying party cal
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +27,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+
+from tests.serving import serve_in_thread
 
 CLIENT_ID = "secondread-test-client"
 CLIENT_SECRET = "a-client-secret-from-the-hospital-idp"
@@ -50,10 +52,18 @@ class _Code:
     code_challenge: str
 
 
+@functools.cache
+def _provider_keys() -> tuple[RSAKey, RSAKey]:
+    """The provider's signing key, and another under the same key id (``bad_signature``). Made
+    once per test process: a 2048-bit RSA key takes about 60 ms to make, and each test starts a
+    provider of its own."""
+    key = RSAKey.generate_key(2048, parameters={"kid": KEY_ID, "use": "sig", "alg": "RS256"})
+    return key, RSAKey.generate_key(2048, parameters={"kid": KEY_ID})
+
+
 class OidcDouble:
     def __init__(self) -> None:
-        self.key = RSAKey.generate_key(2048, parameters={"kid": KEY_ID, "use": "sig", "alg": "RS256"})
-        self.other_key = RSAKey.generate_key(2048, parameters={"kid": KEY_ID})
+        self.key, self.other_key = _provider_keys()
         self.user = IdentityUser(sub="u-1", email="nobody@example.org")
         self.fault = ""
         self.nonces: list[str] = []  # every nonce /authorize was given, in order
@@ -61,10 +71,9 @@ class OidcDouble:
         self._codes: dict[str, _Code] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.issuer = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def start(self) -> OidcDouble:
-        self._thread.start()
+        serve_in_thread(self._server)
         return self
 
     def stop(self) -> None:

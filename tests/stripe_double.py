@@ -35,6 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.serving import serve_in_thread
+
 
 def signature_header(payload: bytes, secret: str, timestamp: int | None = None) -> str:
     """``Stripe-Signature`` for ``payload``: ``t=<ts>,v1=<hex HMAC-SHA256("<ts>.<payload>")>``."""
@@ -127,7 +129,7 @@ class StripeDouble:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        serve_in_thread(self._server)
         return self
 
     def stop(self) -> None:

@@ -9,7 +9,6 @@ them) send, with the protocol's own protobuf messages.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from opentelemetry.trace import SpanContext, Status, StatusCode
 
 from config.tracing import span_scrub, tracing_configured
 from tests.faults.processes import stop, web_server, worker_start
+from tests.serving import serve_in_thread
 from tests.waiting import wait_until
 
 PATIENT_NAME = "ALVAREZ^ROBERT"
@@ -74,7 +74,7 @@ class OtlpReceiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve_in_thread(self.server)
 
     def take(self, body: bytes) -> None:
         self.raw.append(body)

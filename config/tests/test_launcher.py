@@ -83,3 +83,22 @@ def test_the_port_is_free_again_as_soon_as_a_killed_server_is_gone() -> None:
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_the_quick_loop_runs_the_quick_tests_on_every_core_without_checks_or_coverage() -> None:
+    checks_first, pytest_args = launcher.tests_arguments(["--quick", "imaging", "-k", "frames"])
+    assert not checks_first
+    assert pytest_args == ["--no-cov", "-m", "not slow", "-n", "auto", "imaging", "-k", "frames"]
+    # The full run: the checks first, and the coverage of every app.
+    checks_first, pytest_args = launcher.tests_arguments(["-k", "tenancy"])
+    assert checks_first
+    assert "--cov=imaging" in pytest_args and pytest_args[-2:] == ["-k", "tenancy"]
+    assert launcher.tests_arguments(["--no-checks", "--no-cov"]) == (False, ["--no-cov"])
+
+
+def test_tests_get_their_settings_and_keep_their_bytecode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    env = launcher.tests_environment()
+    assert env["DJANGO_SETTINGS_MODULE"] == "config.settings.test"
+    assert "PYTHONDONTWRITEBYTECODE" not in env

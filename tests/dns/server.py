@@ -10,6 +10,8 @@ from typing import Any
 from dnslib import CNAME, QTYPE, RCODE, RR, TXT
 from dnslib.server import DNSServer
 
+from tests.serving import serve_in_thread
+
 
 class ZoneResolver:
     """Answers CNAME and TXT questions from ``records``: {(name, "CNAME"|"TXT"): [values]}."""
@@ -43,7 +45,7 @@ def dns_server() -> Iterator[tuple[ZoneResolver, int]]:
     resolver = ZoneResolver()
     port = free_udp_port()
     server = DNSServer(resolver, port=port, address="127.0.0.1", logger=_Quiet())
-    server.start_thread()
+    serve_in_thread(server.server)
     try:
         yield resolver, port
     finally:
