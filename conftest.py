@@ -36,7 +36,10 @@ NEEDS_TEST_DATABASE = {"live_platform", "celery_worker_process"}
 # PgBouncer, gunicorn, Orthanc) are marked ``slow`` here, so `./sr test -m "not slow"` is the quick
 # loop without anyone remembering the marker. Modules that start one without these fixtures mark
 # themselves (``pytestmark = pytest.mark.slow``), as do modules that build, migrate or move whole
-# schemas.
+# schemas, and tests that start another Python process of the app (settings loaded afresh,
+# manage.py, the liveness probe: each pays Django's start-up, about a second of CPU, outside the
+# test process). The rule is what a test does, never how long it took once; the quick loop
+# (``./sr test --quick``) still runs tests of every app.
 SLOW_FIXTURES = {"live_platform", "celery_worker_process", "browser", "page", "behind_caddy", "pgbouncer"}
 SLOW_MARKERS = {"browser", "worker"}
 

@@ -35,8 +35,12 @@ def migrations_digest() -> str:
     for path in sorted(ROOT.glob("*/migrations/*.py")):
         digest.update(str(path.relative_to(ROOT)).encode())
         digest.update(path.read_bytes())
+    # Not the project itself: its migrations are above, and whether a checkout has its own
+    # secondread.egg-info (pip install -e from that folder) must not change the digest.
     packages = sorted(
-        f"{dist.metadata['Name']}=={dist.version}" for dist in importlib.metadata.distributions()
+        f"{dist.metadata['Name']}=={dist.version}"
+        for dist in importlib.metadata.distributions()
+        if dist.metadata["Name"] != "secondread"
     )
     digest.update("\n".join(packages).encode())
     return digest.hexdigest()[:16]

@@ -9,10 +9,19 @@ machine (or a running ``./sr run``) never touch each other's data or tasks.
 import os
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import DATA_DIR, DATABASES, SR_RATE_LIMITS, env_str
+from config.settings.base import DATA_DIR, DATABASES, SR_RATE_LIMITS
 
-# With pytest-xdist (``./sr test -m "not slow" -n 2``) each worker is a run of its own.
-TEST_RUN = env_str("SR_TEST_RUN", str(os.getpid())) + os.environ.get("PYTEST_XDIST_WORKER", "")
+
+def run_id_for(inherited: str | None, pid: int, xdist_worker: str) -> str:
+    """This run's id: the one inherited from the process that started this one, else the pid.
+    Each pytest-xdist worker (``./sr test --quick``) is a run of its own: it adds its name to the
+    id it inherited, once; the live server and workers it starts inherit both the id and the
+    worker's name, and must not add it again (they would use other files and queues)."""
+    run = inherited or str(pid)
+    return run if run.endswith(xdist_worker) else run + xdist_worker
+
+
+TEST_RUN = run_id_for(os.environ.get("SR_TEST_RUN"), os.getpid(), os.environ.get("PYTEST_XDIST_WORKER", ""))
 os.environ["SR_TEST_RUN"] = TEST_RUN
 
 DATABASES["default"]["TEST"] = {"NAME": f"test_secondread_{TEST_RUN}"}

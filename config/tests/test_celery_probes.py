@@ -25,17 +25,20 @@ def _probe(name: str) -> int:
     return subprocess.run([sys.executable, "-m", "config.liveness_probe", name], env=os.environ).returncode
 
 
+@pytest.mark.slow  # runs the probe as its own Python process
 def test_it_is_dead_until_the_process_touched_its_file(probe_dir: Path) -> None:
     assert not alive("worker")
     assert _probe("worker") == 1
 
 
+@pytest.mark.slow  # runs the probe as its own Python process
 def test_it_is_alive_while_the_file_is_fresh_and_dead_once_stale(probe_dir: Path) -> None:
     celery_probes.touch("worker")
     assert alive("worker") and _probe("worker") == 0
     assert not alive("worker", now=time.time() + MAX_AGE["worker"] + 1)
 
 
+@pytest.mark.slow  # runs the probe as its own Python process
 def test_beat_touches_its_file_at_every_tick(probe_dir: Path, tmp_path: Path) -> None:
     scheduler = ProbedScheduler(app, schedule_filename=str(tmp_path / "schedule"), lazy=True)
     scheduler.setup_schedule()

@@ -80,24 +80,28 @@ def _load_settings(**env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # loads the settings in a new Python process
 def test_it_refuses_to_start_in_production_without_a_real_secret_key() -> None:
     result = _load_settings(SR_MODE="production")
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
 
 
+@pytest.mark.slow  # loads the settings in a new Python process
 def test_it_refuses_to_start_in_production_without_an_mfa_encryption_key() -> None:
     result = _load_settings(SR_MODE="production", SECRET_KEY="k" * 50)
     assert result.returncode != 0
     assert "MFA_ENCRYPTION_KEYS" in result.stderr
 
 
+@pytest.mark.slow  # loads the settings in a new Python process
 def test_it_starts_in_production_with_a_secret_key_and_debug_off() -> None:
     result = _load_settings(SR_MODE="production", SECRET_KEY="k" * 50, MFA_ENCRYPTION_KEYS="m" * 44)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "kkkk"]
 
 
+@pytest.mark.slow  # loads the settings in a new Python process
 def test_it_redirects_to_https_and_sends_hsts_in_production() -> None:
     script = (
         "from django.conf import settings as s; "

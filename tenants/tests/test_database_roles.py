@@ -152,6 +152,7 @@ print("RESULT " + json.dumps(result))
 """
 
 
+@pytest.mark.slow  # runs manage.py in a new Python process
 def test_the_application_works_as_its_role(app_url: str) -> None:
     script = APP_SCRIPT.replace("PASSWORD", repr(DEMO_PASSWORD)).replace("APP_URL", repr(app_url))
     done = subprocess.run(
