@@ -103,6 +103,17 @@ def committed_case(django_db_setup: None, django_db_blocker: Any) -> Iterator[Ca
         EmailAddress.objects.create(user=other, email=OTHER_PATIENT, verified=True, primary=True)
     yield case
     with django_db_blocker.unblock(), schema_context("neuro"):
+        # The live worker may still be ingesting a file a test sent (writing its problems and
+        # images): the case goes once it is done, not under its feet.
+        wait_until(
+            lambda: (
+                not Upload.objects.filter(
+                    case=case, status__in=[Upload.Status.RECEIVED, Upload.Status.INGESTING]
+                ).exists()
+            ),
+            timeout=60,
+            message="the live worker never finished ingesting the test's uploads",
+        )
         for upload in Upload.objects.filter(case=case):
             storage = tenant_storage()
             if upload.multipart_id:

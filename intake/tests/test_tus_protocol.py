@@ -572,3 +572,27 @@ def test_it_refuses_a_commit_whose_offset_moved_meanwhile(patient_client: Client
         _commit(upload=upload, expected_offset=0, offset=10)
     assert (refused.value.status, refused.value.headers) == (409, {"Upload-Offset": "5"})
     assert _upload(location).offset == 5
+
+
+# The test client leaves out the type and length of an empty body; a tus client sends both.
+EMPTY = {"CONTENT_TYPE": "application/offset+octet-stream", "CONTENT_LENGTH": "0"}
+
+
+def test_an_empty_patch_takes_no_lease(
+    patient_client: Client, case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty PATCH writes nothing: it says whether a request is receiving the file (423) or
+    where the file stands (409 at a wrong offset) without taking the lease, so it can never
+    turn away the request that is about to send the bytes."""
+    location = _create(patient_client, case, 10)["Location"]
+    with _upload_lease(_upload(location)):
+        busy = _patch(patient_client, location, 1, b"", **EMPTY)
+        assert (busy.status_code, busy.content.decode()) == (423, messages.UPLOAD_BUSY)
+
+    def lease_taken(self: object) -> None:
+        raise AssertionError("an empty PATCH took the lease")
+
+    monkeypatch.setattr("intake.tus.services._Lease.acquire", lease_taken)
+    moved = _patch(patient_client, location, 1, b"", **EMPTY)
+    assert (moved.status_code, moved["Upload-Offset"]) == (409, "0")
+    assert _patch(patient_client, location, 0, b"", **EMPTY).status_code == 204

@@ -314,6 +314,19 @@ def upload_append(*, upload: Upload, offset: int, body: Body, checksum: Checksum
     compare-and-set on the offset it started from. Uploads of different files of a case never
     wait for each other.
     """
+    if body.length == 0:
+        # An empty PATCH writes nothing, so it takes no lease (and so never turns away the
+        # request that is about to send the bytes): it learns whether one is receiving, or
+        # where the upload stands.
+        if upload_lease_held(upload=upload):
+            raise TusError(HTTP_LOCKED, messages.UPLOAD_BUSY)
+        current = Upload.objects.select_related("case").filter(pk=upload.pk).first()
+        if current is None:
+            raise TusError(404, messages.UPLOAD_NOT_FOUND)
+        upload_check_receiving(upload=current)
+        if offset != current.offset:
+            raise TusError(409, messages.OFFSET_MISMATCH, {"Upload-Offset": str(current.offset)})
+        return current
     storage = tenant_storage()
     with _upload_lease(upload) as lease:
         # Read again under the lease: another request may have committed since the caller's read.
