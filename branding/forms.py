@@ -195,18 +195,21 @@ class _SanitisedTexts:
         return self._clean_text("privacy_text")
 
 
+_TEXT_LABELS = {
+    "welcome_text": "Welcome text for patients",
+    "consent_text": "Consent patients give before uploading",
+    "terms_text": "Terms of service",
+    "privacy_text": "Privacy notice",
+}
+_TEXT_HELP = {"consent_text": "Plain text, or simple HTML: paragraphs, headings, lists, bold, italic, links."}
+
+
 class BrandTextsForm(PlainLabels, _SanitisedTexts, forms.ModelForm):
     class Meta:
         model = Brand
         fields = ["consent_text", "terms_text", "privacy_text"]
-        labels = {
-            "consent_text": "Consent patients give before uploading",
-            "terms_text": "Terms of service",
-            "privacy_text": "Privacy notice",
-        }
-        help_texts = {
-            "consent_text": "Plain text, or simple HTML: paragraphs, headings, lists, bold, italic, links.",
-        }
+        labels = _TEXT_LABELS
+        help_texts = _TEXT_HELP
         widgets = {name: forms.Textarea(attrs={"rows": 6}) for name in fields}
 
 
@@ -217,15 +220,8 @@ class BrandTranslationForm(PlainLabels, _SanitisedTexts, forms.ModelForm):
     class Meta:
         model = BrandTranslation
         fields = ["welcome_text", "consent_text", "terms_text", "privacy_text"]
-        labels = {
-            "welcome_text": "Welcome text for patients",
-            "consent_text": "Consent patients give before uploading",
-            "terms_text": "Terms of service",
-            "privacy_text": "Privacy notice",
-        }
-        help_texts = {
-            "consent_text": "Plain text, or simple HTML: paragraphs, headings, lists, bold, italic, links.",
-        }
+        labels = _TEXT_LABELS
+        help_texts = _TEXT_HELP
         widgets = {name: forms.Textarea(attrs={"rows": 6}) for name in fields}
 
 

@@ -22,6 +22,24 @@ part; ``tenants/tests/test_schema_copy.py`` compares a copy with the template ob
 
 from django.db import migrations
 
+# sr_schema_clone (migration 0007), now with sr_schema_copy, before with clone_schema.
+CLONE = r"""
+CREATE OR REPLACE FUNCTION public.sr_schema_clone(template text, target text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    IF template <> '_sr_template' THEN
+        RAISE EXCEPTION 'not the template schema: %', template USING ERRCODE = '42501';
+    END IF;
+    PERFORM public.sr_schema_name_check(target);
+    IF EXISTS (SELECT 1 FROM pg_namespace WHERE lower(nspname) = lower(target)) THEN
+        RAISE EXCEPTION 'schema % already exists', target USING ERRCODE = '42P06';
+    END IF;
+    -- {note}
+    {copy}
+    PERFORM public.sr_schema_grant(target, session_user::text);
+END $$;
+"""
+
 FUNCTIONS = r"""
 -- What an index is, whatever its name and schema: its table, columns (by name: a copy has no
 -- dropped columns, so numbers differ), operator classes, options, kind, expressions, predicate.
@@ -164,40 +182,24 @@ END $$;
 
 REVOKE ALL ON FUNCTION public.sr_schema_copy(text, text) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION public.sr_schema_clone(template text, target text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-BEGIN
-    IF template <> '_sr_template' THEN
-        RAISE EXCEPTION 'not the template schema: %', template USING ERRCODE = '42501';
-    END IF;
-    PERFORM public.sr_schema_name_check(target);
-    IF EXISTS (SELECT 1 FROM pg_namespace WHERE lower(nspname) = lower(target)) THEN
-        RAISE EXCEPTION 'schema % already exists', target USING ERRCODE = '42P06';
-    END IF;
-    -- The template's grants are not copied: sr_schema_grant gives the caller its rights.
-    PERFORM public.sr_schema_copy(template, target);
-    PERFORM public.sr_schema_grant(target, session_user::text);
-END $$;
 """
 
-PREVIOUS = r"""
-CREATE OR REPLACE FUNCTION public.sr_schema_clone(template text, target text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-BEGIN
-    IF template <> '_sr_template' THEN
-        RAISE EXCEPTION 'not the template schema: %', template USING ERRCODE = '42501';
-    END IF;
-    PERFORM public.sr_schema_name_check(target);
-    IF EXISTS (SELECT 1 FROM pg_namespace WHERE lower(nspname) = lower(target)) THEN
-        RAISE EXCEPTION 'schema % already exists', target USING ERRCODE = '42P06';
-    END IF;
-    PERFORM public.clone_schema(template, target, 'DATA'::public.cloneparms, 'NOACL'::public.cloneparms);
-    PERFORM public.sr_schema_grant(target, session_user::text);
-END $$;
+FUNCTIONS += CLONE.format(
+    copy="PERFORM public.sr_schema_copy(template, target);",
+    note="The template's grants are not copied: sr_schema_grant gives the caller its rights.",
+)
 
+
+PREVIOUS = r"""
 DROP FUNCTION IF EXISTS public.sr_schema_copy(text, text);
 DROP FUNCTION IF EXISTS public.sr_index_shape(oid);
 """
+
+PREVIOUS += CLONE.format(
+    copy="PERFORM public.clone_schema(template, target, "
+    "'DATA'::public.cloneparms, 'NOACL'::public.cloneparms);",
+    note="NOACL: the template's grants are not copied; sr_schema_grant gives the caller its rights.",
+)
 
 
 class Migration(migrations.Migration):
