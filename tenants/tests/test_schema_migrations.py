@@ -154,3 +154,20 @@ def test_it_reports_failed_schemas_with_their_error(neuro: Institution) -> None:
     report = migration_report()
     assert "failed: 1 (neuro)" in report
     assert "neuro: ProgrammingError: boom" in report
+
+
+def test_migrating_a_schema_never_lists_every_schemas_tables(neuro: Institution) -> None:
+    """Django's migration recorder lists every table visible on the search_path to learn whether
+    its own exists: a scan of all of pg_class, which holds every institution's tables (0.5 s
+    a time at 1,000 institutions, three times per schema: migrations grew as N²)."""
+    from django.core.management.commands.migrate import Command as Migrate
+    from django.test.utils import CaptureQueriesContext
+
+    from tenants.schema_migrations import _migrate_one
+
+    options = vars(Migrate().create_parser("manage.py", "migrate").parse_args(["--noinput", "-v", "0"]))
+    with CaptureQueriesContext(connection) as queries:
+        assert _migrate_one((), options, "neuro") is None
+    assert queries.captured_queries, "nothing was asked of the database"
+    listing = [q["sql"] for q in queries.captured_queries if "pg_table_is_visible" in q["sql"]]
+    assert listing == []
