@@ -7,23 +7,18 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pydicom
 import pytest
-from django.utils import timezone
 from django_tenants.utils import schema_context
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-from accounts.models import User
 from imaging.models import Instance, Upload
 from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
-from payments.models import Payment
-from storage.tenant import tenant_storage
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -48,22 +43,6 @@ def disc(root: Path) -> Path:
     shutil.copy(series / "IM0000", folder / "COPY" / "IM0000")
     (series / "BROKEN").write_bytes(b"\x00" * 128 + b"DICM" + b"\xff" * 600)
     return folder
-
-
-@pytest.fixture(scope="module")
-def committed_case(django_db_setup: None, django_db_blocker: Any) -> Iterator[Case]:
-    """Module-scoped: made before the test's own transaction opens, so it is committed and
-    the live server sees it."""
-    with django_db_blocker.unblock(), schema_context("neuro"):
-        case = Case.objects.create(
-            owner=User.objects.get(email="patient@neuro.example.com"), consented_at=timezone.now()
-        )
-    yield case
-    with django_db_blocker.unblock(), schema_context("neuro"):
-        Payment.objects.filter(case=case).delete()  # the price quote the wizard made
-        tenant_storage().delete_prefix(f"uploads/{case.public_id}")
-        tenant_storage().delete_prefix(f"dicom/{case.public_id}")
-        Case.objects.filter(pk=case.pk).delete()
 
 
 def test_it_sends_a_folder_in_batches_and_still_names_each_files_problem(

@@ -6,24 +6,19 @@ patient's zip tool wrote (a byte changed on the way) is refused and named, the o
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pydicom
 import pytest
-from django.utils import timezone
 from django_tenants.utils import schema_context
 from pydicom.data import get_testdata_file
 from pydicom.fileset import FileSet
 from pydicom.uid import generate_uid
 
-from accounts.models import User
 from imaging.models import FileProblem, Instance, Upload
 from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
-from payments.models import Payment
-from storage.tenant import tenant_storage
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -68,22 +63,6 @@ def cd_zip(root: Path) -> tuple[Path, str]:
     data[last] ^= 0xFF
     target.write_bytes(bytes(data))
     return target, broken
-
-
-@pytest.fixture(scope="module")
-def committed_case(django_db_setup: None, django_db_blocker: Any) -> Iterator[Case]:
-    """Module-scoped: made before the test's own transaction opens, so it is committed and
-    the live server sees it."""
-    with django_db_blocker.unblock(), schema_context("neuro"):
-        case = Case.objects.create(
-            owner=User.objects.get(email="patient@neuro.example.com"), consented_at=timezone.now()
-        )
-    yield case
-    with django_db_blocker.unblock(), schema_context("neuro"):
-        Payment.objects.filter(case=case).delete()
-        tenant_storage().delete_prefix(f"uploads/{case.public_id}")
-        tenant_storage().delete_prefix(f"dicom/{case.public_id}")
-        Case.objects.filter(pk=case.pk).delete()
 
 
 def test_a_zip_goes_in_parts_and_an_entry_changed_on_the_way_is_refused(
