@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import re
-import threading
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -21,7 +20,6 @@ from typing import Any
 
 import pytest
 from django.core import mail
-from django.db import connections
 from django_tenants.utils import schema_context, tenant_context
 
 from accounts.models import User
@@ -38,7 +36,7 @@ from tenants.models import Institution, InstitutionSettings
 from tests.browser.test_intake_wizard import PASSWORD, PHONE, assert_accessible
 from tests.browser.test_patient_files import disc
 from tests.browser.test_wizard_spanish import email_to
-from tests.live import LiveServer
+from tests.live import LiveServer, committed
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -166,26 +164,7 @@ def _link_in(email: str, path_pattern: str) -> str:
 
 
 def _release_opinion(case_id: uuid.UUID, neuro: Institution) -> None:
-    """The reviewer's part, done as the workspace does it (the services it calls), committed on
-    a connection of its own (the test's is inside a transaction the live server cannot see)."""
-    failures: list[BaseException] = []
-
-    def release() -> None:
-        try:
-            _release_opinion_committed(case_id, neuro)
-        except BaseException as failure:  # re-raised in the test's thread
-            failures.append(failure)
-        finally:
-            connections.close_all()
-
-    worker = threading.Thread(target=release)
-    worker.start()
-    worker.join()
-    if failures:
-        raise failures[0]
-
-
-def _release_opinion_committed(case_id: uuid.UUID, neuro: Institution) -> None:
+    """The reviewer's part, done as the workspace does it (the services it calls)."""
     with tenant_context(neuro):
         case = Case.objects.get(public_id=case_id)
         reviewer = User.objects.get(email="reviewer1@neuro.example.com")
@@ -323,7 +302,9 @@ def test_a_new_patient_walks_from_the_cd_to_the_shared_opinion(
 
     # A reviewer signs and releases the opinion; its email links to the opinion.
     with django_db_blocker.unblock():
-        _release_opinion(case_id, charging_neuro)
+        # Committed on a connection of its own: the test's is inside a transaction the live
+        # server cannot see.
+        committed(lambda: _release_opinion(case_id, charging_neuro))
     # Released from this process, whose emails are kept in memory (the live server's go to files).
     (released_email,) = [
         str(m.body) for m in mail.outbox if m.to == [email] and words["released_email"] in m.body
