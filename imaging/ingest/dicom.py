@@ -29,6 +29,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 
 from imaging.ingest import messages
+from imaging.ingest.tar import is_tar
 from imaging.pixel_index import PixelIndex, pixel_index_build
 
 # pydicom's warnings quote values from the file (names, dates, UIDs): patient data, which never
@@ -38,6 +39,8 @@ logging.getLogger("pydicom").setLevel(logging.CRITICAL)
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 PREAMBLE = 128
 HEAD_BYTES = PREAMBLE + 4
+# What is read of every file to tell what it is (a tar's header is one 512-byte block).
+SNIFF_BYTES = 512
 # Elements larger than this are not read while parsing the header (large private blobs,
 # overlays); nothing we keep needs them.
 DEFER_SIZE = 64 * 1024
@@ -63,6 +66,7 @@ SYSTEM_NAMES = frozenset({"autorun.inf", "desktop.ini", "thumbs.db", ".ds_store"
 class FileKind(enum.Enum):
     EMPTY = "empty"
     ZIP = "zip"
+    TAR = "tar"  # uncompressed: how the browser sends a batch of a folder drop
     DICOM = "dicom"
     PDF = "pdf"  # a report on the disc
     PROGRAM = "program"  # by its content: a program whatever its name says
@@ -78,13 +82,15 @@ class FileRejected(Exception):
 
 
 def file_sniff(head: bytes, path: str) -> FileKind:
-    """What a file is, from its first :data:`HEAD_BYTES` bytes (content first, name last)."""
+    """What a file is, from its first :data:`SNIFF_BYTES` bytes (content first, name last)."""
     if not head:
         return FileKind.EMPTY
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return FileKind.ZIP
     if len(head) >= HEAD_BYTES and head[PREAMBLE:HEAD_BYTES] == b"DICM":
         return FileKind.DICOM
+    if is_tar(head):
+        return FileKind.TAR
     if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"%PDF-"):
         return FileKind.PDF
     if (

@@ -7,7 +7,8 @@ absolute paths, drive letters) and symbolic links are skipped. Each entry is str
 pieces into a scratch file the caller gives, so memory stays bounded however large it is.
 
 Nested archives are not opened here: the caller sees a zip member like any other file and
-refuses it when it sniffs a zip inside.
+refuses it when it sniffs a zip inside. A tar (how the browser sends a batch of a folder drop)
+is listed by :mod:`imaging.ingest.tar` into the same :class:`ArchiveListing`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import stat
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import IO, Any, BinaryIO, Protocol
 
 from imaging.ingest import messages
 
@@ -64,11 +65,17 @@ class EntryRefused(Exception):
         self.message = message
 
 
+class Archive(Protocol):
+    """What entries are read through: a :class:`zipfile.ZipFile`, or a listed tar."""
+
+    def open(self, name: Any, /) -> IO[bytes]: ...
+
+
 @dataclass(frozen=True)
 class Entry:
     path: str  # normalised, "/"-separated, relative, never with ".."
     size: int  # declared unpacked size (zipfile never yields more than this)
-    info: zipfile.ZipInfo
+    info: Any  # what the archive's open() takes: a zipfile.ZipInfo, or a tar's member
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,7 @@ class EntryProblem:
 
 @dataclass
 class ArchiveListing:
-    archive: zipfile.ZipFile
+    archive: Archive
     entries: list[Entry] = field(default_factory=list)
     problems: list[EntryProblem] = field(default_factory=list)
 
@@ -103,7 +110,7 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
     return info.create_system == 3 and stat.S_ISLNK(mode)
 
 
-def _quietly_ignored(path: str) -> bool:
+def quietly_ignored(path: str) -> bool:
     # macOS adds resource forks under __MACOSX/ when it zips a folder; they are not the CD's.
     return path.startswith("__MACOSX/") or posixpath.basename(path).startswith("._")
 
@@ -140,7 +147,7 @@ def archive_open(fileobj: BinaryIO, size: int, limits: ArchiveLimits = DEFAULT_L
                 EntryProblem(path=info.filename[:1000], code="unsafe_archive", message=messages.UNSAFE_ENTRY)
             )
             continue
-        if info.is_dir() or not path or _quietly_ignored(path):
+        if info.is_dir() or not path or quietly_ignored(path):
             continue
         if info.file_size > limits.ratio_floor_bytes and info.file_size > limits.max_entry_ratio * max(
             info.compress_size, 1
@@ -153,7 +160,7 @@ def archive_open(fileobj: BinaryIO, size: int, limits: ArchiveLimits = DEFAULT_L
     return listing
 
 
-def entry_extract(archive: zipfile.ZipFile, entry: Entry, scratch: BinaryIO) -> int:
+def entry_extract(archive: Archive, entry: Entry, scratch: BinaryIO) -> int:
     """Unpack ``entry`` into ``scratch`` (emptied first), streamed; return the bytes written.
 
     Raises :class:`EntryRefused` if the entry yields more than it declared (zipfile already
@@ -174,7 +181,7 @@ def entry_extract(archive: zipfile.ZipFile, entry: Entry, scratch: BinaryIO) -> 
     return written
 
 
-def entry_read(archive: zipfile.ZipFile, entry: Entry) -> bytes:
+def entry_read(archive: Archive, entry: Entry) -> bytes:
     """Unpack a small entry into memory (precondition: its declared size is small)."""
     with archive.open(entry.info) as source:
         data = source.read(entry.size + 1)

@@ -1,12 +1,14 @@
 """A CD's folder is sent in a few batches, not one request per file: Chromium packs the images
-into uncompressed zips (made of the files themselves, frontend/src/intake/zipbatch.js) and the
-real worker checks them through the zip path (each file's CRC-32 included), with every file's
-problem still named, a copy of an image recognised, and the counts going up."""
+into uncompressed tars (made of the files themselves, frontend/src/intake/tarbatch.js: standard
+ones, which Python's tarfile reads too) and the real worker checks them as it checks any archive,
+with every file's problem still named (a long name in any language included), a copy of an image
+recognised, and the counts going up."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +21,14 @@ from pydicom.uid import generate_uid
 from imaging.models import Instance, Upload
 from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
+from storage.tenant import tenant_storage
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.browser
 
 IMAGES = 40
+# Longer than a plain tar header holds (100 bytes), and not ASCII.
+LONG_FOLDER = "Resonancia magnética — señora Núñez, estudio completo del 3 de marzo de 2026 (copia)"
 
 
 def disc(root: Path) -> Path:
@@ -41,7 +46,8 @@ def disc(root: Path) -> Path:
         template.save_as(series / f"IM{number:04d}", enforce_file_format=True)
     (folder / "COPY").mkdir()
     shutil.copy(series / "IM0000", folder / "COPY" / "IM0000")
-    (series / "BROKEN").write_bytes(b"\x00" * 128 + b"DICM" + b"\xff" * 600)
+    (folder / LONG_FOLDER).mkdir()
+    (folder / LONG_FOLDER / "ROTO").write_bytes(b"\x00" * 128 + b"DICM" + b"\xff" * 600)
     return folder
 
 
@@ -65,7 +71,8 @@ def test_it_sends_a_folder_in_batches_and_still_names_each_files_problem(
     page.locator("#image-uploader[data-ready]").wait_for(state="attached")
     assert errors == []
 
-    page.set_input_files("#folder-input", str(disc(tmp_path)))
+    folder = disc(tmp_path)
+    page.set_input_files("#folder-input", str(folder))
     page.get_by_test_id("scan-summary").wait_for()
     # The copy is counted once, as the server will store it once.
     assert page.get_by_test_id("scan-summary").inner_text() == f"We found 1 study with {IMAGES + 2} images."
@@ -80,7 +87,7 @@ def test_it_sends_a_folder_in_batches_and_still_names_each_files_problem(
     # Each file's problem still carries its own name, though it travelled inside a batch.
     # (textContent: the duplicate's group is folded, and inner text skips what is not shown)
     problems = page.locator("details.problems").evaluate_all("groups => groups.map((g) => g.textContent)")
-    assert any("BROKEN" in text for text in problems), problems
+    assert any(f"{LONG_FOLDER}/ROTO" in text for text in problems), problems
     assert any(re.search(r"IM0000\b", text) for text in problems), problems
 
     with django_db_blocker.unblock(), schema_context("neuro"):
@@ -91,3 +98,15 @@ def test_it_sends_a_folder_in_batches_and_still_names_each_files_problem(
     assert len(uploads) == 1
     assert uploads[0].metadata["batchFiles"] == str(IMAGES + 2)
     assert uploads[0].status == Upload.Status.DONE
+    # The batch is a standard tar: kept (a file in it could not be taken), and read back by
+    # Python's own tarfile, every file's name and bytes are the patient's.
+    with django_db_blocker.unblock(), schema_context("neuro"):
+        batch = tenant_storage().open(uploads[0].storage_key)
+    with batch, tarfile.open(fileobj=batch, mode="r:") as archive:
+        sent = {member.name: archive.extractfile(member).read() for member in archive}  # type: ignore[union-attr]
+    on_disc = {
+        "CD/" + str(path.relative_to(folder)): path.read_bytes()
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+    assert sent == on_disc

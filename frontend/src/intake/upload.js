@@ -4,15 +4,16 @@
 //
 // A CD's folder is thousands of small images: one upload per file would cost two round trips
 // and one server task each. So the DICOM files of a folder are packed, in the order the scan
-// found them, into batches of a few MiB to 16 MiB: each batch is an uncompressed zip sent as
-// one tus upload and ingested by the server's zip path, which checks every file in it as it
-// checks a patient's own zip. A zip the patient chose is split the same way into parts, its
+// found them, into batches of a few MiB to 16 MiB: each batch is an uncompressed tar made of
+// the files themselves (intake/tarbatch.js) sent as one tus upload, and the server checks every
+// file in it as it checks a patient's own archive. A zip the patient chose is split the same way into parts, its
 // entries sliced out as they are (intake/zipbatch.js), so that the server checks the first
 // parts while the rest are on their way, and its DICOMDIR goes on its own, as from a folder.
 // Batches and parts are made the same way from the same files every time, so one cut off by a
 // closed tab is found again (its fingerprint names its files) and resumed where it stopped.
 import * as tus from "tus-js-client";
-import { entryContent, zipEntries, zipOfEntries, zipOfFiles } from "./zipbatch.js";
+import { tarOfFiles } from "./tarbatch.js";
+import { entryContent, zipEntries, zipOfEntries } from "./zipbatch.js";
 
 const PARALLEL = 4;
 const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000];
@@ -121,7 +122,7 @@ function isIndex(name) {
 function fileUnits(group) {
   const first = group[0];
   const batched = group.length > 1;
-  const relativePath = batched ? `batch-${first.batch.padStart(4, "0")}.zip` : first.relativePath || first.file.name;
+  const relativePath = batched ? `batch-${first.batch.padStart(4, "0")}.tar` : first.relativePath || first.file.name;
   return {
     items: group,
     parent: null,
@@ -129,10 +130,10 @@ function fileUnits(group) {
     relativePath,
     filename: batched ? relativePath : first.file.name,
     batchFiles: batched ? group.length : 0,
-    source: async () => (batched ? zipOfFiles(group.map((item) => ({ file: item.file, name: item.relativePath || item.file.name }))) : first.file),
+    source: async () => (batched ? tarOfFiles(group.map((item) => ({ file: item.file, name: item.relativePath || item.file.name }))) : first.file),
     identity: async () =>
       batched
-        ? `batch:${await digest(group.map((item) => [item.relativePath, item.file.size, item.file.lastModified].join("|")).join("\n"))}`
+        ? `tar-batch:${await digest(group.map((item) => [item.relativePath, item.file.size, item.file.lastModified].join("|")).join("\n"))}`
         : `${relativePath}|${first.file.size}|${first.file.lastModified}`,
   };
 }
@@ -266,7 +267,7 @@ export async function uploadAll(items, { endpoint, caseId, kind, chunkSize, csrf
         fingerprint: () => Promise.resolve(["secondread", caseId, unitKind, identity, endpoint].join("|")),
         onShouldRetry: (error) => shouldRetry(error),
         onProgress: (bytes, bytesTotal) => {
-          // In file bytes (a batch's zip framing is not counted), never backwards.
+          // In file bytes (a batch's tar framing is not counted), never backwards.
           const share = Math.floor((bytes / (bytesTotal || 1)) * unit.bytes);
           sentBytes[index] = Math.max(sentBytes[index], share);
           report();

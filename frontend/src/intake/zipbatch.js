@@ -1,67 +1,22 @@
-// Zips made of Blob pieces, so that the bytes of the patient's files never pass through the page.
+// A zip the patient chose, split into parts made of Blob pieces, so that its bytes never pass
+// through the page.
 //
 // A Blob built from other Blobs (a File, a slice of one) only refers to them: the browser reads
-// the files from disk when the upload is sent, once. So a batch of a folder drop is a small
-// header before each file, the file itself, and a directory at the end; and a zip the patient
-// chose is split into parts by slicing its entries out as they are (compressed or not, with the
-// checksums the patient's zip tool wrote), so that the server ingests the first parts while the
-// later ones are still being sent, and four of them travel at once.
+// the file from disk when the upload is sent, once. A part is some of the zip's entries sliced
+// out as they are (compressed or not, with the checksums the patient's zip tool wrote) and a
+// directory of them at the end, so that the server ingests the first parts while the later ones
+// are still being sent, and four of them travel at once.
 //
 // The server checks every part as it checks any zip (sizes, names, ratios, and each entry's
-// CRC-32 while unpacking it), so nothing here is trusted. A folder's files get their CRC-32 here:
-// each is read once for it (the only read of its bytes in the page), which is what lets the
-// server refuse a file whose bytes changed on the way.
+// CRC-32 while unpacking it), so nothing here is trusted.
 
 const LOCAL = 0x04034b50;
 const CENTRAL = 0x02014b50;
 const END = 0x06054b50;
 const END64 = 0x06064b50;
 const END64_LOCATOR = 0x07064b50;
-const UTF8 = 0x0800;
 const MAX32 = 0xffffffff;
 const MAX_COMMENT = 0xffff;
-
-const CRC_TABLE = (() => {
-  // Slicing-by-8 tables: 8 bytes per step, several times faster than a byte at a time.
-  const table = new Uint32Array(256 * 8);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  for (let n = 0; n < 256; n++) {
-    for (let s = 1; s < 8; s++) {
-      const previous = table[(s - 1) * 256 + n];
-      table[s * 256 + n] = (previous >>> 8) ^ table[previous & 0xff];
-    }
-  }
-  return table;
-})();
-
-export function crc32(bytes, crc = 0) {
-  const t = CRC_TABLE;
-  const n = bytes.length;
-  let c = ~crc;
-  let i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const a = (c ^ (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24))) >>> 0;
-    const b = bytes[i + 4] | (bytes[i + 5] << 8) | (bytes[i + 6] << 16) | (bytes[i + 7] << 24);
-    c =
-      t[1792 + (a & 0xff)] ^ t[1536 + ((a >>> 8) & 0xff)] ^ t[1280 + ((a >>> 16) & 0xff)] ^ t[1024 + (a >>> 24)] ^
-      t[768 + (b & 0xff)] ^ t[512 + ((b >>> 8) & 0xff)] ^ t[256 + ((b >>> 16) & 0xff)] ^ t[(b >>> 24) & 0xff];
-  }
-  for (; i < n; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
-}
-
-function dosDateTime(milliseconds) {
-  const d = new Date(milliseconds || Date.now());
-  const year = Math.min(Math.max(d.getFullYear(), 1980), 2107);
-  return {
-    time: (d.getHours() << 11) | (d.getMinutes() << 5) | (d.getSeconds() >> 1),
-    date: ((year - 1980) << 9) | ((d.getMonth() + 1) << 5) | d.getDate(),
-  };
-}
 
 function endRecord(count, directorySize, directoryOffset) {
   const end = new DataView(new ArrayBuffer(22));
@@ -71,50 +26,6 @@ function endRecord(count, directorySize, directoryOffset) {
   end.setUint32(12, directorySize, true);
   end.setUint32(16, directoryOffset, true);
   return end.buffer;
-}
-
-// An uncompressed zip of files ([{file, name}]): a header, then the file itself, for each, then
-// the directory. Resolves with a Blob that refers to the files rather than copying them. For
-// batches (each file and the whole well under 4 GiB, fewer than 65,535 files).
-export async function zipOfFiles(entries) {
-  const encoder = new TextEncoder();
-  const parts = [];
-  const directory = [];
-  let offset = 0;
-  for (const { file, name } of entries) {
-    const nameBytes = encoder.encode(name);
-    const crc = crc32(new Uint8Array(await file.arrayBuffer()));
-    const { time, date } = dosDateTime(file.lastModified);
-    const local = new DataView(new ArrayBuffer(30 + nameBytes.length));
-    local.setUint32(0, LOCAL, true);
-    local.setUint16(4, 20, true);
-    local.setUint16(6, UTF8, true);
-    local.setUint16(10, time, true);
-    local.setUint16(12, date, true);
-    local.setUint32(14, crc, true);
-    local.setUint32(18, file.size, true);
-    local.setUint32(22, file.size, true);
-    local.setUint16(26, nameBytes.length, true);
-    new Uint8Array(local.buffer, 30).set(nameBytes);
-    const central = new DataView(new ArrayBuffer(46 + nameBytes.length));
-    central.setUint32(0, CENTRAL, true);
-    central.setUint16(4, 20, true);
-    central.setUint16(6, 20, true);
-    central.setUint16(8, UTF8, true);
-    central.setUint16(12, time, true);
-    central.setUint16(14, date, true);
-    central.setUint32(16, crc, true);
-    central.setUint32(20, file.size, true);
-    central.setUint32(24, file.size, true);
-    central.setUint16(28, nameBytes.length, true);
-    central.setUint32(42, offset, true);
-    new Uint8Array(central.buffer, 46).set(nameBytes);
-    parts.push(local.buffer, file);
-    directory.push(central.buffer);
-    offset += local.byteLength + file.size;
-  }
-  const directorySize = directory.reduce((sum, record) => sum + record.byteLength, 0);
-  return new Blob([...parts, ...directory, endRecord(entries.length, directorySize, offset)]);
 }
 
 async function bytesOf(blob) {

@@ -10,12 +10,11 @@ import logging
 import posixpath
 import tempfile
 import uuid
-import zipfile
 from typing import BinaryIO
 
 from imaging.ingest import messages
 from imaging.ingest.dicom import (
-    HEAD_BYTES,
+    SNIFF_BYTES,
     VIEWER_EXTENSIONS,
     FileKind,
     FileRejected,
@@ -28,7 +27,9 @@ from imaging.ingest.pipeline.batch import BatchLost, failure_log
 from imaging.ingest.pipeline.index import IndexSteps
 from imaging.ingest.pipeline.store import IN_MEMORY_ENTRY_BYTES, PREAMBLE_ZEROS, PendingFile, moved_key
 from imaging.ingest.reports import seekable_upload
+from imaging.ingest.tar import tar_open
 from imaging.ingest.unpack import (
+    Archive,
     ArchiveRefused,
     Entry,
     EntryRefused,
@@ -126,18 +127,19 @@ class ImagingRun(IndexSteps):
 
     def _file_ingest(self, fp: BinaryIO, size: int, path: str, *, in_archive: bool) -> None:
         fp.seek(0)
-        head = fp.read(HEAD_BYTES)
+        head = fp.read(SNIFF_BYTES)
         kind = file_sniff(head, path)
         if kind is FileKind.EMPTY:
             self.problem(path, FileProblem.Code.EMPTY, messages.EMPTY_FILE)
-        elif kind is FileKind.ZIP:
+        elif kind in (FileKind.ZIP, FileKind.TAR):
             if in_archive:
                 self.problem(path, FileProblem.Code.UNSAFE_ARCHIVE, messages.NESTED_ARCHIVE)
             else:
-                # zipfile seeks to every entry; a large read buffer would be refilled (and
-                # discarded) at each seek, reading the archive several times over.
+                # Entries are read by seeking to each; a large read buffer would be refilled
+                # (and discarded) at each seek, reading the archive several times over.
                 raw = getattr(fp, "raw", None)
-                self.archive_ingest(raw if raw is not None and raw.seekable() else fp, size)
+                source = raw if raw is not None and raw.seekable() else fp
+                self.archive_ingest(source, size, tar=kind is FileKind.TAR)
         elif kind is FileKind.PROGRAM:
             viewer = posixpath.splitext(path.lower())[1] in VIEWER_EXTENSIONS
             self.problem(
@@ -207,11 +209,11 @@ class ImagingRun(IndexSteps):
             self.problem(path, FileProblem.Code.PREAMBLE_CLEARED, messages.PREAMBLE_CLEARED)
         self.batch.append(pending)
 
-    # -- a zip ----------------------------------------------------------------------------------
+    # -- an archive: a zip, or a tar (a batch of a folder drop) ---------------------------------
 
-    def archive_ingest(self, fp: BinaryIO, size: int) -> None:
+    def archive_ingest(self, fp: BinaryIO, size: int, *, tar: bool = False) -> None:
         try:
-            listing = archive_open(fp, size, self.limits)
+            listing = tar_open(fp, size, self.limits) if tar else archive_open(fp, size, self.limits)
         except ArchiveRefused as refused:
             self.problem("", refused.code, refused.message)
             return
@@ -219,7 +221,7 @@ class ImagingRun(IndexSteps):
             self.problem(entry_problem.path, entry_problem.code, entry_problem.message)
         indexes = [e for e in listing.entries if posixpath.basename(e.path).upper() == "DICOMDIR"]
         others = [e for e in listing.entries if posixpath.basename(e.path).upper() != "DICOMDIR"]
-        # This zip's own index only (a batch may hold other uploads with indexes of their own).
+        # This archive's own index only (a batch may hold other uploads with indexes of their own).
         outer_referenced, self.referenced = self.referenced, []
         with tempfile.TemporaryFile() as scratch:
             # The disc's index first: the images are then read in the order it lists them.
@@ -237,7 +239,7 @@ class ImagingRun(IndexSteps):
             if any(path.upper() not in present for path in referenced):
                 self.problem("DICOMDIR", FileProblem.Code.MISSING_FILES, messages.MISSING_FILES)
 
-    def entry_ingest(self, archive: zipfile.ZipFile, entry: Entry, scratch: BinaryIO) -> None:
+    def entry_ingest(self, archive: Archive, entry: Entry, scratch: BinaryIO) -> None:
         """Unpack one entry (in memory if small, else to the scratch file) and ingest it."""
         try:
             if entry.size <= IN_MEMORY_ENTRY_BYTES:
