@@ -47,8 +47,12 @@ def cd_zip(root: Path) -> tuple[Path, str]:
     target = root / "disc.zip"
     images = sorted(p for p in cd.rglob("*") if p.is_file() and p.name != "DICOMDIR")
     with zipfile.ZipFile(target, "w") as archive:
-        archive.write(cd / "DICOMDIR", "DICOMDIR", compress_type=zipfile.ZIP_DEFLATED)
-        for path in images:
+        # The index and a folder's entry in the middle: parts skip them, so the images around
+        # them are not one stretch of the zip.
+        for number, path in enumerate(images):
+            if number == len(images) // 2:
+                archive.write(cd / "DICOMDIR", "DICOMDIR", compress_type=zipfile.ZIP_DEFLATED)
+                archive.writestr(zipfile.ZipInfo("EMPTY/"), b"")
             archive.write(path, str(path.relative_to(cd)), compress_type=zipfile.ZIP_STORED)
     broken = str(images[BROKEN].relative_to(cd))
     with zipfile.ZipFile(target) as archive:

@@ -110,12 +110,19 @@ export async function zipEntries(file) {
 }
 
 // A zip of some `entries` of the zip `file`, their stored bytes sliced out as they are.
+// Entries lying one after the other in `file` go as one slice of it: every slice is a request
+// to the browser's blob registry, and a part is hundreds of entries.
 export function zipOfEntries(file, entries) {
   const parts = [];
   const directory = [];
   let offset = 0;
+  let run = null;
   for (const entry of entries) {
-    parts.push(file.slice(entry.start, entry.end));
+    if (run && run.end === entry.start) run.end = entry.end;
+    else {
+      if (run) parts.push(file.slice(run.start, run.end));
+      run = { start: entry.start, end: entry.end };
+    }
     const record = new Uint8Array(entry.record);
     const view = new DataView(record.buffer);
     view.setUint16(32, 0, true); // no comment
@@ -123,6 +130,7 @@ export function zipOfEntries(file, entries) {
     directory.push(record);
     offset += entry.end - entry.start;
   }
+  if (run) parts.push(file.slice(run.start, run.end));
   const directorySize = directory.reduce((sum, record) => sum + record.byteLength, 0);
   return new Blob([...parts, ...directory, endRecord(entries.length, directorySize, offset)]);
 }
