@@ -253,7 +253,7 @@ function setupUploader(root, status) {
     }
     scanStatus.textContent = counted(ngettext("Looking through %(count)s file…", "Looking through %(count)s files…", entries.length), entries.length);
     const result = await scanFiles(entries, (done, total) => {
-      if (total > 200 && done % 160 === 0) {
+      if (total > 200) {
         scanStatus.textContent = interpolate(gettext("Looking through the files… %(done)s of %(total)s"), { done: formatNumber(done), total: formatNumber(total) });
       }
     });

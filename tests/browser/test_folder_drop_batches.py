@@ -27,6 +27,7 @@ from tests.live import LiveServer
 pytestmark = pytest.mark.browser
 
 IMAGES = 40
+LONG_HEADER = 5  # this image's header is longer than the 16 KB the scan reads of each file
 # Longer than a plain tar header holds (100 bytes), and not ASCII.
 LONG_FOLDER = "Resonancia magnética — señora Núñez, estudio completo del 3 de marzo de 2026 (copia)"
 
@@ -43,6 +44,11 @@ def disc(root: Path) -> Path:
         template.SOPInstanceUID = generate_uid()
         template.file_meta.MediaStorageSOPInstanceUID = template.SOPInstanceUID
         template.InstanceNumber = number + 1
+        if number == LONG_HEADER:  # more header than the scan reads at first: it reads more
+            template.add_new(0x00090010, "LO", "BENCH")
+            template.add_new(0x00091010, "OB", b"\x01" * 40_000)
+        elif (0x0009, 0x1010) in template:
+            del template[0x00091010], template[0x00090010]
         template.save_as(series / f"IM{number:04d}", enforce_file_format=True)
     (folder / "COPY").mkdir()
     shutil.copy(series / "IM0000", folder / "COPY" / "IM0000")
@@ -76,6 +82,9 @@ def test_it_sends_a_folder_in_batches_and_still_names_each_files_problem(
     page.get_by_test_id("scan-summary").wait_for()
     # The copy is counted once, as the server will store it once.
     assert page.get_by_test_id("scan-summary").inner_text() == f"We found 1 study with {IMAGES + 2} images."
+    # Every image's header was read here (the long one too); only the broken file was not.
+    assert f"· {IMAGES} images" in page.get_by_test_id("scan-studies").inner_text()
+    assert page.locator("p", has_text="could not be read here").inner_text().startswith("1 image file ")
     page.get_by_role("button", name=f"Send {IMAGES + 2} files").click()
     page.get_by_text(f"All {IMAGES + 2} files sent.").wait_for(timeout=60_000)
 
