@@ -58,26 +58,41 @@ function paxPath(nameBytes) {
   return record;
 }
 
+function joined(arrays) {
+  const out = new Uint8Array(arrays.reduce((sum, array) => sum + array.length, 0));
+  let offset = 0;
+  for (const array of arrays) {
+    out.set(array, offset);
+    offset += array.length;
+  }
+  return out;
+}
+
 // An uncompressed tar of files ([{file, name}]), as a Blob that refers to the files rather than
 // copying them. A name that is not plain ASCII of at most 100 bytes gets a pax header carrying
-// it in full (UTF-8); the ustar header then holds a shortened stand-in.
+// it in full (UTF-8); the ustar header then holds a shortened stand-in. The bytes between two
+// files (padding, headers) go as one piece: a Blob of thousands of pieces costs the browser.
 export function tarOfFiles(entries) {
   const encoder = new TextEncoder();
   const parts = [];
-  for (const { file, name } of entries) {
+  let between = [];
+  entries.forEach(({ file, name }, index) => {
     const nameBytes = encoder.encode(name);
     const mtime = Math.max(0, Math.floor((file.lastModified || Date.now()) / 1000));
     const plain = nameBytes.length <= 100 && !nameBytes.some((byte) => byte > 0x7e || byte < 0x20);
     if (!plain) {
       const record = paxPath(nameBytes);
-      parts.push(header(encoder.encode("PaxHeader"), record.length, mtime, "x"), record);
+      between.push(header(encoder.encode("PaxHeader"), record.length, mtime, "x"), record);
       const pad = padding(record.length);
-      if (pad) parts.push(pad);
+      if (pad) between.push(pad);
     }
-    parts.push(header(plain ? nameBytes : encoder.encode(`file-${parts.length}`), file.size, mtime, "0"), file);
+    between.push(header(plain ? nameBytes : encoder.encode(`file-${index}`), file.size, mtime, "0"));
+    parts.push(joined(between), file);
+    between = [];
     const pad = padding(file.size);
-    if (pad) parts.push(pad);
-  }
-  parts.push(ZEROS);
+    if (pad) between.push(pad);
+  });
+  between.push(ZEROS);
+  parts.push(joined(between));
   return new Blob(parts);
 }
