@@ -25,6 +25,7 @@ renderer), and the sink's own CPU.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import socket
 import sys
@@ -90,7 +91,7 @@ def sink(port: int) -> None:
 
     def handle(connection: socket.socket) -> None:
         buffer = bytearray(1024 * 1024)
-        stream = connection.makefile("rb", buffering=65536)
+        stream = io.BufferedReader(socket.SocketIO(connection, "rb"), 65536)
         with connection:
             while line := stream.readline():
                 length = 0
