@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import itertools
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -103,19 +104,46 @@ def frame_from_span(data: bytes, *, encapsulated: bool) -> bytes:
     return b"".join(generate_fragments(data)) if encapsulated else data
 
 
+@dataclass(frozen=True)
+class FrameLayout:
+    """What the index needs of a header, each asked only when needed (as they may raise for a
+    header that lacks them): the frame count, a native frame's length, and the extended offset
+    table's two values."""
+
+    count: Callable[[], int]
+    frame_length: Callable[[], int | None]
+    extended: Callable[[], tuple[bytes, bytes] | None]
+
+
+def frame_layout(header: Dataset) -> FrameLayout:
+    def extended() -> tuple[bytes, bytes] | None:
+        if "ExtendedOffsetTable" in header and "ExtendedOffsetTableLengths" in header:
+            return bytes(header.ExtendedOffsetTable), bytes(header.ExtendedOffsetTableLengths)
+        return None
+
+    return FrameLayout(
+        count=lambda: frame_count(header), frame_length=lambda: native_frame_length(header), extended=extended
+    )
+
+
 def pixel_index_build(header: Dataset, fp: BinaryIO, size: int, header_length: int) -> PixelIndex:
     """The index of a file whose header (read with ``stop_before_pixels``) ends at
     ``header_length``. ``fp`` is the whole file, seekable; it is left anywhere."""
     ts = UID(header.file_meta.get("TransferSyntaxUID") or ImplicitVRLittleEndian)
+    return pixel_index_of(frame_layout(header), ts, fp, size, header_length)
+
+
+def pixel_index_of(layout: FrameLayout, ts: UID, fp: BinaryIO, size: int, header_length: int) -> PixelIndex:
+    """:func:`pixel_index_build` from a header's :class:`FrameLayout` and transfer syntax."""
     if ts == DeflatedExplicitVRLittleEndian:
         return NOT_INDEXABLE  # positions in the parsed header are not the file's
     try:
-        return _pixel_index(header, ts, fp, size, header_length)
+        return _pixel_index(layout, ts, fp, size, header_length)
     except (NotIndexable, ValueError, TypeError, KeyError, AttributeError, struct.error):
         return PixelIndex(header_length=header_length)
 
 
-def _pixel_index(header: Dataset, ts: UID, fp: BinaryIO, size: int, header_length: int) -> PixelIndex:
+def _pixel_index(layout: FrameLayout, ts: UID, fp: BinaryIO, size: int, header_length: int) -> PixelIndex:
     index = PixelIndex(header_length=header_length)
     if not ts.is_little_endian:
         return index  # Big Endian (retired): frames are decoded from the whole file
@@ -129,14 +157,14 @@ def _pixel_index(header: Dataset, ts: UID, fp: BinaryIO, size: int, header_lengt
     else:
         (length,) = struct.unpack("<I", fp.read(4))  # OB/OW: 2 reserved bytes, then 4
         value = header_length + 12
-    count = frame_count(header)
+    count = layout.count()
     if count > MAX_INDEXED_FRAMES:
         return index
     encapsulated = ts.is_compressed or length == _UNDEFINED_LENGTH
     if encapsulated:
-        spans = _encapsulated_spans(header, fp, value, count, size)
+        spans = _encapsulated_spans(layout, fp, value, count, size)
     else:
-        spans = _native_spans(header, value, count, size)
+        spans = _native_spans(layout, value, count, size)
     return PixelIndex(
         header_length=header_length,
         pixel_data_offset=value,
@@ -145,8 +173,8 @@ def _pixel_index(header: Dataset, ts: UID, fp: BinaryIO, size: int, header_lengt
     )
 
 
-def _native_spans(header: Dataset, value: int, count: int, size: int) -> list[tuple[int, int]]:
-    frame_length = native_frame_length(header)
+def _native_spans(layout: FrameLayout, value: int, count: int, size: int) -> list[tuple[int, int]]:
+    frame_length = layout.frame_length()
     if frame_length is None:
         raise NotIndexable
     spans = [(value + i * frame_length, value + (i + 1) * frame_length) for i in range(count)]
@@ -176,7 +204,7 @@ def _items(fp: BinaryIO, first: int, size: int) -> tuple[list[tuple[int, int]], 
 
 
 def _encapsulated_spans(
-    header: Dataset, fp: BinaryIO, value: int, count: int, size: int
+    layout: FrameLayout, fp: BinaryIO, value: int, count: int, size: int
 ) -> list[tuple[int, int]]:
     """Each frame's items, found as ``pydicom.encaps.get_frame`` finds them."""
     fp.seek(value)
@@ -184,11 +212,9 @@ def _encapsulated_spans(
     first = fp.tell()
     items, end = _items(fp, first, size)
     starts = {position: length for position, length in items}
-    if "ExtendedOffsetTable" in header and "ExtendedOffsetTableLengths" in header:
-        offsets, lengths = (
-            list(struct.unpack(f"<{len(raw) // 8}Q", raw))
-            for raw in (bytes(header.ExtendedOffsetTable), bytes(header.ExtendedOffsetTableLengths))
-        )
+    extended = layout.extended()
+    if extended is not None:
+        offsets, lengths = (list(struct.unpack(f"<{len(raw) // 8}Q", raw)) for raw in extended)
         spans = []
         for offset, length in zip(offsets, lengths, strict=False):
             # get_frame reads ``length`` bytes after the item's header; a span of the item cut
