@@ -7,10 +7,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Iterator
 
-from django.contrib.postgres.aggregates import StringAgg
 from django.db import connection, transaction
-from django.db.models import Count, OuterRef, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
 
 from imaging.ingest import messages
 from imaging.ingest.consistency import patient_names_differ
@@ -41,30 +38,99 @@ def ingest_transaction() -> Iterator[None]:
 
 
 def counts_recompute(*, series_ids: Iterable[int], study_ids: Iterable[int]) -> None:
-    """Set instance/series counts and modalities from the rows themselves (one UPDATE each)."""
-    instance_counts = (
-        Instance.objects.filter(series=OuterRef("pk"))
-        .order_by()
-        .values("series")
-        .annotate(n=Count("pk"))
-        .values("n")
+    """Set instance/series counts and modalities from the rows themselves (one UPDATE each).
+
+    Plain SQL, the same two statements every time: the ORM compiled its subqueries anew for
+    every batch, which cost more than running them.
+    """
+    quote = connection.ops.quote_name
+    instances, series, studies = (quote(model._meta.db_table) for model in (Instance, Series, Study))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {series} s SET instance_count = "  # noqa: S608 - table names are ours
+            f"(SELECT count(*) FROM {instances} i WHERE i.series_id = s.id) WHERE s.id = ANY(%s)",
+            [sorted(series_ids)],
+        )
+        cursor.execute(
+            f"""UPDATE {studies} st SET
+                series_count = (SELECT count(*) FROM {series} s WHERE s.study_id = st.id),
+                instance_count = (
+                    SELECT COALESCE(sum(s.instance_count), 0) FROM {series} s WHERE s.study_id = st.id
+                ),
+                modalities = COALESCE((
+                    SELECT string_agg(DISTINCT s.modality, ',' ORDER BY s.modality)
+                    FROM {series} s WHERE s.study_id = st.id AND s.modality <> ''
+                ), '')
+            WHERE st.id = ANY(%s)""",  # noqa: S608 - table names are ours
+            [sorted(study_ids)],
+        )
+
+
+# An Instance row as the ingest writes it: each column with its SQL type, for unnest.
+INSTANCE_COLUMNS = (
+    ("series_id", "bigint"),
+    ("sop_instance_uid", "varchar"),
+    ("sop_class_uid", "varchar"),
+    ("instance_number", "integer"),
+    ("transfer_syntax_uid", "varchar"),
+    ("rows", "integer"),
+    ("columns", "integer"),
+    ("number_of_frames", "integer"),
+    ("bits_allocated", "smallint"),
+    ("slice_location", "double precision"),
+    ("storage_key", "varchar"),
+    ("size", "bigint"),
+    ("preamble_cleared", "boolean"),
+    ("header_length", "bigint"),
+    ("pixel_data_offset", "bigint"),
+    ("frames_encapsulated", "boolean"),
+    ("frame_spans", "bytea"),
+    ("upload_id", "bigint"),
+)
+
+
+def instances_insert(placed: list[tuple[PendingFile, int]]) -> None:
+    """Insert an instance row per (file, series id), skipping those whose (series, UID) exists.
+
+    One INSERT from one array per column (unnest): the statement is the same whatever the
+    batch's size, and no model object is made per row. The ORM's bulk_create built the
+    statement value by value, a fifth of the worker's CPU in a folder drop.
+    """
+    rows = []
+    for pending, series_id in placed:
+        header = pending.header
+        index = header.pixel_index
+        rows.append(
+            (
+                series_id,
+                header.sop_instance_uid,
+                header.sop_class_uid[:64],
+                header.instance_number,
+                header.transfer_syntax_uid[:64],
+                header.rows,
+                header.columns,
+                header.number_of_frames,
+                header.bits_allocated,
+                header.slice_location,
+                pending.storage_key,
+                pending.size,
+                header.preamble_suspicious,
+                index.header_length if index else None,
+                index.pixel_data_offset if index else None,
+                index.frames_encapsulated if index else False,
+                index.frame_spans if index else None,
+                pending.upload.pk,
+            )
+        )
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(name) for name, _ in INSTANCE_COLUMNS)
+    arrays = ", ".join(f"%s::{kind}[]" for _, kind in INSTANCE_COLUMNS)
+    sql = (
+        f"INSERT INTO {quote(Instance._meta.db_table)} ({columns}, {quote('created')}) "  # noqa: S608 - ours
+        f"SELECT row.*, now() FROM unnest({arrays}) AS row ON CONFLICT DO NOTHING"
     )
-    Series.objects.filter(pk__in=list(series_ids)).update(
-        instance_count=Coalesce(Subquery(instance_counts), 0)
-    )
-    per_study = Series.objects.filter(study=OuterRef("pk")).order_by().values("study")
-    Study.objects.filter(pk__in=list(study_ids)).update(
-        series_count=Coalesce(Subquery(per_study.annotate(n=Count("pk")).values("n")), 0),
-        instance_count=Coalesce(Subquery(per_study.annotate(n=Sum("instance_count")).values("n")), 0),
-        modalities=Coalesce(
-            Subquery(
-                per_study.exclude(modality="")
-                .annotate(codes=StringAgg("modality", ",", distinct=True, order_by="modality"))
-                .values("codes")
-            ),
-            Value(""),
-        ),
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
 
 
 class IndexSteps(RunState):
@@ -203,29 +269,7 @@ class IndexSteps(RunState):
         # Insert first, then read back every row of these UIDs in the case: one query tells
         # which of ours landed, which were there before (a duplicate, or our own from a retried
         # run), and which lost a race with another worker on the unique constraint.
-        Instance.objects.bulk_create(
-            [
-                Instance(
-                    series=series,
-                    sop_instance_uid=pending.header.sop_instance_uid,
-                    sop_class_uid=pending.header.sop_class_uid[:64],
-                    instance_number=pending.header.instance_number,
-                    transfer_syntax_uid=pending.header.transfer_syntax_uid[:64],
-                    rows=pending.header.rows,
-                    columns=pending.header.columns,
-                    number_of_frames=pending.header.number_of_frames,
-                    bits_allocated=pending.header.bits_allocated,
-                    slice_location=pending.header.slice_location,
-                    storage_key=pending.storage_key,
-                    size=pending.size,
-                    preamble_cleared=pending.header.preamble_suspicious,
-                    upload=pending.upload,
-                    **(pending.header.pixel_index.fields() if pending.header.pixel_index else {}),
-                )
-                for pending, series in placed
-            ],
-            ignore_conflicts=True,
-        )
+        instances_insert([(pending, series.pk) for pending, series in placed])
         rows: dict[str, list[tuple[int, str, int | None]]] = {}
         for uid, pk, key, upload_id in Instance.objects.filter(
             series__study__case=self.case, sop_instance_uid__in=[p.header.sop_instance_uid for p, _ in placed]
