@@ -57,6 +57,7 @@ _PIXEL_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"})
 _PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 _TAG = struct.Struct("<HH").unpack_from
 _TAG_LENGTH = struct.Struct("<HHL").unpack_from
+_TAG_VR_LENGTH = struct.Struct("<HH2sH").unpack_from
 _U16 = struct.Struct("<H").unpack_from
 _U32 = struct.Struct("<L").unpack_from
 
@@ -145,8 +146,9 @@ def _elements(
     to its delimiter, returning past it; or, at the top level (``found`` given, where the values
     we keep are put), to the pixel data, returning at its tag."""
     last_tag = -1
+    top = found is not None
     # pydicom's test, made on the top-level dataset only (items are never switched).
-    if found is not None and implicit and _looks_explicit(data, pos):
+    if top and implicit and _looks_explicit(data, pos):
         raise _Unusual
     while True:
         if pos == end:
@@ -155,36 +157,32 @@ def _elements(
             return pos
         if end - pos < 8:
             raise _Unusual
-        group, element = _TAG(data, pos)
+        # One unpack per element (the tag, and the VR and 16-bit length or the 32-bit length).
+        if implicit:
+            group, element, length = _TAG_LENGTH(data, pos)
+            vr = b""
+            value = pos + 8
+        else:
+            group, element, vr, length = _TAG_VR_LENGTH(data, pos)
+            value = pos + 8
         tag = group << 16 | element
-        if found is not None and tag in _PIXEL_TAGS:
+        if top and tag in _PIXEL_TAGS:
             return pos
         if group == 0xFFFE:
             if delimited and element == 0xE00D:
                 return pos + 8
             raise _Unusual
-        if found is not None:
+        if top:
             if tag <= last_tag:
                 raise _Unusual  # out of order or repeated: pydicom's judgement
             last_tag = tag
-        if implicit:
-            vr = b""
-            (length,) = _U32(data, pos + 4)
-            value = pos + 8
-        else:
-            vr = data[pos + 4 : pos + 6]
-            if vr in _SHORT_VRS:
-                (length,) = _U16(data, pos + 6)
-                value = pos + 8
-            elif vr in _LONG_VRS:
-                if end - pos < 12:
-                    raise _Unusual
-                (length,) = _U32(data, pos + 8)
-                value = pos + 12
-            else:
+        if not implicit and vr not in _SHORT_VRS:
+            if vr not in _LONG_VRS or end - pos < 12:
                 raise _Unusual
+            (length,) = _U32(data, pos + 8)
+            value = pos + 12
         if length == UNDEFINED_LENGTH:
-            if found is not None and tag in _WANTED:
+            if top and tag in _WANTED:
                 raise _Unusual
             if implicit:
                 try:
