@@ -125,6 +125,7 @@ def test_it_leaves_other_character_sets_and_several_values_to_pydicom() -> None:
     walked = _agrees(out.getvalue())
     assert walked is not None and walked.patient_name == "Müller^Zoë"
     ds.SpecificCharacterSet = "ISO 2022 IR 87"
+    ds.PatientName = "Muller^Zoe"
     ds.StudyDescription = ["one", "two"]
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
