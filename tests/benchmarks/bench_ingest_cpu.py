@@ -1,4 +1,4 @@
-"""Worker CPU of a folder drop as the browser sends it: the files packed into uncompressed zips of
+"""Worker CPU of a folder drop as the browser sends it: the files packed into uncompressed tars of
 2, 4, 8 then 16 MiB (the wizard's planner, frontend/src/intake/upload.js), each a tus upload
 that is RECEIVED, then ingested by its task (``upload_ingest_run``, as the Celery task calls it).
 
@@ -6,7 +6,8 @@ Run by hand (prints numbers, asserts nothing):
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/secondread REDIS_URL=redis://127.0.0.1:6379/0 \
         .venv/bin/python tests/benchmarks/bench_ingest_cpu.py [--ct 600] [--cd 0] [--repeat 3] \
-        [--files /tmp/bench-ingest-files] [--profile /tmp/ingest.prof] [--arrival one|all]
+        [--files /tmp/bench-ingest-files] [--profile /tmp/ingest.prof] [--arrival one|all] \\
+        [--pack tar|zip] [--split]
 
 The machine is shared by browser, web, worker and database (2 cores): every CPU-second the worker
 spends is wall time the patient waits. So this measures CPU, not wall time: the worker's process
@@ -38,6 +39,7 @@ import pstats
 import resource
 import shutil
 import sys
+import tarfile
 import tempfile
 import time
 import zipfile
@@ -79,18 +81,24 @@ def batches_plan(paths: list[Path]) -> list[list[Path]]:
     return units
 
 
-def batches_write(units: list[list[Path]], root: Path, target: Path) -> list[tuple[Path, str]]:
-    """Each unit as an uncompressed zip (or, alone, the file itself); (path, upload name)."""
+def batches_write(units: list[list[Path]], root: Path, target: Path, pack: str) -> list[tuple[Path, str]]:
+    """Each unit as an uncompressed tar (the wizard's folder batches, tarbatch.js) or zip (before
+    it), or alone the file itself; returns (path, upload name) pairs."""
     target.mkdir(parents=True, exist_ok=True)
     made = []
     for number, unit in enumerate(units, 1):
         if len(unit) == 1:
             made.append((unit[0], str(unit[0].relative_to(root))))
             continue
-        name = f"batch-{number:04d}.zip"
-        with zipfile.ZipFile(target / name, "w", zipfile.ZIP_STORED) as archive:
-            for path in unit:
-                archive.write(path, str(path.relative_to(root)))
+        name = f"batch-{number:04d}.{pack}"
+        if pack == "tar":
+            with tarfile.open(target / name, "w", format=tarfile.PAX_FORMAT) as archive:
+                for path in unit:
+                    archive.add(path, str(path.relative_to(root)))
+        else:
+            with zipfile.ZipFile(target / name, "w", zipfile.ZIP_STORED) as archive:
+                for path in unit:
+                    archive.write(path, str(path.relative_to(root)))
         made.append((target / name, name))
     return made
 
@@ -138,7 +146,7 @@ def steps_timed() -> dict[str, float]:
         setattr(owner, attribute, wrapper)
 
     timed(unpack, "header_read", "DICOM header parse (header_read)")
-    timed(unpack, "entry_read", "zip entry read + CRC (entry_read)")
+    timed(unpack, "entry_read", "archive entry read (entry_read; a zip checks its CRC)")
     timed(IndexSteps, "flush", "database writes of a batch (flush)")
     timed(BackgroundSaver, "submit", "handing bytes to the storage threads")
     timed(pipeline, "imaging_uploads_claim", "claim")
@@ -159,6 +167,9 @@ def main() -> None:
     parser.add_argument("--files", type=Path, help="keep the generated files here for the next run")
     parser.add_argument("--profile", type=Path, help="profile one more round into this file")
     parser.add_argument("--arrival", choices=("one", "all"), default="one")
+    parser.add_argument(
+        "--pack", choices=("tar", "zip"), default="tar", help="folder batches as the wizard sends them (tar)"
+    )
     parser.add_argument("--top", type=int, default=30, help="functions printed from the profile")
     parser.add_argument(
         "--split", action="store_true", help="also print the main thread's CPU per step (one more round)"
@@ -215,7 +226,7 @@ def main() -> None:
         index = [path for path in paths if path.name.upper() == "DICOMDIR"]
         pictures = [path for path in paths if path.name.upper() != "DICOMDIR"]
         units = [[path] for path in index] + batches_plan(pictures)
-        sent = batches_write(units, root, workdir / name.replace(" ", "-"))
+        sent = batches_write(units, root, workdir / name.replace(" ", "-"), args.pack)
         megabytes = sum(path.stat().st_size for path in pictures) / MiB
         sizes = sorted(path.stat().st_size / MiB for path, _ in sent)
         print(
