@@ -20,6 +20,10 @@ runs, as when the batches arrive one after another and each task claims its own;
 row is RECEIVED first and the tasks then run (the first claims them all; the rest find nothing).
 Storing the uploads' bytes and making their rows is the web's work and is not counted.
 
+``--celery`` runs the tasks in a real Celery worker instead (solo pool, so that the task runs in
+the process whose CPU is read): what the task costs with Celery's own work and the switch to
+the institution's schema, and the preview tasks it queues; the worker's idle CPU is left out.
+
 ``--profile PATH`` runs one more round under cProfile and prints the top functions (by own
 time and by cumulative time); the file can be read with ``python -m pstats PATH``.
 
@@ -38,6 +42,7 @@ import os
 import pstats
 import resource
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -159,6 +164,17 @@ def steps_timed() -> dict[str, float]:
     return spent
 
 
+PREVIEW_WAIT = 7.0
+
+
+def worker_idle_rate(worker: Any) -> float:
+    """CPU-seconds per second the idle worker spends (its event loop, the broker's heartbeats)."""
+    start = worker.cpu_times()
+    time.sleep(2)
+    end = worker.cpu_times()
+    return float(end.user + end.system - start.user - start.system) / 2
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ct", type=int, default=600, help="slices in the CT series")
@@ -171,6 +187,12 @@ def main() -> None:
         "--pack", choices=("tar", "zip"), default="tar", help="folder batches as the wizard sends them (tar)"
     )
     parser.add_argument("--top", type=int, default=30, help="functions printed from the profile")
+    parser.add_argument(
+        "--celery", action="store_true", help="run the tasks in a real Celery worker (solo pool)"
+    )
+    parser.add_argument(
+        "--celery-profile", type=Path, help="with --celery: profile the worker into this file"
+    )
     parser.add_argument(
         "--split", action="store_true", help="also print the main thread's CPU per step (one more round)"
     )
@@ -199,6 +221,7 @@ def main() -> None:
     from storage.tenant import tenant_storage
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-cpu-"))
+    worker: subprocess.Popen[bytes] | None = None
     files = args.files or workdir
     shapes: list[tuple[str, Path, list[Path]]] = []
     ct_folder = files / f"ct-{args.ct}"
@@ -250,6 +273,14 @@ def main() -> None:
             def backend_cpu() -> float:
                 times = backend.cpu_times()
                 return float(times.user + times.system)
+
+            postmaster = psutil.Process(backend.ppid())
+
+            def backends_cpu() -> float:
+                """Ours, and every backend that ended (the worker's, one per task if it
+                reconnects; but also any other user's of this server)."""
+                times = postmaster.cpu_times()
+                return backend_cpu() + float(times.children_user + times.children_system)
 
             def stored(case: Case, path: Path) -> tuple[str, int]:
                 key = f"uploads/{case.public_id}/{generate_uid()[-20:]}"
@@ -306,12 +337,82 @@ def main() -> None:
             def plain(work: Callable[[], Any]) -> Any:
                 return work()
 
+            def worker_round(sent: list[tuple[Path, str]], images: int, worker: psutil.Process) -> Round:
+                """The same through a real Celery worker (solo pool: the task runs in the worker
+                process, whose CPU is read): each batch's task published as the tus server
+                publishes it, the next batch once it is done; then its preview tasks (queued
+                with a countdown) are waited for. The worker's idle CPU over as long is left out.
+                The database's CPU here counts the backends that ended meanwhile (a worker that
+                reconnects for every task ends one per task), whoever's they were."""
+                from imaging.tasks import upload_ingest
+
+                result = Round()
+                case = Case.objects.create(owner=owner)
+                keys = [(stored(case, path), name) for path, name in sent]
+                wall = time.perf_counter()
+                before = worker.cpu_times()
+                db = backends_cpu()
+                for (key, size), name in keys:
+                    upload = upload_row(case, key, size, name)
+                    upload_ingest.apply_async((upload.pk,))
+                    while Upload.objects.filter(pk=upload.pk, status=Upload.Status.DONE).count() == 0:
+                        time.sleep(0.005)
+                    result.tasks += 1
+                ingested = worker.cpu_times()
+                ingest_wall = time.perf_counter() - wall
+                time.sleep(PREVIEW_WAIT)  # the preview tasks' countdown, then the drawing
+                after = worker.cpu_times()
+                idle = worker_idle_rate(worker)
+                result.ingest_cpu = ingested.user + ingested.system - before.user - before.system
+                result.ingest_cpu -= idle * ingest_wall
+                result.system_cpu = ingested.system - before.system
+                result.preview_cpu = after.user + after.system - ingested.user - ingested.system
+                result.preview_cpu -= idle * PREVIEW_WAIT
+                result.db_cpu = backends_cpu() - db
+                result.wall = ingest_wall
+                kept = Instance.objects.filter(series__study__case=case).count()
+                assert kept == images, (kept, images)
+                return result
+
             # Warm-up: imports, decoders, connections.
             warm = Case.objects.create(owner=owner)
             (key, size), name = stored(warm, plans[0][2][0][0]), plans[0][2][0][1]
             upload_ingest_run(upload_id=upload_row(warm, key, size, name).pk, previews_now=True)
 
+            if args.celery:
+                from tests.live import child_env
+
+                # With --celery-profile, the worker runs under cProfile (wall clock: its idle
+                # waits show as the event loop's; the tasks' own functions are what to read).
+                profiled = ["-m", "cProfile", "-o", str(args.celery_profile)] if args.celery_profile else []
+                worker = subprocess.Popen(
+                    [
+                        sys.executable,
+                        *profiled,
+                        str(Path(sys.executable).parent / "celery"),
+                        *("-A", "config", "worker", "--pool", "solo", "--loglevel", "WARNING"),
+                        *(
+                            "--queues",
+                            settings.CELERY_TASK_DEFAULT_QUEUE,
+                            "--hostname",
+                            f"bench-{os.getpid()}@%h",
+                        ),
+                        *("--without-mingle", "--without-gossip"),
+                    ],
+                    cwd=BASE_DIR,
+                    env=child_env(),
+                )
+                time.sleep(8)  # started and connected
             for name, images, sent in plans:
+                if worker is not None:
+                    rounds = [
+                        worker_round(sent, images, psutil.Process(worker.pid)) for _ in range(args.repeat)
+                    ]
+                    for done in rounds:
+                        print("  " + done.line(f"{name} (Celery worker)", images), flush=True)
+                    best = min(rounds, key=lambda r: r.ingest_cpu)
+                    print(best.line(f"{name} (Celery worker), best", images), flush=True)
+                    continue
                 rounds = []
                 for _ in range(args.repeat):
                     rounds.append(one_round(sent, images, plain))
@@ -344,6 +445,9 @@ def main() -> None:
                         flush=True,
                     )
     finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
         with schema_context("neuro"):
             for prefix in ("uploads", "dicom", "previews"):
                 tenant_storage().delete_prefix(prefix)
