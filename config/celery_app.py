@@ -81,3 +81,17 @@ def _time_zone_after_task(**kwargs: object) -> None:
     from tenants.timezones import institution_time_zone_activate
 
     institution_time_zone_activate(None)
+
+
+@signals.task_postrun.connect(weak=False)
+def _database_connections_checked(task: object = None, **kwargs: object) -> None:
+    """After a task, as after a request: a connection that failed, outlived CONN_MAX_AGE or
+    served DB_CONN_MAX_SCHEMAS schemas is closed; any other is kept for the next task (Celery's
+    fix-up would close it, see CELERY_DB_REUSE_MAX) and health-checked before its first query,
+    so a database restarted between two tasks costs neither of them. Not for a task run eagerly
+    (inside a caller's transaction, which closing would end)."""
+    from django.db import close_old_connections
+
+    if getattr(getattr(task, "request", None), "is_eager", False):
+        return
+    close_old_connections()

@@ -39,9 +39,15 @@ def folder_drop() -> Iterator[tuple[Case, list[int]]]:
 
 
 def test_a_worker_killed_mid_ingest_is_replaced_and_every_file_is_ingested_once(
-    folder_drop: tuple[Case, list[int]], tmp_path: Path
+    folder_drop: tuple[Case, list[int]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     case, upload_ids = folder_drop
+    # The sweep's requeued tasks go where this test's workers read (in production, the one
+    # queue every worker reads): once the new worker has run the queued tasks (each finding
+    # its upload taken) before the dead one's uploads went stale, only the sweep takes them up.
+    monkeypatch.setattr(
+        upload_ingest, "delay", lambda *args: upload_ingest.apply_async(args, queue=FAULT_QUEUE)
+    )
     log = tmp_path / "workers.log"
     first = worker_start(name="doomed", log=log)
     second = None
