@@ -32,6 +32,9 @@ slice pydicom ships; ``--cd N`` adds a CD tree of N images in 10 series with a D
 on its own, as the wizard does).
 """
 
+# long module: a stand-alone script run by hand; its fixtures, its in-process and Celery rounds
+# and its per-step and profiled passes measure the same drop and read best side by side.
+
 from __future__ import annotations
 
 import argparse
