@@ -4,7 +4,9 @@
 #
 #   secondread.sh collectstatic   build time: static files, compressed and hashed
 #   secondread.sh migrate         once per release, before new pods: schemas, template, platform
-#   secondread.sh web             gunicorn (deploy/gunicorn.conf.py)
+#   secondread.sh web             gunicorn (deploy/gunicorn.conf.py): pages, APIs
+#   secondread.sh uploads         the same gunicorn for the tus endpoint alone (Caddy sends
+#                                 /intake/tus/ there), at a lower CPU priority
 #   secondread.sh worker          Celery worker
 #   secondread.sh beat            Celery beat (exactly one)
 #   secondread.sh manage <command>   a management command (createoperator, export_institution…)
@@ -37,6 +39,17 @@ case "${1:-web}" in
   web)
     metrics_dir web
     exec "$PYTHON" -m gunicorn -c deploy/gunicorn.conf.py config.wsgi:application
+    ;;
+  uploads)
+    # Patients' uploads take all the CPU they are given (a CD arrives at the speed of the
+    # network); pages must not wait behind them. So uploads have processes of their own (no
+    # page shares their interpreter lock) and yield the CPU to pages: niceness here, where they
+    # share a machine with web, and a smaller CPU request (Kubernetes) or cpu_shares (compose)
+    # across containers. Measured with 16 slow and 20 fast uploaders
+    # (tests/benchmarks/bench_slow_uploaders.py): another institution's landing page p95 782 ms
+    # with one gunicorn for everything behind Caddy, 58 ms with this split.
+    metrics_dir uploads
+    exec nice -n "${UPLOADS_NICENESS:-10}" "$PYTHON" -m gunicorn -c deploy/gunicorn.conf.py config.wsgi:application
     ;;
   worker)
     metrics_dir worker
@@ -72,7 +85,7 @@ case "${1:-web}" in
     esac
     ;;
   *)
-    echo "usage: secondread.sh collectstatic|migrate|web|worker|beat|manage <command>|probe web|worker|beat" >&2
+    echo "usage: secondread.sh collectstatic|migrate|web|uploads|worker|beat|manage <command>|probe web|worker|beat" >&2
     exit 2
     ;;
 esac

@@ -8,12 +8,14 @@ Run by hand (prints numbers, asserts nothing):
         .venv/bin/python tests/benchmarks/bench_slow_uploaders.py [--seconds 30] [--slow 16] [--fast 20]
 
 It creates its own throw-away database, seeds the demo, makes one draft case per uploader for
-patient@neuro, and starts gunicorn as ./sr run does (2 workers x 8 threads). Then, twice:
+patient@neuro, and starts gunicorn as ./sr run does (2 workers x 8 threads), and a second one
+for uploads as ``deploy/secondread.sh uploads`` runs it (the same, at niceness 10). Then, in turn:
 
 1. straight to gunicorn (what ./sr run serves; no proxy);
-2. through Caddy (the Debian package) configured as deploy/Caddyfile's reverse proxy, request
-   buffering included (``request_buffers``; spelled ``buffer_requests`` + ``max_buffer_size``
-   by Caddy before 2.6.4), on plain HTTP.
+2. through Caddy with request buffering (``request_buffers``; spelled ``buffer_requests`` +
+   ``max_buffer_size`` by Caddy before 2.6.4), one gunicorn for everything;
+3. through Caddy as deploy/caddy/Caddyfile routes it: ``/intake/tus/`` to the uploads gunicorn,
+   the rest to web's.
 
 Each slow uploader sends 8 MiB PATCH bodies (the wizard's chunk) at ``--slow-kib`` KiB/s over a
 raw socket; each fast one creates uploads and sends their 8 MiB chunks at full speed. Probes
@@ -23,6 +25,9 @@ Targets (issue 13): landing page p95 < 100 ms, uploaders' status pages p95 < 250
 production proxy. The machine is shared (2 cores, other engineers' work): numbers are
 pessimistic; the load generator itself runs on the same cores.
 """
+
+# long module: a stand-alone script run by hand; its servers (two gunicorns, two Caddies), its
+# load and its probes are read and changed together.
 
 from __future__ import annotations
 
@@ -68,23 +73,40 @@ def wait_for(port: int, host: str, seconds: float = 60) -> None:
 
 
 def caddy_buffering() -> str:
-    """deploy/Caddyfile's request buffering, as this Caddy spells it."""
+    """deploy/caddy/Caddyfile's request buffering, as this Caddy spells it."""
     version = subprocess.run(["caddy", "version"], capture_output=True, text=True).stdout
-    match = re.search(r"v2\.(\d+)\.(\d+)", version)
+    match = re.search(r"\bv?2\.(\d+)\.(\d+)", version)  # "v2.7.6 h1:…", or Debian's "2.6.2"
     minor, patch = (int(match.group(1)), int(match.group(2))) if match else (99, 0)
     if (minor, patch) >= (6, 4):
         return "request_buffers 9MiB"
     return "buffer_requests\n\t\tmax_buffer_size 9MiB"
 
 
-def start_caddy(workdir: Path, listen: int, upstream: int) -> subprocess.Popen[bytes]:
+def start_caddy(
+    workdir: Path, listen: int, upstream: int, uploads: int | None = None, name: str = "Caddyfile"
+) -> subprocess.Popen[bytes]:
     if not shutil.which("caddy"):
         if os.geteuid() == 0 and shutil.which("apt-get"):
             subprocess.run(["apt-get", "update", "-qq"], check=True)
             subprocess.run(["apt-get", "install", "-y", "-qq", "caddy"], check=True)
         else:
             raise SystemExit("This benchmark needs Caddy (apt-get install caddy).")
-    config = workdir / "Caddyfile"
+    config = workdir / name
+
+    def proxy(port: int) -> str:
+        return f"""reverse_proxy 127.0.0.1:{port} {{
+\t\t{caddy_buffering()}
+\t\ttransport http {{
+\t\t\tread_timeout 10m
+\t\t\twrite_timeout 10m
+\t\t}}
+\t}}"""
+
+    routes = (
+        f"handle /intake/tus/* {{\n\t{proxy(uploads)}\n\t}}\n\thandle {{\n\t{proxy(upstream)}\n\t}}"
+        if uploads
+        else proxy(upstream)
+    )
     config.write_text(
         f"""{{
 \tadmin off
@@ -96,13 +118,7 @@ def start_caddy(workdir: Path, listen: int, upstream: int) -> subprocess.Popen[b
 \t}}
 }}
 http://:{listen} {{
-\treverse_proxy 127.0.0.1:{upstream} {{
-\t\t{caddy_buffering()}
-\t\ttransport http {{
-\t\t\tread_timeout 10m
-\t\t\twrite_timeout 10m
-\t\t}}
-\t}}
+\t{routes}
 }}
 """
     )
@@ -290,8 +306,35 @@ def main() -> None:
                 for _ in range(args.slow + args.fast)
             ]
         port = free_port()
+        upload_port = free_port()
         env = dict(
             os.environ, DATABASE_URL=child_database_url(), PLATFORM_PORT=str(port), PYTHONUNBUFFERED="1"
+        )
+        # As deploy/secondread.sh uploads runs it: the same gunicorn, yielding the CPU to pages.
+        processes.append(
+            subprocess.Popen(
+                [
+                    "nice",
+                    "-n",
+                    "10",
+                    str(Path(sys.executable).parent / "gunicorn"),
+                    "config.wsgi:application",
+                    "--bind",
+                    f"127.0.0.1:{upload_port}",
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "8",
+                    "--worker-class",
+                    "gthread",
+                    "--timeout",
+                    "120",
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=BASE_DIR,
+                env=env,
+            )
         )
         processes.append(
             subprocess.Popen(
@@ -334,6 +377,8 @@ def main() -> None:
         cookie = "; ".join(f"{name}={value}" for name, value in session.cookies.items())
         caddy_port = free_port()
         processes.append(start_caddy(workdir, caddy_port, port))
+        split_port = free_port()
+        processes.append(start_caddy(workdir, split_port, port, upload_port, "Caddyfile.split"))
         print(
             f"{args.slow} slow uploaders at {args.slow_kib} KiB/s, {args.fast} fast ones, "
             f"{args.seconds:.0f} s each; "
@@ -342,7 +387,8 @@ def main() -> None:
         )
         for name, target in (
             ("straight to gunicorn (./sr run)", port),
-            ("through Caddy, buffering (deploy/)", caddy_port),
+            ("through Caddy, buffering, one gunicorn for everything", caddy_port),
+            ("through Caddy as deployed: /intake/tus/ on its own gunicorn (nice 10)", split_port),
         ):
             if args.only and not name.startswith({"direct": "straight", "caddy": "through"}[args.only]):
                 continue

@@ -80,6 +80,31 @@ def test_web_worker_and_beat_have_probes(manifests: list[dict[str, Any]]) -> Non
         assert probe["exec"]["command"] == ["deploy/secondread.sh", "probe", name]
 
 
+def test_uploads_have_pods_of_their_own_that_yield_the_cpu_to_pages(manifests: list[dict[str, Any]]) -> None:
+    deployments = _of_kind(manifests, "Deployment")
+    uploads = deployments["uploads"]["spec"]["template"]["spec"]["containers"][0]
+    web = deployments["web"]["spec"]["template"]["spec"]["containers"][0]
+    assert uploads["args"] == ["uploads"] and uploads["image"] == web["image"]
+    assert uploads["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+    def millicores(container: dict[str, Any]) -> float:
+        cpu = str(container["resources"]["requests"]["cpu"])
+        return float(cpu[:-1]) if cpu.endswith("m") else float(cpu) * 1000
+
+    # The kernel shares a busy node's CPU by request: pages first.
+    assert millicores(uploads) < millicores(web)
+    # Caddy sends /intake/tus/ to them, through their Service, which only Caddy may reach.
+    caddy = deployments["caddy"]["spec"]["template"]["spec"]["containers"][0]
+    upstream = {item["name"]: item.get("value") for item in caddy["env"]}["SR_UPLOADS_UPSTREAM"]
+    service = _of_kind(manifests, "Service")[upstream.split(":")[0]]
+    assert service["spec"]["selector"]["component"] == "uploads"
+    assert int(upstream.split(":")[1]) in {port["port"] for port in service["spec"]["ports"]}
+    policy = _of_kind(manifests, "NetworkPolicy")["uploads-from-caddy"]["spec"]
+    assert policy["podSelector"]["matchLabels"]["component"] == "uploads"
+    assert policy["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["component"] == "caddy"
+    assert {"uploads"} <= set(_of_kind(manifests, "PodDisruptionBudget"))
+
+
 def test_beat_is_a_singleton_and_caddy_has_two_replicas_on_shared_storage(
     manifests: list[dict[str, Any]],
 ) -> None:

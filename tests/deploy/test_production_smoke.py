@@ -62,6 +62,7 @@ class Stack:
     s3_endpoint: str
     metrics_ports: dict[str, int]
     app_database_url: str  # web, worker and beat connect as this role; ``env`` is the owner's
+    uploads_log: Path  # the upload processes' (secondread.sh uploads), behind /intake/tus/
 
     def https(self, host: str, path: str = "/") -> str:
         return f"https://{host}:{self.https_port}{path}"
@@ -137,8 +138,8 @@ def stack(empty_database: str, moto_endpoint: str) -> Iterator[Stack]:
     caddy = _need_caddy()
     app_url = _app_url(empty_database)
     work = Path(tempfile.mkdtemp(prefix="secondread-smoke-"))
-    web_port, https_port, http_port = free_port(), free_port(), free_port()
-    web_metrics, worker_metrics = free_port(), free_port()
+    web_port, uploads_port, https_port, http_port = free_port(), free_port(), free_port(), free_port()
+    web_metrics, worker_metrics, uploads_metrics = free_port(), free_port(), free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -203,6 +204,11 @@ def stack(empty_database: str, moto_endpoint: str) -> Iterator[Stack]:
         _run([str(SCRIPT), "collectstatic"], env)
         _run([str(SCRIPT), "migrate"], env)
         start("web", [str(SCRIPT), "web"])
+        start(
+            "uploads",
+            [str(SCRIPT), "uploads"],
+            {"PORT": str(uploads_port), "METRICS_PORT": str(uploads_metrics)},
+        )
         start("worker", [str(SCRIPT), "worker"], {"METRICS_PORT": str(worker_metrics)})
         start("beat", [str(SCRIPT), "beat"])
         caddy_home = work / "caddy"
@@ -214,6 +220,7 @@ def stack(empty_database: str, moto_endpoint: str) -> Iterator[Stack]:
                 "XDG_DATA_HOME": str(caddy_home / "data"),
                 "XDG_CONFIG_HOME": str(caddy_home / "config"),
                 "SR_UPSTREAM": f"127.0.0.1:{web_port}",
+                "SR_UPLOADS_UPSTREAM": f"127.0.0.1:{uploads_port}",
                 "SR_CADDY_TLS": "internal",
                 "CADDY_ADMIN": "off",
                 "CADDY_EXTRA_GLOBAL": "skip_install_trust",
@@ -234,6 +241,7 @@ def stack(empty_database: str, moto_endpoint: str) -> Iterator[Stack]:
             moto_endpoint,
             {"web": web_metrics, "worker": worker_metrics},
             app_url,
+            work / "uploads.log",
         )
 
         def answers() -> bool:
@@ -388,6 +396,23 @@ def test_it_sees_the_clients_real_address(stack: Stack) -> None:
     assert readyz_lines()[-1]["client"] == CLIENT_ADDRESS  # not Caddy's 127.0.0.1
     # The access log never carries a query string (signed-URL tokens, filters).
     assert "probe=" not in stack.web_log.read_text()
+
+
+def test_uploads_go_to_their_own_processes_and_pages_do_not(stack: Stack, institution: str) -> None:
+    def lines(log: Path, request: str) -> int:
+        return sum(f'"access": "{request}"' in line for line in log.read_text().splitlines())
+
+    upload_before = lines(stack.uploads_log, "OPTIONS /intake/tus/")
+    page_before = lines(stack.web_log, "GET /accounts/login/")
+    tus = stack.curl("-i", "-X", "OPTIONS", stack.https(institution, "/intake/tus/"), host=institution)
+    assert _headers(tus.stdout).get("tus-version"), tus.stdout[:500]
+    page = stack.curl("-i", stack.https(institution, "/accounts/login/"), host=institution)
+    assert _headers(page.stdout)["status"] == "200"
+    # gunicorn writes the access line after the answer: wait for it rather than for a while.
+    _wait_for(lambda: lines(stack.uploads_log, "OPTIONS /intake/tus/") > upload_before, "the upload's line")
+    _wait_for(lambda: lines(stack.web_log, "GET /accounts/login/") > page_before, "the page's line")
+    assert lines(stack.web_log, "OPTIONS /intake/tus/") == 0
+    assert lines(stack.uploads_log, "GET /accounts/login/") == 0
 
 
 def test_it_answers_stripe_webhooks(stack: Stack) -> None:
