@@ -418,7 +418,9 @@ class _PartWriter:
     def __init__(self, *, upload: Upload, storage: TenantStorage, first_part: int) -> None:
         self._upload = upload
         self._storage = storage
-        self._buffers = (_buffers.take(), _buffers.take())
+        # The second buffer is taken only when the first is full: a chunk of one part or less
+        # (a folder drop's batches, the wizard's 8 MiB chunks) needs one.
+        self._buffers = [_buffers.take()]
         self._current = 0
         self._pending: Future[list[int | str]] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tus-part")
@@ -449,6 +451,8 @@ class _PartWriter:
         number, view = self.next_part, self.view
         self._pending = self._executor.submit(self._put, number, view, PART_SIZE)
         self.next_part += 1
+        if len(self._buffers) == 1:
+            self._buffers.append(_buffers.take())
         self._current ^= 1
 
     def finish(self) -> list[list[int | str]]:
@@ -510,23 +514,29 @@ def _receive_into(
     # hashed as it arrives, rather than read back from storage once it is complete.
     whole = hashlib.sha256() if upload.sha256 and upload.offset == 0 else None
     limit = remaining if body.length is None else body.length
+    # A stream that can fill our buffer itself (gunicorn's socket, intake.tus.body) is read
+    # into it with no copy of ours; any other is read in pieces copied into it.
+    readinto = getattr(body.stream, "readinto", None)
     received = 0
     dropped = False
     while received < limit:
         want = min(READ_SIZE, PART_SIZE - filled, limit - received)
         try:
-            data = body.stream.read(want)
+            if readinto is not None:
+                count = readinto(view[filled : filled + want])
+            else:
+                data = body.stream.read(want)
+                count = len(data)
+                view[filled : filled + count] = data
         except OSError:  # the client went away mid-chunk (Django raises UnreadablePostError)
             dropped = True
             break
-        if not data:
+        if not count:
             break
-        count = len(data)
-        view[filled : filled + count] = data
         if hasher is not None:
-            hasher.update(data)
+            hasher.update(view[filled : filled + count])
         if whole is not None:
-            whole.update(data)
+            whole.update(view[filled : filled + count])
         filled += count
         received += count
         if filled == PART_SIZE:

@@ -28,6 +28,7 @@ from accounts.models import User
 from imaging.models import Report, Upload
 from intake.tus import messages
 from intake.tus.access import access_case_for_upload, access_upload
+from intake.tus.body import SocketBody
 from intake.tus.protocol import (
     CHECKSUM_ALGORITHMS,
     HTTP_CHECKSUM_MISMATCH,
@@ -125,15 +126,18 @@ def tus_endpoint(view: View) -> View:
 def _body(request: HttpRequest) -> Body:
     """The request body as a stream read in pieces, never as one bytes object.
 
-    With Content-Length, Django's request stream is bounded to it. Without one (chunked transfer
+    With Content-Length, gunicorn's socket (intake.tus.body), else Django's request stream
+    bounded to it. Without one (chunked transfer
     encoding) Django would see an empty body, so the server's own de-chunking input is read, up
     to the upload's remaining length (services refuse more).
     """
     if request.META.get("CONTENT_LENGTH"):
         try:
-            return Body(stream=request, length=int(request.META["CONTENT_LENGTH"]))
+            length = int(request.META["CONTENT_LENGTH"])
         except ValueError:
             raise TusError(400, messages.CHUNK_TOO_LONG) from None
+        # Under gunicorn, straight from its socket into the part buffer (intake.tus.body).
+        return Body(stream=SocketBody.from_environ(request.META, length) or request, length=length)
     if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
         return Body(stream=_ChunkedInput(request.META["wsgi.input"]), length=None)
     return Body(stream=request, length=0)
