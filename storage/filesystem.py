@@ -166,6 +166,8 @@ class FilesystemBackend(StorageBackend):
             _data_finish(data, total)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(data, target)
+            # The rename is what makes the object exist: durable before the caller says so.
+            _fsync_folder(target.parent)
         else:
             _concatenate_atomically(
                 target, [(record.path(staging), record.offset, record.length) for record in records]
@@ -473,12 +475,18 @@ def _write_in_place(data: Path, offset: int, chunks: Iterator[bytes]) -> int:
 
 
 def _data_finish(data: Path, total: int) -> None:
-    """Cut the data file to the object's size (a part put but not listed may lie past it)."""
+    """Cut the data file to the object's size (a part put but not listed may lie past it).
+
+    Every part's bytes were synced when it was put (fdatasync, which syncs the file's size
+    too), so a data file of exactly the object's size needs no further sync.
+    """
     with open(data, "r+b") as out:
-        if os.fstat(out.fileno()).st_size < total:
+        size = os.fstat(out.fileno()).st_size
+        if size < total:
             raise MultipartError("A part of the upload is missing or does not match.")
-        out.truncate(total)
-        os.fsync(out.fileno())
+        if size > total:
+            out.truncate(total)
+            os.fsync(out.fileno())
 
 
 def _md5_of(path: Path) -> str:

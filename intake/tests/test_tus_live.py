@@ -35,6 +35,7 @@ from imaging.models import Upload
 from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
 from intake.tus import messages
+from intake.tus.protocol import encode_metadata
 from intake.tus.services import PART_SIZE, upload_staging_prefix
 from intake.tus.tasks import uploads_expire_all
 from storage.base import MiB, MultipartError
@@ -472,3 +473,94 @@ def test_it_explains_a_chunk_sent_in_broken_chunked_encoding(patient: Patient, c
     framed = b"%x\r\n%s\r\n0\r\n\r\n" % (600, content[:600])
     assert _raw_chunked_patch(patient, upload_url, 0, framed)[0] == 204
     assert _stored(upload_url).offset == 600
+
+
+def _answers(raw: socket.socket, count: int) -> list[tuple[int, dict[str, str]]]:
+    """Read ``count`` answers without bodies (204s, and answers to HEAD) from ``raw``: status
+    and headers of each."""
+    received = b""
+    while received.count(b"\r\n\r\n") < count:
+        data = raw.recv(65536)
+        assert data, "the server closed the connection"
+        received += data
+    answers = []
+    for head in received.split(b"\r\n\r\n")[:count]:
+        status_line, *lines = head.decode().split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines)
+        answers.append((int(status_line.split()[1]), headers))
+    return answers
+
+
+def _raw_request(
+    patient: Patient, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> bytes:
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        f"Host: {HOST}",
+        f"Cookie: {patient.cookie}",
+        "Tus-Resumable: 1.0.0",
+    ]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if body:
+        lines += ["Content-Type: application/offset+octet-stream", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def test_it_takes_a_whole_batch_in_its_creation_request_and_the_rest_in_one_patch(
+    patient: Patient, committed_case: Case
+) -> None:
+    """As the wizard sends a folder drop's batches: creation-with-upload, then (over 8 MiB)
+    one PATCH with the rest, both read from gunicorn's socket into the part buffers."""
+    whole, split = os.urandom(PART_SIZE // 2 + 1), os.urandom(PART_SIZE + PART_SIZE // 3)
+    with socket.create_connection(("127.0.0.1", patient.server.port), timeout=30) as raw:
+        for content, first in ((whole, len(whole)), (split, PART_SIZE)):
+            metadata = encode_metadata(_metadata(committed_case, content))
+            raw.sendall(
+                _raw_request(
+                    patient,
+                    "POST",
+                    "/intake/tus/",
+                    {"Upload-Length": str(len(content)), "Upload-Metadata": metadata},
+                    content[:first],
+                )
+            )
+            [(status, headers)] = _answers(raw, 1)
+            assert (status, headers["Upload-Offset"]) == (201, str(first))
+            if first < len(content):
+                raw.sendall(
+                    _raw_request(
+                        patient, "PATCH", headers["Location"], {"Upload-Offset": str(first)}, content[first:]
+                    )
+                )
+                [(status, headers_after)] = _answers(raw, 1)
+                assert (status, headers_after["Upload-Offset"]) == (204, str(len(content)))
+            upload = _stored(patient.url(headers["Location"]))
+            assert upload.status != Upload.Status.RECEIVING and upload.offset == len(content)
+            with schema_context("neuro"):
+                assert tenant_storage().read_bytes(upload.storage_key) == content
+
+
+def test_it_answers_a_request_sent_right_behind_a_chunk_on_the_same_connection(
+    patient: Patient, committed_case: Case
+) -> None:
+    content = os.urandom(3 * CHUNK)
+    uploader = patient.uploader(
+        file_stream=io.BytesIO(content), chunk_size=CHUNK, metadata=_metadata(committed_case, content)
+    )
+    uploader.set_url(uploader.create_url())
+    path = uploader.url.split(str(patient.server.port), 1)[1]
+    # A chunk and a HEAD pipelined in one write: the chunk's reader must stop at its last byte
+    # and leave the HEAD to gunicorn.
+    patch = _raw_request(patient, "PATCH", path, {"Upload-Offset": "0"}, content[:CHUNK])
+    with socket.create_connection(("127.0.0.1", patient.server.port), timeout=30) as raw:
+        raw.sendall(patch + _raw_request(patient, "HEAD", path, {}))
+        (patched, after_patch), (headed, after_head) = _answers(raw, 2)
+    assert (patched, after_patch["Upload-Offset"]) == (204, str(CHUNK))
+    assert (headed, after_head["Upload-Offset"]) == (200, str(CHUNK))
+    with schema_context("neuro"):
+        assert not tenant_storage().exists(_stored(uploader.url).storage_key)  # not complete yet
+    again = patient.uploader(file_stream=io.BytesIO(content), chunk_size=CHUNK, url=uploader.url)
+    assert again.offset == CHUNK
+    again.upload()
+    with schema_context("neuro"):
+        assert tenant_storage().read_bytes(_stored(uploader.url).storage_key) == content

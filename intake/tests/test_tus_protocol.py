@@ -37,6 +37,7 @@ from intake.tus.services import (
 )
 from intake.tus.tasks import uploads_expire
 from storage.base import MultipartError
+from storage.filesystem import FilesystemBackend
 from storage.tenant import TenantStorage, tenant_storage
 from tenants.models import Institution
 from tenants.schema import activate_institution
@@ -420,6 +421,20 @@ def test_it_explains_the_size_limits(patient_client: Client, case: Case) -> None
     response = _create(patient_client, case, 1)
     assert response.status_code == 413
     assert response.content.decode() == messages.CASE_QUOTA_EXCEEDED.format(used="20.0 GB", limit="20.0 GB")
+
+
+def test_it_leaves_no_staging_behind_when_a_quota_refuses_a_file(patient_client: Client, case: Case) -> None:
+    # The multipart upload is opened before the quota is checked (no storage call under the
+    # case's lock), so a refusal must close it again.
+    backend = tenant_storage().backend
+    assert isinstance(backend, FilesystemBackend)
+    staging = backend.root / ".multipart"
+    before = set(staging.iterdir()) if staging.is_dir() else set()
+    Upload.objects.create(case=case, owner=case.owner, length=CASE_QUOTA - 500, storage_key="uploads/x/y")
+    response = _create(patient_client, case, 501)
+    assert response.status_code == 413
+    assert not Upload.objects.filter(case=case, length=501).exists()
+    assert (set(staging.iterdir()) if staging.is_dir() else set()) == before
 
 
 @pytest.mark.parametrize(

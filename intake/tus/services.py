@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import datetime, timedelta
 from typing import BinaryIO, cast
 
@@ -203,29 +204,83 @@ def upload_create(*, case: Case, owner: User, length: int, description: UploadDe
 
     Precondition: ``owner`` owns ``case`` and may add files to it (``access_case_for_upload``).
     The case row is locked while the quota is checked, so two uploads started at once cannot
-    together exceed it (they wait for each other a moment; neither is refused). Storage is
-    called only after that transaction: no storage call runs under a lock. A 0-byte file is
+    together exceed it (they wait for each other a moment; neither is refused). No storage
+    call runs under that lock: the multipart upload is opened before it (and aborted if the
+    upload is refused), so the row is written once, already pointing at it. A 0-byte file is
     complete at once.
     """
     if length > MAX_UPLOAD_SIZE:
         raise TusError(413, gettext(messages.FILE_TOO_LARGE).format(limit=human_size(MAX_UPLOAD_SIZE)))
     storage = tenant_storage()
+    public_id = uuid.uuid4()
+    key = upload_storage_key(case=case, upload_public_id=public_id)
+    multipart_id = ""
+    if length:
+        try:
+            multipart_id = storage.multipart_start(key)
+        except StorageUnavailable as exc:
+            logger.warning("tus upload not created: %s", type(exc.__cause__ or exc).__name__)
+            raise TusError(HTTP_INSUFFICIENT_STORAGE, messages.STORAGE_UNAVAILABLE) from None
+    try:
+        upload = _upload_register(
+            case=case,
+            owner=owner,
+            length=length,
+            description=description,
+            public_id=public_id,
+            key=key,
+            multipart_id=multipart_id,
+        )
+    except BaseException:
+        if multipart_id:
+            with suppress(Exception):  # an orphan is only staging space; the refusal matters
+                storage.multipart_abort(key, multipart_id)
+        raise
+    if length == 0:
+        # The client learns the upload's address only from our answer: nothing else can
+        # reach this row yet.
+        try:
+            try:
+                storage.save(key, _reader(memoryview(b"")), 0)
+                with transaction.atomic():
+                    _upload_received(upload=upload, storage=storage)
+            except StorageUnavailable as exc:
+                logger.warning("tus upload not created: %s", type(exc.__cause__ or exc).__name__)
+                raise TusError(HTTP_INSUFFICIENT_STORAGE, messages.STORAGE_UNAVAILABLE) from None
+        except BaseException:
+            Upload.objects.filter(pk=upload.pk).delete()
+            raise
+    return upload
+
+
+def _upload_register(
+    *,
+    case: Case,
+    owner: User,
+    length: int,
+    description: UploadDescription,
+    public_id: uuid.UUID,
+    key: str,
+    multipart_id: str,
+) -> Upload:
+    """Check the quotas and insert the upload's row, in one transaction (see upload_create)."""
     with transaction.atomic():
         # The owner's row, then the case's: uploads started at once to any of their cases wait
-        # for each other a moment, so together they cannot pass either quota.
-        User.objects.select_for_update().filter(pk=owner.pk).first()
-        Case.objects.select_for_update().filter(pk=case.pk).first()
-        usage = Upload.objects.filter(_COUNTED_STATUSES, case=case).aggregate(
-            used=Sum("length", default=0), files=Count("id")
+        # for each other a moment, so together they cannot pass either quota. Only the ids
+        # are fetched: the lock is the point.
+        list(User.objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
+        list(Case.objects.select_for_update().filter(pk=case.pk).values_list("pk", flat=True))
+        # Both quotas in one pass over the owner's uploads (the case is the owner's).
+        usage = Upload.objects.filter(_COUNTED_STATUSES, case__owner=owner).aggregate(
+            owner_used=Sum("length", default=0),
+            used=Sum("length", default=0, filter=Q(case=case)),
+            files=Count("id", filter=Q(case=case)),
         )
-        owner_used = Upload.objects.filter(_COUNTED_STATUSES, case__owner=owner).aggregate(
-            used=Sum("length", default=0)
-        )["used"]
-        if owner_used + length > PATIENT_QUOTA:
+        if usage["owner_used"] + length > PATIENT_QUOTA:
             raise TusError(
                 413,
                 gettext(messages.PATIENT_QUOTA_EXCEEDED).format(
-                    used=human_size(owner_used), limit=human_size(PATIENT_QUOTA)
+                    used=human_size(usage["owner_used"]), limit=human_size(PATIENT_QUOTA)
                 ),
             )
         if usage["files"] >= MAX_UPLOADS_PER_CASE:
@@ -237,14 +292,12 @@ def upload_create(*, case: Case, owner: User, length: int, description: UploadDe
                     used=human_size(usage["used"]), limit=human_size(CASE_QUOTA)
                 ),
             )
-        public_id = uuid.uuid4()
-        key = upload_storage_key(case=case, upload_public_id=public_id)
         metadata = {"filename": description.filename}
         if description.report_kind:
             metadata["reportKind"] = description.report_kind
         if description.batch_files:
             metadata["batchFiles"] = str(description.batch_files)
-        upload = Upload.objects.create(
+        return Upload.objects.create(
             public_id=public_id,
             case=case,
             owner=owner,
@@ -252,28 +305,11 @@ def upload_create(*, case: Case, owner: User, length: int, description: UploadDe
             relative_path=description.relative_path,
             length=length,
             storage_key=key,
+            multipart_id=multipart_id,
             metadata=metadata,
             sha256=description.sha256,
             expires_at=timezone.now() + UPLOAD_LIFETIME,
         )
-    # The client learns the upload's address only from our answer, so no chunk can arrive
-    # before the multipart upload is open.
-    try:
-        try:
-            if length == 0:
-                storage.save(key, _reader(memoryview(b"")), 0)
-                with transaction.atomic():
-                    _upload_received(upload=upload, storage=storage)
-            else:
-                upload.multipart_id = storage.multipart_start(key)
-                Upload.objects.filter(pk=upload.pk).update(multipart_id=upload.multipart_id)
-        except StorageUnavailable as exc:
-            logger.warning("tus upload not created: %s", type(exc.__cause__ or exc).__name__)
-            raise TusError(HTTP_INSUFFICIENT_STORAGE, messages.STORAGE_UNAVAILABLE) from None
-    except BaseException:
-        Upload.objects.filter(pk=upload.pk).delete()
-        raise
-    return upload
 
 
 def _lock_for_writing(upload: Upload) -> Upload:
@@ -297,7 +333,9 @@ def upload_check_receiving(*, upload: Upload, now: datetime | None = None) -> No
     raise TusError(409, messages.UPLOAD_COMPLETE, {"Upload-Offset": str(upload.offset)})
 
 
-def upload_append(*, upload: Upload, offset: int, body: Body, checksum: Checksum | None) -> Upload:
+def upload_append(
+    *, upload: Upload, offset: int, body: Body, checksum: Checksum | None, just_created: bool = False
+) -> Upload:
     """Append the request ``body`` at ``offset``; return the upload as committed.
 
     Refuses (nothing kept) a wrong offset (409), a body past the declared length (413), a
@@ -313,6 +351,10 @@ def upload_append(*, upload: Upload, offset: int, body: Body, checksum: Checksum
     the request holds only the upload's lease, and commits the new offset at the end with a
     compare-and-set on the offset it started from. Uploads of different files of a case never
     wait for each other.
+
+    ``just_created``: ``upload`` is the row this request created a moment ago
+    (creation-with-upload), whose address no client knows yet: no other request can be writing
+    it, so it is taken as it is, with no lease and no second read.
     """
     if body.length == 0:
         # An empty PATCH writes nothing, so it takes no lease (and so never turns away the
@@ -320,7 +362,7 @@ def upload_append(*, upload: Upload, offset: int, body: Body, checksum: Checksum
         # where the upload stands.
         if upload_lease_held(upload=upload):
             raise TusError(HTTP_LOCKED, messages.UPLOAD_BUSY)
-        current = Upload.objects.select_related("case").filter(pk=upload.pk).first()
+        current = Upload.objects.filter(pk=upload.pk).first()
         if current is None:
             raise TusError(404, messages.UPLOAD_NOT_FOUND)
         upload_check_receiving(upload=current)
@@ -328,9 +370,9 @@ def upload_append(*, upload: Upload, offset: int, body: Body, checksum: Checksum
             raise TusError(409, messages.OFFSET_MISMATCH, {"Upload-Offset": str(current.offset)})
         return current
     storage = tenant_storage()
-    with _upload_lease(upload) as lease:
+    with nullcontext(_Lease(upload)) if just_created else _upload_lease(upload) as lease:
         # Read again under the lease: another request may have committed since the caller's read.
-        current = Upload.objects.select_related("case").filter(pk=upload.pk).first()
+        current = upload if just_created else Upload.objects.filter(pk=upload.pk).first()
         if current is None:
             raise TusError(404, messages.UPLOAD_NOT_FOUND)
         upload_check_receiving(upload=current)
@@ -407,6 +449,23 @@ class _BufferPool:
 _buffers = _BufferPool(keep=4)
 
 
+# The threads that put full parts, shared by the requests of this process (each has at most
+# one put running, so a gthread worker's eight request threads never wait for a free one);
+# starting a thread for every request cost more than some puts. Made on first use, in the
+# process that uses it (never inherited half-made through a fork).
+PART_PUT_THREADS = 16
+_part_puts: tuple[int, ThreadPoolExecutor] | None = None
+_part_puts_lock = threading.Lock()
+
+
+def _part_put_executor() -> ThreadPoolExecutor:
+    global _part_puts
+    with _part_puts_lock:
+        if _part_puts is None or _part_puts[0] != os.getpid():
+            _part_puts = (os.getpid(), ThreadPoolExecutor(PART_PUT_THREADS, thread_name_prefix="tus-part"))
+        return _part_puts[1]
+
+
 class _PartWriter:
     """Puts full parts to storage on a background thread while the request thread goes on
     reading the body into a second buffer, so disk or network writes (and their fsync) overlap
@@ -423,7 +482,6 @@ class _PartWriter:
         self._buffers = [_buffers.take()]
         self._current = 0
         self._pending: Future[list[int | str]] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tus-part")
         self.next_part = first_part
         self.parts: list[list[int | str]] = []
 
@@ -431,7 +489,9 @@ class _PartWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._executor.shutdown(wait=True)
+        # The buffers go back to the pool only once no put reads them any more.
+        if self._pending is not None:
+            wait([self._pending])
         for buffer in self._buffers:
             _buffers.give_back(buffer)
 
@@ -449,7 +509,7 @@ class _PartWriter:
         (after its own put, if one is running, has finished)."""
         self._wait()
         number, view = self.next_part, self.view
-        self._pending = self._executor.submit(self._put, number, view, PART_SIZE)
+        self._pending = _part_put_executor().submit(self._put, number, view, PART_SIZE)
         self.next_part += 1
         if len(self._buffers) == 1:
             self._buffers.append(_buffers.take())
@@ -629,21 +689,22 @@ def _upload_assemble(
         failed = sha256 != upload.sha256
         if failed:
             storage.delete(upload.storage_key)
-    with transaction.atomic():
-        _commit(
-            upload=upload,
-            expected_offset=expected_offset,
-            parts=parts,
-            offset=upload.length,
-            multipart_id="",
-            tail_key="",
-            expires_at=None,
-            status=Upload.Status.FAILED if failed else Upload.Status.RECEIVED,
-            error_message=messages.WHOLE_FILE_MISMATCH if failed else "",
-        )
-        _staging_delete_on_commit(upload=upload, storage=storage)
-        if not failed:
-            _ingest_enqueue(upload=upload)
+    # One UPDATE, committed on its own: the staging clean-up and the ingest are queued after it
+    # (on_commit runs them at once outside a transaction, at the end of a caller's).
+    _commit(
+        upload=upload,
+        expected_offset=expected_offset,
+        parts=parts,
+        offset=upload.length,
+        multipart_id="",
+        tail_key="",
+        expires_at=None,
+        status=Upload.Status.FAILED if failed else Upload.Status.RECEIVED,
+        error_message=messages.WHOLE_FILE_MISMATCH if failed else "",
+    )
+    _staging_delete_on_commit(upload=upload, storage=storage)
+    if not failed:
+        _ingest_enqueue(upload=upload)
 
 
 def _ingest_enqueue(*, upload: Upload) -> None:

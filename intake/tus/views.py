@@ -202,6 +202,7 @@ def tus_uploads(request: InstitutionRequest, method: str) -> HttpResponse:
                 offset=0,
                 body=_body(request),
                 checksum=parse_checksum(request.headers.get("Upload-Checksum")),
+                just_created=True,
             )
         except TusError:
             upload_creation_refuse(upload=upload)
