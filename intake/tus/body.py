@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import socket
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 
 class SocketBody:
@@ -41,20 +41,21 @@ class SocketBody:
     def from_environ(cls, environ: Mapping[str, Any], length: int) -> SocketBody | None:
         """The body of this request of ``length`` bytes read from gunicorn's socket, or None
         if it cannot be (not gunicorn, chunked, or not where gunicorn keeps it)."""
-        body = environ.get("wsgi.input")
+        # gunicorn's objects, typed as what they are to us: checked by their shape below.
+        body: Any = environ.get("wsgi.input")
         sock = environ.get("gunicorn.socket")
-        reader = getattr(body, "reader", None)
-        unreader = getattr(reader, "unreader", None)
+        reader: Any = getattr(body, "reader", None)
+        unreader: Any = getattr(reader, "unreader", None)
+        if not isinstance(sock, socket.socket):
+            return None
         if (
-            not isinstance(sock, socket.socket)
-            or type(reader).__name__ != "LengthReader"
+            type(reader).__name__ != "LengthReader"
             or getattr(unreader, "sock", None) is not sock
             or not isinstance(getattr(body, "buf", None), io.BytesIO)
             or not isinstance(getattr(unreader, "buf", None), io.BytesIO)
             or not isinstance(getattr(reader, "length", None), int)
         ):
             return None
-        assert body is not None and unreader is not None  # for mypy: checked just above
         read_ahead = body.buf.getvalue()
         if len(read_ahead) + reader.length != length:
             return None  # some of the body was read already: leave it to the WSGI input
@@ -66,7 +67,7 @@ class SocketBody:
         unreader.buf = io.BytesIO()
         unreader.buf.write(received[len(own) :])
         reader.length -= len(own)
-        return cls(body=body, reader=reader, sock=sock, held=read_ahead + own)
+        return cls(body=body, reader=reader, sock=cast(socket.socket, sock), held=read_ahead + own)
 
     def readinto(self, target: memoryview | bytearray) -> int:
         """Fill the start of ``target`` with the next bytes of the body; return how many

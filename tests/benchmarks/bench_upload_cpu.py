@@ -26,6 +26,9 @@ server that keeps the bytes durably).
 gunicorn's pre_request hook and written at exit) and prints the top functions to PATH.
 """
 
+# long module: a stand-alone script run by hand; its raw sink, its small HTTP client, the
+# scenarios and the profiler hooks gunicorn loads from it read best, and run, as one file.
+
 from __future__ import annotations
 
 import argparse
