@@ -65,6 +65,35 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def gunicorn_command(port: int, *, access_log: str = os.devnull, niceness: int = 0) -> list[str]:
+    """gunicorn serving the app on loopback ``port`` as ./sr run starts it (config/launcher.py:
+    2 workers x 8 threads) with its access log format; ``niceness`` as
+    ``deploy/secondread.sh uploads`` runs it (10). For benchmarks, which start their own."""
+    return [
+        *(["nice", "-n", str(niceness)] if niceness else []),
+        str(BIN / "gunicorn"),
+        "config.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "2",
+        "--threads",
+        "8",
+        "--worker-class",
+        "gthread",
+        "--timeout",
+        "120",
+        "--graceful-timeout",
+        "5",
+        "--access-logfile",
+        access_log,
+        "--access-logformat",
+        '{"access": "%(m)s", "status": %(s)s, "ms": %(M)s}',
+        "--log-level",
+        "warning",
+    ]
+
+
 def _wait_for_http(url: str, host: str, process: subprocess.Popen[Any], seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

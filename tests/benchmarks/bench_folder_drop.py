@@ -336,7 +336,7 @@ class SecondRead:
     def start(self) -> None:
         from django.conf import settings
 
-        from tests.live import child_database_url
+        from tests.live import child_database_url, gunicorn_command
 
         self.port = free_port()
         env = dict(
@@ -349,26 +349,7 @@ class SecondRead:
         # As ./sr run starts them (config/launcher.py), on this run's own queue.
         self.processes.append(
             subprocess.Popen(
-                [
-                    str(bin_dir / "gunicorn"),
-                    "config.wsgi:application",
-                    "--bind",
-                    f"127.0.0.1:{self.port}",
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "8",
-                    "--worker-class",
-                    "gthread",
-                    "--timeout",
-                    "120",
-                    "--access-logfile",
-                    str(self.access_log),
-                    "--access-logformat",
-                    '{"access": "%(m)s", "status": %(s)s, "ms": %(M)s}',
-                    "--log-level",
-                    "warning",
-                ],
+                gunicorn_command(self.port, access_log=str(self.access_log)),
                 cwd=BASE_DIR,
                 env=env,
             )

@@ -291,7 +291,7 @@ def main() -> None:
     from accounts.models import User
     from institutions.management.commands.seed_demo import DEMO_PASSWORD
     from intake.models import Case
-    from tests.live import child_database_url
+    from tests.live import child_database_url, gunicorn_command
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-slow-"))
     setup_test_environment()
@@ -313,47 +313,14 @@ def main() -> None:
         # As deploy/secondread.sh uploads runs it: the same gunicorn, yielding the CPU to pages.
         processes.append(
             subprocess.Popen(
-                [
-                    "nice",
-                    "-n",
-                    "10",
-                    str(Path(sys.executable).parent / "gunicorn"),
-                    "config.wsgi:application",
-                    "--bind",
-                    f"127.0.0.1:{upload_port}",
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "8",
-                    "--worker-class",
-                    "gthread",
-                    "--timeout",
-                    "120",
-                    "--log-level",
-                    "warning",
-                ],
+                gunicorn_command(upload_port, niceness=10),
                 cwd=BASE_DIR,
                 env=env,
             )
         )
         processes.append(
             subprocess.Popen(
-                [
-                    str(Path(sys.executable).parent / "gunicorn"),
-                    "config.wsgi:application",
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "8",
-                    "--worker-class",
-                    "gthread",
-                    "--timeout",
-                    "120",
-                    "--log-level",
-                    "warning",
-                ],
+                gunicorn_command(port),
                 cwd=BASE_DIR,
                 env=env,
             )

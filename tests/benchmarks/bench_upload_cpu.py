@@ -282,7 +282,7 @@ def main() -> None:
 
     from accounts.models import User
     from intake.models import Case
-    from tests.live import child_database_url
+    from tests.live import child_database_url, gunicorn_command
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-upload-cpu-"))
     block = memoryview(os.urandom(CHUNK))
@@ -305,29 +305,7 @@ def main() -> None:
             PYTHONUNBUFFERED="1",
             BENCH_PROFILE_OUTPUT=profile_base if args.profile else "",
         )
-        command = [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            # The worker settings of ./sr run (config/launcher.py), access log included.
-            "--workers",
-            "2",
-            "--threads",
-            "8",
-            "--worker-class",
-            "gthread",
-            "--timeout",
-            "120",
-            "--graceful-timeout",
-            "5",
-            "--access-logfile",
-            os.devnull,
-            "--access-logformat",
-            '{"access": "%(m)s", "status": %(s)s, "ms": %(M)s}',
-            "--log-level",
-            "warning",
-        ]
+        command = gunicorn_command(port)  # as ./sr run starts it (config/launcher.py)
         if args.profile:
             command += ["--config", f"python:{Path(__file__).stem}"]
             env["PYTHONPATH"] = str(Path(__file__).resolve().parent)
