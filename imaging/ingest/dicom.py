@@ -173,6 +173,9 @@ class DicomHeader:
     pixel_index: PixelIndex | None = None
     # For a DICOMDIR: the files it lists, relative to its own folder, "/"-separated.
     referenced_files: list[str] = field(default_factory=list)
+    # For a DICOMDIR: [SOP Instance UID, path] of every image it lists, or None if it could not
+    # be read (kept for a folder drop, to name the images that did not arrive: imaging.ingest.disc).
+    listed_images: list[list[str]] | None = None
 
 
 def dicom_date(value: str) -> date | None:
@@ -366,15 +369,23 @@ def _check_complete(ds: pydicom.Dataset, fp: BinaryIO, size: int) -> None:
             raise FileRejected("truncated", messages.TRUNCATED)
 
 
-def _referenced_files(ds: pydicom.Dataset) -> list[str]:
+def _directory_records(ds: pydicom.Dataset) -> tuple[list[str], list[list[str]]]:
+    """A DICOMDIR's files (every record's ReferencedFileID) and its images ([SOP Instance UID,
+    path] of the records naming both), in one pass: reading a CD's thousands of records through
+    pydicom costs about 0.1 ms each."""
     paths: list[str] = []
+    listed: list[list[str]] = []
     for record in ds.get("DirectoryRecordSequence", []):
         file_id = record.get("ReferencedFileID")
         if not file_id:
             continue
         parts = [file_id] if isinstance(file_id, str) else list(file_id)
-        paths.append("/".join(str(part).strip() for part in parts))
-    return paths
+        path = "/".join(str(part).strip() for part in parts)
+        paths.append(path)
+        uid = str(record.get("ReferencedSOPInstanceUIDInFile", "") or "").strip()
+        if uid:
+            listed.append([uid[:64], path[:1000]])
+    return paths, listed
 
 
 def header_read(fp: BinaryIO, size: int) -> DicomHeader:
@@ -465,9 +476,9 @@ def _dicomdir_header(fp: BinaryIO, size: int) -> DicomHeader:
         fp.seek(0)
         try:
             ds = pydicom.dcmread(fp, force=True)
-            header.referenced_files = _referenced_files(ds)
+            header.referenced_files, header.listed_images = _directory_records(ds)
         except RecursionError:
-            pass
+            header.referenced_files, header.listed_images = [], None
         except Exception:  # the index only orders the walk; without it every file is still read
-            header.referenced_files = []
+            header.referenced_files, header.listed_images = [], None
     return header

@@ -20,43 +20,19 @@ import posixpath
 import uuid
 from typing import Any, BinaryIO
 
-import pydicom
-
 from imaging.cases import CaseRow
 from imaging.ingest.dicom import FileRejected
 from imaging.ingest.reports import report_file_check, report_match
 from imaging.models import FileProblem, Instance, Report, Upload
 from storage.tenant import tenant_storage
 
-MAX_INDEX_BYTES = 64 * 1024 * 1024
 MISSING_SHOWN = 20
 
 
-def disc_index_listing(fp: BinaryIO) -> list[list[str]]:
-    """[SOP Instance UID, path relative to the DICOMDIR's folder] of every image it lists."""
-    fp.seek(0)
-    ds = pydicom.dcmread(fp, force=True)
-    listed: list[list[str]] = []
-    for record in ds.get("DirectoryRecordSequence", []):
-        uid = str(record.get("ReferencedSOPInstanceUIDInFile", "") or "").strip()
-        file_id = record.get("ReferencedFileID")
-        if not uid or not file_id:
-            continue
-        parts = [file_id] if isinstance(file_id, str) else list(file_id)
-        listed.append([uid[:64], "/".join(str(part).strip() for part in parts)[:1000]])
-    return listed
-
-
-def disc_index_keep(*, upload: Upload, fp: BinaryIO, size: int, path: str) -> None:
-    """Keep the listing of the DICOMDIR that is ``upload`` (a file of a folder drop)."""
-    if size > MAX_INDEX_BYTES:
-        return
-    try:
-        listed = disc_index_listing(fp)
-    except RecursionError:
-        return
-    except Exception:  # a damaged index only costs us the list of missing images
-        return
+def disc_index_keep(*, upload: Upload, listed: list[list[str]], path: str) -> None:
+    """Keep the listing of the DICOMDIR that is ``upload`` (a file of a folder drop): [SOP
+    Instance UID, path relative to the DICOMDIR's folder] of every image it lists, as
+    :func:`imaging.ingest.dicom.header_read` read them."""
     metadata = dict(upload.metadata)
     metadata["discIndex"] = {"path": path, "listed": listed}
     Upload.objects.filter(pk=upload.pk).update(metadata=metadata)

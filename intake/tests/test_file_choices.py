@@ -7,7 +7,9 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
+import pydicom
 import pytest
 from django.test import Client
 from django_tenants.utils import tenant_context
@@ -235,9 +237,13 @@ def test_a_folder_drop_names_the_images_its_disc_index_lists_but_did_not_arrive(
     files = dict(cd_files())
     listed = [path for path in files if path != "DICOMDIR"]
     sent, missing = listed[:-3], listed[-3:]
-    with tenant_context(neuro):
+    with tenant_context(neuro), mock.patch("pydicom.dcmread", wraps=pydicom.dcmread) as reads:
         index = upload_make(case, files["DICOMDIR"], path="MY CD/DICOMDIR")
         upload_ingest_run(upload_id=index.pk)
+        # Its records are read once (pydicom takes ~0.1 ms a record, and a CD has thousands);
+        # the first read defers the record sequence, it does not read it.
+        assert [call.kwargs.get("defer_size") for call in reads.call_args_list] == [64 * 1024, None]
+    with tenant_context(neuro):
         batch = upload_make(
             case, zip_bytes([(f"MY CD/{path}", files[path]) for path in sent]), path="batch-0001.zip"
         )

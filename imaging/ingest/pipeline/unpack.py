@@ -176,9 +176,9 @@ class ImagingRun(IndexSteps):
             # The disc's index: not an image. Inside a zip it orders the walk (archive_ingest).
             folder = posixpath.dirname(path)
             self.referenced.extend(posixpath.join(folder, ref) for ref in header.referenced_files)
-            if not in_archive:
+            if not in_archive and header.listed_images is not None:
                 # A file of a folder drop: its listing tells which images did not arrive.
-                disc_index_keep(upload=self.upload, fp=fp, size=size, path=path)
+                disc_index_keep(upload=self.upload, listed=header.listed_images, path=path)
             return
         if header.sop_instance_uid in self.seen:
             self.problem(path, FileProblem.Code.DUPLICATE, messages.DUPLICATE)
