@@ -8,9 +8,7 @@ import subprocess
 import time
 from typing import Any
 
-import psutil
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from intake.tus.tasks import uploads_expire
@@ -31,22 +29,24 @@ def _task_run(slug: str = "neuro") -> None:
 
 
 def _database_connections(worker: subprocess.Popen[Any]) -> set[int]:
-    """The local ports of the worker's connections to PostgreSQL."""
-    port = int(settings.DATABASES["default"].get("PORT") or 5432)
-    return {
-        link.laddr.port
-        for link in psutil.Process(worker.pid).net_connections(kind="tcp")
-        if link.raddr and link.raddr.port == port and link.status == psutil.CONN_ESTABLISHED
-    }
+    """The backend pids of the other clients of this test's database: the worker's connections
+    (this test database is this test process's and its worker's alone). By pid, not by client
+    port: the embedded PostgreSQL ./sr starts where none runs listens on a Unix socket only."""
+    assert worker.poll() is None, "the worker exited"
+    with connection.cursor() as cursor:
+        # The activity view is a snapshot per transaction, and the test runs in one: a fresh one.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        return {pid for (pid,) in cursor.fetchall()}
 
 
-def _backends_end(ports: set[int]) -> None:
+def _backends_end(pids: set[int]) -> None:
     """End the server side of these connections, as a restart of PostgreSQL would."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE client_port = ANY(%s)",
-            [sorted(ports)],
-        )
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [sorted(pids)])
 
 
 def test_a_worker_keeps_its_database_connection_from_task_to_task(
