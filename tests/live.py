@@ -46,6 +46,9 @@ def child_database_url() -> str:
     return f"postgresql://{auth}@{host}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
+WORKER_APPLICATION_NAME = "secondread-test-worker"
+
+
 def child_env(**extra: str) -> dict[str, str]:
     """The environment of a server or worker a test starts: the test settings on the test
     database, unless ``extra`` says otherwise (a fault test's own PostgreSQL, say)."""
@@ -193,7 +196,8 @@ def celery_worker_process(django_db_setup: None, test_mail_dir: Path) -> Iterato
             "--without-gossip",
         ],
         cwd=BASE_DIR,
-        env=child_env(SR_TEST_MAIL_DIR=str(test_mail_dir)),
+        # Its connections are named (libpq's PGAPPNAME), for tests that look at them.
+        env=child_env(SR_TEST_MAIL_DIR=str(test_mail_dir), PGAPPNAME=WORKER_APPLICATION_NAME),
     )
     yield process
     process.terminate()

@@ -14,7 +14,7 @@ from django.db import connection
 from intake.tus.tasks import uploads_expire
 from tenants.models import Institution
 from tenants.schema import activate_institution, activate_public
-from tests.live import committed
+from tests.live import WORKER_APPLICATION_NAME, committed
 
 pytestmark = pytest.mark.worker
 
@@ -29,16 +29,17 @@ def _task_run(slug: str = "neuro") -> None:
 
 
 def _database_connections(worker: subprocess.Popen[Any]) -> set[int]:
-    """The backend pids of the other clients of this test's database: the worker's connections
-    (this test database is this test process's and its worker's alone). By pid, not by client
-    port: the embedded PostgreSQL ./sr starts where none runs listens on a Unix socket only."""
+    """The backend pids of the worker's connections (named by the fixture, libpq's PGAPPNAME).
+    By name, not by client port: the embedded PostgreSQL ./sr starts where none runs listens on
+    a Unix socket only; and not every other client of the database, which ended connections of
+    the test process itself (a later test failed on one)."""
     assert worker.poll() is None, "the worker exited"
     with connection.cursor() as cursor:
         # The activity view is a snapshot per transaction, and the test runs in one: a fresh one.
         cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
+            [WORKER_APPLICATION_NAME],
         )
         return {pid for (pid,) in cursor.fetchall()}
 
