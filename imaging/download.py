@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager
 from typing import BinaryIO
 
 from imaging.cases import CaseRow
+from imaging.instance_files import instance_file_open
 from imaging.models import Instance, Study
 from storage.tenant import tenant_storage
 
@@ -59,7 +60,7 @@ def case_originals_names(*, case: CaseRow) -> Iterator[tuple[str, Instance]]:
         for series_number, series in enumerate(study.series.order_by("series_number", "id"), start=1):
             series_dir = f"SERIES{series_number:02d}_{_part(series.modality) or 'IMAGES'}"
             instances = series.instances.order_by("instance_number", "id").only(
-                "storage_key", "instance_number"
+                "storage_key", "storage_offset", "size", "instance_number"
             )
             for image_number, instance in enumerate(instances.iterator(), start=1):
                 yield f"{study_dir}/{series_dir}/IM{image_number:05d}.dcm", instance
@@ -87,6 +88,6 @@ def case_originals_zip(*, case: CaseRow) -> Iterator[bytes]:
     """The zip's bytes, piece by piece (see the module's docstring)."""
     storage = tenant_storage()
     return zip_stream(
-        (name, functools.partial(storage.open, instance.storage_key))
+        (name, functools.partial(instance_file_open, instance, storage))
         for name, instance in case_originals_names(case=case)
     )

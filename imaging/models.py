@@ -162,7 +162,10 @@ class Instance(models.Model):
     number_of_frames = models.PositiveIntegerField(default=1)
     bits_allocated = models.PositiveSmallIntegerField(null=True, blank=True)
     slice_location = models.FloatField(null=True, blank=True)
+    # The image's bytes (imaging.instance_files): the whole object under storage_key, or, when
+    # storage_offset > 0, its ``size`` bytes from there (an image kept where it lies in its batch).
     storage_key = models.CharField(max_length=300)
+    storage_offset = models.BigIntegerField(default=0)
     size = models.BigIntegerField(default=0)
     preamble_cleared = models.BooleanField(default=False)
     # Where the header and each frame lie in the stored file (imaging.pixel_index), so metadata

@@ -75,11 +75,12 @@ class ObjectReader(io.BufferedReader):
 class _RangedRaw(io.RawIOBase):
     """A seekable raw stream over one object, each read a :meth:`StorageBackend.read_range`."""
 
-    def __init__(self, backend: "StorageBackend", key: str, size: int) -> None:
+    def __init__(self, backend: "StorageBackend", key: str, size: int, start: int = 0) -> None:
         super().__init__()
         self._backend = backend
         self._key = key
         self._size = size
+        self._start = start  # where position 0 lies in the object (a range of it)
         self._position = 0
         # Readers of file objects look for a name (pydicom reopens a BufferedReader by it to
         # read deferred elements): an empty one says there is no local file to reopen.
@@ -105,10 +106,55 @@ class _RangedRaw(io.RawIOBase):
         wanted = min(len(buffer), max(0, self._size - self._position))
         if not wanted:
             return 0
-        data = self._backend.read_range(self._key, self._position, wanted)
+        data = self._backend.read_range(self._key, self._start + self._position, wanted)
         memoryview(buffer)[: len(data)] = data
         self._position += len(data)
         return len(data)
+
+
+class RawSlice(io.RawIOBase):
+    """A seekable window ``[start, start + length)`` onto a seekable raw stream: positions are
+    the window's own (0 is ``start``), and no read goes past its end."""
+
+    def __init__(self, raw: io.RawIOBase, start: int, length: int) -> None:
+        super().__init__()
+        self._raw = raw
+        self._start = start
+        self._length = length
+        self._position = 0
+        self.name = ""  # no local file of these bytes alone for a reader to reopen
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
+        if base + offset < 0:
+            raise ValueError("Negative seek position.")
+        self._position = base + offset
+        return self._position
+
+    def readinto(self, buffer: "memoryview | bytearray") -> int:  # type: ignore[override]
+        wanted = min(len(buffer), max(0, self._length - self._position))
+        if not wanted:
+            return 0
+        self._raw.seek(self._start + self._position)
+        count = self._raw.readinto(memoryview(buffer)[:wanted]) or 0
+        self._position += count
+        return count
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._raw.close()
+            finally:
+                super().close()
 
 
 def read_exactly(stream: BinaryIO, buffer: bytearray) -> int:
@@ -188,6 +234,19 @@ class StorageBackend(abc.ABC):
         Precondition: ``offset`` and ``length`` are not negative, and ``length`` is what the
         caller is willing to hold in memory.
         """
+
+    def open_range(self, key: str, offset: int, length: int) -> ObjectReader:
+        """A streaming reader of the ``length`` bytes that start at byte ``offset`` (fewer where
+        the object ends sooner): one object kept whole and read in parts, such as an image
+        stored where it lies inside the batch of files it came in. Seekable where the backend
+        can seek, positions counted from ``offset``. Raise :class:`ObjectNotFound` if there is
+        no object.
+
+        Precondition: ``offset`` and ``length`` are not negative.
+        """
+        check_range(offset, length)
+        end = min(self.size(key), offset + length)
+        return ObjectReader(_RangedRaw(self, key, max(0, end - offset), start=offset), CHUNK_SIZE)
 
     def open_seekable(self, key: str, *, buffer_size: int = 64 * 1024) -> io.BufferedReader:
         """A seekable reader whose reads are ranged reads of ``buffer_size`` or more bytes.

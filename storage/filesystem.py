@@ -30,6 +30,7 @@ from storage.base import (
     MultipartError,
     ObjectNotFound,
     ObjectReader,
+    RawSlice,
     StorageBackend,
     check_part_number,
     check_range,
@@ -210,6 +211,12 @@ class FilesystemBackend(StorageBackend):
 
     def open(self, key: str) -> ObjectReader:
         return ObjectReader(self._open_raw(key), CHUNK_SIZE)
+
+    def open_range(self, key: str, offset: int, length: int) -> ObjectReader:
+        check_range(offset, length)
+        raw = self._open_raw(key)
+        available = max(0, min(length, os.fstat(raw.fileno()).st_size - offset))
+        return ObjectReader(RawSlice(raw, offset, available), CHUNK_SIZE)
 
     def read_range(self, key: str, offset: int, length: int) -> bytes:
         check_range(offset, length)

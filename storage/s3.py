@@ -249,6 +249,22 @@ class S3Backend(StorageBackend):
             response.close()
             response.release_conn()
 
+    def open_range(self, key: str, offset: int, length: int) -> ObjectReader:
+        """One ranged GET, streamed (see :meth:`read_range`)."""
+        validate_key(key)
+        check_range(offset, length)
+        if length == 0:
+            return super().open_range(key, offset, length)  # nothing to read; missing: raises
+        try:
+            response = self._client.get_object(self.bucket, key, offset=offset, length=length)
+        except S3Error as exc:
+            if exc.code in _MISSING_OBJECT_CODES:
+                raise ObjectNotFound("No stored object under this key.") from None
+            if exc.code == "InvalidRange":  # the object ends before ``offset``
+                return super().open_range(key, offset, 0)
+            raise _without_key(exc) from None
+        return ObjectReader(_ResponseStream(response), CHUNK_SIZE)
+
     def move(self, src_key: str, dst_key: str) -> None:
         """A server-side copy (no byte passes through us; minio composes objects over 5 GiB)
         then a delete: a crash between the two leaves the object under both keys."""

@@ -78,6 +78,11 @@ class TenantStorage:
         with _unavailable_raised():
             return self.backend.read_range(self.key(key), offset, length)
 
+    def open_range(self, key: str, offset: int, length: int) -> ObjectReader:
+        """See :meth:`StorageBackend.open_range`."""
+        with _unavailable_raised():
+            return self.backend.open_range(self.key(key), offset, length)
+
     def open_seekable(self, key: str, *, buffer_size: int = 64 * 1024) -> BufferedReader:
         """See :meth:`StorageBackend.open_seekable` (its reads may raise StorageUnavailable
         unconverted: the caller reads after this returns)."""

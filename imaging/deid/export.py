@@ -19,6 +19,7 @@ from typing import Any
 from pydicom import dcmread
 
 from imaging.deid.profile import DeidOptions, UidMap, burned_in_risk, dataset_deidentify
+from imaging.instance_files import instance_file_read
 from imaging.models import Instance
 from storage.tenant import tenant_storage
 from tenants.schema import current_schema_name
@@ -51,8 +52,7 @@ def case_export_deidentified(*, case: Any, options: DeidOptions) -> DeidExport:
     )
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
         for instance in instances.iterator(chunk_size=200):
-            with storage.open(instance.storage_key) as stream:
-                ds = dcmread(io.BytesIO(stream.read()))
+            ds = dcmread(io.BytesIO(instance_file_read(instance, storage)))
             if burned_in_risk(ds):
                 left_out += 1
                 continue

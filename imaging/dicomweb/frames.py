@@ -27,6 +27,7 @@ from pydicom.pixels import pixel_array
 from pydicom.pixels.processing import apply_modality_lut
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from imaging.instance_files import instance_file_open, instance_file_read_range
 from imaging.models import Instance
 from imaging.pixel_index import (
     frame_count,
@@ -35,7 +36,6 @@ from imaging.pixel_index import (
     native_frame_length,
     span_of,
 )
-from storage.tenant import tenant_storage
 
 # Pixel data whose bytes are the same whether the file is Implicit or Explicit VR Little
 # Endian: a "raw" frame of either is served as stored.
@@ -105,7 +105,7 @@ class Frame:
 @contextlib.contextmanager
 def open_instance(instance: Instance) -> Iterator[BinaryIO]:
     """A seekable binary stream over the stored file of ``instance`` (closed on exit)."""
-    reader = tenant_storage().open(instance.storage_key)
+    reader = instance_file_open(instance)
     with reader:
         if reader.seekable():
             yield reader
@@ -138,7 +138,7 @@ class StoredFile:
         """The file up to its Pixel Data element. Precondition: the header is indexed."""
         if self._header_bytes is None:
             length = int(self.instance.header_length or 0)
-            self._header_bytes = tenant_storage().read_range(self.instance.storage_key, 0, length)
+            self._header_bytes = instance_file_read_range(self.instance, 0, length)
         return self._header_bytes
 
     def header(self) -> Dataset:
@@ -163,7 +163,7 @@ class StoredFile:
         if span is None:
             raise FrameError(FRAME_OUT_OF_RANGE)
         start, end = span
-        data = tenant_storage().read_range(self.instance.storage_key, start, end - start)
+        data = instance_file_read_range(self.instance, start, end - start)
         if len(data) != end - start:
             raise FrameError(FRAME_OUT_OF_RANGE)
         return frame_from_span(data, encapsulated=self.instance.frames_encapsulated)

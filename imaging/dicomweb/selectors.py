@@ -15,6 +15,7 @@ from imaging.dicomweb.access import Scope, studies_in_scope
 from imaging.dicomweb.attributes import Selection, element, header_values, row_json, selection_for
 from imaging.dicomweb.frames import StoredFile
 from imaging.dicomweb.qido import Query
+from imaging.instance_files import instance_file_identity
 from imaging.models import Instance, Series, Study
 
 DicomJson = dict[str, Any]
@@ -156,7 +157,7 @@ def instance_metadata(instance: Instance) -> DicomJson:
 
 
 def instance_metadata_bytes(instance: Instance) -> bytes:
-    key = f"dicomweb:metadata:{instance.storage_key}"
+    key = f"dicomweb:metadata:{instance_file_identity(instance)}"
     cached = cache.get(key)
     if cached is not None:
         try:

@@ -22,6 +22,7 @@ from django.db import transaction
 from PIL import Image
 from pydicom.pixels import pixel_array
 
+from imaging.instance_files import StoredImage, instance_file_open
 from imaging.models import Series
 from storage.tenant import tenant_storage
 from tenants.schema import current_schema_name
@@ -74,10 +75,10 @@ def frame_to_png(ds: pydicom.Dataset, frame: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-def instance_preview_png(*, storage_key: str, frame_index: int = 0) -> bytes:
+def instance_preview_png(*, instance: StoredImage, frame_index: int = 0) -> bytes:
     """Decode one frame of a stored instance and draw it; raises whatever decoding raises."""
     with (
-        tenant_storage().open(storage_key) as reader,
+        instance_file_open(instance) as reader,
         tempfile.TemporaryFile() as scratch,
         warnings.catch_warnings(),
     ):
@@ -106,17 +107,17 @@ def series_preview_ensure(*, series_id: int) -> str:
         return series.preview_key
     count = series.instance_count
     instances = list(
-        series.instances.order_by("instance_number", "slice_location", "id").values_list(
-            "storage_key", "number_of_frames"
+        series.instances.order_by("instance_number", "slice_location", "id").only(
+            "storage_key", "storage_offset", "size", "number_of_frames"
         )
     )
     if not instances:
         return ""
-    storage_key, frames = instances[len(instances) // 2]
-    frame_index = frames // 2 if len(instances) == 1 else 0
+    middle = instances[len(instances) // 2]
+    frame_index = middle.number_of_frames // 2 if len(instances) == 1 else 0
     new_key = ""
     try:
-        png = instance_preview_png(storage_key=storage_key, frame_index=frame_index)
+        png = instance_preview_png(instance=middle, frame_index=frame_index)
         new_key = f"previews/{series.study.case.public_id}/{uuid.uuid4().hex}.png"
         tenant_storage().save(new_key, io.BytesIO(png), len(png))
     except Exception as exc:

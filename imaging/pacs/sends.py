@@ -35,6 +35,7 @@ from pydicom import dcmread
 from accounts.models import User
 from audit.services import audit_append, audit_record
 from imaging.deid.profile import DeidOptions, UidMap, burned_in_risk, dataset_deidentify
+from imaging.instance_files import instance_file_open, instance_file_read
 from imaging.models import Instance, PacsDestination, PacsSend, Study
 from imaging.pacs.destinations import destination_endpoint, destination_node
 from imaging.pacs.dimse import PacsError, c_store_files
@@ -234,11 +235,11 @@ def _study_files(send: PacsSend) -> Iterator[tuple[list[Path], int]]:
         for number, instance in enumerate(instances.iterator(chunk_size=200), start=1):
             path = Path(folder) / f"{number:06d}.dcm"
             if not send.deidentified:
-                with storage.open(instance.storage_key) as stream, path.open("wb") as out:
+                with instance_file_open(instance, storage) as stream, path.open("wb") as out:
                     while chunk := stream.read(1024 * 1024):
                         out.write(chunk)
             else:
-                ds = dcmread(io.BytesIO(storage.read_bytes(instance.storage_key)))
+                ds = dcmread(io.BytesIO(instance_file_read(instance, storage)))
                 if burned_in_risk(ds):
                     left_out += 1
                     continue

@@ -22,6 +22,7 @@ from imaging.tests.fixtures.ingest import (
     length_beyond_file,
     nested_sequences,
     sample,
+    stored_images,
     upload_make,
     with_preamble,
     zip_bytes,
@@ -45,7 +46,7 @@ def _ingest(case: Case, data: bytes, path: str = "IM000001", **kwargs: Any) -> U
 
 
 def _stored_images(case: Case) -> int:
-    return len(list(tenant_storage().list_keys(f"dicom/{case.public_id}")))
+    return len(stored_images(case))
 
 
 def _problems(case: Case) -> list[tuple[str, str, str]]:

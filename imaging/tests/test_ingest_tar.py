@@ -16,9 +16,15 @@ from imaging.ingest import messages
 from imaging.ingest.pipeline import upload_ingest_run
 from imaging.ingest.unpack import ArchiveLimits
 from imaging.models import FileProblem, Instance, Upload
-from imaging.tests.fixtures.ingest import case_make, dicom_renamed, sample, upload_make, zip_bytes
+from imaging.tests.fixtures.ingest import (
+    case_make,
+    dicom_renamed,
+    sample,
+    stored_images,
+    upload_make,
+    zip_bytes,
+)
 from intake.models import Case
-from storage.tenant import tenant_storage
 from tenants.models import Institution
 
 
@@ -54,7 +60,7 @@ def _problems(case: Case) -> list[tuple[str, str, str]]:
 
 
 def _stored_images(case: Case) -> int:
-    return len(list(tenant_storage().list_keys(f"dicom/{case.public_id}")))
+    return len(stored_images(case))
 
 
 LONG_FOLDER = "Resonancia magnética de la señora Núñez — estudio completo del 3 de marzo/" * 2
@@ -70,10 +76,7 @@ def test_every_image_of_a_tar_is_stored_byte_for_byte(case: Case, fmt: int) -> N
     upload = _ingest(case, tar_bytes(images, fmt))
     assert upload.status == Upload.Status.DONE
     assert _problems(case) == []
-    stored = {
-        instance.sop_instance_uid: tenant_storage().open(instance.storage_key).read()
-        for instance in Instance.objects.filter(series__study__case=case)
-    }
+    stored = stored_images(case)
     assert len(stored) == 3
     assert stored["1.2.3.1"] == images[0][1]
     assert stored["1.2.3.2"] == images[1][1]

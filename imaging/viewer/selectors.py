@@ -108,6 +108,8 @@ def viewer_bootstrap(*, case: CaseRow, studies: list[Study] | None = None) -> di
             "number_of_frames",
             "transfer_syntax_uid",
             "storage_key",
+            "storage_offset",
+            "size",
             "header_length",
             "pixel_data_offset",
             "frames_encapsulated",

@@ -30,8 +30,11 @@ found with ``get_or_create`` on their unique constraints; instances are inserted
 CONFLICT DO NOTHING`` and checked afterwards; and counts are recomputed by one UPDATE with a
 subquery while the studies' rows are locked, never by read-modify-write.
 
-Once an imaging upload is DONE with nothing set aside but benign files, its raw bytes are
-deleted: every image in it is stored under its own key. A FAILED upload (or one with a file we
+An image that lies as it is inside its upload (a file of a folder drop's tar, an entry of a zip
+stored without compression) and needs no change is not written again: its instance points at
+its place in the upload's bytes (imaging.instance_files), which then stay with the case. Once
+an imaging upload is DONE with nothing set aside but benign files and no image kept in it, its
+raw bytes are deleted: every image in it is stored under its own key. A FAILED upload (or one with a file we
 could not take) keeps its bytes so staff can look at what the patient sent. A single-file
 upload that is a valid DICOM needing no change is not copied at all: its bytes are moved to
 their instance key (fixed by the upload, so a retried run finds them), and moved back if the

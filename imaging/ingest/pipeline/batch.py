@@ -38,6 +38,8 @@ class UploadTally:
     settled: bool = False
     # Its bytes were moved to their instance key: no raw bytes are left to delete.
     moved: bool = False
+    # Images of it were kept where they lie in its bytes (imaging.instance_files): they stay.
+    kept_in_batch: bool = False
 
     @property
     def failed(self) -> bool:
@@ -90,6 +92,9 @@ class RunState:
         self.upload: Upload | None = None
         # The key holding the bytes of the single-file upload being read, while it is read.
         self.move_source: str | None = None
+        # The key whose bytes are being read as the upload (its own, or where a retried run
+        # finds them): an image kept where it lies in them points there.
+        self.upload_bytes_key: str | None = None
         self.batch: list[PendingFile] = []
         self.problems: list[FileProblem] = []
         # Uploads whose every file was read; settled by the next flush that commits.
@@ -133,6 +138,8 @@ class RunState:
     def discard(self, pending: PendingFile) -> None:
         """Undo storing a file that did not become an instance: delete its copy, or put bytes
         moved from an upload back under the upload's key (a failed upload keeps its bytes)."""
+        if pending.storage_offset:
+            return  # bytes inside the upload's own, which stay with the upload
         if pending.moved_from is None:
             self.storage.delete(pending.storage_key)
             return

@@ -175,7 +175,7 @@ def uploads_finish(*, outcome: IngestOutcome, uploads: list[Upload]) -> None:
     storage = tenant_storage()
     for upload in done:
         tally = outcome.uploads.get(upload.pk)
-        if tally is not None and tally.serious_problems == 0 and not tally.moved:
+        if tally is not None and tally.serious_problems == 0 and not tally.moved and not tally.kept_in_batch:
             try:
                 storage.delete(upload.storage_key)
             except Exception as exc:  # the upload is done; a stray copy is only wasted space

@@ -79,6 +79,7 @@ INSTANCE_COLUMNS = (
     ("bits_allocated", "smallint"),
     ("slice_location", "double precision"),
     ("storage_key", "varchar"),
+    ("storage_offset", "bigint"),
     ("size", "bigint"),
     ("preamble_cleared", "boolean"),
     ("header_length", "bigint"),
@@ -113,6 +114,7 @@ def instances_insert(placed: list[tuple[PendingFile, int]]) -> None:
                 header.bits_allocated,
                 header.slice_location,
                 pending.storage_key,
+                pending.storage_offset,
                 pending.size,
                 header.preamble_suspicious,
                 index.header_length if index else None,
@@ -270,24 +272,30 @@ class IndexSteps(RunState):
         # which of ours landed, which were there before (a duplicate, or our own from a retried
         # run), and which lost a race with another worker on the unique constraint.
         instances_insert([(pending, series.pk) for pending, series in placed])
-        rows: dict[str, list[tuple[int, str, int | None]]] = {}
-        for uid, pk, key, upload_id in Instance.objects.filter(
+        # A row is ours if it names our bytes: the key, and the place in it (images kept in
+        # their batch share the batch's key).
+        rows: dict[str, list[tuple[int, tuple[str, int], int | None]]] = {}
+        for uid, pk, key, offset, upload_id in Instance.objects.filter(
             series__study__case=self.case, sop_instance_uid__in=[p.header.sop_instance_uid for p, _ in placed]
-        ).values_list("sop_instance_uid", "pk", "storage_key", "upload_id"):
-            rows.setdefault(uid, []).append((pk, key, upload_id))
+        ).values_list("sop_instance_uid", "pk", "storage_key", "storage_offset", "upload_id"):
+            rows.setdefault(uid, []).append((pk, (key, offset), upload_id))
         landed: dict[int, int] = {}
         extra: list[int] = []
         for pending, _ in placed:
             found = rows.get(pending.header.sop_instance_uid, [])
-            ours = [pk for pk, key, _ in found if key == pending.storage_key]
-            others = [(pk, upload_id) for pk, key, upload_id in found if key != pending.storage_key]
+            place = (pending.storage_key, pending.storage_offset)
+            ours = [pk for pk, where, _ in found if where == place]
+            others = [(pk, upload_id) for pk, where, upload_id in found if where != place]
             upload_id = pending.upload.pk
             if ours and not others:
                 landed[upload_id] = landed.get(upload_id, 0) + 1
+                if pending.storage_offset:
+                    self.tally(pending.upload).kept_in_batch = True
                 continue
             # Stored once: the image that was there first stays; our copy goes.
             extra.extend(ours)
-            self.storage.delete(pending.storage_key)
+            if not pending.storage_offset:  # an image kept in its batch has no copy to delete
+                self.storage.delete(pending.storage_key)
             if any(other_upload == upload_id for _, other_upload in others):
                 landed[upload_id] = landed.get(upload_id, 0) + 1  # a retried ingest: not a duplicate
             else:

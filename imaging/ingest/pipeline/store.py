@@ -33,6 +33,9 @@ class PendingFile:
     size: int
     path: str
     upload: Upload
+    # > 0: the bytes are not stored anew but kept where they lie in the upload under
+    # ``storage_key`` (its batch), from here on (imaging.instance_files).
+    storage_offset: int = 0
     saved: Future[None] | None = None  # set while a background thread stores the bytes
     # The upload's key the bytes were moved from (a single-file upload stored as it is).
     moved_from: str | None = None

@@ -8,8 +8,10 @@ from __future__ import annotations
 import io
 import logging
 import posixpath
+import struct
 import tempfile
 import uuid
+import zipfile
 from typing import BinaryIO
 
 from imaging.ingest import messages
@@ -27,7 +29,7 @@ from imaging.ingest.pipeline.batch import BatchLost, failure_log
 from imaging.ingest.pipeline.index import IndexSteps
 from imaging.ingest.pipeline.store import IN_MEMORY_ENTRY_BYTES, PREAMBLE_ZEROS, PendingFile, moved_key
 from imaging.ingest.reports import seekable_upload
-from imaging.ingest.tar import tar_open
+from imaging.ingest.tar import TarMember, tar_open
 from imaging.ingest.unpack import (
     Archive,
     ArchiveRefused,
@@ -42,6 +44,37 @@ from imaging.models import FileProblem, Instance, Upload
 from storage.base import ObjectNotFound, StorageUnavailable
 
 logger = logging.getLogger(__name__)
+
+_ZIP_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length
+
+
+def entry_place(archive: Archive, entry: Entry) -> int | None:
+    """Where ``entry``'s bytes lie, exactly as they are, in the archive's own: a tar's file (a
+    batch of a folder drop), or a zip's entry stored without compression or encryption. None
+    for anything else (a deflated entry exists only once unpacked)."""
+    if isinstance(entry.info, TarMember):
+        return entry.info.offset
+    if not isinstance(archive, zipfile.ZipFile) or not isinstance(entry.info, zipfile.ZipInfo):
+        return None
+    info = entry.info
+    if (
+        info.compress_type != zipfile.ZIP_STORED
+        or info.flag_bits & 0x1
+        or info.compress_size != info.file_size
+    ):
+        return None
+    if archive.fp is None:
+        return None
+    # The entry's data follows its local header, whose name and extra field may differ in
+    # length from the central directory's copy: read there, not computed from the listing.
+    archive.fp.seek(info.header_offset)
+    local = archive.fp.read(_ZIP_LOCAL_HEADER.size)
+    if len(local) < _ZIP_LOCAL_HEADER.size:
+        return None
+    signature, name_length, extra_length = _ZIP_LOCAL_HEADER.unpack(local)
+    if signature != b"PK\x03\x04":
+        return None
+    return int(info.header_offset) + _ZIP_LOCAL_HEADER.size + int(name_length) + int(extra_length)
 
 
 class ImagingRun(IndexSteps):
@@ -101,21 +134,31 @@ class ImagingRun(IndexSteps):
                 reader = self.storage.open(source)
             with reader:
                 data = reader.read()
-            self.move_source = source
+            self.move_source = self.upload_bytes_key = source
             try:
                 self.file_ingest(io.BytesIO(data), len(data), path, in_archive=False)
             finally:
-                self.move_source = None
+                self.move_source = self.upload_bytes_key = None
         else:
             with seekable_upload(upload) as (fp, actual_size):
-                self.file_ingest(fp, actual_size, path, in_archive=False)
+                self.upload_bytes_key = upload.storage_key
+                try:
+                    self.file_ingest(fp, actual_size, path, in_archive=False)
+                finally:
+                    self.upload_bytes_key = None
 
     # -- one file --------------------------------------------------------------------------------
 
-    def file_ingest(self, fp: BinaryIO, size: int, path: str, *, in_archive: bool) -> None:
-        """Ingest one file; a bad file becomes a FileProblem, never an exception."""
+    def file_ingest(
+        self, fp: BinaryIO, size: int, path: str, *, in_archive: bool, place: int | None = None
+    ) -> None:
+        """Ingest one file; a bad file becomes a FileProblem, never an exception.
+
+        ``place``: where the file's bytes lie, as they are, in the upload's (an entry of its
+        archive, stored uncompressed); an image needing no change is then kept there.
+        """
         try:
-            self._file_ingest(fp, size, path, in_archive=in_archive)
+            self._file_ingest(fp, size, path, in_archive=in_archive, place=place)
         except FileRejected as rejected:
             self.problem(path, rejected.code, rejected.message)
         except (BatchLost, StorageUnavailable):
@@ -125,7 +168,9 @@ class ImagingRun(IndexSteps):
             logger.warning("file of upload %s could not be ingested: %s", upload_id, type(exc).__name__)
             self.problem(path, FileProblem.Code.UNREADABLE, messages.UNREADABLE)
 
-    def _file_ingest(self, fp: BinaryIO, size: int, path: str, *, in_archive: bool) -> None:
+    def _file_ingest(
+        self, fp: BinaryIO, size: int, path: str, *, in_archive: bool, place: int | None
+    ) -> None:
         fp.seek(0)
         head = fp.read(SNIFF_BYTES)
         kind = file_sniff(head, path)
@@ -159,16 +204,30 @@ class ImagingRun(IndexSteps):
             disc_report_ingest(case=self.case, upload=self.upload, fp=fp, size=size, path=path)
         else:
             self.dicom_ingest(
-                fp, size, path, move_from=None if in_archive else self.move_source, in_archive=in_archive
+                fp,
+                size,
+                path,
+                move_from=None if in_archive else self.move_source,
+                in_archive=in_archive,
+                place=place,
             )
 
     def dicom_ingest(
-        self, fp: BinaryIO, size: int, path: str, *, move_from: str | None = None, in_archive: bool = True
+        self,
+        fp: BinaryIO,
+        size: int,
+        path: str,
+        *,
+        move_from: str | None = None,
+        in_archive: bool = True,
+        place: int | None = None,
     ) -> None:
         """Parse one DICOM file and queue its instance; its bytes are stored under a new key.
 
         ``move_from`` is the key of the upload that is this very file: if the bytes need no
         change they are moved from there, not copied (the upload then has no raw bytes left).
+        ``place`` is where the file lies, as it is, in the upload's bytes: if they need no
+        change the instance points there and nothing is written (imaging.instance_files).
         """
         assert self.upload is not None
         header = header_read(fp, size)
@@ -186,7 +245,10 @@ class ImagingRun(IndexSteps):
         self.seen.add(header.sop_instance_uid)
         key = f"dicom/{self.case.public_id}/{uuid.uuid4().hex}"
         pending = PendingFile(header=header, storage_key=key, size=size, path=path, upload=self.upload)
-        if move_from is not None and isinstance(fp, io.BytesIO) and not header.preamble_suspicious:
+        if place is not None and self.upload_bytes_key is not None and not header.preamble_suspicious:
+            pending.storage_key = self.upload_bytes_key
+            pending.storage_offset = place
+        elif move_from is not None and isinstance(fp, io.BytesIO) and not header.preamble_suspicious:
             pending.storage_key = moved_key(self.case, self.upload)
             pending.moved_from = self.upload.storage_key
             if move_from != pending.storage_key:  # else: moved by a run that died since
@@ -254,6 +316,6 @@ class ImagingRun(IndexSteps):
         except Exception:  # damaged, encrypted, or an unknown compression method
             self.problem(entry.path, FileProblem.Code.UNREADABLE, messages.UNREADABLE)
             return
-        self.file_ingest(source, written, entry.path, in_archive=True)
+        self.file_ingest(source, written, entry.path, in_archive=True, place=entry_place(archive, entry))
 
     # -- the database ---------------------------------------------------------------------------
