@@ -60,7 +60,7 @@ def case_originals_names(*, case: CaseRow) -> Iterator[tuple[str, Instance]]:
         for series_number, series in enumerate(study.series.order_by("series_number", "id"), start=1):
             series_dir = f"SERIES{series_number:02d}_{_part(series.modality) or 'IMAGES'}"
             instances = series.instances.order_by("instance_number", "id").only(
-                "storage_key", "storage_offset", "size", "instance_number"
+                "series", "storage_key", "storage_offset", "size", "instance_number"
             )
             for image_number, instance in enumerate(instances.iterator(), start=1):
                 yield f"{study_dir}/{series_dir}/IM{image_number:05d}.dcm", instance

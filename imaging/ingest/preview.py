@@ -107,8 +107,9 @@ def series_preview_ensure(*, series_id: int) -> str:
         return series.preview_key
     count = series.instance_count
     instances = list(
+        # With the series' id: a related manager reads it from each row (a query per row if deferred).
         series.instances.order_by("instance_number", "slice_location", "id").only(
-            "storage_key", "storage_offset", "size", "number_of_frames"
+            "series", "storage_key", "storage_offset", "size", "number_of_frames"
         )
     )
     if not instances:

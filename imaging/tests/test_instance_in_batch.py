@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import pydicom
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import tenant_context
 
 from imaging.deid.export import case_export_deidentified
@@ -173,3 +175,16 @@ def test_every_reader_gets_the_file_the_patient_sent(case: Case) -> None:
     series = Series.objects.get(study__case=case)
     key = series_preview_ensure(series_id=series.pk)
     assert tenant_storage().read_bytes(key).startswith(b"\x89PNG")
+
+
+def test_the_preview_and_the_download_list_a_series_in_one_query_however_long(case: Case) -> None:
+    _ingest(case, _tar(_slices(12)))
+    series = Series.objects.get(study__case=case)
+
+    with CaptureQueriesContext(connection) as preview:
+        series_preview_ensure(series_id=series.pk)
+    with CaptureQueriesContext(connection) as download:
+        assert len(b"".join(case_originals_zip(case=case))) > 0
+
+    instance_queries = [q for q in [*preview, *download] if 'FROM "imaging_instance"' in q["sql"]]
+    assert len(instance_queries) == 2  # one each, not one per image
