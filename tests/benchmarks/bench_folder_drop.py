@@ -33,6 +33,9 @@ disturbed), every one until every instance is stored *and* indexed:
    Chromium and the server (a small asyncio TCP proxy in another process delays every piece
    each way by half of it), what a patient at home sees.
 
+``--page-profile PATH`` samples the page's JavaScript during every drop (DevTools protocol) and
+writes the functions it spent most time in to ``PATH-<files>-<kind>.txt``.
+
 Also printed, from the server's access log and the page: requests per file, 423 answers (none
 expected), how long the progress bar stayed at 0 after "Send", whether it ever went back, and
 when the first image was stored relative to the last byte sent (ingest overlapping upload).
@@ -443,6 +446,7 @@ def drop_round(
     expected: int,
     server: SecondRead,
     timeout: float = 900,
+    page_profile: Path | None = None,
 ) -> DropResult:
     import re
 
@@ -451,6 +455,7 @@ def drop_round(
     try:
         page.goto(f"{base_url}/cases/{case.public_id}/images/")
         page.locator("#image-uploader[data-ready]").wait_for(state="attached")
+        profiler = page_profiler_start(page) if page_profile else None
         log_before = len(server.log_lines())
         cpu_before = cpu_seconds()
         start = time.perf_counter()
@@ -475,6 +480,8 @@ def drop_round(
             time.sleep(0.05)
         end = time.perf_counter()
         cpu_after = cpu_seconds()
+        if profiler is not None and page_profile is not None:
+            page_profile_write(profiler, page_profile)
         page.wait_for_function("document.querySelector('[data-progress-text]').dataset.done === 'true'")
         samples = page.evaluate("clearInterval(window.__sampler), window.__samples")
     finally:
@@ -506,6 +513,32 @@ def drop_round(
     )
 
 
+def page_profiler_start(page: Any) -> Any:
+    """Sample the page's JavaScript (Chrome DevTools Protocol) from here on."""
+    session = page.context.new_cdp_session(page)
+    session.send("Profiler.enable")
+    session.send("Profiler.setSamplingInterval", {"interval": 250})
+    session.send("Profiler.start")
+    return session
+
+
+def page_profile_write(session: Any, path: Path, top: int = 30) -> None:
+    """Stop sampling; write the functions the page spent most time in (own time, by samples)."""
+    profile = session.send("Profiler.stop")["profile"]
+    nodes = {node["id"]: node for node in profile["nodes"]}
+    own: dict[str, float] = {}
+    deltas = profile.get("timeDeltas", [])
+    for sample, delta in zip(profile.get("samples", []), [*deltas[1:], 0], strict=False):
+        frame = nodes[sample]["callFrame"]
+        where = f"{frame['url'].rsplit('/', 1)[-1]}:{frame['lineNumber']}"
+        name = f"{frame['functionName'] or '(anonymous)'} {where}"
+        own[name] = own.get(name, 0.0) + delta / 1e6
+    lines = [
+        f"{seconds:8.3f} s  {name}" for name, seconds in sorted(own.items(), key=lambda kv: -kv[1])[:top]
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def sign_in(context: Any, base_url: str) -> None:
     from institutions.management.commands.seed_demo import DEMO_PASSWORD
 
@@ -522,6 +555,10 @@ def best(results: list[Any], key: Callable[[Any], float]) -> Any:
     return min(results, key=key)
 
 
+def profile_path(base: Path | None, files: str, kind: str) -> Path | None:
+    return None if base is None else base.with_name(f"{base.name}-{files}-{kind}.txt")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
@@ -529,6 +566,11 @@ def main() -> None:
     parser.add_argument("--rtt-ms", type=float, default=50)
     parser.add_argument("--only", choices=["ct", "cd"], help="one set of files only")
     parser.add_argument("--latency-proxy", nargs=3, type=float, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--page-profile",
+        type=Path,
+        help="sample the page's JavaScript in each drop; write the top functions to PATH-<set>-<kind>.txt",
+    )
     args = parser.parse_args()
     if args.latency_proxy:
         listen, target, rtt = args.latency_proxy
@@ -598,10 +640,26 @@ def main() -> None:
                         if name == "orthanc":
                             result = orthanc_round(files, workdir)
                         elif name == "zip":
-                            result = drop_round(context, direct, "#files-input", files.zip, count, server)
+                            result = drop_round(
+                                context,
+                                direct,
+                                "#files-input",
+                                files.zip,
+                                count,
+                                server,
+                                page_profile=profile_path(args.page_profile, key, name),
+                            )
                         else:
                             url = far if name == "folder-rtt" else direct
-                            result = drop_round(context, url, "#folder-input", files.folder, count, server)
+                            result = drop_round(
+                                context,
+                                url,
+                                "#folder-input",
+                                files.folder,
+                                count,
+                                server,
+                                page_profile=profile_path(args.page_profile, key, name),
+                            )
                         results.setdefault(f"{key}:{name}", []).append(result)
                         seconds = result if isinstance(result, float) else result.seconds
                         extra = (
