@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import uuid
 import zipfile
 from collections.abc import Iterator
 
@@ -15,6 +16,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import tenant_context
+from pytest_django.fixtures import Settings as SettingsWrapper
 
 from imaging.deid.export import case_export_deidentified
 from imaging.deid.profile import DeidOptions
@@ -37,7 +39,10 @@ from imaging.tests.fixtures.ingest import (
 )
 from intake.models import Case
 from storage.tenant import tenant_storage
+from storage.tests.conftest import moto_endpoint
 from tenants.models import Institution
+
+__all__ = ["moto_endpoint"]
 
 
 @pytest.fixture
@@ -188,3 +193,29 @@ def test_the_preview_and_the_download_list_a_series_in_one_query_however_long(ca
 
     instance_queries = [q for q in [*preview, *download] if 'FROM "imaging_instance"' in q["sql"]]
     assert len(instance_queries) == 2  # one each, not one per image
+
+
+@pytest.fixture
+def on_s3(settings: SettingsWrapper, moto_endpoint: str) -> None:
+    """Storage on an S3 server (moto): images read back with ranged GETs."""
+    settings.STORAGE_BACKEND = "s3"
+    settings.S3_ENDPOINT = moto_endpoint
+    settings.S3_ACCESS_KEY = settings.S3_SECRET_KEY = "testing"
+    settings.S3_BUCKET = f"test-{uuid.uuid4().hex[:12]}"
+    settings.S3_SECURE = False
+    settings.S3_REGION = "us-east-1"
+    settings.S3_SSE = False
+
+
+def test_on_object_storage_an_image_is_its_range_of_the_batch(on_s3: None, case: Case) -> None:
+    files = _slices(3)
+    upload = _ingest(case, _tar(files))
+
+    assert upload.status == Upload.Status.DONE
+    instances = list(Instance.objects.filter(series__study__case=case))
+    assert {i.storage_key for i in instances} == {upload.storage_key}
+    sent = {pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID: data for _, data in files}
+    assert stored_images(case) == sent
+    for instance in instances:
+        original = pydicom.dcmread(io.BytesIO(sent[instance.sop_instance_uid]))
+        assert StoredFile(instance).frame_bytes(1) == original.PixelData
