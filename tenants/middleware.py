@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django_tenants.middleware.main import TenantMainMiddleware
 
 from tenants.models import Domain, Institution
+from tenants.prepared import PreparedSelect
 from tenants.schema import activate_public
 from tenants.timezones import institution_time_zone_activate
 
@@ -27,6 +28,22 @@ def institution_join_register(relation: str) -> None:
     institution. Called from an ``AppConfig.ready``."""
     if relation not in _INSTITUTION_JOINS:
         _INSTITUTION_JOINS.append(relation)
+
+
+# The host's domain, its institution and the joined rows, one statement compiled once (per set of
+# joins, which is complete once the apps are ready): every request runs it.
+_DOMAIN_SELECTS: dict[tuple[str, ...], PreparedSelect[Domain]] = {}
+
+
+def _domain_select(joins: tuple[str, ...]) -> PreparedSelect[Domain]:
+    select = _DOMAIN_SELECTS.get(joins)
+    if select is None:
+        select = PreparedSelect(
+            lambda host: Domain.objects.select_related("tenant", *joins).filter(domain=host)[:1],
+            "host.invalid",
+        )
+        _DOMAIN_SELECTS[joins] = select
+    return select
 
 
 # RFC 1123 host names, lower-cased, with an optional port: anything else is refused before
@@ -54,8 +71,12 @@ class InstitutionMiddleware(TenantMainMiddleware):
         return response
 
     def get_tenant(self, domain_model: type[Domain], hostname: str) -> Institution:
-        joins = [f"tenant__{relation}" for relation in _INSTITUTION_JOINS]
-        return domain_model.objects.select_related("tenant", *joins).get(domain=hostname).tenant
+        domain = _domain_select(tuple(f"tenant__{relation}" for relation in _INSTITUTION_JOINS)).first(
+            hostname
+        )
+        if domain is None:
+            raise domain_model.DoesNotExist
+        return domain.tenant
 
     @staticmethod
     def hostname_from_request(request: HttpRequest) -> str:

@@ -466,6 +466,8 @@ if not MFA_ENCRYPTION_KEYS or any(len(key) < 32 for key in MFA_ENCRYPTION_KEYS):
         "print(Fernet.generate_key().decode())'`)."
     )
 
+# Django's database sessions; the row is read by a statement compiled once (accounts.sessions).
+SESSION_ENGINE = "accounts.sessions"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
 # Patients (and applicants) are signed out after this many idle minutes; staff follow their
 # institution's setting, operators 15 minutes (accounts.middleware).

@@ -18,10 +18,32 @@ from imaging.models import Upload
 from intake.models import Case
 from intake.tus import messages
 from intake.tus.protocol import TusError
+from tenants.prepared import PreparedSelect
 
 # Files may be added while the patient is filling in the wizard, and again when staff ask for
 # more information; never once the case is in the queue or under review.
 EDITABLE_CASE_STATUSES = (Case.Status.DRAFT, Case.Status.INFO_REQUESTED)
+
+# Every HEAD and PATCH of a folder drop reads its upload: compiled once (tenants.prepared). The
+# owner is checked on the upload and on its case; for writing, the case must also be editable.
+_MARKER_ID, _MARKER_OWNER = uuid.UUID(int=0), -1
+_OWN_UPLOAD = PreparedSelect(
+    lambda public_id, owner_id: Upload.objects.filter(
+        public_id=public_id, owner_id=owner_id, case__owner_id=owner_id
+    )[:1],
+    _MARKER_ID,
+    _MARKER_OWNER,
+)
+_OWN_UPLOAD_OF_EDITABLE_CASE = PreparedSelect(
+    lambda public_id, owner_id: Upload.objects.filter(
+        public_id=public_id,
+        owner_id=owner_id,
+        case__owner_id=owner_id,
+        case__status__in=EDITABLE_CASE_STATUSES,
+    )[:1],
+    _MARKER_ID,
+    _MARKER_OWNER,
+)
 
 
 def _signed_in(user: User | AnonymousUser) -> User:
@@ -65,15 +87,11 @@ def access_upload(
     """
     owner = _signed_in(user)
     upload_id = _uuid(public_id)
-    upload = (
-        Upload.objects.select_related("case")
-        .filter(public_id=upload_id, owner=owner, case__owner=owner)
-        .first()
-        if upload_id is not None
-        else None
-    )
-    if upload is None:
+    if upload_id is None:
         raise TusError(404, messages.UPLOAD_NOT_FOUND)
-    if for_write and upload.case.status not in EDITABLE_CASE_STATUSES:
+    upload = (_OWN_UPLOAD_OF_EDITABLE_CASE if for_write else _OWN_UPLOAD).first(upload_id, owner.pk)
+    if upload is not None:
+        return upload
+    if for_write and _OWN_UPLOAD.first(upload_id, owner.pk) is not None:
         raise TusError(403, messages.CASE_LOCKED)
-    return upload
+    raise TusError(404, messages.UPLOAD_NOT_FOUND)

@@ -62,6 +62,7 @@ from intake.tus.protocol import (
 )
 from storage.base import CHUNK_SIZE, MIN_PART_SIZE, MiB, StorageUnavailable, read_exactly
 from storage.tenant import TenantStorage, tenant_storage
+from tenants.prepared import PreparedSelect
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,9 @@ MAX_UPLOADS_PER_CASE = 20_000
 UPLOAD_LIFETIME = timedelta(hours=24)
 
 _COUNTED_STATUSES = ~Q(status__in=(Upload.Status.FAILED, Upload.Status.EXPIRED))
+
+# An upload's row as committed now: read again by every PATCH under its lease (tenants.prepared).
+_UPLOAD_BY_ID = PreparedSelect(lambda pk: Upload.objects.filter(pk=pk)[:1], -1)
 
 
 def upload_storage_key(*, case: Case, upload_public_id: uuid.UUID) -> str:
@@ -362,7 +366,7 @@ def upload_append(
         # where the upload stands.
         if upload_lease_held(upload=upload):
             raise TusError(HTTP_LOCKED, messages.UPLOAD_BUSY)
-        current = Upload.objects.filter(pk=upload.pk).first()
+        current = _UPLOAD_BY_ID.first(upload.pk)
         if current is None:
             raise TusError(404, messages.UPLOAD_NOT_FOUND)
         upload_check_receiving(upload=current)
@@ -372,7 +376,7 @@ def upload_append(
     storage = tenant_storage()
     with nullcontext(_Lease(upload)) if just_created else _upload_lease(upload) as lease:
         # Read again under the lease: another request may have committed since the caller's read.
-        current = upload if just_created else Upload.objects.filter(pk=upload.pk).first()
+        current = upload if just_created else _UPLOAD_BY_ID.first(upload.pk)
         if current is None:
             raise TusError(404, messages.UPLOAD_NOT_FOUND)
         upload_check_receiving(upload=current)
