@@ -11,11 +11,14 @@ take effect on the next request, as before.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
+from accounts.backends import RENAMED_BACKENDS
 from tenants.prepared import PreparedSelect
 
 _LIVE_SESSION = PreparedSelect(
@@ -26,6 +29,14 @@ _LIVE_SESSION = PreparedSelect(
 
 
 class SessionStore(DatabaseSessionStore):
+    def load(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().load()
+        # A session signed in before accounts.backends named the backend it now is.
+        backend = data.get(BACKEND_SESSION_KEY)
+        if backend in RENAMED_BACKENDS:
+            data[BACKEND_SESSION_KEY] = RENAMED_BACKENDS[backend]
+        return data
+
     def _get_session_from_db(self) -> Session | None:
         session = _LIVE_SESSION.first(self.session_key, timezone.now())
         if session is None:
