@@ -22,6 +22,7 @@ from accounts.models import User
 from intake.models import Case
 from intake.tests.test_tus_protocol import TUS, _create, _patch, case, patient_client
 from intake.tus import messages
+from intake.tus.protocol import encode_metadata
 
 __all__ = ["case", "patient_client"]  # fixtures
 
@@ -128,3 +129,24 @@ def test_an_expired_session_refuses_the_next_request(patient_client: Client, cas
     assert patient_client.head(location, **TUS).status_code == 200
     Session.objects.update(expire_date=timezone.now() - timedelta(seconds=1))
     assert patient_client.head(location, **TUS).status_code == 403
+
+
+def test_a_creation_with_upload_compiles_only_its_quota_sum_and_commit(
+    patient_client: Client, case: Case, compilations: list[str]
+) -> None:
+    _location(patient_client, case)  # warm-up
+    compilations.clear()
+    response = patient_client.post(
+        "/intake/tus/",
+        b"x" * 10,
+        content_type="application/offset+octet-stream",
+        HTTP_UPLOAD_LENGTH="20",
+        HTTP_UPLOAD_METADATA=encode_metadata(
+            {"case": str(case.public_id), "kind": "imaging", "filename": "IM000002"}
+        ),
+        **TUS,
+    )
+    assert response.status_code == 201
+    assert response["Upload-Offset"] == "10"
+    assert [sql.split()[0] for sql in compilations] == ["SELECT", "UPDATE"], compilations
+    assert "SUM(" in compilations[0]

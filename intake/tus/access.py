@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import ValidationError
 
 from accounts.models import User
 from imaging.models import Upload
@@ -24,9 +23,15 @@ from tenants.prepared import PreparedSelect
 # more information; never once the case is in the queue or under review.
 EDITABLE_CASE_STATUSES = (Case.Status.DRAFT, Case.Status.INFO_REQUESTED)
 
-# Every HEAD and PATCH of a folder drop reads its upload: compiled once (tenants.prepared). The
-# owner is checked on the upload and on its case; for writing, the case must also be editable.
+# Every batch of a folder drop creates an upload in its case, and every HEAD and PATCH reads one:
+# compiled once (tenants.prepared). The owner is checked on the upload and on its case; for
+# writing, the case must also be editable.
 _MARKER_ID, _MARKER_OWNER = uuid.UUID(int=0), -1
+_OWN_CASE = PreparedSelect(
+    lambda public_id, owner_id: Case.objects.filter(public_id=public_id, owner_id=owner_id)[:1],
+    _MARKER_ID,
+    _MARKER_OWNER,
+)
 _OWN_UPLOAD = PreparedSelect(
     lambda public_id, owner_id: Upload.objects.filter(
         public_id=public_id, owner_id=owner_id, case__owner_id=owner_id
@@ -66,10 +71,9 @@ def access_case_for_upload(user: User | AnonymousUser, public_id: str) -> Case:
     case_id = _uuid(public_id)
     if case_id is None:
         raise TusError(404, messages.CASE_NOT_FOUND)
-    try:
-        case = Case.objects.get(public_id=case_id, owner=owner)
-    except (Case.DoesNotExist, ValidationError):
-        raise TusError(404, messages.CASE_NOT_FOUND) from None
+    case = _OWN_CASE.first(case_id, owner.pk)
+    if case is None:
+        raise TusError(404, messages.CASE_NOT_FOUND)
     if case.status not in EDITABLE_CASE_STATUSES:
         raise TusError(403, messages.CASE_LOCKED)
     if case.consented_at is None:

@@ -89,7 +89,10 @@ UPLOAD_LIFETIME = timedelta(hours=24)
 
 _COUNTED_STATUSES = ~Q(status__in=(Upload.Status.FAILED, Upload.Status.EXPIRED))
 
-# An upload's row as committed now: read again by every PATCH under its lease (tenants.prepared).
+# The rows upload_create locks (only their ids are read: the lock is the point), and an upload's
+# row as committed now, read again by every PATCH under its lease: compiled once (tenants.prepared).
+_OWNER_LOCK = PreparedSelect(lambda pk: User.objects.select_for_update().filter(pk=pk).only("pk")[:1], -1)
+_CASE_LOCK = PreparedSelect(lambda pk: Case.objects.select_for_update().filter(pk=pk).only("pk")[:1], -1)
 _UPLOAD_BY_ID = PreparedSelect(lambda pk: Upload.objects.filter(pk=pk)[:1], -1)
 
 
@@ -272,8 +275,8 @@ def _upload_register(
         # The owner's row, then the case's: uploads started at once to any of their cases wait
         # for each other a moment, so together they cannot pass either quota. Only the ids
         # are fetched: the lock is the point.
-        list(User.objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
-        list(Case.objects.select_for_update().filter(pk=case.pk).values_list("pk", flat=True))
+        _OWNER_LOCK.first(owner.pk)
+        _CASE_LOCK.first(case.pk)
         # Both quotas in one pass over the owner's uploads (the case is the owner's).
         usage = Upload.objects.filter(_COUNTED_STATUSES, case__owner=owner).aggregate(
             owner_used=Sum("length", default=0),
