@@ -62,7 +62,7 @@ from intake.tus.protocol import (
 )
 from storage.base import CHUNK_SIZE, MIN_PART_SIZE, MiB, StorageUnavailable, read_exactly
 from storage.tenant import TenantStorage, tenant_storage
-from tenants.prepared import PreparedSelect
+from tenants.prepared import PreparedSelect, PreparedUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,12 @@ _COUNTED_STATUSES = ~Q(status__in=(Upload.Status.FAILED, Upload.Status.EXPIRED))
 _OWNER_LOCK = PreparedSelect(lambda pk: User.objects.select_for_update().filter(pk=pk).only("pk")[:1], -1)
 _CASE_LOCK = PreparedSelect(lambda pk: Case.objects.select_for_update().filter(pk=pk).only("pk")[:1], -1)
 _UPLOAD_BY_ID = PreparedSelect(lambda pk: Upload.objects.filter(pk=pk)[:1], -1)
+# Every chunk's commit: a compare-and-set on the offset (_commit).
+_UPLOAD_COMMIT = PreparedUpdate(
+    lambda pk, offset: Upload.objects.filter(pk=pk, offset=offset, status=Upload.Status.RECEIVING),
+    -1,
+    -2,
+)
 
 
 def upload_storage_key(*, case: Case, upload_public_id: uuid.UUID) -> str:
@@ -414,9 +420,7 @@ def _commit(*, upload: Upload, expected_offset: int, **fields: object) -> None:
     """Write ``fields`` to ``upload``'s row if it is still receiving at ``expected_offset``
     (compare-and-set), and onto ``upload``; else refuse with the offset that row has now."""
     now = timezone.now()
-    updated = Upload.objects.filter(
-        pk=upload.pk, offset=expected_offset, status=Upload.Status.RECEIVING
-    ).update(**fields, updated=now)
+    updated = _UPLOAD_COMMIT.run({**fields, "updated": now}, upload.pk, expected_offset)
     if not updated:
         # Only when our lease lapsed (the request stalled for LEASE_SECONDS) and another
         # request of the same upload went on: what it committed stands.

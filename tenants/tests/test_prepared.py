@@ -1,20 +1,23 @@
 """Statements compiled once (tenants.prepared): the same rows and objects as the ORM's, read
-afresh on every call, and the host lookup every request runs among them."""
+afresh on every call, updates of the rows their filter picks only, and the host lookup every
+request runs among them."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
+from django.db.models import F
 from django.db.models.sql.compiler import SQLCompiler
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from conftest import host_of
 from institutions.services import institution_set_status
 from tenants.models import Domain, Institution
-from tenants.prepared import PreparedSelect
+from tenants.prepared import PreparedSelect, PreparedUpdate
 
 
 def _domain_select() -> PreparedSelect[Domain]:
@@ -99,3 +102,38 @@ def test_a_host_is_routed_to_its_own_institution_only(
         assert "Northfield Neurological Institute" in neuro_client.get("/").content.decode()
         assert "Lakeside Cancer Center" in cancer_client.get("/").content.decode()
         assert "Northfield Neurological Institute" not in cancer_client.get("/").content.decode()
+
+
+def _status_update() -> PreparedUpdate[Institution]:
+    return PreparedUpdate(
+        lambda pk, status: Institution.objects.filter(pk=pk, status=status), -1, "status-marker"
+    )
+
+
+def test_an_update_sets_its_fields_where_its_filter_holds(neuro: Institution, cancer: Institution) -> None:
+    update = _status_update()
+    changed = update.run({"status": Institution.Status.SUSPENDED, "status_changed": None}, neuro.pk, "active")
+    assert changed == 1
+    assert update.run({"status": Institution.Status.PENDING, "status_changed": None}, neuro.pk, "active") == 0
+    neuro.refresh_from_db()
+    cancer.refresh_from_db()
+    assert neuro.status == Institution.Status.SUSPENDED and neuro.status_changed is None
+    assert cancer.status == Institution.Status.ACTIVE  # another row of the same table: untouched
+
+
+def test_an_update_compiles_once_per_shape_of_its_values(neuro: Institution, compilations: list[str]) -> None:
+    update = _status_update()
+    now = timezone.now()
+    update.run({"status": "suspended", "status_changed": now}, neuro.pk, "active")
+    update.run({"status": "active", "status_changed": now}, neuro.pk, "suspended")
+    update.run({"status": "suspended", "status_changed": None}, neuro.pk, "active")  # "= NULL"
+    update.run({"status": "active", "status_changed": None}, neuro.pk, "suspended")
+    neuro.refresh_from_db()
+    assert neuro.status == "active" and neuro.status_changed is None
+    # The spy sees SELECT compilers only: an UPDATE's as_sql is its own; count the shapes instead.
+    assert len(update._compiled[connections["default"]]) == 2
+
+
+def test_an_update_refuses_expressions(neuro: Institution) -> None:
+    with pytest.raises(ValueError, match="plain values"):
+        _status_update().run({"name": F("slug")}, neuro.pk, "active")
