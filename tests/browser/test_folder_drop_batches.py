@@ -119,3 +119,33 @@ def test_it_sends_a_folder_in_batches_and_still_names_each_files_problem(
         if path.is_file()
     }
     assert sent == on_disc
+
+
+def test_a_folder_of_more_files_than_one_read_is_scanned_whole(
+    live_platform: LiveServer, page: Any, tmp_path: Path, committed_case: Case
+) -> None:
+    """The scan reads files' headers 256 at a time, the next group while this one is parsed:
+    every group is counted, the last partial one too, and a file that is not an image among
+    them is still told apart."""
+    series = tmp_path / "CD" / "DICOM"
+    series.mkdir(parents=True)
+    template = pydicom.dcmread(str(get_testdata_file("CT_small.dcm")))
+    count = 2 * 256 + 17
+    for number in range(count):
+        template.SOPInstanceUID = generate_uid()
+        template.file_meta.MediaStorageSOPInstanceUID = template.SOPInstanceUID
+        template.save_as(series / f"IM{number:04d}", enforce_file_format=True)
+    (series / "IM0300").write_bytes(b"not an image at all" * 10)  # replaces one, in the 2nd group
+    page.goto(live_platform.url("neuro", "/accounts/login/"))
+    page.fill("input[name=login]", "patient@neuro.example.com")
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    page.goto(live_platform.url("neuro", f"/cases/{committed_case.public_id}/images/"))
+    page.locator("#image-uploader[data-ready]").wait_for(state="attached")
+
+    page.set_input_files("#folder-input", str(tmp_path / "CD"))
+
+    page.get_by_test_id("scan-summary").wait_for()
+    assert page.get_by_test_id("scan-summary").inner_text() == f"We found 1 study with {count - 1} images."
+    page.get_by_role("button", name=f"Send {count - 1} files").wait_for()

@@ -132,12 +132,22 @@ async function headsOf(entries) {
 export async function scanFiles(entries, onProgress = () => {}) {
   const results = [];
   const batch = 256; // files read together: a few MB at a time keeps the page responsive on a phone
-  for (let i = 0; i < entries.length; i += batch) {
-    const group = entries.slice(i, i + batch);
+  // The next group's read is asked for before this group's headers are parsed: the browser
+  // reads the files while the page parses (at most two groups' slices in memory).
+  const groupRead = (start) => {
+    const group = entries.slice(start, start + batch);
     const byName = group.map(classifyByName);
     const toRead = group.filter((_, index) => !byName[index]);
-    const heads = await headsOf(toRead);
-    const byContent = await Promise.all(toRead.map((entry, index) => classifyByContent(entry, heads[index])));
+    const heads = headsOf(toRead);
+    heads.catch(() => {}); // awaited below; a failure is met there
+    return { byName, toRead, heads };
+  };
+  let next = entries.length ? groupRead(0) : null;
+  for (let i = 0; next; i += batch) {
+    const { byName, toRead, heads } = next;
+    const read = await heads;
+    next = i + batch < entries.length ? groupRead(i + batch) : null;
+    const byContent = await Promise.all(toRead.map((entry, index) => classifyByContent(entry, read[index])));
     results.push(...byName.map((result) => result || byContent.shift()));
     onProgress(Math.min(i + batch, entries.length), entries.length);
   }
