@@ -72,57 +72,19 @@ class ObjectReader(io.BufferedReader):
             self.close()
 
 
-class _RangedRaw(io.RawIOBase):
-    """A seekable raw stream over one object, each read a :meth:`StorageBackend.read_range`."""
+class _Window(io.RawIOBase):
+    """A seekable raw stream over ``length`` bytes that start at ``start`` of something bigger:
+    positions are the window's own (0 is ``start``), and no read goes past its end. Subclasses
+    say how a piece at an absolute place is read (:meth:`_read_at`)."""
 
-    def __init__(self, backend: "StorageBackend", key: str, size: int, start: int = 0) -> None:
+    def __init__(self, start: int, length: int) -> None:
         super().__init__()
-        self._backend = backend
-        self._key = key
-        self._size = size
-        self._start = start  # where position 0 lies in the object (a range of it)
+        self._start = start
+        self._length = length
         self._position = 0
         # Readers of file objects look for a name (pydicom reopens a BufferedReader by it to
         # read deferred elements): an empty one says there is no local file to reopen.
         self.name = ""
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError("Negative seek position.")
-        self._position = base + offset
-        return self._position
-
-    def readinto(self, buffer: "memoryview | bytearray") -> int:  # type: ignore[override]
-        wanted = min(len(buffer), max(0, self._size - self._position))
-        if not wanted:
-            return 0
-        data = self._backend.read_range(self._key, self._start + self._position, wanted)
-        memoryview(buffer)[: len(data)] = data
-        self._position += len(data)
-        return len(data)
-
-
-class RawSlice(io.RawIOBase):
-    """A seekable window ``[start, start + length)`` onto a seekable raw stream: positions are
-    the window's own (0 is ``start``), and no read goes past its end."""
-
-    def __init__(self, raw: io.RawIOBase, start: int, length: int) -> None:
-        super().__init__()
-        self._raw = raw
-        self._start = start
-        self._length = length
-        self._position = 0
-        self.name = ""  # no local file of these bytes alone for a reader to reopen
 
     def readable(self) -> bool:
         return True
@@ -144,10 +106,38 @@ class RawSlice(io.RawIOBase):
         wanted = min(len(buffer), max(0, self._length - self._position))
         if not wanted:
             return 0
-        self._raw.seek(self._start + self._position)
-        count = self._raw.readinto(memoryview(buffer)[:wanted]) or 0
+        count = self._read_at(self._start + self._position, memoryview(buffer)[:wanted])
         self._position += count
         return count
+
+    def _read_at(self, place: int, target: memoryview) -> int:
+        raise NotImplementedError
+
+
+class _RangedRaw(_Window):
+    """A window onto one stored object, each read a :meth:`StorageBackend.read_range`."""
+
+    def __init__(self, backend: "StorageBackend", key: str, size: int, start: int = 0) -> None:
+        super().__init__(start, size)
+        self._backend = backend
+        self._key = key
+
+    def _read_at(self, place: int, target: memoryview) -> int:
+        data = self._backend.read_range(self._key, place, len(target))
+        target[: len(data)] = data
+        return len(data)
+
+
+class RawSlice(_Window):
+    """A window onto a seekable raw stream (a local file), closed with it."""
+
+    def __init__(self, raw: io.RawIOBase, start: int, length: int) -> None:
+        super().__init__(start, length)
+        self._raw = raw
+
+    def _read_at(self, place: int, target: memoryview) -> int:
+        self._raw.seek(place)
+        return self._raw.readinto(target) or 0
 
     def close(self) -> None:
         if not self.closed:

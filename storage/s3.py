@@ -235,14 +235,9 @@ class S3Backend(StorageBackend):
         if length == 0:
             self.size(key)  # ObjectNotFound if there is nothing (minio reads 0 as "to the end")
             return b""
-        try:
-            response = self._client.get_object(self.bucket, key, offset=offset, length=length)
-        except S3Error as exc:
-            if exc.code in _MISSING_OBJECT_CODES:
-                raise ObjectNotFound("No stored object under this key.") from None
-            if exc.code == "InvalidRange":  # the object ends before ``offset``
-                return b""
-            raise _without_key(exc) from None
+        response = self._range_get(key, offset, length)
+        if response is None:
+            return b""
         try:
             return response.read()
         finally:
@@ -253,17 +248,22 @@ class S3Backend(StorageBackend):
         """One ranged GET, streamed (see :meth:`read_range`)."""
         validate_key(key)
         check_range(offset, length)
-        if length == 0:
-            return super().open_range(key, offset, length)  # nothing to read; missing: raises
+        response = self._range_get(key, offset, length) if length else None
+        if response is None:  # nothing to read (a missing object still raises)
+            return super().open_range(key, offset, 0)
+        return ObjectReader(_ResponseStream(response), CHUNK_SIZE)
+
+    def _range_get(self, key: str, offset: int, length: int) -> urllib3.BaseHTTPResponse | None:
+        """The answer to a GET of ``length`` (> 0) bytes from ``offset``; None if the object
+        ends before ``offset``."""
         try:
-            response = self._client.get_object(self.bucket, key, offset=offset, length=length)
+            return self._client.get_object(self.bucket, key, offset=offset, length=length)
         except S3Error as exc:
             if exc.code in _MISSING_OBJECT_CODES:
                 raise ObjectNotFound("No stored object under this key.") from None
-            if exc.code == "InvalidRange":  # the object ends before ``offset``
-                return super().open_range(key, offset, 0)
+            if exc.code == "InvalidRange":
+                return None
             raise _without_key(exc) from None
-        return ObjectReader(_ResponseStream(response), CHUNK_SIZE)
 
     def move(self, src_key: str, dst_key: str) -> None:
         """A server-side copy (no byte passes through us; minio composes objects over 5 GiB)
