@@ -19,9 +19,9 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from imaging.models import Instance, Upload
-from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
 from storage.tenant import tenant_storage
+from tests.browser.patient import images_step_open
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -65,16 +65,7 @@ def test_it_sends_a_folder_in_batches_and_still_names_each_files_problem(
     committed_case: Case,
     django_db_blocker: Any,
 ) -> None:
-    page.goto(live_platform.url("neuro", "/accounts/login/"))
-    page.fill("input[name=login]", "patient@neuro.example.com")
-    page.fill("input[name=password]", DEMO_PASSWORD)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: "/accounts/login/" not in url)
-    page.goto(live_platform.url("neuro", f"/cases/{committed_case.public_id}/images/"))
-    assert page.url.endswith("/images/"), page.url
-    page.locator("#image-uploader[data-ready]").wait_for(state="attached")
+    errors = images_step_open(page, live_platform, committed_case)
     assert errors == []
 
     folder = disc(tmp_path)
@@ -136,13 +127,7 @@ def test_a_folder_of_more_files_than_one_read_is_scanned_whole(
         template.file_meta.MediaStorageSOPInstanceUID = template.SOPInstanceUID
         template.save_as(series / f"IM{number:04d}", enforce_file_format=True)
     (series / "IM0300").write_bytes(b"not an image at all" * 10)  # replaces one, in the 2nd group
-    page.goto(live_platform.url("neuro", "/accounts/login/"))
-    page.fill("input[name=login]", "patient@neuro.example.com")
-    page.fill("input[name=password]", DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: "/accounts/login/" not in url)
-    page.goto(live_platform.url("neuro", f"/cases/{committed_case.public_id}/images/"))
-    page.locator("#image-uploader[data-ready]").wait_for(state="attached")
+    images_step_open(page, live_platform, committed_case)
 
     page.set_input_files("#folder-input", str(tmp_path / "CD"))
 

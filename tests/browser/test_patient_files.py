@@ -19,10 +19,10 @@ from reportlab.pdfgen import canvas
 
 from accounts.models import User
 from imaging.models import Report, Study
-from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
 from payments.models import Payment
 from storage.tenant import tenant_storage
+from tests.browser.patient import images_step_open
 from tests.browser.test_intake_wizard import PHONE, assert_accessible
 from tests.live import LiveServer
 
@@ -78,16 +78,8 @@ def test_a_patient_removes_another_persons_study_and_keeps_the_report_from_the_d
     committed_case: Case,
     django_db_blocker: Any,
 ) -> None:
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(live_platform.url("neuro", "/accounts/login/"))
-    page.fill("input[name=login]", "patient@neuro.example.com")
-    page.fill("input[name=password]", DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    errors = images_step_open(page, live_platform, committed_case)
     case_url = f"/cases/{committed_case.public_id}"
-    page.goto(live_platform.url("neuro", f"{case_url}/images/"))
-    page.locator("#image-uploader[data-ready]").wait_for(state="attached")
 
     page.set_input_files("#folder-input", str(disc(tmp_path)))
     page.get_by_test_id("scan-reports").wait_for()

@@ -17,8 +17,8 @@ from pydicom.fileset import FileSet
 from pydicom.uid import generate_uid
 
 from imaging.models import FileProblem, Instance, Upload
-from institutions.management.commands.seed_demo import DEMO_PASSWORD
 from intake.models import Case
+from tests.browser.patient import images_step_open
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -78,15 +78,7 @@ def test_a_zip_goes_in_parts_and_an_entry_changed_on_the_way_is_refused(
     django_db_blocker: Any,
 ) -> None:
     archive, broken = cd_zip(tmp_path)
-    page.goto(live_platform.url("neuro", "/accounts/login/"))
-    page.fill("input[name=login]", "patient@neuro.example.com")
-    page.fill("input[name=password]", DEMO_PASSWORD)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: "/accounts/login/" not in url)
-    page.goto(live_platform.url("neuro", f"/cases/{committed_case.public_id}/images/"))
-    page.locator("#image-uploader[data-ready]").wait_for(state="attached")
+    errors = images_step_open(page, live_platform, committed_case)
 
     page.set_input_files("#files-input", str(archive))
     page.locator("[data-start-upload]").click()
