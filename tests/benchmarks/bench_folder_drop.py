@@ -36,7 +36,8 @@ disturbed), every one until every instance is stored *and* indexed:
 ``--page-profile PATH`` samples the page's JavaScript during every drop (DevTools protocol) and
 writes the functions it spent most time in to ``PATH-<files>-<kind>.txt``.
 
-Also printed, from the server's access log and the page: requests per file, 423 answers (none
+Also printed: the CPU seconds Orthanc's process and its REST client spent in each round; and,
+from the server's access log and the page: requests per file, 423 answers (none
 expected), how long the progress bar stayed at 0 after "Send", whether it ever went back, and
 when the first image was stored relative to the last byte sent (ingest overlapping upload).
 
@@ -276,10 +277,21 @@ def orthanc_round(files: Files, workdir: Path) -> float:
                     response = session.post(url, data=path.read_bytes(), timeout=60)
                     response.raise_for_status()
 
+        import psutil
+
+        orthanc = [c for c in psutil.Process().children(recursive=True) if "Orthanc" in " ".join(c.cmdline())]
+        server_cpu = sum(sum(c.cpu_times()[:2]) for c in orthanc)
+        client_cpu = time.process_time()
         start = time.perf_counter()
         with ThreadPoolExecutor(ORTHANC_CONNECTIONS) as pool:
             list(pool.map(send, shares))
         seconds = time.perf_counter() - start
+        # Beside SecondRead's CPU by kind: what the PACS itself spent, and the REST client.
+        server_cpu = sum(sum(c.cpu_times()[:2]) for c in orthanc) - server_cpu
+        print(
+            f"  Orthanc CPU s: server {server_cpu:.1f}, client {time.process_time() - client_cpu:.1f}",
+            flush=True,
+        )
         stored = requests.get(f"http://127.0.0.1:{port}/statistics", timeout=10).json()["CountInstances"]
         assert stored == len(files.images), f"Orthanc stored {stored} of {len(files.images)}"
     return seconds
