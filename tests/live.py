@@ -21,6 +21,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from config.launcher import GUNICORN_SETTINGS
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CHROMIUM = "/usr/bin/chromium"
@@ -78,23 +80,32 @@ def gunicorn_command(port: int, *, access_log: str = os.devnull, niceness: int =
         "config.wsgi:application",
         "--bind",
         f"127.0.0.1:{port}",
-        "--workers",
-        "2",
-        "--threads",
-        "8",
-        "--worker-class",
-        "gthread",
-        "--timeout",
-        "120",
-        "--graceful-timeout",
-        "5",
+        *GUNICORN_SETTINGS,
         "--access-logfile",
         access_log,
-        "--access-logformat",
-        '{"access": "%(m)s", "status": %(s)s, "ms": %(M)s}',
         "--log-level",
         "warning",
     ]
+
+
+def benchmark_run_remove(old_name: str, workdir: Path) -> None:
+    """Undo a benchmark's throw-away run (its database made by ``create_test_db``, returning
+    ``old_name``): the uploads it stored, its files, its database and its Celery queue."""
+    from django_tenants.utils import schema_context
+
+    from storage.tenant import tenant_storage
+
+    with schema_context("neuro"):
+        tenant_storage().delete_prefix("uploads")
+    shutil.rmtree(settings.STORAGE_FILESYSTEM_ROOT, ignore_errors=True)
+    connection.creation.destroy_test_db(old_name, verbosity=0)
+    shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        import redis
+
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+    except Exception as error:  # the numbers matter more than tidying the queue
+        print(f"could not delete the Celery queue: {type(error).__name__}")
 
 
 def _wait_for_http(url: str, host: str, process: subprocess.Popen[Any], seconds: float = 90) -> None:

@@ -36,7 +36,6 @@ import http.server
 import io
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -52,7 +51,7 @@ sys.path.insert(0, str(BASE_DIR))
 RUN_ID = "bench_upload"
 MiB = 1024 * 1024
 HOST = "neuro.localhost"
-GUNICORN_WORKERS = 2  # as ./sr run starts it (config/launcher.py)
+GUNICORN_WORKERS = 2  # as ./sr run starts it (config.launcher.GUNICORN_SETTINGS)
 RATE_TARGET = 0.5  # tus at least half the raw PUT's rate
 MEMORY_TARGET_MB = 100
 
@@ -304,7 +303,7 @@ def main() -> None:
     from imaging.models import Upload
     from intake.models import Case
     from intake.tus.services import PART_SIZE
-    from tests.live import child_database_url
+    from tests.live import benchmark_run_remove, child_database_url, gunicorn_command
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-upload-"))
     source = workdir / "study.bin"
@@ -327,30 +326,9 @@ def main() -> None:
             PLATFORM_PORT=str(port),
             PYTHONUNBUFFERED="1",
         )
+        # The settings of ./sr run (config/launcher.py), access log included.
         gunicorn = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "gunicorn"),
-                "config.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                # The worker settings of ./sr run (config/launcher.py), access log included.
-                "--workers",
-                str(GUNICORN_WORKERS),
-                "--threads",
-                "8",
-                "--worker-class",
-                "gthread",
-                "--timeout",
-                "120",
-                "--graceful-timeout",
-                "5",
-                "--access-logfile",
-                os.devnull,
-                "--access-logformat",
-                '{"access": "%(m)s", "status": %(s)s, "ms": %(M)s}',
-                "--log-level",
-                "warning",
-            ],
+            gunicorn_command(port),
             cwd=BASE_DIR,
             env=env,
         )
@@ -479,19 +457,7 @@ def main() -> None:
         if gunicorn is not None:
             gunicorn.send_signal(signal.SIGTERM)
             gunicorn.wait(timeout=30)
-        with schema_context("neuro"):
-            from storage.tenant import tenant_storage
-
-            tenant_storage().delete_prefix("uploads")
-        shutil.rmtree(settings.STORAGE_FILESYSTEM_ROOT, ignore_errors=True)
-        connection.creation.destroy_test_db(old_name, verbosity=0)
-        shutil.rmtree(workdir, ignore_errors=True)
-        try:
-            import redis
-
-            redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
-        except Exception as error:  # the numbers matter more than tidying the queue
-            print(f"could not delete the Celery queue: {type(error).__name__}")
+        benchmark_run_remove(old_name, workdir)
 
 
 if __name__ == "__main__":

@@ -282,7 +282,7 @@ def main() -> None:
 
     from accounts.models import User
     from intake.models import Case
-    from tests.live import child_database_url, gunicorn_command
+    from tests.live import benchmark_run_remove, child_database_url, gunicorn_command
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-upload-cpu-"))
     block = memoryview(os.urandom(CHUNK))
@@ -481,21 +481,9 @@ def main() -> None:
                     stats.sort_stats("cumulative").print_stats(60)
                 stats.dump_stats(f"{args.profile}.prof")  # for pstats' browser: python -m pstats
                 print(f"profile written to {args.profile}")
-        with schema_context("neuro"):
-            from storage.tenant import tenant_storage
-
-            tenant_storage().delete_prefix("uploads")
-        shutil.rmtree(settings.STORAGE_FILESYSTEM_ROOT, ignore_errors=True)
-        connection.creation.destroy_test_db(old_name, verbosity=0)
-        shutil.rmtree(workdir, ignore_errors=True)
         if args.tmpfs:
             shutil.rmtree(os.environ["SR_DATA_DIR"], ignore_errors=True)
-        try:
-            import redis
-
-            redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
-        except Exception as error:  # the numbers matter more than tidying the queue
-            print(f"could not delete the Celery queue: {type(error).__name__}")
+        benchmark_run_remove(old_name, workdir)
 
 
 if __name__ == "__main__":
