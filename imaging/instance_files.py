@@ -14,6 +14,7 @@ instance points into it, and it is deleted only with the case (its folder goes w
 
 from __future__ import annotations
 
+from io import BufferedReader
 from typing import Protocol
 
 from storage.base import ObjectReader
@@ -40,6 +41,17 @@ def instance_file_open(instance: StoredImage, storage: TenantStorage | None = No
     if instance_in_batch(instance):
         return storage.open_range(instance.storage_key, instance.storage_offset, instance.size)
     return storage.open(instance.storage_key)
+
+
+def instance_file_open_seekable(
+    instance: StoredImage, storage: TenantStorage | None = None
+) -> BufferedReader:
+    """A seekable reader of the image's file, whatever the backend (object storage: ranged reads
+    as the reader seeks), for parsers that seek over files too large to fetch whole."""
+    storage = storage or tenant_storage()
+    if not instance_in_batch(instance):
+        return storage.open_seekable(instance.storage_key)
+    return storage.open_seekable(instance.storage_key, offset=instance.storage_offset, length=instance.size)
 
 
 def instance_file_read_range(

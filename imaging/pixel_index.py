@@ -23,12 +23,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import generate_fragments, parse_basic_offsets
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from imaging.instance_files import (
-    instance_file_open,
-    instance_file_read_range,
-    instance_file_size,
-    instance_in_batch,
-)
+from imaging.instance_files import instance_file_open_seekable, instance_file_read_range, instance_file_size
 from imaging.models import Instance
 from storage.base import storage_unavailable
 from storage.tenant import tenant_storage
@@ -277,11 +272,8 @@ def instance_pixel_index_fill(*, instance: Instance) -> None:
         size = instance_file_size(instance, storage)
         if size <= WHOLE_READ_BYTES:
             index = pixel_index_read(io.BytesIO(instance_file_read_range(instance, 0, size, storage)), size)
-        elif instance_in_batch(instance):
-            with instance_file_open(instance, storage) as fp:  # the filesystem's seeks; no ranges
-                index = pixel_index_read(fp, size)
         else:
-            with storage.open_seekable(instance.storage_key) as fp:
+            with instance_file_open_seekable(instance, storage) as fp:
                 index = pixel_index_read(fp, size)
     except Exception as exc:
         if storage_unavailable(exc) or isinstance(exc, FileNotFoundError):

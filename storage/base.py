@@ -235,17 +235,22 @@ class StorageBackend(abc.ABC):
         Precondition: ``offset`` and ``length`` are not negative.
         """
         check_range(offset, length)
-        end = min(self.size(key), offset + length)
-        return ObjectReader(_RangedRaw(self, key, max(0, end - offset), start=offset), CHUNK_SIZE)
+        return self.open_seekable(key, buffer_size=CHUNK_SIZE, offset=offset, length=length)
 
-    def open_seekable(self, key: str, *, buffer_size: int = 64 * 1024) -> io.BufferedReader:
-        """A seekable reader whose reads are ranged reads of ``buffer_size`` or more bytes.
+    def open_seekable(
+        self, key: str, *, buffer_size: int = 64 * 1024, offset: int = 0, length: int | None = None
+    ) -> ObjectReader:
+        """A seekable reader whose reads are ranged reads of ``buffer_size`` or more bytes: of
+        the whole object, or of ``length`` bytes from ``offset`` (positions counted from there).
 
         For parsers that seek (pydicom) over objects too large to fetch whole: a seek costs
         nothing, a read fetches from the new place on. Backends whose :meth:`open` can already
         seek return that instead.
         """
-        return io.BufferedReader(_RangedRaw(self, key, self.size(key)), buffer_size)
+        check_range(offset, length or 0)
+        size = self.size(key)
+        end = size if length is None else min(size, offset + length)
+        return ObjectReader(_RangedRaw(self, key, max(0, end - offset), start=offset), buffer_size)
 
     @abc.abstractmethod
     def move(self, src_key: str, dst_key: str) -> None:

@@ -212,12 +212,6 @@ class FilesystemBackend(StorageBackend):
     def open(self, key: str) -> ObjectReader:
         return ObjectReader(self._open_raw(key), CHUNK_SIZE)
 
-    def open_range(self, key: str, offset: int, length: int) -> ObjectReader:
-        check_range(offset, length)
-        raw = self._open_raw(key)
-        available = max(0, min(length, os.fstat(raw.fileno()).st_size - offset))
-        return ObjectReader(RawSlice(raw, offset, available), CHUNK_SIZE)
-
     def read_range(self, key: str, offset: int, length: int) -> bytes:
         check_range(offset, length)
         # Straight from the file: a buffered read would read ahead past the range.
@@ -229,8 +223,16 @@ class FilesystemBackend(StorageBackend):
                 length -= len(piece)
             return b"".join(pieces)
 
-    def open_seekable(self, key: str, *, buffer_size: int = 64 * 1024) -> io.BufferedReader:
-        return ObjectReader(self._open_raw(key), buffer_size)
+    def open_seekable(
+        self, key: str, *, buffer_size: int = 64 * 1024, offset: int = 0, length: int | None = None
+    ) -> ObjectReader:
+        check_range(offset, length or 0)
+        raw = self._open_raw(key)
+        if not offset and length is None:
+            return ObjectReader(raw, buffer_size)
+        size = os.fstat(raw.fileno()).st_size
+        end = size if length is None else min(size, offset + length)
+        return ObjectReader(RawSlice(raw, offset, max(0, end - offset)), buffer_size)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

@@ -83,11 +83,15 @@ class TenantStorage:
         with _unavailable_raised():
             return self.backend.open_range(self.key(key), offset, length)
 
-    def open_seekable(self, key: str, *, buffer_size: int = 64 * 1024) -> BufferedReader:
+    def open_seekable(
+        self, key: str, *, buffer_size: int = 64 * 1024, offset: int = 0, length: int | None = None
+    ) -> BufferedReader:
         """See :meth:`StorageBackend.open_seekable` (its reads may raise StorageUnavailable
         unconverted: the caller reads after this returns)."""
         with _unavailable_raised():
-            return self.backend.open_seekable(self.key(key), buffer_size=buffer_size)
+            return self.backend.open_seekable(
+                self.key(key), buffer_size=buffer_size, offset=offset, length=length
+            )
 
     def move(self, src_key: str, dst_key: str) -> None:
         """See :meth:`StorageBackend.move` (both keys inside this tenant's folder)."""

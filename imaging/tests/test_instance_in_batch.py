@@ -219,3 +219,21 @@ def test_on_object_storage_an_image_is_its_range_of_the_batch(on_s3: None, case:
     for instance in instances:
         original = pydicom.dcmread(io.BytesIO(sent[instance.sop_instance_uid]))
         assert StoredFile(instance).frame_bytes(1) == original.PixelData
+
+
+def test_on_object_storage_a_large_image_in_a_batch_is_indexed_by_seeking_its_range(
+    on_s3: None, case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image whose pixel index is made on first read (one ingested before indexes existed)
+    and too large to fetch whole is parsed by seeking within its range of the batch."""
+    _ingest(case, _tar(_slices(2)))
+    instance = Instance.objects.filter(series__study__case=case).order_by("instance_number").first()
+    assert instance is not None and instance.storage_offset > 0
+    indexed = (instance.header_length, instance.pixel_data_offset, bytes(instance.frame_spans or b""))
+    monkeypatch.setattr("imaging.pixel_index.WHOLE_READ_BYTES", 1024)  # smaller than the image
+    Instance.objects.filter(pk=instance.pk).update(header_length=None)
+    instance.header_length = None
+
+    instance_pixel_index_fill(instance=instance)
+
+    assert (instance.header_length, instance.pixel_data_offset, bytes(instance.frame_spans or b"")) == indexed

@@ -316,6 +316,22 @@ def test_a_range_seeks_within_itself_where_the_backend_can(backend: StorageBacke
         assert reader.tell() == 10
 
 
+def test_it_opens_a_range_for_seeking_on_every_backend(backend: StorageBackend) -> None:
+    backend.save("acme/k", generated(3 * MiB + 7))
+    whole = backend.read_bytes("acme/k")
+    start, length = MiB + 3, MiB + 100
+
+    with backend.open_seekable("acme/k", offset=start, length=length) as reader:
+        assert reader.seekable()
+        reader.seek(MiB)
+        assert reader.read(10) == whole[start + MiB : start + MiB + 10]
+        reader.seek(-4, io.SEEK_END)
+        assert reader.read(100) == whole[start + length - 4 : start + length]  # not past the range
+        assert reader.tell() == length
+    with backend.open_seekable("acme/k", offset=3 * MiB, length=100) as reader:
+        assert reader.read() == whole[3 * MiB :]  # fewer where the object ends
+
+
 def test_it_opens_a_large_object_for_seeking(backend: StorageBackend) -> None:
     backend.save("acme/k", generated(3 * MiB + 7))
     whole = backend.read_bytes("acme/k")
