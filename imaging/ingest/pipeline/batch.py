@@ -90,10 +90,9 @@ class RunState:
         self.storage = storage
         self.saver = saver
         self.upload: Upload | None = None
-        # The key holding the bytes of the single-file upload being read, while it is read.
-        self.move_source: str | None = None
-        # The key whose bytes are being read as the upload (its own, or where a retried run
-        # finds them): an image kept where it lies in them points there.
+        # While an upload is read, the key whose bytes are being read as it (its own, or where
+        # a retried run finds them): a single-file upload's image is moved from there, an image
+        # kept where it lies in a batch points there.
         self.upload_bytes_key: str | None = None
         self.batch: list[PendingFile] = []
         self.problems: list[FileProblem] = []

@@ -134,11 +134,11 @@ class ImagingRun(IndexSteps):
                 reader = self.storage.open(source)
             with reader:
                 data = reader.read()
-            self.move_source = self.upload_bytes_key = source
+            self.upload_bytes_key = source
             try:
                 self.file_ingest(io.BytesIO(data), len(data), path, in_archive=False)
             finally:
-                self.move_source = self.upload_bytes_key = None
+                self.upload_bytes_key = None
         else:
             with seekable_upload(upload) as (fp, actual_size):
                 self.upload_bytes_key = upload.storage_key
@@ -207,7 +207,7 @@ class ImagingRun(IndexSteps):
                 fp,
                 size,
                 path,
-                move_from=None if in_archive else self.move_source,
+                move_from=None if in_archive else self.upload_bytes_key,
                 in_archive=in_archive,
                 place=place,
             )
