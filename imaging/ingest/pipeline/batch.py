@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from imaging.cases import CaseRow
 from imaging.ingest.pipeline.store import BackgroundSaver, PendingFile
 from imaging.ingest.unpack import ArchiveLimits
+from imaging.instance_files import instance_in_batch
 from imaging.models import FileProblem, Series, Study, Upload
 from storage.tenant import TenantStorage
 
@@ -137,7 +138,7 @@ class RunState:
     def discard(self, pending: PendingFile) -> None:
         """Undo storing a file that did not become an instance: delete its copy, or put bytes
         moved from an upload back under the upload's key (a failed upload keeps its bytes)."""
-        if pending.storage_offset:
+        if instance_in_batch(pending):
             return  # bytes inside the upload's own, which stay with the upload
         if pending.moved_from is None:
             self.storage.delete(pending.storage_key)

@@ -14,6 +14,7 @@ from imaging.ingest.consistency import patient_names_differ
 from imaging.ingest.dicom import DicomHeader
 from imaging.ingest.pipeline.batch import BatchLost, RunState
 from imaging.ingest.pipeline.store import PendingFile
+from imaging.instance_files import instance_in_batch
 from imaging.models import FileProblem, Instance, Series, Study
 from storage.base import StorageUnavailable
 
@@ -289,12 +290,12 @@ class IndexSteps(RunState):
             upload_id = pending.upload.pk
             if ours and not others:
                 landed[upload_id] = landed.get(upload_id, 0) + 1
-                if pending.storage_offset:
+                if instance_in_batch(pending):
                     self.tally(pending.upload).kept_in_batch = True
                 continue
             # Stored once: the image that was there first stays; our copy goes.
             extra.extend(ours)
-            if not pending.storage_offset:  # an image kept in its batch has no copy to delete
+            if not instance_in_batch(pending):  # an image kept in its batch has no copy to delete
                 self.storage.delete(pending.storage_key)
             if any(other_upload == upload_id for _, other_upload in others):
                 landed[upload_id] = landed.get(upload_id, 0) + 1  # a retried ingest: not a duplicate
