@@ -4,9 +4,8 @@ nothing of a refused one stored."""
 
 from __future__ import annotations
 
-import io
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from imaging.tests.fixtures.ingest import (
     dicom_renamed,
     sample,
     stored_images,
+    tar_bytes,
     upload_make,
     zip_bytes,
 )
@@ -32,20 +32,6 @@ from tenants.models import Institution
 def case(neuro: Institution) -> Iterator[Case]:
     with tenant_context(neuro):
         yield case_make("neuro")
-
-
-def tar_bytes(members: Iterable[tarfile.TarInfo | tuple[str, bytes]], fmt: int = tarfile.PAX_FORMAT) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=fmt) as archive:
-        for member in members:
-            if isinstance(member, tarfile.TarInfo):
-                archive.addfile(member)
-                continue
-            name, data = member
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 def _ingest(case: Case, data: bytes, **kwargs: Any) -> Upload:

@@ -6,7 +6,6 @@ previews) reads its place in the batch and gets the file the patient sent, byte 
 from __future__ import annotations
 
 import io
-import tarfile
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from imaging.tests.fixtures.ingest import (
     case_make,
     dicom_renamed,
     stored_images,
+    tar_bytes,
     upload_make,
     with_preamble,
     zip_bytes,
@@ -49,16 +49,6 @@ __all__ = ["moto_endpoint"]
 def case(neuro: Institution) -> Iterator[Case]:
     with tenant_context(neuro):
         yield case_make("neuro")
-
-
-def _tar(files: list[tuple[str, bytes]]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for name, data in files:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 def _ingest(case: Case, data: bytes, path: str = "batch-0001.tar") -> Upload:
@@ -79,7 +69,7 @@ def _slices(count: int) -> list[tuple[str, bytes]]:
 
 def test_a_batchs_images_are_kept_in_it_not_written_again(case: Case) -> None:
     files = _slices(3)
-    upload = _ingest(case, _tar(files))
+    upload = _ingest(case, tar_bytes(files))
 
     assert upload.status == Upload.Status.DONE
     instances = list(Instance.objects.filter(series__study__case=case))
@@ -93,7 +83,7 @@ def test_a_batchs_images_are_kept_in_it_not_written_again(case: Case) -> None:
 
 def test_an_image_whose_preamble_is_cleared_is_written_on_its_own(case: Case) -> None:
     suspicious = with_preamble(dicom_renamed("CT_small.dcm"), b"MZ" + b"\x90" * 60)
-    upload = _ingest(case, _tar([("IM1", suspicious), *_slices(1)]))
+    upload = _ingest(case, tar_bytes([("IM1", suspicious), *_slices(1)]))
 
     assert upload.status == Upload.Status.DONE
     own = Instance.objects.get(series__study__case=case, preamble_cleared=True)
@@ -118,8 +108,8 @@ def test_a_zip_stored_as_it_is_keeps_its_images_and_a_deflated_one_is_unpacked(c
 
 def test_a_duplicate_in_a_batch_leaves_the_batch_whole(case: Case) -> None:
     files = _slices(2)
-    first = _ingest(case, _tar(files))
-    again = _ingest(case, _tar([files[0]]), path="batch-0002.tar")
+    first = _ingest(case, tar_bytes(files))
+    again = _ingest(case, tar_bytes([files[0]]), path="batch-0002.tar")
 
     assert list(FileProblem.objects.filter(upload=again).values_list("code", flat=True)) == [
         FileProblem.Code.DUPLICATE
@@ -130,7 +120,7 @@ def test_a_duplicate_in_a_batch_leaves_the_batch_whole(case: Case) -> None:
 
 
 def test_ingesting_a_batch_twice_neither_duplicates_nor_loses_its_images(case: Case) -> None:
-    upload = _ingest(case, _tar(_slices(2)))
+    upload = _ingest(case, tar_bytes(_slices(2)))
     Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.RECEIVED)  # a redelivered task
 
     upload_ingest_run(upload_id=upload.pk)
@@ -145,7 +135,7 @@ def test_ingesting_a_batch_twice_neither_duplicates_nor_loses_its_images(case: C
 def test_every_reader_gets_the_file_the_patient_sent(case: Case) -> None:
     files = _slices(3)
     sent = {pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID: data for _, data in files}
-    _ingest(case, _tar(files))
+    _ingest(case, tar_bytes(files))
     instances = list(Instance.objects.filter(series__study__case=case).order_by("instance_number"))
 
     # The viewer: each image's metadata (cached per image, not per batch) and its frame.
@@ -183,7 +173,7 @@ def test_every_reader_gets_the_file_the_patient_sent(case: Case) -> None:
 
 
 def test_the_preview_and_the_download_list_a_series_in_one_query_however_long(case: Case) -> None:
-    _ingest(case, _tar(_slices(12)))
+    _ingest(case, tar_bytes(_slices(12)))
     series = Series.objects.get(study__case=case)
 
     with CaptureQueriesContext(connection) as preview:
@@ -209,7 +199,7 @@ def on_s3(settings: SettingsWrapper, moto_endpoint: str) -> None:
 
 def test_on_object_storage_an_image_is_its_range_of_the_batch(on_s3: None, case: Case) -> None:
     files = _slices(3)
-    upload = _ingest(case, _tar(files))
+    upload = _ingest(case, tar_bytes(files))
 
     assert upload.status == Upload.Status.DONE
     instances = list(Instance.objects.filter(series__study__case=case))
@@ -226,7 +216,7 @@ def test_on_object_storage_a_large_image_in_a_batch_is_indexed_by_seeking_its_ra
 ) -> None:
     """An image whose pixel index is made on first read (one ingested before indexes existed)
     and too large to fetch whole is parsed by seeking within its range of the batch."""
-    _ingest(case, _tar(_slices(2)))
+    _ingest(case, tar_bytes(_slices(2)))
     instance = Instance.objects.filter(series__study__case=case).order_by("instance_number").first()
     assert instance is not None and instance.storage_offset > 0
     indexed = (instance.header_length, instance.pixel_data_offset, bytes(instance.frame_spans or b""))

@@ -1,8 +1,9 @@
 """kill -9 of the Celery worker in the middle of ingesting a folder drop (one upload per file,
-as the browser sends a CD's folder): a new worker finishes it, every file is ingested exactly
-once, no instance is duplicated, and nothing is left stuck. The dead worker's uploads are taken
-up again after their heartbeat goes stale (the new worker runs with a short window, as the
-sweep would after its three minutes), not after the broker's visibility timeout."""
+or tars of many files as the browser sends a CD's folder now): a new worker finishes it, every
+file is ingested exactly once, no instance is duplicated, and nothing is left stuck. The dead
+worker's uploads are taken up again after their heartbeat goes stale (the new worker runs with
+a short window, as the sweep would after its three minutes), not after the broker's visibility
+timeout."""
 
 from __future__ import annotations
 
@@ -16,32 +17,42 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from imaging.ingest.pipeline import uploads_stalled_requeue
-from imaging.models import Upload
+from imaging.models import Instance, Upload
 from imaging.tasks import upload_ingest
 from intake.models import Case
 from storage.tenant import tenant_storage
 from tests.faults.processes import FAULT_QUEUE, kill, stop, worker_start
-from tests.faults.uploads import folder_drop_make, folder_drop_remove, ingested_once
+from tests.faults.uploads import (
+    folder_drop_make,
+    folder_drop_remove,
+    ingested_once,
+)
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
-FILES = 400
 STALE_SECONDS = "6"
 
 
-@pytest.fixture
-def folder_drop() -> Iterator[tuple[Case, list[int]]]:
-    """A case with FILES uploads received (committed: the workers are other processes)."""
-    case, ids = folder_drop_make(FILES)
-    yield case, ids
+# As the browser used to send a folder (one upload per file), and as it sends one now (tars of
+# many files, whose images are kept where they lie in them: a retried run must recognise the
+# ones a killed run committed as its own, not add them twice or call them duplicates).
+SHAPES = {"one upload per file": (400, 1), "tars of 30 files": (1200, 30)}
+
+
+@pytest.fixture(params=list(SHAPES.values()), ids=list(SHAPES))
+def folder_drop(request: pytest.FixtureRequest) -> Iterator[tuple[Case, list[int], int]]:
+    """A case with its folder's uploads received (committed: the workers are other processes)."""
+    files, per_upload = request.param
+    case, ids = folder_drop_make(files, per_upload=per_upload)
+    yield case, ids, per_upload
     folder_drop_remove(case)
 
 
 def test_a_worker_killed_mid_ingest_is_replaced_and_every_file_is_ingested_once(
-    folder_drop: tuple[Case, list[int]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    folder_drop: tuple[Case, list[int], int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    case, upload_ids = folder_drop
+    case, upload_ids, per_upload = folder_drop
     # The sweep's requeued tasks go where this test's workers read (in production, the one
     # queue every worker reads): once the new worker has run the queued tasks (each finding
     # its upload taken) before the dead one's uploads went stale, only the sweep takes them up.
@@ -53,20 +64,23 @@ def test_a_worker_killed_mid_ingest_is_replaced_and_every_file_is_ingested_once(
     second = None
     try:
         with schema_context("neuro"):
-            for upload_id in upload_ids:  # one task per file, as the tus server queues them
+            for upload_id in upload_ids:  # one task per upload, as the tus server queues them
                 upload_ingest.apply_async([upload_id], queue=FAULT_QUEUE)
             uploads = Upload.objects.filter(case=case)
+            instances = Instance.objects.filter(series__study__case=case)
 
             def mid_way() -> bool:
-                # A batch is being ingested and has stored some of its images already (or an
-                # earlier batch is done): the kill lands in the middle of the work.
+                # A batch is being ingested and has stored some of its images already (or
+                # committed some, or an earlier batch is done): the kill lands in the middle.
                 if not uploads.filter(status=Upload.Status.INGESTING).exists():
                     return False
-                return uploads.filter(status=Upload.Status.DONE).exists() or (
-                    len(list(tenant_storage().list_keys(f"dicom/{case.public_id}"))) >= 20
+                return (
+                    uploads.filter(status=Upload.Status.DONE).exists()
+                    or instances.exists()
+                    or len(list(tenant_storage().list_keys(f"dicom/{case.public_id}"))) >= 20
                 )
 
-            wait_until(mid_way, timeout=300, interval=0.05, message="the ingest never got going")
+            wait_until(mid_way, timeout=300, interval=0.02, message="the ingest never got going")
             kill(first)  # SIGKILL: no clean-up, no ack, the task dies with its process
             left = dict(uploads.values_list("status").annotate(n=Count("pk")))
             assert left.get(Upload.Status.INGESTING), left  # work was cut off mid-way
@@ -84,7 +98,9 @@ def test_a_worker_killed_mid_ingest_is_replaced_and_every_file_is_ingested_once(
 
             wait_until(all_done, timeout=600, interval=3, message="the folder drop was never finished")
 
-            ingested_once(case, upload_ids)
+            ingested_once(case, upload_ids, per_upload=per_upload)
+            if per_upload > 1:  # the batches hold their images: none was deleted
+                assert all(tenant_storage().exists(upload.storage_key) for upload in uploads)
     finally:
         print(log.read_text(errors="replace")[-6000:])  # shown when the test fails
         kill(first)
